@@ -1,0 +1,246 @@
+"""One table of every LTX-2 component: which file it lives in, how its keys map, how it is built.
+
+The same table builds the real LTX-2.3 release files and the test bundle's (tools/make_tiny_bundle.py writes
+them from this table's inverse), so there is one loader path for both.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import safetensors
+import torch
+from ltx_core.loader import SDOps, SingleGPUModelBuilder
+from ltx_core.loader.sft_loader import SafetensorsModelStateDictLoader
+from ltx_core.model.audio_vae import (
+    AUDIO_VAE_DECODER_COMFY_KEYS_FILTER,
+    AUDIO_VAE_ENCODER_COMFY_KEYS_FILTER,
+    VOCODER_COMFY_KEYS_FILTER,
+    AudioDecoderConfigurator,
+    AudioEncoderConfigurator,
+    VocoderConfigurator,
+)
+from ltx_core.model.transformer import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
+from ltx_core.model.upsampler import LatentUpsamplerConfigurator
+from ltx_core.model.video_vae import (
+    VAE_DECODER_COMFY_KEYS_FILTER,
+    VAE_ENCODER_COMFY_KEYS_FILTER,
+    VideoDecoderConfigurator,
+    VideoEncoderConfigurator,
+)
+from ltx_core.text_encoders.gemma import EMBEDDINGS_PROCESSOR_KEY_OPS, GEMMA_LLM_KEY_OPS, GEMMA_MODEL_OPS
+from ltx_core.text_encoders.gemma.encoders.base_encoder import module_ops_from_gemma_root
+
+from .errors import LTX2InputError, LTX2LoadError
+from .gemma import EmbeddingsProcessorConfigurator, GemmaRoot, GemmaRootLoader, GemmaTextEncoderConfigurator
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The files one A2V run reads. Only `checkpoint` is required to build the checkpoint's components."""
+
+    checkpoint: Path
+    text_encoder: Path | None = None
+    spatial_upsampler: Path | None = None
+    distilled_lora: Path | None = None
+
+
+@dataclass(frozen=True)
+class Component:
+    """How one component is found and built.
+
+    `file` is the Bundle field holding it. `file_prefixes` maps each key prefix in the file to the module's
+    prefix: it is what the component's sd_ops do, written out so the test bundle can be written by inverting it.
+    """
+
+    name: str
+    file: str
+    sd_ops: SDOps | None
+    file_prefixes: tuple[tuple[str, str], ...]
+
+
+_VAE_STATS = ("per_channel_statistics.", "per_channel_statistics.")
+
+COMPONENTS: dict[str, Component] = {
+    c.name: c
+    for c in (
+        Component(
+            "transformer", "checkpoint", LTXV_MODEL_COMFY_RENAMING_MAP, (("model.diffusion_model.", ""),)
+        ),
+        Component(
+            "embeddings_processor",
+            "checkpoint",
+            EMBEDDINGS_PROCESSOR_KEY_OPS,
+            (
+                ("text_embedding_projection.video_aggregate_embed.", "feature_extractor.video_aggregate_embed."),
+                ("text_embedding_projection.audio_aggregate_embed.", "feature_extractor.audio_aggregate_embed."),
+                ("text_embedding_projection.aggregate_embed.", "feature_extractor.aggregate_embed."),
+                ("model.diffusion_model.video_embeddings_connector.", "video_connector."),
+                ("model.diffusion_model.audio_embeddings_connector.", "audio_connector."),
+            ),
+        ),
+        Component(
+            "video_encoder",
+            "checkpoint",
+            VAE_ENCODER_COMFY_KEYS_FILTER,
+            (("vae.encoder.", ""), ("vae." + _VAE_STATS[0], _VAE_STATS[1])),
+        ),
+        Component(
+            "video_decoder",
+            "checkpoint",
+            VAE_DECODER_COMFY_KEYS_FILTER,
+            (("vae.decoder.", ""), ("vae." + _VAE_STATS[0], _VAE_STATS[1])),
+        ),
+        Component(
+            "audio_encoder",
+            "checkpoint",
+            AUDIO_VAE_ENCODER_COMFY_KEYS_FILTER,
+            (("audio_vae.encoder.", ""), ("audio_vae." + _VAE_STATS[0], _VAE_STATS[1])),
+        ),
+        Component(
+            "audio_decoder",
+            "checkpoint",
+            AUDIO_VAE_DECODER_COMFY_KEYS_FILTER,
+            (("audio_vae.decoder.", ""), ("audio_vae." + _VAE_STATS[0], _VAE_STATS[1])),
+        ),
+        Component("vocoder", "checkpoint", VOCODER_COMFY_KEYS_FILTER, (("vocoder.", ""),)),
+        Component("spatial_upsampler", "spatial_upsampler", None, (("", ""),)),
+        Component(
+            "text_encoder",
+            "text_encoder",
+            GEMMA_LLM_KEY_OPS,
+            (
+                ("language_model.model.", "model.model.language_model."),
+                ("vision_tower.", "model.model.vision_tower."),
+                ("multi_modal_projector.", "model.model.multi_modal_projector."),
+            ),
+        ),
+    )
+}
+
+_CONFIGURATORS = {
+    "transformer": LTXModelConfigurator,
+    "video_encoder": VideoEncoderConfigurator,
+    "video_decoder": VideoDecoderConfigurator,
+    "audio_encoder": AudioEncoderConfigurator,
+    "audio_decoder": AudioDecoderConfigurator,
+    "vocoder": VocoderConfigurator,
+    "spatial_upsampler": LatentUpsamplerConfigurator,
+}
+
+
+def builder_for(bundle: Bundle, name: str) -> SingleGPUModelBuilder:
+    """ltx-core's builder for one component of `bundle`, with the pack's configurators where ltx-core's are wrong."""
+    if name not in COMPONENTS:
+        raise LTX2InputError(f"Unknown LTX-2 component '{name}'. Known: {', '.join(COMPONENTS)}.")
+    component = COMPONENTS[name]
+    path = getattr(bundle, component.file)
+    if path is None:
+        raise LTX2InputError(f"{name}: no {component.file} file was given; pick one in the loader node.")
+
+    if name == "text_encoder":
+        root = GemmaRoot.open(path)
+        return SingleGPUModelBuilder(
+            model_class_configurator=GemmaTextEncoderConfigurator,
+            model_path=root.weight_files(),
+            model_sd_ops=component.sd_ops,
+            module_ops=(GEMMA_MODEL_OPS, *module_ops_from_gemma_root(str(root.path))),
+            model_loader=GemmaRootLoader(root),
+        )
+    if name == "embeddings_processor":
+        if bundle.text_encoder is None:
+            raise LTX2InputError("embeddings_processor: its size follows the text encoder; pick a text_encoder.")
+        hidden, states = GemmaRoot.open(bundle.text_encoder).text_dims()
+        configurator = EmbeddingsProcessorConfigurator(hidden, states)
+    else:
+        configurator = _CONFIGURATORS[name]
+    return SingleGPUModelBuilder(
+        model_class_configurator=configurator,
+        model_path=str(path),
+        model_sd_ops=component.sd_ops,
+        model_loader=SafetensorsModelStateDictLoader(),
+    )
+
+
+def file_layout(paths: str | tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Key -> (shape, dtype) of every tensor in the files, read from the headers alone (no tensor data)."""
+    layout = {}
+    for path in (paths,) if isinstance(paths, str) else paths:
+        with safetensors.safe_open(path, framework="pt") as f:
+            for key in f.keys():
+                tensor_slice = f.get_slice(key)
+                layout[key] = (tuple(tensor_slice.get_shape()), tensor_slice.get_dtype())
+    return layout
+
+
+def check_files_match(builder: SingleGPUModelBuilder, name: str) -> None:
+    """Compare the files' keys and shapes with the model the config describes, before any weight is read.
+
+    ltx-core only warns when a parameter is missing and returns a half-built model; a file with a missing or
+    mis-shaped tensor is refused here instead, naming the key.
+    """
+    meta = builder.meta_model(builder.model_config(), ())
+    expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    found = {}
+    for key, (shape, dtype) in file_layout(builder.model_path).items():
+        sd_ops = builder.model_sd_ops
+        mapped = key if sd_ops is None else sd_ops.apply_to_key(key)
+        if mapped is None:
+            continue
+        # Key-value ops may rename or duplicate a tensor; run them on a meta stand-in of its shape.
+        placeholder = torch.empty(shape, dtype=_SAFETENSORS_DTYPES.get(dtype, torch.float32), device="meta")
+        results = [(mapped, placeholder)] if sd_ops is None else sd_ops.apply_to_key_value(mapped, placeholder)
+        for new_key, value in results:
+            found[new_key] = (key, tuple(value.shape))
+    missing = [k for k in expected if k not in found]
+    wrong = [(found[k][0], found[k][1], shape) for k, shape in expected.items() if k in found and found[k][1] != shape]
+    where = builder.model_path if isinstance(builder.model_path, str) else Path(builder.model_path[0]).parent
+    if missing:
+        raise LTX2LoadError(
+            f"{name}: {where} lacks {len(missing)} tensor(s) the config asks for, e.g. {', '.join(missing[:3])}. "
+            "The file is incomplete or of another model version; download it again."
+        )
+    if wrong:
+        key, got, want = wrong[0]
+        raise LTX2LoadError(
+            f"{name}: tensor '{key}' in {where} has shape {list(got)}, the config asks for {list(want)} "
+            f"({len(wrong)} mis-shaped in all). The file does not match its own config; download it again."
+        )
+
+
+_SAFETENSORS_DTYPES = {
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F32": torch.float32,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+}
+
+
+def _derived_keys(name: str) -> set[str]:
+    # Gemma's lm_head is tied to the token embedding: ltx-core's key ops copy it, the file does not hold it.
+    return {"model.lm_head.weight"} if name == "text_encoder" else set()
+
+
+def build_component(
+    bundle: Bundle,
+    name: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = torch.bfloat16,
+    builder: SingleGPUModelBuilder | None = None,
+) -> torch.nn.Module:
+    """Build one component completely, or raise: never a half-loaded model.
+
+    `builder` lets a caller pass `builder_for(...)` with extra sd_ops / module_ops / LoRAs (quantization,
+    distilled LoRA); by default it is the plain one.
+    """
+    builder = builder or builder_for(bundle, name)
+    check_files_match(builder, name)
+    try:
+        model = builder.build(device=torch.device(device), dtype=dtype)
+    except RuntimeError as exc:  # load_state_dict's size mismatch, raised after our check only for quantized keys
+        raise LTX2LoadError(f"{name}: could not load its weights: {exc}") from exc
+    leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
+    if leftovers:
+        raise LTX2LoadError(f"{name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}.")
+    return model.eval()
+

@@ -1,0 +1,9 @@
+"""Errors the pack raises for bad input. Each message says what is wrong, where, and what to do."""
+
+
+class LTX2InputError(ValueError):
+    """A file, folder or value given to the pack cannot be used as it is."""
+
+
+class LTX2LoadError(RuntimeError):
+    """A component could not be built completely from its files."""

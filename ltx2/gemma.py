@@ -1,0 +1,127 @@
+"""The Gemma-3 text encoder root, read from its own files.
+
+ltx-core 1.0.0 builds the text encoder and the embeddings processor's feature extractor from a hard-coded
+12B config (`GEMMA3_CONFIG_FOR_LTX`), whatever root it is given. We read `config.json` from the root
+instead, so the same code builds the real 12B encoder and the small one of the test bundle.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from ltx_core.loader import SafetensorsModelStateDictLoader
+from ltx_core.text_encoders.gemma import EmbeddingsProcessor, GemmaTextEncoder
+from ltx_core.text_encoders.gemma.embeddings_connector import (
+    AudioEmbeddings1DConnectorConfigurator,
+    Embeddings1DConnectorConfigurator,
+)
+from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV1, FeatureExtractorV2
+
+from .errors import LTX2InputError
+
+# Files ltx-core's module ops look for under the root (tokenizer, image processor), plus the config we read.
+REQUIRED_FILES = ("config.json", "tokenizer.model", "preprocessor_config.json")
+
+
+@dataclass(frozen=True)
+class GemmaRoot:
+    """A Gemma-3 folder as released: config, tokenizer, image processor and `model*.safetensors` shards."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, path: str | Path) -> "GemmaRoot":
+        root = Path(path)
+        if not root.is_dir():
+            raise LTX2InputError(
+                f"text_encoder: '{root}' is not a folder. Put the Gemma-3 root folder (config.json, tokenizer.model, "
+                "model-*.safetensors) under ComfyUI's models/text_encoders/ and pick it."
+            )
+        missing = [name for name in REQUIRED_FILES if not any(root.rglob(name))]
+        if missing:
+            raise LTX2InputError(
+                f"text_encoder: '{root}' lacks {', '.join(missing)}. Copy the whole Gemma-3 release folder, "
+                "not only its weights."
+            )
+        if not cls(root).weight_files():
+            raise LTX2InputError(f"text_encoder: '{root}' has no model*.safetensors weight files.")
+        return cls(root)
+
+    def weight_files(self) -> tuple[str, ...]:
+        shards = sorted(self.path.rglob("model*.safetensors"))
+        return tuple(str(p) for p in shards)
+
+    def config(self) -> dict:
+        config_path = next(self.path.rglob("config.json"))
+        config = json.loads(config_path.read_text())
+        if config.get("model_type") != "gemma3":
+            raise LTX2InputError(
+                f"text_encoder: {config_path} is a '{config.get('model_type')}' model; LTX-2 needs Gemma-3 "
+                "(model_type 'gemma3')."
+            )
+        return config
+
+    def text_dims(self) -> tuple[int, int]:
+        """(hidden size, number of hidden states the encoder returns: layers + the embedding layer)."""
+        text = self.config()["text_config"]
+        return text["hidden_size"], text["num_hidden_layers"] + 1
+
+
+class GemmaRootLoader(SafetensorsModelStateDictLoader):
+    """Reads the weights from the shards and the config from the root's `config.json`."""
+
+    def __init__(self, root: GemmaRoot):
+        super().__init__()
+        self.root = root
+
+    def metadata(self, path: str) -> dict:  # noqa: ARG002 - the config lives beside the shards, not in them
+        return self.root.config()
+
+
+class GemmaTextEncoderConfigurator:
+    """Builds the Gemma-3 model from the config it is given (ltx-core's ignores it)."""
+
+    @classmethod
+    def from_config(cls, config: dict) -> GemmaTextEncoder:
+        # Imported here: transformers is slow to import and only the text encoder needs it.
+        from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+        with torch.device("meta"):
+            model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config))
+        return GemmaTextEncoder(model=model)
+
+
+@dataclass(frozen=True)
+class EmbeddingsProcessorConfigurator:
+    """ltx-core's embeddings processor, with the feature extractor sized for the Gemma it is fed by.
+
+    The feature extractor's input is every Gemma hidden state concatenated (hidden x (layers + 1)); ltx-core
+    fixes that to 3840 x 49. Here the Gemma dims come from the chosen root.
+    """
+
+    gemma_hidden_size: int
+    gemma_hidden_states: int
+
+    def from_config(self, config: dict) -> EmbeddingsProcessor:
+        transformer = config.get("transformer", {})
+        flat_dim = self.gemma_hidden_size * self.gemma_hidden_states
+        if transformer.get("caption_proj_before_connector", False):
+            # LTX-2.3 (22B): per-token RMS norm and one projection per modality (ltx-core's "V2").
+            video_dim = transformer["num_attention_heads"] * transformer["attention_head_dim"]
+            audio_dim = transformer["audio_num_attention_heads"] * transformer["audio_attention_head_dim"]
+            extractor = FeatureExtractorV2(
+                video_aggregate_embed=torch.nn.Linear(flat_dim, video_dim, bias=True),
+                embedding_dim=self.gemma_hidden_size,
+                audio_aggregate_embed=torch.nn.Linear(flat_dim, audio_dim, bias=True),
+            )
+        else:
+            # LTX-2 (19B): one shared projection to the Gemma width ("V1").
+            extractor = FeatureExtractorV1(
+                aggregate_embed=torch.nn.Linear(flat_dim, self.gemma_hidden_size, bias=False), is_av=True
+            )
+        return EmbeddingsProcessor(
+            video_connector=Embeddings1DConnectorConfigurator.from_config(config),
+            audio_connector=AudioEmbeddings1DConnectorConfigurator.from_config(config),
+            feature_extractor=extractor,
+        )

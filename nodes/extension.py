@@ -1,0 +1,15 @@
+"""Registers the pack's nodes with ComfyUI (V3 entry point)."""
+
+from comfy_api.latest import ComfyExtension, io
+
+from .load import LoadLTX2Quantized
+from .vram_guard import VRAMGuard
+
+
+class LTX2Extension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [LoadLTX2Quantized, VRAMGuard]
+
+
+async def comfy_entrypoint() -> LTX2Extension:
+    return LTX2Extension()

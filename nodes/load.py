@@ -1,0 +1,80 @@
+"""LoadLTX2Quantized: picks the files and policies. Nothing is read beyond the checkpoint's header here."""
+
+from comfy_api.latest import io
+
+from ..ltx2.dependencies import require_packages
+from ..quant import get_policy, policy_names
+from . import model_files
+from .types import LTX2ModelType
+
+RESIDENCY = ("cold_start", "persistent")
+
+
+class LoadLTX2Quantized(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LoadLTX2Quantized",
+            display_name="Load LTX-2 (quantized)",
+            category="LTX-2",
+            description="Chooses the LTX-2 files and how they are quantized. Components are built when a stage needs them.",
+            inputs=[
+                io.Combo.Input("ckpt_name", options=model_files.checkpoint_names(),
+                               tooltip="The LTX-2.3 checkpoint, e.g. ltx-2.3-22b-dev.safetensors"),
+                io.Combo.Input("text_encoder", options=model_files.text_encoder_names(),
+                               tooltip="The Gemma-3 folder under models/text_encoders/"),
+                io.Combo.Input("quantization", options=policy_names(), default="none"),
+                io.Combo.Input("text_encoder_quantization", options=policy_names(), default="none"),
+                io.Combo.Input("residency", options=list(RESIDENCY), default="cold_start",
+                               tooltip="cold_start frees the model after each run; persistent keeps it within the budget"),
+                io.Combo.Input("distilled_lora", options=model_files.file_names("loras", with_none=True),
+                               tooltip="The distilled LoRA for stage 2, e.g. ltx-2.3-22b-distilled-lora-384"),
+                io.Float.Input("distilled_lora_strength", default=1.0, min=0.0, max=2.0, step=0.05),
+            ],
+            outputs=[LTX2ModelType.Output(display_name="model")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, ckpt_name, text_encoder, quantization, text_encoder_quantization, residency,
+                        distilled_lora) -> bool | str:
+        # ComfyUI 0.3.75 does not check V3 combo values against their options (it does for V1 nodes), so a
+        # prompt from the API queue could name any file, '../' paths included. Check them here, at queue time.
+        choices = {
+            "ckpt_name": (ckpt_name, model_files.checkpoint_names()),
+            "text_encoder": (text_encoder, model_files.text_encoder_names()),
+            "quantization": (quantization, policy_names()),
+            "text_encoder_quantization": (text_encoder_quantization, policy_names()),
+            "residency": (residency, list(RESIDENCY)),
+            "distilled_lora": (distilled_lora, model_files.file_names("loras", with_none=True)),
+        }
+        for name, (value, options) in choices.items():
+            if value not in options:
+                shown = ", ".join(options[:8]) + (" ..." if len(options) > 8 else "") or "none found"
+                return f"{name}: '{value}' is not one of the available choices ({shown})."
+        return True
+
+    @classmethod
+    def execute(cls, ckpt_name, text_encoder, quantization, text_encoder_quantization, residency, distilled_lora,
+                distilled_lora_strength) -> io.NodeOutput:
+        require_packages()
+        # Imported here so that the node registers even when ltx-core or torch is missing.
+        from ..ltx2.checkpoint import read_checkpoint_config
+        from ..ltx2.components import Bundle
+        from ..ltx2.model_handle import LTX2Model
+
+        checkpoint = model_files.resolve_file("ckpt_name", ckpt_name, model_files.CHECKPOINT_FOLDERS)
+        get_policy(quantization)
+        get_policy(text_encoder_quantization, "text_encoder_quantization")
+        lora = None
+        if distilled_lora != model_files.NONE:
+            lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))
+        model = LTX2Model(
+            bundle=Bundle(checkpoint=checkpoint, text_encoder=model_files.resolve_text_encoder(text_encoder),
+                          distilled_lora=lora),
+            config=read_checkpoint_config(checkpoint),
+            quantization=quantization,
+            text_encoder_quantization=text_encoder_quantization,
+            residency=residency,
+            distilled_lora_strength=distilled_lora_strength,
+        )
+        return io.NodeOutput(model)

@@ -1,0 +1,5 @@
+"""Socket types the pack's nodes pass between each other."""
+
+from comfy_api.latest import io
+
+LTX2ModelType = io.Custom("LTX2_MODEL")

@@ -1,0 +1,162 @@
+"""A real ComfyUI host for tests: started with tools/serve.py, driven over HTTP and the websocket.
+
+This is how ComfyUI's own server tests work: a subprocess on a free port, prompts queued on /prompt,
+progress and results read from /ws and /history.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import websocket
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PromptResult:
+    prompt_id: str
+    messages: list[dict] = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """'success', 'error' or 'interrupted', from the websocket messages."""
+        kinds = {m["type"] for m in self.messages}
+        if "execution_error" in kinds:
+            return "error"
+        if "execution_interrupted" in kinds:
+            return "interrupted"
+        return "success"
+
+    def error(self) -> dict:
+        return next(m["data"] for m in self.messages if m["type"] == "execution_error")
+
+    def outputs(self, node_id: str) -> dict:
+        return self.history.get("outputs", {}).get(node_id, {})
+
+
+class ComfyHost:
+    def __init__(self, models_dir: Path, work_dir: Path, extra_env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.input_dir = work_dir / "input"
+        self.output_dir = work_dir / "output"
+        self.input_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = work_dir / "comfyui.log"
+        self.client_id = uuid.uuid4().hex
+        command = [
+            sys.executable, str(ROOT / "tools" / "serve.py"),
+            "--models-dir", str(models_dir), "--port", str(self.port),
+            "--cpu", "--input-directory", str(self.input_dir), "--output-directory", str(self.output_dir),
+            "--database-url", "sqlite:///:memory:",
+        ]
+        env = {**os.environ, **(extra_env or {})}
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self._ws = None
+
+    def wait_ready(self, timeout: float = 180.0) -> "ComfyHost":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/system_stats", timeout=2).ok:
+                    self._ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}")
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"ComfyUI did not serve within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-6000:]
+
+    def stop(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    # --- HTTP API ---
+    def object_info(self, node_class: str | None = None) -> dict:
+        path = f"/object_info/{node_class}" if node_class else "/object_info"
+        return requests.get(self.url + path, timeout=30).json()
+
+    def post_prompt(self, prompt: dict) -> requests.Response:
+        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": self.client_id}, timeout=30)
+
+    def queue(self, prompt: dict) -> str:
+        response = self.post_prompt(prompt)
+        body = response.json()
+        if response.status_code != 200 or "prompt_id" not in body:
+            raise AssertionError(f"prompt rejected: {json.dumps(body)[:2000]}")
+        return body["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict:
+        return requests.get(f"{self.url}/history/{prompt_id}", timeout=30).json().get(prompt_id, {})
+
+    def interrupt(self) -> None:
+        requests.post(f"{self.url}/interrupt", timeout=30)
+
+    def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
+        requests.post(f"{self.url}/free", json={"unload_models": unload_models, "free_memory": free_memory}, timeout=30)
+
+    # --- websocket ---
+    def wait(self, prompt_id: str, timeout: float = 600.0, on_message=None) -> PromptResult:
+        """Reads the websocket until the prompt finishes; returns its messages and history entry."""
+        result = PromptResult(prompt_id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._ws.settimeout(max(0.1, deadline - time.monotonic()))
+            raw = self._ws.recv()
+            if not isinstance(raw, str):
+                continue  # binary preview frames
+            message = json.loads(raw)
+            data = message.get("data", {})
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if data.get("prompt_id") == prompt_id:
+                result.messages.append(message)
+                if on_message is not None:
+                    on_message(message)
+            kind = message["type"]
+            done = kind in ("execution_error", "execution_interrupted", "execution_success") or (
+                kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id
+            )
+            if done:
+                result.history = self._history_when_written(prompt_id)
+                return result
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s:\n{self.log()}")
+
+    def _history_when_written(self, prompt_id: str) -> dict:
+        for _ in range(50):
+            entry = self.history(prompt_id)
+            if entry:
+                return entry
+            time.sleep(0.1)
+        return {}
+
+    def run(self, prompt: dict, timeout: float = 600.0) -> PromptResult:
+        return self.wait(self.queue(prompt), timeout)

@@ -1,0 +1,40 @@
+"""Fixtures shared by the suite: the pack imported as a package, a tiny bundle, a real ComfyUI host."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _pack import import_pack  # noqa: E402
+
+import_pack()
+
+from comfy_host import ComfyHost  # noqa: E402
+from make_tiny_bundle import make_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """A ComfyUI models folder holding the tiny bundle (seed 0)."""
+    root = tmp_path_factory.mktemp("models")
+    make_bundle(root, "tiny", seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_paths(models_dir) -> dict[str, Path]:
+    from make_tiny_bundle import file_names
+
+    return {part: models_dir / rel for part, rel in file_names("tiny").items()}
+
+
+@pytest.fixture(scope="session")
+def host(models_dir, tmp_path_factory):
+    """One ComfyUI server with the pack loaded, for the whole session."""
+    server = ComfyHost(models_dir, tmp_path_factory.mktemp("host")).wait_ready()
+    yield server
+    server.stop()

@@ -1,0 +1,55 @@
+"""The pack inside a real ComfyUI server: its nodes are listed, a prompt round-trips, bad values are refused."""
+
+from make_tiny_bundle import file_names
+
+PACK_NODES = ("LoadLTX2Quantized", "VRAMGuard")
+
+
+def loader_inputs(**overrides) -> dict:
+    names = file_names("tiny")
+    inputs = {
+        "ckpt_name": names["checkpoint"].split("/", 1)[1],
+        "text_encoder": names["text_encoder"].split("/", 1)[1],
+        "quantization": "none",
+        "text_encoder_quantization": "none",
+        "residency": "cold_start",
+        "distilled_lora": names["distilled_lora"].split("/", 1)[1],
+        "distilled_lora_strength": 1.0,
+    }
+    return {**inputs, **overrides}
+
+
+def load_and_report(**overrides) -> dict:
+    return {
+        "1": {"class_type": "LoadLTX2Quantized", "inputs": loader_inputs(**overrides)},
+        "2": {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0, "action": "enforce", "passthrough": ["1", 0]}},
+    }
+
+
+def test_pack_nodes_are_listed_with_the_bundle_files(host):
+    info = host.object_info()
+    assert all(name in info for name in PACK_NODES)
+    loader = info["LoadLTX2Quantized"]
+    assert loader["category"] == "LTX-2"
+    required = loader["input"]["required"]
+    assert required["ckpt_name"][1]["options"] == ["ltx-2.3-tiny-dev.safetensors"]
+    assert required["text_encoder"][1]["options"] == ["gemma-3-tiny-it"]
+    assert "ltx-2.3-tiny-distilled-lora-384.safetensors" in required["distilled_lora"][1]["options"]
+    assert loader["output"] == ["LTX2_MODEL"]
+
+
+def test_trivial_prompt_round_trips(host):
+    result = host.run(load_and_report())
+    assert result.status == "success", result.messages
+    report = result.outputs("2")["text"][0]
+    assert "ltx-2.3-tiny-dev.safetensors" in report and "gemma-3-tiny-it" in report
+    assert any(m["type"] == "executed" and m["data"]["node"] == "2" for m in result.messages)
+
+
+def test_file_not_in_the_list_is_refused_at_queue_time(host):
+    response = host.post_prompt(load_and_report(ckpt_name="../../etc/passwd"))
+    assert response.status_code == 400
+    errors = response.json()["node_errors"]["1"]["errors"]
+    assert any("ckpt_name" in e["details"] for e in errors)
+    # The server keeps serving.
+    assert host.run(load_and_report()).status == "success"

@@ -1,0 +1,425 @@
+"""Writes a small, randomly initialised LTX-2.3 bundle laid out exactly like the release files.
+
+    .venv/bin/python tools/make_tiny_bundle.py --models-dir DIR [--preset tiny|wide] [--seed N]
+
+DIR gets ComfyUI's model-folder layout:
+    checkpoints/ltx-2.3-<preset>-dev.safetensors                     transformer, VAEs, vocoder, text projection
+    loras/ltx-2.3-<preset>-distilled-lora-384.safetensors            distilled LoRA (ComfyUI key names)
+    latent_upscale_models/ltx-2.3-<preset>-spatial-upscaler-x2.safetensors
+    text_encoders/gemma-3-<preset>-it/                               config, tokenizer, image processor, 2 shards
+
+Key names and the JSON `config` metadata are those of the release, so the pack's loader reads these files
+through the same code as the real ones. `tiny` is for fast tests; `wide` keeps the real 22B transformer widths
+(4096 video / 2048 audio, 32 heads, FF 4x) with 2 blocks, for memory ratios that carry over to the real model.
+Everything else stays small in both. Same seed, same bytes.
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _pack import import_pack  # noqa: E402
+
+import_pack()
+from ltx2_a2v.ltx2 import components as ltx2_components  # noqa: E402
+from ltx2_a2v.ltx2.gemma import EmbeddingsProcessorConfigurator  # noqa: E402
+
+RANK = {"tiny": 8, "wide": 384}
+
+_TRANSFORMER_COMMON = {
+    "activation_fn": "gelu-approximate",
+    "attention_bias": True,
+    "dropout": 0.0,
+    "double_self_attention": False,
+    "norm_elementwise_affine": False,
+    "num_embeds_ada_norm": 1000,
+    "only_cross_attention": False,
+    "cross_attention_norm": True,
+    "upcast_attention": False,
+    "use_linear_projection": False,
+    "qk_norm": "rms_norm",
+    "standardization_norm": "rms_norm",
+    "positional_embedding_type": "rope",
+    "av_ca_timestep_scale_multiplier": 1000.0,
+    "use_audio_video_cross_attention": True,
+    "share_ff": False,
+    "av_cross_ada_norm": True,
+    "use_middle_indices_grid": True,
+    "apply_gated_attention": True,
+    "cross_attention_adaln": True,
+    "rope_type": "split",
+    "frequencies_precision": "float64",
+    # LTX-2.3: the caption projection sits in the text encoder, before the connectors ("V2").
+    "caption_proj_before_connector": True,
+    "caption_projection_first_linear": False,
+    "caption_projection_second_linear": False,
+    "caption_proj_input_norm": False,
+    "connector_num_layers": 1,
+    "connector_positional_embedding_max_pos": [4096],
+    "connector_apply_gated_attention": True,
+}
+
+
+def _transformer(video_heads: int, video_head_dim: int, audio_heads: int, audio_head_dim: int, layers: int) -> dict:
+    # Cross-modal RoPE needs as many audio heads as video heads; the connectors feed the cross-attention,
+    # so their widths equal the transformer's.
+    return {
+        **_TRANSFORMER_COMMON,
+        "num_layers": layers,
+        "num_attention_heads": video_heads,
+        "attention_head_dim": video_head_dim,
+        "cross_attention_dim": video_heads * video_head_dim,
+        "audio_num_attention_heads": audio_heads,
+        "audio_attention_head_dim": audio_head_dim,
+        "audio_cross_attention_dim": audio_heads * audio_head_dim,
+        "connector_num_attention_heads": video_heads,
+        "connector_attention_head_dim": video_head_dim,
+        "audio_connector_num_attention_heads": audio_heads,
+        "audio_connector_attention_head_dim": audio_head_dim,
+    }
+
+
+_VAE = {
+    "latent_channels": 128,
+    "patch_size": 4,
+    "spatial_padding_mode": "zeros",
+    "timestep_conditioning": False,
+    "decoder_base_channels": 16,
+    # 32x spatial, 8x temporal compression, as the release; one block per stage.
+    "encoder_blocks": [
+        ["res_x", {"num_layers": 1}],
+        ["compress_space_res", {"multiplier": 1}],
+        ["compress_time_res", {"multiplier": 1}],
+        ["compress_all_res", {"multiplier": 1}],
+        ["compress_all_res", {"multiplier": 1}],
+    ],
+    "decoder_blocks": [
+        ["res_x", {"num_layers": 1}],
+        ["compress_space", {"multiplier": 2}],
+        ["compress_time", {"multiplier": 2}],
+        ["compress_all", {"multiplier": 1}],
+        ["compress_all", {"multiplier": 2}],
+    ],
+}
+
+_AUDIO_VAE = {
+    "model": {
+        "params": {
+            "sampling_rate": 16000,
+            "ddconfig": {
+                "ch": 128,
+                "ch_mult": [1, 1, 1],
+                "num_res_blocks": 1,
+                "attn_resolutions": [],
+                "mid_block_add_attention": False,
+                "z_channels": 8,
+            },
+        }
+    },
+    "preprocessing": {"stft": {"hop_length": 160, "filter_length": 1024}, "mel": {"n_mel_channels": 64}},
+}
+
+_GENERATOR = {
+    "resblock": "AMP1",
+    "resblock_kernel_sizes": [3],
+    "resblock_dilation_sizes": [[1, 3, 5]],
+    "upsample_initial_channel": 32,
+    "stereo": True,
+    "use_tanh_at_final": False,
+    "activation": "snakebeta",
+    "use_bias_at_final": False,
+}
+
+_VOCODER = {
+    "vocoder": {**_GENERATOR, "upsample_rates": [8, 4, 5], "upsample_kernel_sizes": [16, 8, 11]},
+    "bwe": {
+        **_GENERATOR,
+        "upsample_rates": [6, 5, 8],
+        "upsample_kernel_sizes": [12, 11, 16],
+        "input_sampling_rate": 16000,
+        "output_sampling_rate": 48000,
+        "hop_length": 80,
+        "n_fft": 512,
+        "num_mels": 64,
+    },
+}
+
+PRESETS = {
+    "tiny": {"transformer": _transformer(2, 32, 2, 16, layers=2)},
+    # The LTX-2.3 22B widths: 32 x 128 video, 32 x 64 audio; 2 of its 48 blocks.
+    "wide": {"transformer": _transformer(32, 128, 32, 64, layers=2)},
+}
+
+UPSAMPLER_CONFIG = {
+    "in_channels": 128,
+    "mid_channels": 32,
+    "num_blocks_per_stage": 1,
+    "dims": 3,
+    "spatial_upsample": True,
+    "temporal_upsample": False,
+    "spatial_scale": 2.0,
+    "rational_resampler": False,
+}
+
+# Gemma-3 shaped text encoder: text and vision towers, 2 text layers, a 512-token vocabulary.
+SPECIAL_TOKENS = ["<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+VOCAB_SIZE = 512
+
+
+def gemma_config(token_ids: dict[str, int]) -> dict:
+    return {
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "boi_token_index": token_ids["<start_of_image>"],
+        "eoi_token_index": token_ids["<end_of_image>"],
+        "image_token_index": token_ids["<image_soft_token>"],
+        "eos_token_id": [1, token_ids["<end_of_turn>"]],
+        "initializer_range": 0.02,
+        "mm_tokens_per_image": 4,
+        "torch_dtype": "bfloat16",
+        "text_config": {
+            "model_type": "gemma3_text",
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 32,
+            "vocab_size": VOCAB_SIZE,
+            "max_position_embeddings": 2048,
+            "sliding_window": 512,
+            "sliding_window_pattern": 2,
+            "rope_theta": 1000000.0,
+            "rope_local_base_freq": 10000.0,
+            "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+            "rms_norm_eps": 1e-6,
+            "hidden_activation": "gelu_pytorch_tanh",
+        },
+        "vision_config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 56,
+            "patch_size": 14,
+            "vision_use_head": False,
+        },
+    }
+
+
+def checkpoint_config(preset: str) -> dict:
+    return {"transformer": PRESETS[preset]["transformer"], "vae": _VAE, "audio_vae": _AUDIO_VAE, "vocoder": _VOCODER}
+
+
+def file_names(preset: str) -> dict[str, str]:
+    """Paths relative to the models folder, in ComfyUI's folder names."""
+    return {
+        "checkpoint": f"checkpoints/ltx-2.3-{preset}-dev.safetensors",
+        "distilled_lora": f"loras/ltx-2.3-{preset}-distilled-lora-384.safetensors",
+        "spatial_upsampler": f"latent_upscale_models/ltx-2.3-{preset}-spatial-upscaler-x2.safetensors",
+        "text_encoder": f"text_encoders/gemma-3-{preset}-it",
+    }
+
+
+def random_tensor(seed: int, key: str, shape: tuple[int, ...], dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """A deterministic tensor for `key`, scaled so that activations stay finite through the network."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    name = key.rsplit(".", 1)[-1]
+    if name == "std-of-means":
+        value = 0.5 + torch.rand(shape, generator=gen)
+    elif name == "mean-of-means":
+        value = 0.1 * torch.randn(shape, generator=gen)
+    elif name == "learnable_registers":
+        value = torch.rand(shape, generator=gen) * 2.0 - 1.0
+    elif len(shape) <= 1:
+        # Norm scales near one, biases and per-channel parameters small.
+        base = torch.ones(shape) if "norm" in key and name == "weight" else torch.zeros(shape)
+        value = base + 0.02 * torch.randn(shape, generator=gen)
+    else:
+        fan_in = math.prod(shape[1:])
+        value = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+    return value.to(dtype)
+
+
+def _file_key(component, module_key: str) -> str:
+    # The longest module prefix that matches decides (the VAE statistics share the file with the VAE body).
+    file_prefix, module_prefix = max(
+        (pair for pair in component.file_prefixes if module_key.startswith(pair[1])), key=lambda pair: len(pair[1])
+    )
+    return file_prefix + module_key[len(module_prefix) :]
+
+
+def _component_tensors(name: str, model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    component = ltx2_components.COMPONENTS[name]
+    skip = ltx2_components._derived_keys(name)
+    return {
+        _file_key(component, key): random_tensor(seed, _file_key(component, key), tuple(meta.shape))
+        for key, meta in model.state_dict().items()
+        if key not in skip
+    }
+
+
+def _meta(configurator, config: dict) -> torch.nn.Module:
+    with torch.device("meta"):
+        return configurator.from_config(config)
+
+
+def write_checkpoint(path: Path, preset: str, seed: int, gemma: dict) -> None:
+    components = ltx2_components
+    config = checkpoint_config(preset)
+    text = gemma["text_config"]
+    processor = EmbeddingsProcessorConfigurator(text["hidden_size"], text["num_hidden_layers"] + 1)
+    models = {name: _meta(configurator, config) for name, configurator in components._CONFIGURATORS.items()}
+    models.pop("spatial_upsampler")
+    models["embeddings_processor"] = _meta(processor, config)
+    tensors = {}
+    for name, model in models.items():
+        tensors.update(_component_tensors(name, model, seed))
+    save_file(tensors, str(path), metadata={"config": json.dumps(config, sort_keys=True)})
+
+
+def write_upsampler(path: Path, seed: int) -> None:
+    model = _meta(ltx2_components._CONFIGURATORS["spatial_upsampler"], UPSAMPLER_CONFIG)
+    tensors = _component_tensors("spatial_upsampler", model, seed)
+    save_file(tensors, str(path), metadata={"config": json.dumps(UPSAMPLER_CONFIG, sort_keys=True)})
+
+
+def write_lora(path: Path, preset: str, seed: int) -> None:
+    """A LoRA on every linear of the transformer blocks, under ComfyUI's `diffusion_model.` key names."""
+    model = _meta(ltx2_components._CONFIGURATORS["transformer"], checkpoint_config(preset))
+    rank = RANK[preset]
+    tensors = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.startswith("transformer_blocks."):
+            r = min(rank, module.in_features, module.out_features)
+            a_key, b_key = f"diffusion_model.{name}.lora_A.weight", f"diffusion_model.{name}.lora_B.weight"
+            tensors[a_key] = random_tensor(seed, a_key, (r, module.in_features))
+            tensors[b_key] = (random_tensor(seed, b_key, (module.out_features, r)).float() * 0.1).to(torch.bfloat16)
+    # One metadata entry only: safetensors writes the metadata map in no fixed order, and the bytes must not vary.
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def write_tokenizer(root: Path) -> dict[str, int]:
+    """A SentencePiece BPE tokenizer with Gemma's special ids (pad 0, eos 1, bos 2, unk 3) and image tokens."""
+    import sentencepiece as spm
+    from transformers import GemmaTokenizerFast
+
+    words = (
+        "a the young woman man speaks sings calmly softly to camera in lit room light face eyes mouth lips moves "
+        "head hair smiles looks talks warm cold bright dark morning evening city street beach forest studio music "
+        "voice song slowly quickly close wide shot portrait scene video audio frame motion wind blows gently"
+    ).split()
+    # A fixed corpus: every sentence is a deterministic walk over the word list.
+    corpus = [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12)) for i in range(400)]
+    # Written through model_writer: with model_prefix the file would record its own path, and differ per folder.
+    model_bytes = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_writer=model_bytes,
+        vocab_size=VOCAB_SIZE,
+        model_type="bpe",
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        user_defined_symbols=SPECIAL_TOKENS,
+        byte_fallback=True,
+        num_threads=1,
+        minloglevel=2,
+    )
+    (root / "tokenizer.model").write_bytes(model_bytes.getvalue())
+    tokenizer = GemmaTokenizerFast(
+        vocab_file=str(root / "tokenizer.model"),
+        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
+    )
+    tokenizer.save_pretrained(str(root))
+    return {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+
+
+def write_gemma(root: Path, seed: int) -> dict:
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    root.mkdir(parents=True, exist_ok=True)
+    config = gemma_config(write_tokenizer(root))
+    (root / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    vision = config["vision_config"]
+    preprocessor = {
+        "image_processor_type": "Gemma3ImageProcessor",
+        "processor_class": "Gemma3Processor",
+        "size": {"height": vision["image_size"], "width": vision["image_size"]},
+        "do_resize": True,
+        "do_rescale": True,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "rescale_factor": 1 / 255,
+        "resample": 2,
+        "do_convert_rgb": None,
+    }
+    (root / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
+
+    with torch.device("meta"):
+        model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config))
+    component = ltx2_components.COMPONENTS["text_encoder"]
+    # ltx-core wraps the HF model as `.model`; the release files hold the HF model's keys in their older
+    # (transformers < 4.52) layout, which the component's prefixes map to.
+    tensors = {}
+    for key, meta in model.state_dict().items():
+        module_key = "model." + key
+        if module_key in ltx2_components._derived_keys("text_encoder"):
+            continue
+        file_key = _file_key(component, module_key)
+        tensors[file_key] = random_tensor(seed, file_key, tuple(meta.shape))
+    # Two shards and an index, as the release.
+    keys = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2], "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
+    weight_map = {}
+    for shard, shard_keys in shards.items():
+        save_file({k: tensors[k] for k in shard_keys}, str(root / shard), metadata={"format": "pt"})
+        weight_map.update({k: shard for k in shard_keys})
+    total = sum(t.nbytes for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (root / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return config
+
+
+def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0) -> dict[str, Path]:
+    """Writes the bundle and returns the absolute path of each part."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset '{preset}'. Choose one of: {', '.join(PRESETS)}.")
+    models_dir = Path(models_dir)
+    paths = {part: models_dir / rel for part, rel in file_names(preset).items()}
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    gemma = write_gemma(paths["text_encoder"], seed)
+    write_checkpoint(paths["checkpoint"], preset, seed, gemma)
+    write_lora(paths["distilled_lora"], preset, seed)
+    write_upsampler(paths["spatial_upsampler"], seed)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", required=True, help="ComfyUI models folder to write into")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    paths = make_bundle(args.models_dir, args.preset, args.seed)
+    for part, path in paths.items():
+        size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
+        print(f"{part:18s} {size / 2**20:9.1f} MiB  {path}")
+
+
+if __name__ == "__main__":
+    main()

