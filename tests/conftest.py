@@ -13,7 +13,7 @@ from _pack import import_pack  # noqa: E402
 
 import_pack()
 
-from comfy_host import ComfyHost  # noqa: E402
+from comfy_host import ComfyHost  # noqa: E402  (tools/)
 from make_tiny_bundle import make_bundle  # noqa: E402
 
 

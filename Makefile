@@ -1,0 +1,18 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test` (the suite).
+# Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-long
+
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup
+	$(PY) tools/demo.py
+
+test: setup
+	$(PY) -m pytest -m "not long"
+
+# Slow tests (the wide preset); .ci/run runs them too.
+test-long: setup
+	$(PY) -m pytest -m long
