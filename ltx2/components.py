@@ -7,10 +7,8 @@ them from this table's inverse), so there is one loader path for both.
 from dataclasses import dataclass
 from pathlib import Path
 
-import safetensors
 import torch
 from ltx_core.loader import SDOps, SingleGPUModelBuilder
-from ltx_core.loader.sft_loader import SafetensorsModelStateDictLoader
 from ltx_core.model.audio_vae import (
     AUDIO_VAE_DECODER_COMFY_KEYS_FILTER,
     AUDIO_VAE_ENCODER_COMFY_KEYS_FILTER,
@@ -31,7 +29,9 @@ from ltx_core.text_encoders.gemma import EMBEDDINGS_PROCESSOR_KEY_OPS, GEMMA_LLM
 from ltx_core.text_encoders.gemma.encoders.base_encoder import module_ops_from_gemma_root
 
 from .errors import LTX2InputError, LTX2LoadError
-from .gemma import EmbeddingsProcessorConfigurator, GemmaRoot, GemmaRootLoader, GemmaTextEncoderConfigurator
+from .safetensors_file import read_header
+from .gemma import EmbeddingsProcessorConfigurator, GemmaRoot, GemmaTextEncoderConfigurator
+from .streaming_loader import StreamingStateDictLoader, TensorTransform
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,10 @@ _CONFIGURATORS = {
 }
 
 
-def builder_for(bundle: Bundle, name: str) -> SingleGPUModelBuilder:
-    """ltx-core's builder for one component of `bundle`, with the pack's configurators where ltx-core's are wrong."""
+def builder_for(bundle: Bundle, name: str, transform: TensorTransform | None = None,
+                on_tensor=None) -> SingleGPUModelBuilder:
+    """ltx-core's builder for one component of `bundle`, with the pack's configurators where ltx-core's are wrong
+    and the pack's streaming loader, which applies `transform` to each tensor as it is read."""
     if name not in COMPONENTS:
         raise LTX2InputError(f"Unknown LTX-2 component '{name}'. Known: {', '.join(COMPONENTS)}.")
     component = COMPONENTS[name]
@@ -144,7 +146,7 @@ def builder_for(bundle: Bundle, name: str) -> SingleGPUModelBuilder:
             model_path=root.weight_files(),
             model_sd_ops=component.sd_ops,
             module_ops=(GEMMA_MODEL_OPS, *module_ops_from_gemma_root(str(root.path))),
-            model_loader=GemmaRootLoader(root),
+            model_loader=StreamingStateDictLoader(transform, config=root.config(), on_tensor=on_tensor),
         )
     if name == "embeddings_processor":
         if bundle.text_encoder is None:
@@ -157,18 +159,15 @@ def builder_for(bundle: Bundle, name: str) -> SingleGPUModelBuilder:
         model_class_configurator=configurator,
         model_path=str(path),
         model_sd_ops=component.sd_ops,
-        model_loader=SafetensorsModelStateDictLoader(),
+        model_loader=StreamingStateDictLoader(transform, on_tensor=on_tensor),
     )
 
 
-def file_layout(paths: str | tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], str]]:
+def file_layout(paths: str | tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Key -> (shape, dtype) of every tensor in the files, read from the headers alone (no tensor data)."""
     layout = {}
     for path in (paths,) if isinstance(paths, str) else paths:
-        with safetensors.safe_open(path, framework="pt") as f:
-            for key in f.keys():
-                tensor_slice = f.get_slice(key)
-                layout[key] = (tuple(tensor_slice.get_shape()), tensor_slice.get_dtype())
+        layout.update({k: (e.shape, e.dtype) for k, e in read_header(path).entries.items()})
     return layout
 
 
@@ -187,7 +186,7 @@ def check_files_match(builder: SingleGPUModelBuilder, name: str) -> None:
         if mapped is None:
             continue
         # Key-value ops may rename or duplicate a tensor; run them on a meta stand-in of its shape.
-        placeholder = torch.empty(shape, dtype=_SAFETENSORS_DTYPES.get(dtype, torch.float32), device="meta")
+        placeholder = torch.empty(shape, dtype=dtype, device="meta")
         results = [(mapped, placeholder)] if sd_ops is None else sd_ops.apply_to_key_value(mapped, placeholder)
         for new_key, value in results:
             found[new_key] = (key, tuple(value.shape))
@@ -207,18 +206,20 @@ def check_files_match(builder: SingleGPUModelBuilder, name: str) -> None:
         )
 
 
-_SAFETENSORS_DTYPES = {
-    "BF16": torch.bfloat16,
-    "F16": torch.float16,
-    "F32": torch.float32,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-}
-
-
 def _derived_keys(name: str) -> set[str]:
     # Gemma's lm_head is tied to the token embedding: ltx-core's key ops copy it, the file does not hold it.
     return {"model.lm_head.weight"} if name == "text_encoder" else set()
+
+
+def cast_floats(dtype: torch.dtype | None) -> TensorTransform:
+    """The transform of an unquantized load: floating tensors to `dtype`, others as stored."""
+
+    def transform(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        if dtype is not None and value.is_floating_point() and value.dtype != dtype:
+            value = value.to(dtype)
+        return [(key, value)]
+
+    return transform
 
 
 def build_component(
@@ -230,17 +231,28 @@ def build_component(
 ) -> torch.nn.Module:
     """Build one component completely, or raise: never a half-loaded model.
 
-    `builder` lets a caller pass `builder_for(...)` with extra sd_ops / module_ops / LoRAs (quantization,
-    distilled LoRA); by default it is the plain one.
+    `builder` lets a caller pass `builder_for(...)` with its own tensor transform and module ops (quantization,
+    LoRA fusion); by default floating tensors are cast to `dtype`. The builder's `loras` are not used: LoRAs are
+    fused by the transform, before quantization.
     """
-    builder = builder or builder_for(bundle, name)
+    builder = builder or builder_for(bundle, name, cast_floats(dtype))
     check_files_match(builder, name)
+    # ltx-core's builder.build() is not used: it only warns when tensors are missing (returning a half-loaded
+    # model) and ends with `model.to(device)`, which torchao's int8 tensors cannot go through. Its parts are:
+    # meta model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict.
+    paths = list(builder.model_path) if isinstance(builder.model_path, tuple) else [builder.model_path]
     try:
-        model = builder.build(device=torch.device(device), dtype=dtype)
-    except RuntimeError as exc:  # load_state_dict's size mismatch, raised after our check only for quantized keys
+        # Under inference_mode, as ComfyUI runs nodes: tensors made here are then usable there (torchao's are not
+        # otherwise).
+        with torch.inference_mode():
+            model = builder.meta_model(builder.model_config(), builder.module_ops)
+            state = builder.load_sd(paths, registry=builder.registry, device=torch.device(device),
+                                    sd_ops=builder.model_sd_ops)
+            model.load_state_dict(state.sd, strict=False, assign=True)
+            del state
+    except RuntimeError as exc:  # load_state_dict's size mismatch for tensors our check cannot see (quantized)
         raise LTX2LoadError(f"{name}: could not load its weights: {exc}") from exc
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers:
         raise LTX2LoadError(f"{name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}.")
     return model.eval()
-

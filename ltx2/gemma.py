@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ltx_core.loader import SafetensorsModelStateDictLoader
 from ltx_core.text_encoders.gemma import EmbeddingsProcessor, GemmaTextEncoder
 from ltx_core.text_encoders.gemma.embeddings_connector import (
     AudioEmbeddings1DConnectorConfigurator,
@@ -66,17 +65,6 @@ class GemmaRoot:
         """(hidden size, number of hidden states the encoder returns: layers + the embedding layer)."""
         text = self.config()["text_config"]
         return text["hidden_size"], text["num_hidden_layers"] + 1
-
-
-class GemmaRootLoader(SafetensorsModelStateDictLoader):
-    """Reads the weights from the shards and the config from the root's `config.json`."""
-
-    def __init__(self, root: GemmaRoot):
-        super().__init__()
-        self.root = root
-
-    def metadata(self, path: str) -> dict:  # noqa: ARG002 - the config lives beside the shards, not in them
-        return self.root.config()
 
 
 class GemmaTextEncoderConfigurator:

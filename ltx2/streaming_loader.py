@@ -1,0 +1,69 @@
+"""ltx-core's state-dict loader protocol, streaming: each tensor is read, renamed by the component's key ops,
+changed by the pack's per-tensor transform (LoRA fusion, quantization, dtype), then kept.
+
+ltx-core's own loader reads the file through a memory map and keeps what it read mapped until the end; ours
+keeps only the transformed tensors, so quantizing while loading never holds the bf16 model.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from ltx_core.loader import SDOps
+from ltx_core.loader.primitives import StateDict
+
+from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read_tensor
+
+# (key, tensor) -> the (key, tensor) pairs to keep. Runs after the component's key ops.
+TensorTransform = Callable[[str, torch.Tensor], list[tuple[str, torch.Tensor]]]
+
+
+class StreamingStateDictLoader:
+    def __init__(self, transform: TensorTransform | None = None, config: dict | None = None,
+                 on_tensor: Callable[[str], None] | None = None):
+        self.transform = transform
+        self._config = config  # for files whose config lives beside them (the Gemma root)
+        self.on_tensor = on_tensor  # progress / interrupt hook, called once per tensor read
+
+    def metadata(self, path: str) -> dict:
+        return self._config if self._config is not None else read_header(path).config()
+
+    def load(self, path: str | list[str], sd_ops: SDOps | None = None, device: torch.device | None = None) -> StateDict:
+        device = device or torch.device("cpu")
+        sd, size, dtypes = {}, 0, set()
+        for shard in [path] if isinstance(path, str) else path:
+            header = read_header(shard)
+            names = {k: (k if sd_ops is None else sd_ops.apply_to_key(k)) for k in header.entries}
+            wanted = {k for k, name in names.items() if name is not None}
+            for key, tensor in iter_tensors(header, wanted):
+                if self.on_tensor is not None:
+                    self.on_tensor(key)
+                pairs = [(names[key], tensor)] if sd_ops is None else sd_ops.apply_to_key_value(names[key], tensor)
+                for name, value in pairs:
+                    for kept_name, kept in self.transform(name, value) if self.transform else [(name, value)]:
+                        kept = kept.to(device)
+                        sd[kept_name] = kept
+                        size += kept.nbytes
+                        dtypes.add(kept.dtype)
+        return StateDict(sd=sd, device=device, size=size, dtype=dtypes)
+
+
+class LoraFactors:
+    """A LoRA file in ComfyUI's key names, read factor by factor when the weight it changes streams by."""
+
+    def __init__(self, path: str | Path, strength: float):
+        self.header: SafetensorsHeader = read_header(path)
+        self.strength = strength
+        self.targets = {}
+        for key in self.header.entries:
+            if key.endswith(".lora_A.weight"):
+                module = key.removeprefix("diffusion_model.").removesuffix(".lora_A.weight")
+                self.targets[module + ".weight"] = (key, key.replace(".lora_A.", ".lora_B."))
+
+    def fuse(self, key: str, weight: torch.Tensor) -> torch.Tensor:
+        """weight + strength * B @ A, computed in float32, returned in the weight's dtype."""
+        if key not in self.targets or self.strength == 0:
+            return weight
+        a_key, b_key = self.targets[key]
+        a, b = read_tensor(self.header, a_key).float(), read_tensor(self.header, b_key).float()
+        return (weight.float() + self.strength * (b @ a)).to(weight.dtype)

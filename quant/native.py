@@ -1,0 +1,45 @@
+"""ltx-core's own policies: `none`, `fp8_cast` and `fp8_scaled_mm`, used as ltx-core defines them."""
+
+import importlib.util
+
+import torch
+from ltx_core.quantization.fp8_cast import TRANSFORMER_LINEAR_DOWNCAST_MAP, UPCAST_DURING_INFERENCE
+
+from .registry import Policy, PolicyUnavailable
+
+
+def check(policy: Policy, device: torch.device) -> None:
+    if policy.name != "fp8_scaled_mm":
+        return
+    if device.type != "cuda" or not torch.cuda.is_available():
+        raise PolicyUnavailable(
+            f"quantization: fp8_scaled_mm runs fp8 matmuls through TensorRT-LLM on an NVIDIA GPU; this device is "
+            f"'{device}'. Pick fp8_scaled (same memory, any device) or torchao_int8_weight_only."
+        )
+    if importlib.util.find_spec("tensorrt_llm") is None:
+        raise PolicyUnavailable(
+            "quantization: fp8_scaled_mm needs TensorRT-LLM (`pip install tensorrt-llm`, which ltx-core's "
+            "`fp8-trtllm` extra pins), not installed here. Pick torchao_fp8_dynamic (fp8 W8A8 on compute "
+            "capability 8.9+) or fp8_scaled."
+        )
+
+
+def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    if policy.name == "fp8_cast":
+        # ltx-core's own key-value op, so the cast is exactly its fp8_cast (plain cast, no scale).
+        return [(r.new_key, r.new_value) for r in TRANSFORMER_LINEAR_DOWNCAST_MAP.apply_to_key_value(key, weight)]
+    if policy.name == "fp8_scaled_mm":
+        from ltx_core.quantization.fp8_scaled_mm import FP8_TRANSPOSE_SD_OPS
+
+        return [(r.new_key, r.new_value) for r in FP8_TRANSPOSE_SD_OPS.apply_to_key_value(key, weight)]
+    return [(key, weight)]
+
+
+def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:
+    if policy.name == "fp8_cast":
+        return (UPCAST_DURING_INFERENCE,)
+    if policy.name == "fp8_scaled_mm":
+        from ltx_core.quantization.fp8_scaled_mm import FP8_PREPARE_MODULE_OPS
+
+        return (FP8_PREPARE_MODULE_OPS,)
+    return ()

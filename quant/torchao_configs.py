@@ -1,0 +1,88 @@
+"""torchao's quantizers (fp8 dynamic W8A8, fp8 / int8 / int4 weight-only), applied one weight at a time.
+
+Each selected weight is wrapped in a bias-less Linear of its own, quantized with `quantize_`, and its
+quantized tensor subclass is what the model receives: the bf16 model never exists in memory. The subclass
+carries its own matmul, so the model's Linear layers stay as they are.
+
+Every config is built with `set_inductor_config=False`: torchao's default changes global torch.compile
+settings of the whole ComfyUI process when a model is quantized.
+"""
+
+import importlib.util
+
+import torch
+
+from .registry import Policy, PolicyUnavailable
+
+# The torchao release this pack is tested with, built for torch 2.9.
+TESTED = "0.15.0"
+
+
+def _require_torchao() -> None:
+    if importlib.util.find_spec("torchao") is None:
+        raise PolicyUnavailable(
+            f"quantization: torchao is not installed. Install it with `pip install torchao=={TESTED}` (the release "
+            "built for torch 2.9), or pick fp8_scaled, which needs no extra package."
+        )
+
+
+def check(policy: Policy, device: torch.device) -> None:
+    _require_torchao()
+    cuda = device.type == "cuda" and torch.cuda.is_available()
+    if policy.name == "torchao_fp8_dynamic":
+        if not cuda or torch.cuda.get_device_capability(device) < (8, 9):
+            where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
+            raise PolicyUnavailable(
+                f"quantization: torchao_fp8_dynamic runs fp8 matmuls on tensor cores of compute capability 8.9+ "
+                f"(RTX 40xx, L4, H100, Blackwell); this device is {where}. Pick fp8_scaled (fp8 storage, same "
+                "memory, any device) or torchao_int8_weight_only."
+            )
+    if policy.name == "torchao_int4_weight_only":
+        if not cuda or torch.cuda.get_device_capability(device) < (8, 0):
+            raise PolicyUnavailable(
+                f"quantization: torchao_int4_weight_only uses int4 GPU kernels (NVIDIA, compute capability 8.0+); "
+                f"this device is '{device}'. Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory)."
+            )
+        if importlib.util.find_spec("fbgemm_gpu") is None:
+            raise PolicyUnavailable(
+                "quantization: torchao_int4_weight_only needs the fbgemm-gpu-genai package for its int4 kernels "
+                "(`pip install fbgemm-gpu-genai`). Or pick torchao_int8_weight_only."
+            )
+
+
+def config_for(policy: Policy):
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        Float8WeightOnlyConfig,
+        Int4WeightOnlyConfig,
+        Int8WeightOnlyConfig,
+        PerRow,
+        PerTensor,
+    )
+
+    if policy.name == "torchao_fp8_dynamic":
+        granularity = PerRow() if policy.option("granularity") == "per_row" else PerTensor()
+        return Float8DynamicActivationFloat8WeightConfig(granularity=granularity, set_inductor_config=False)
+    if policy.name == "torchao_fp8_weight_only":
+        return Float8WeightOnlyConfig(set_inductor_config=False)
+    if policy.name == "torchao_int8_weight_only":
+        return Int8WeightOnlyConfig(set_inductor_config=False)
+    if policy.name == "torchao_int4_weight_only":
+        return Int4WeightOnlyConfig(group_size=policy.option("group_size"), set_inductor_config=False)
+    raise RuntimeError(f"policy {policy.name} is not a torchao policy")
+
+
+def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    from torchao.quantization import quantize_
+
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+    layer.weight = torch.nn.Parameter(weight, requires_grad=False)
+    # torchao 0.15's Float8Tensor cannot be used inside inference_mode (where ComfyUI runs every node) when it
+    # was made outside it ("Cannot set version_counter for inference tensor"); the loader therefore always
+    # quantizes inside inference_mode (see quant/loading.py).
+    quantize_(layer, config_for(policy))
+    return [(key, layer.weight.detach())]
+
+
+def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:  # noqa: ARG001 - the tensor subclass does the work
+    return ()
