@@ -255,4 +255,6 @@ def build_component(
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers:
         raise LTX2LoadError(f"{name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}.")
-    return model.eval()
+    # Inference only: without this, a forward outside inference_mode/no_grad would try to track gradients
+    # through tensors made under inference_mode, and fail.
+    return model.eval().requires_grad_(False)

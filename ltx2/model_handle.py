@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .components import Bundle, build_component
+from .components import Bundle
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,23 @@ class LTX2Model:
     residency: str = "cold_start"
     distilled_lora_strength: float = 1.0
 
-    def build(self, name: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16) -> torch.nn.Module:
-        return build_component(self.bundle, name, device=device, dtype=dtype)
+    def policy_for(self, name: str) -> str:
+        if name == "transformer":
+            return self.quantization
+        return self.text_encoder_quantization if name == "text_encoder" else "none"
+
+    def build(self, name: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16,
+              with_distilled_lora: bool = False, on_tensor=None):
+        """(component, load report). The stage-2 transformer is `with_distilled_lora=True`: fused, then quantized."""
+        from ..quant.loading import build_quantized
+
+        lora = None
+        if with_distilled_lora:
+            if self.bundle.distilled_lora is None:
+                raise ValueError("distilled_lora: stage 2 needs the distilled LoRA; pick it in the loader node.")
+            lora = (self.bundle.distilled_lora, self.distilled_lora_strength)
+        return build_quantized(self.bundle, name, self.policy_for(name), device=device, dtype=dtype, lora=lora,
+                               on_tensor=on_tensor)
 
     def describe(self) -> str:
         parts = [self.bundle.checkpoint.name, f"policy {self.quantization}", self.residency]

@@ -10,6 +10,12 @@ from .types import LTX2ModelType
 RESIDENCY = ("cold_start", "persistent")
 
 
+def comfy_device():
+    import comfy.model_management
+
+    return comfy.model_management.get_torch_device()
+
+
 class LoadLTX2Quantized(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -23,8 +29,10 @@ class LoadLTX2Quantized(io.ComfyNode):
                                tooltip="The LTX-2.3 checkpoint, e.g. ltx-2.3-22b-dev.safetensors"),
                 io.Combo.Input("text_encoder", options=model_files.text_encoder_names(),
                                tooltip="The Gemma-3 folder under models/text_encoders/"),
-                io.Combo.Input("quantization", options=policy_names(), default="none"),
-                io.Combo.Input("text_encoder_quantization", options=policy_names(), default="none"),
+                io.Combo.Input("quantization", options=policy_names(), default="none",
+                               tooltip="How the transformer is stored. fp8_scaled: half of bf16, any device. "
+                                       "torchao_fp8_dynamic: fastest on RTX 40xx / H100+."),
+                io.Combo.Input("text_encoder_quantization", options=policy_names(text_encoder=True), default="none"),
                 io.Combo.Input("residency", options=list(RESIDENCY), default="cold_start",
                                tooltip="cold_start frees the model after each run; persistent keeps it within the budget"),
                 io.Combo.Input("distilled_lora", options=model_files.file_names("loras", with_none=True),
@@ -43,7 +51,7 @@ class LoadLTX2Quantized(io.ComfyNode):
             "ckpt_name": (ckpt_name, model_files.checkpoint_names()),
             "text_encoder": (text_encoder, model_files.text_encoder_names()),
             "quantization": (quantization, policy_names()),
-            "text_encoder_quantization": (text_encoder_quantization, policy_names()),
+            "text_encoder_quantization": (text_encoder_quantization, policy_names(text_encoder=True)),
             "residency": (residency, list(RESIDENCY)),
             "distilled_lora": (distilled_lora, model_files.file_names("loras", with_none=True)),
         }
@@ -63,8 +71,12 @@ class LoadLTX2Quantized(io.ComfyNode):
         from ..ltx2.model_handle import LTX2Model
 
         checkpoint = model_files.resolve_file("ckpt_name", ckpt_name, model_files.CHECKPOINT_FOLDERS)
-        get_policy(quantization)
-        get_policy(text_encoder_quantization, "text_encoder_quantization")
+        from ..quant.registry import check_policy
+
+        # A policy this machine cannot run is refused here, before any weight is read.
+        device = comfy_device()
+        check_policy(get_policy(quantization), device)
+        check_policy(get_policy(text_encoder_quantization, "text_encoder_quantization", text_encoder=True), device)
         lora = None
         if distilled_lora != model_files.NONE:
             lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))

@@ -21,7 +21,7 @@ from make_tiny_bundle import make_bundle  # noqa: E402
 def models_dir(tmp_path_factory) -> Path:
     """A ComfyUI models folder holding the tiny bundle (seed 0)."""
     root = tmp_path_factory.mktemp("models")
-    make_bundle(root, "tiny", seed=0)
+    make_bundle(root, "tiny", seed=0, fp8=True)
     return root
 
 
@@ -29,7 +29,9 @@ def models_dir(tmp_path_factory) -> Path:
 def tiny_paths(models_dir) -> dict[str, Path]:
     from make_tiny_bundle import file_names
 
-    return {part: models_dir / rel for part, rel in file_names("tiny").items()}
+    paths = {part: models_dir / rel for part, rel in file_names("tiny").items()}
+    paths["fp8_checkpoint"] = paths["checkpoint"].with_name(paths["checkpoint"].stem + "-fp8.safetensors")
+    return paths
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ DIR gets ComfyUI's model-folder layout:
     loras/ltx-2.3-<preset>-distilled-lora-384.safetensors            distilled LoRA (ComfyUI key names)
     latent_upscale_models/ltx-2.3-<preset>-spatial-upscaler-x2.safetensors
     text_encoders/gemma-3-<preset>-it/                               config, tokenizer, image processor, 2 shards
+    checkpoints/ltx-2.3-<preset>-dev-fp8.safetensors                 with --fp8: block linears stored in fp8
 
 Key names and the JSON `config` metadata are those of the release, so the pack's loader reads these files
 through the same code as the real ones. `tiny` is for fast tests; `wide` keeps the real 22B transformer widths
@@ -394,7 +395,28 @@ def write_gemma(root: Path, seed: int) -> dict:
     return config
 
 
-def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0) -> dict[str, Path]:
+def write_fp8_checkpoint(src: Path, dst: Path) -> None:
+    """The checkpoint as an fp8 release file stores it: block linear weights in float8_e4m3fn with a per-tensor
+    `weight_scale` and an `input_scale` (the layout ltx-core's fp8_scaled_mm and LoRA fusion read)."""
+    from ltx2_a2v.ltx2.safetensors_file import iter_tensors, read_header
+    from ltx2_a2v.quant.layers import select_layers
+
+    header = read_header(src)
+    model = _meta(ltx2_components._CONFIGURATORS["transformer"], header.config())
+    targets = {"model.diffusion_model." + k for k in select_layers(model, "transformer", fp8=True).weight_keys()}
+    tensors = {}
+    for key, value in iter_tensors(header):
+        if key in targets:
+            scale = value.float().abs().amax().clamp(min=1e-12) / torch.finfo(torch.float8_e4m3fn).max
+            tensors[key] = (value.float() / scale).to(torch.float8_e4m3fn)
+            tensors[key.removesuffix(".weight") + ".weight_scale"] = scale.reshape(())
+            tensors[key.removesuffix(".weight") + ".input_scale"] = torch.ones((), dtype=torch.float32)
+        else:
+            tensors[key] = value
+    save_file(tensors, str(dst), metadata=header.metadata)
+
+
+def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False) -> dict[str, Path]:
     """Writes the bundle and returns the absolute path of each part."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset '{preset}'. Choose one of: {', '.join(PRESETS)}.")
@@ -406,6 +428,9 @@ def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0) -> 
     write_checkpoint(paths["checkpoint"], preset, seed, gemma)
     write_lora(paths["distilled_lora"], preset, seed)
     write_upsampler(paths["spatial_upsampler"], seed)
+    if fp8:
+        paths["fp8_checkpoint"] = paths["checkpoint"].with_name(paths["checkpoint"].stem + "-fp8.safetensors")
+        write_fp8_checkpoint(paths["checkpoint"], paths["fp8_checkpoint"])
     return paths
 
 
@@ -414,8 +439,9 @@ def main() -> None:
     parser.add_argument("--models-dir", required=True, help="ComfyUI models folder to write into")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fp8", action="store_true", help="also write the checkpoint as an fp8 release stores it")
     args = parser.parse_args()
-    paths = make_bundle(args.models_dir, args.preset, args.seed)
+    paths = make_bundle(args.models_dir, args.preset, args.seed, fp8=args.fp8)
     for part, path in paths.items():
         size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
         print(f"{part:18s} {size / 2**20:9.1f} MiB  {path}")
