@@ -2,7 +2,7 @@
 # Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-long
+.PHONY: setup demo test test-long bench-quant
 
 setup:
 	@bash tools/setup_env.sh
@@ -16,3 +16,7 @@ test: setup
 # Slow tests (the wide preset); .ci/run runs them too.
 test-long: setup
 	$(PY) -m pytest -m long
+
+# Quantization benchmark on the wide preset: prints a table, writes bench/results/quant.{json,png}.
+bench-quant: setup
+	$(PY) bench/quant.py

@@ -4,6 +4,7 @@ The same table builds the real LTX-2.3 release files and the test bundle's (tool
 them from this table's inverse), so there is one loader path for both.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,15 +172,18 @@ def file_layout(paths: str | tuple[str, ...]) -> dict[str, tuple[tuple[int, ...]
     return layout
 
 
-def check_files_match(builder: SingleGPUModelBuilder, name: str) -> None:
-    """Compare the files' keys and shapes with the model the config describes, before any weight is read.
+def check_files_match(builder: SingleGPUModelBuilder, name: str) -> set[str]:
+    """Compare the files' keys and shapes with the model the config describes, before any weight is read, and
+    return the file keys the model needs (a checkpoint holds several components: only this one's are read).
 
     ltx-core only warns when a parameter is missing and returns a half-built model; a file with a missing or
     mis-shaped tensor is refused here instead, naming the key.
     """
-    meta = builder.meta_model(builder.model_config(), ())
-    expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
-    found = {}
+    config = builder.model_config()
+    expected = {k: tuple(v.shape) for k, v in builder.meta_model(config, ()).state_dict().items()}
+    # Module ops may add tensors the file holds (stored fp8 scales): read those too.
+    needed = set(expected) | set(builder.meta_model(config, builder.module_ops).state_dict())
+    found, reads = {}, set()
     for key, (shape, dtype) in file_layout(builder.model_path).items():
         sd_ops = builder.model_sd_ops
         mapped = key if sd_ops is None else sd_ops.apply_to_key(key)
@@ -190,6 +194,8 @@ def check_files_match(builder: SingleGPUModelBuilder, name: str) -> None:
         results = [(mapped, placeholder)] if sd_ops is None else sd_ops.apply_to_key_value(mapped, placeholder)
         for new_key, value in results:
             found[new_key] = (key, tuple(value.shape))
+            if new_key in needed:
+                reads.add(key)
     missing = [k for k in expected if k not in found]
     wrong = [(found[k][0], found[k][1], shape) for k, shape in expected.items() if k in found and found[k][1] != shape]
     where = builder.model_path if isinstance(builder.model_path, str) else Path(builder.model_path[0]).parent
@@ -204,6 +210,7 @@ def check_files_match(builder: SingleGPUModelBuilder, name: str) -> None:
             f"{name}: tensor '{key}' in {where} has shape {list(got)}, the config asks for {list(want)} "
             f"({len(wrong)} mis-shaped in all). The file does not match its own config; download it again."
         )
+    return reads
 
 
 def _derived_keys(name: str) -> set[str]:
@@ -236,7 +243,8 @@ def build_component(
     fused by the transform, before quantization.
     """
     builder = builder or builder_for(bundle, name, cast_floats(dtype))
-    check_files_match(builder, name)
+    reads = check_files_match(builder, name)
+    builder = dataclasses.replace(builder, model_loader=builder.model_loader.restricted_to(reads))
     # ltx-core's builder.build() is not used: it only warns when tensors are missing (returning a half-loaded
     # model) and ends with `model.to(device)`, which torchao's int8 tensors cannot go through. Its parts are:
     # meta model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict.

@@ -139,6 +139,8 @@ def iter_tensors(header: SafetensorsHeader, keys: set[str] | None = None) -> Ite
                     raise _bad(header.path, f"tensor '{entry.key}' is cut short")
                 read += n
             yield entry.key, buffer.view(entry.dtype).reshape(entry.shape)
+            # Release this buffer before the next is allocated (the caller may already have dropped it).
+            del buffer, view
             # Tell the kernel these pages will not be read again, so a 43 GB read does not fill the page cache.
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(f.fileno(), entry.start, entry.nbytes, os.POSIX_FADV_DONTNEED)

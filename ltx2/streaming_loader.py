@@ -20,10 +20,14 @@ TensorTransform = Callable[[str, torch.Tensor], list[tuple[str, torch.Tensor]]]
 
 class StreamingStateDictLoader:
     def __init__(self, transform: TensorTransform | None = None, config: dict | None = None,
-                 on_tensor: Callable[[str], None] | None = None):
+                 on_tensor: Callable[[str], None] | None = None, only_keys: set[str] | None = None):
         self.transform = transform
         self._config = config  # for files whose config lives beside them (the Gemma root)
         self.on_tensor = on_tensor  # progress / interrupt hook, called once per tensor read
+        self.only_keys = only_keys  # file keys to read; None = every key the key ops accept
+
+    def restricted_to(self, keys: set[str]) -> "StreamingStateDictLoader":
+        return StreamingStateDictLoader(self.transform, self._config, self.on_tensor, only_keys=keys)
 
     def metadata(self, path: str) -> dict:
         return self._config if self._config is not None else read_header(path).config()
@@ -34,18 +38,32 @@ class StreamingStateDictLoader:
         for shard in [path] if isinstance(path, str) else path:
             header = read_header(shard)
             names = {k: (k if sd_ops is None else sd_ops.apply_to_key(k)) for k in header.entries}
-            wanted = {k for k, name in names.items() if name is not None}
+            wanted = {k for k, name in names.items() if name is not None and (self.only_keys is None or k in self.only_keys)}
             for key, tensor in iter_tensors(header, wanted):
                 if self.on_tensor is not None:
                     self.on_tensor(key)
-                pairs = [(names[key], tensor)] if sd_ops is None else sd_ops.apply_to_key_value(names[key], tensor)
-                for name, value in pairs:
-                    for kept_name, kept in self.transform(name, value) if self.transform else [(name, value)]:
-                        kept = kept.to(device)
-                        sd[kept_name] = kept
-                        size += kept.nbytes
-                        dtypes.add(kept.dtype)
+                for kept_name, kept in self._transformed(names[key], tensor, sd_ops):
+                    sd[kept_name] = kept.to(device)
+                    size += storage_bytes(sd[kept_name])
+                    dtypes.add(kept.dtype)
+                # Drop this tensor before the next one is read: otherwise two of them are in flight at once.
+                tensor = kept = None
         return StateDict(sd=sd, device=device, size=size, dtype=dtypes)
+
+
+    def _transformed(self, name: str, tensor: torch.Tensor, sd_ops: SDOps | None) -> list[tuple[str, torch.Tensor]]:
+        pairs = [(name, tensor)] if sd_ops is None else sd_ops.apply_to_key_value(name, tensor)
+        if self.transform is None:
+            return pairs
+        return [kept for new_name, value in pairs for kept in self.transform(new_name, value)]
+
+
+def storage_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor really holds: torchao's tensor subclasses report the logical (bf16) size in nbytes."""
+    if hasattr(tensor, "__tensor_flatten__"):
+        names, _ = tensor.__tensor_flatten__()
+        return sum(storage_bytes(getattr(tensor, n)) for n in names if isinstance(getattr(tensor, n), torch.Tensor))
+    return tensor.nbytes
 
 
 class LoraFactors:
@@ -60,10 +78,15 @@ class LoraFactors:
                 module = key.removeprefix("diffusion_model.").removesuffix(".lora_A.weight")
                 self.targets[module + ".weight"] = (key, key.replace(".lora_A.", ".lora_B."))
 
-    def fuse(self, key: str, weight: torch.Tensor) -> torch.Tensor:
-        """weight + strength * B @ A, computed in float32, returned in the weight's dtype."""
+    def fuse(self, key: str, weight: torch.Tensor, rows_per_chunk: int = 1024) -> torch.Tensor:
+        """weight + strength * B @ A, computed in float32 a slice of rows at a time (a whole float32 copy of the
+        largest 22B linear would be 256 MB of transient memory), returned in the weight's dtype."""
         if key not in self.targets or self.strength == 0:
             return weight
         a_key, b_key = self.targets[key]
-        a, b = read_tensor(self.header, a_key).float(), read_tensor(self.header, b_key).float()
-        return (weight.float() + self.strength * (b @ a)).to(weight.dtype)
+        a, b = read_tensor(self.header, a_key).float(), read_tensor(self.header, b_key).float() * self.strength
+        fused = torch.empty_like(weight)
+        for start in range(0, weight.shape[0], rows_per_chunk):
+            rows = slice(start, start + rows_per_chunk)
+            fused[rows] = (weight[rows].float() + b[rows] @ a).to(weight.dtype)
+        return fused

@@ -19,11 +19,18 @@ def check(policy: Policy, device: torch.device) -> None:  # noqa: ARG001 - plain
     return None
 
 
-def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fp8 weight, float32 scale of shape [out, 1]) with weight ~= fp8 * scale."""
-    w = weight.float()
-    scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / FP8_MAX
-    return (w / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale
+def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fp8 weight, float32 scale of shape [out, 1]) with weight ~= fp8 * scale.
+
+    A slice of rows at a time: float32 temporaries of the whole tensor would dominate the load's peak."""
+    q = torch.empty(weight.shape, dtype=FP8, device=weight.device)
+    scale = torch.empty(weight.shape[0], 1, dtype=torch.float32, device=weight.device)
+    for start in range(0, weight.shape[0], rows_per_chunk):
+        rows = slice(start, start + rows_per_chunk)
+        w = weight[rows].float()
+        scale[rows] = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / FP8_MAX
+        q[rows] = w.div_(scale[rows]).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
+    return q, scale
 
 
 def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:  # noqa: ARG001
@@ -32,12 +39,15 @@ def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, 
 
 
 class Fp8ScaledLinear(torch.nn.Linear):
-    """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype."""
+    """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype.
+
+    The scale belongs to output channels, so it is applied to the (small) output rather than to the weight:
+    one upcast pass over the weight per forward instead of three. fp8 values are exact in bf16."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = (self.weight.to(torch.float32) * self.weight_scale).to(x.dtype)
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return torch.nn.functional.linear(x, weight, bias)
+        out = torch.nn.functional.linear(x, self.weight.to(x.dtype))
+        out = (out.float() * self.weight_scale.view(-1)).to(x.dtype)
+        return out if self.bias is None else out + self.bias.to(x.dtype)
 
 
 def _convert(model: torch.nn.Module, weight_keys: set[str]) -> torch.nn.Module:

@@ -13,7 +13,7 @@ import torch
 from ..ltx2.components import COMPONENTS, Bundle, build_component, builder_for, file_layout
 from ..ltx2.errors import LTX2InputError
 from ..ltx2.safetensors_file import read_header, read_tensor
-from ..ltx2.streaming_loader import LoraFactors
+from ..ltx2.streaming_loader import LoraFactors, storage_bytes
 from .layers import select_layers
 from .registry import POLICIES, backend_for, check_policy, get_policy
 
@@ -34,14 +34,6 @@ class LoadReport:
     def summary(self) -> str:
         text = f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept"
         return text + "".join(f"; {n}" for n in self.notes)
-
-
-def storage_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a tensor really holds: torchao's tensor subclasses report the logical (bf16) size in nbytes."""
-    if hasattr(tensor, "__tensor_flatten__"):
-        names, _ = tensor.__tensor_flatten__()
-        return sum(storage_bytes(getattr(tensor, n)) for n in names if isinstance(getattr(tensor, n), torch.Tensor))
-    return tensor.nbytes
 
 
 def module_bytes(model: torch.nn.Module) -> int:

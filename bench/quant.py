@@ -1,0 +1,183 @@
+"""Quantization benchmark: every policy on the `wide` preset (the real 22B transformer widths, 2 blocks).
+
+    .venv/bin/python bench/quant.py [--preset wide] [--out bench/results]
+
+Each policy runs in a fresh process, so the load's peak memory is that process's own (measured: the peak
+resident set during the load, less the resident set before it). Figures per policy: resident bytes of the
+built transformer, the same for bf16, load peak, load seconds, one denoising step's seconds, and the relative
+L2 error of that step's output against bf16 on the same inputs. Writes quant.json and quant.png.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+POLICIES = [
+    "none", "fp8_cast", "fp8_scaled", "fp8_scaled_mm", "torchao_fp8_dynamic", "torchao_fp8_weight_only",
+    "torchao_int8_weight_only", "torchao_int4_weight_only",
+]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> dict:
+    """Runs in the child process: load, one step, figures."""
+    import torch
+    from _pack import import_pack
+    from make_tiny_bundle import file_names
+
+    import_pack()
+    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
+    from ltx2_a2v.ltx2.components import Bundle
+    from ltx2_a2v.ltx2.probe import ProbeShape, denoise_step, probe_inputs
+    from ltx2_a2v.quant.loading import build_quantized, module_bytes
+    from ltx2_a2v.quant.registry import PolicyUnavailable
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    bundle = Bundle(checkpoint=models_dir / file_names(preset)["checkpoint"])
+    inputs = probe_inputs(read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128))
+    row = {"policy": policy}
+    before = rss_bytes()
+    start = time.perf_counter()
+    try:
+        model, report = build_quantized(bundle, "transformer", policy)
+    except PolicyUnavailable as exc:
+        return {**row, "status": str(exc)}
+    row["load_seconds"] = time.perf_counter() - start
+    # ru_maxrss is the process's peak (KiB on Linux); before the load the process was at `before`.
+    row["load_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    row["resident_bytes"] = module_bytes(model)
+    row["block_bytes"] = module_bytes(model.transformer_blocks)
+    row["blocks"] = len(model.transformer_blocks)
+    row["quantized_layers"], row["kept_layers"] = report.quantized, len(report.skipped)
+
+    denoise_step(model, *inputs)  # warm-up
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        video, audio = denoise_step(model, *inputs)
+        times.append(time.perf_counter() - start)
+    row["step_seconds"] = statistics.median(times)
+    out = torch.cat([video.flatten(), audio.flatten()]).float()
+    if policy == "none":
+        torch.save(out, reference)
+        row["rel_error"] = 0.0
+    else:
+        expected = torch.load(reference)
+        row["rel_error"] = float((out - expected).norm() / expected.norm())
+    return {**row, "status": "ok"}
+
+
+def chart(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    names = [r["policy"] for r in ok]
+    gib = 2**30
+    fig, (mem, err) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = range(len(ok))
+    mem.bar([i - 0.2 for i in x], [r["resident_bytes"] / gib for r in ok], 0.4, label="resident")
+    mem.bar([i + 0.2 for i in x], [r["load_peak_bytes"] / gib for r in ok], 0.4, label="load peak")
+    mem.axhline(ok[0]["bf16_resident_bytes"] / gib, color="grey", linestyle="--", label="bf16 resident")
+    mem.set_xticks(list(x), names, rotation=30, ha="right")
+    mem.set_ylabel("GiB (wide preset: 2 blocks at 22B widths)")
+    mem.set_title("Transformer memory per policy")
+    mem.legend()
+    quantized = [r for r in ok if r["policy"] != "none"]
+    err.bar([r["policy"] for r in quantized], [r["rel_error"] * 100 for r in quantized], color="tab:red")
+    err.set_ylabel("relative L2 error vs bf16 (%)")
+    err.set_title("One denoising step, same inputs")
+    err.tick_params(axis="x", rotation=30)
+    for label in err.get_xticklabels():
+        label.set_ha("right")
+    skipped = [r["policy"] for r in rows if r["status"] != "ok"]
+    if skipped:
+        fig.text(0.01, 0.01, "not run on this machine: " + ", ".join(skipped), fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="wide", choices=["tiny", "wide"])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--policies", nargs="*", default=POLICIES)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: measure one policy, print JSON
+    parser.add_argument("--reference", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.one:
+        print(json.dumps(measure_one(args.one, args.models_dir, args.preset, args.reference)))
+        return 0
+
+    from make_tiny_bundle import file_names, make_bundle
+
+    if not (args.models_dir / file_names(args.preset)["checkpoint"]).is_file():
+        print(f"bench: writing the {args.preset} bundle to {args.models_dir} (once)", flush=True)
+        make_bundle(args.models_dir, args.preset, seed=0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "reference.pt"
+        for policy in ["none", *[p for p in args.policies if p != "none"]]:
+            command = [sys.executable, __file__, "--one", policy, "--preset", args.preset,
+                       "--models-dir", str(args.models_dir), "--reference", str(reference)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                rows.append({"policy": policy, "status": f"failed (exit {done.returncode})"})
+                continue
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"bench: {policy}: {rows[-1]['status'][:90]}", flush=True)
+    base = rows[0]
+    for row in rows:
+        if row["status"] == "ok":
+            row["bf16_resident_bytes"] = base["resident_bytes"]
+            row["resident_ratio"] = row["resident_bytes"] / base["resident_bytes"]
+            row["blocks_ratio"] = row["block_bytes"] / base["block_bytes"]
+            row["peak_over_resident"] = row["load_peak_bytes"] / row["resident_bytes"]
+            # Arithmetic, not a measurement: the preset has the 22B's non-block layers at full size but only
+            # `blocks` of its 48 blocks; scale the measured per-block bytes to 48.
+            per_block = row["block_bytes"] / row["blocks"]
+            base_per_block = base["block_bytes"] / base["blocks"]
+            rest, base_rest = row["resident_bytes"] - row["block_bytes"], base["resident_bytes"] - base["block_bytes"]
+            row["ratio_48_blocks"] = (rest + 48 * per_block) / (base_rest + 48 * base_per_block)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quant.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")
+    chart(rows, args.out / "quant.png")
+    mib = 2**20
+    print(f"\n{'policy':26s} {'resident MiB':>12s} {'x bf16':>7s} {'blocks x':>8s} {'48-blk x':>8s} "
+          f"{'load peak MiB':>13s} {'peak/res':>8s} {'load s':>7s} {'step s':>7s} {'rel err':>8s}")
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"{r['policy']:26s} {r['status'][:100]}")
+            continue
+        print(f"{r['policy']:26s} {r['resident_bytes'] / mib:12.1f} {r['resident_ratio']:7.3f} "
+              f"{r['blocks_ratio']:8.3f} {r['ratio_48_blocks']:8.3f} "
+              f"{r['load_peak_bytes'] / mib:13.1f} {r['peak_over_resident']:8.3f} {r['load_seconds']:7.2f} "
+              f"{r['step_seconds']:7.3f} {r['rel_error']:8.4f}")
+    print("\nx bf16: whole transformer as built; blocks x: the transformer blocks alone; 48-blk x: arithmetic, "
+          "the measured per-block bytes scaled to the 22B's 48 blocks.")
+    print(f"wrote {args.out / 'quant.json'} and {args.out / 'quant.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
