@@ -3,3 +3,4 @@
 from comfy_api.latest import io
 
 LTX2ModelType = io.Custom("LTX2_MODEL")
+LTX2LatentType = io.Custom("LTX2_LATENT")

@@ -1,5 +1,6 @@
 """Fixtures shared by the suite: the pack imported as a package, a tiny bundle, a real ComfyUI host."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,9 +35,15 @@ def tiny_paths(models_dir) -> dict[str, Path]:
     return paths
 
 
+MEDIA = ROOT / "example_workflows" / "media"
+
+
 @pytest.fixture(scope="session")
 def host(models_dir, tmp_path_factory):
-    """One ComfyUI server with the pack loaded, for the whole session."""
-    server = ComfyHost(models_dir, tmp_path_factory.mktemp("host")).wait_ready()
+    """One ComfyUI server with the pack loaded and the sample media in its input folder, for the whole session."""
+    server = ComfyHost(models_dir, tmp_path_factory.mktemp("host"))
+    for media in MEDIA.iterdir():
+        shutil.copy(media, server.input_dir / media.name)
+    server.wait_ready()
     yield server
     server.stop()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PACK_NODES = ("LoadLTX2Quantized", "VRAMGuard")
+PACK_NODES = ("LoadLTX2Quantized", "A2VSampler", "SpatialUpscale", "LTX2Decode", "VRAMGuard")
 
 
 LOAD_CHECK = ROOT / "example_workflows" / "api" / "ltx2_load_check.json"

@@ -49,6 +49,21 @@ class PromptResult:
         return self.history.get("outputs", {}).get(node_id, {})
 
 
+def node_timings(result: PromptResult) -> dict[str, float]:
+    """Seconds each node ran, from the websocket's 'executing' messages (receive times)."""
+    timings, current, started = {}, None, 0.0
+    for message in result.messages:
+        if message["type"] == "execution_success" and current is not None:
+            timings[current] = message["received"] - started
+            break
+        if message["type"] != "executing":
+            continue
+        if current is not None:
+            timings[current] = message["received"] - started
+        current, started = message["data"].get("node"), message["received"]
+    return timings
+
+
 class ComfyHost:
     def __init__(self, models_dir: Path, work_dir: Path, extra_env: dict | None = None):
         self.port = free_port()
@@ -134,6 +149,7 @@ class ComfyHost:
             if not isinstance(raw, str):
                 continue  # binary preview frames
             message = json.loads(raw)
+            message["received"] = time.monotonic()
             data = message.get("data", {})
             if data.get("prompt_id") not in (None, prompt_id):
                 continue

@@ -1,24 +1,41 @@
-"""The main job: the pack's example workflow run through a real ComfyUI host on the tiny bundle.
+"""The main job: the two-stage A2V example workflow run through a real ComfyUI host on the tiny bundle.
 
-    .venv/bin/python tools/demo.py [--out DIR] [--keep-host]
+    .venv/bin/python tools/demo.py [--out DIR]
 
-It writes the tiny bundle (once), starts the host with tools/serve.py, checks that the pack's nodes are
-listed, queues the API workflow over HTTP, follows it on the websocket and prints the timings.
+It writes the tiny bundle, starts the host with tools/serve.py, checks that the pack's nodes are listed,
+queues example_workflows/api/ltx2_a2v_two_stage.json over HTTP with the sample image and voice clip, follows
+it on the websocket, checks the mp4 (a video and an audio stream) and prints its path and per-node timings.
 """
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_host import ComfyHost  # noqa: E402
+from comfy_host import ComfyHost, node_timings  # noqa: E402
 from make_tiny_bundle import make_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ROOT / "example_workflows" / "api" / "ltx2_load_check.json"
-PACK_NODES = ("LoadLTX2Quantized", "VRAMGuard")
+WORKFLOW = ROOT / "example_workflows" / "api" / "ltx2_a2v_two_stage.json"
+MEDIA = ROOT / "example_workflows" / "media"
+PACK_NODES = ("LoadLTX2Quantized", "A2VSampler", "SpatialUpscale", "LTX2Decode", "VRAMGuard")
+
+
+def describe_mp4(path: Path) -> str:
+    import av
+
+    with av.open(str(path)) as container:
+        video = next(s for s in container.streams if s.type == "video")
+        audio = next((s for s in container.streams if s.type == "audio"), None)
+        frames = sum(1 for _ in container.decode(video=0))
+        if audio is None:
+            raise SystemExit(f"demo: {path} has no audio stream")
+        return (f"video {video.codec_context.name} {video.codec_context.width}x{video.codec_context.height}, "
+                f"{frames} frames at {float(video.average_rate):g} fps; audio {audio.codec_context.name} "
+                f"{audio.codec_context.sample_rate} Hz, {audio.codec_context.channels} ch")
 
 
 def main() -> int:
@@ -34,7 +51,10 @@ def main() -> int:
     timings["bundle"] = time.monotonic() - start
 
     start = time.monotonic()
-    host = ComfyHost(models, out).wait_ready()
+    host = ComfyHost(models, out)
+    for media in MEDIA.iterdir():
+        shutil.copy(media, host.input_dir / media.name)
+    host.wait_ready()
     timings["host start"] = time.monotonic() - start
     try:
         info = host.object_info()
@@ -51,9 +71,18 @@ def main() -> int:
             print(f"demo: the workflow ended with {result.status}: {json.dumps(result.messages[-1])[:2000]}",
                   file=sys.stderr)
             return 1
-        for node_id, output in result.history.get("outputs", {}).items():
-            for text in output.get("text", []):
-                print(f"demo: node {node_id} reports: {text}")
+        prompt = json.loads(WORKFLOW.read_text())
+        for node_id, seconds in node_timings(result).items():
+            title = prompt.get(node_id, {}).get("_meta", {}).get("title", node_id)
+            print(f"demo:   {title:28s} {seconds:7.2f} s")
+        videos = [host.output_dir / f.get("subfolder", "") / f["filename"]
+                  for output in result.history.get("outputs", {}).values() for f in output.get("images", [])
+                  if f.get("filename", "").endswith(".mp4")]
+        if not videos:
+            print(f"demo: the workflow wrote no mp4: {json.dumps(result.history.get('outputs'))[:2000]}", file=sys.stderr)
+            return 1
+        streams = describe_mp4(videos[0])
+        print(f"demo: wrote {videos[0]} ({streams})")
     finally:
         host.stop()
     print("demo: timings " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))

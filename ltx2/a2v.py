@@ -1,0 +1,268 @@
+"""The two-stage audio-to-video pipeline, stage by stage, on any device.
+
+It follows ltx-pipelines' A2VidPipelineTwoStage (text encode -> audio encode -> image conditioning -> stage 1
+at half size with the audio latent frozen -> 2x latent upsample -> stage 2 with the distilled LoRA -> decode),
+using ltx-pipelines' helpers only where they run without a GPU: its pipeline and `encode_prompts` call
+`torch.cuda.synchronize()` unconditionally. Each stage builds the components it needs, runs, and lets them go,
+so one stage's models are never resident during another's.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from ltx_core.components.diffusion_steps import EulerDiffusionStep
+from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
+from ltx_core.components.noisers import GaussianNoiser
+from ltx_core.components.schedulers import LTX2Scheduler
+from ltx_core.conditioning import VideoConditionByLatentIndex
+from ltx_core.model.audio_vae import encode_audio
+from ltx_core.model.upsampler import upsample_video
+from ltx_core.model.video_vae import decode_video
+from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
+from ltx_pipelines.utils.constants import LTX_2_3_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
+from ltx_pipelines.utils.helpers import (
+    denoise_video_only,
+    multi_modal_guider_denoising_func,
+    simple_denoising_func,
+)
+from ltx_pipelines.utils.media_io import resize_and_center_crop
+from ltx_pipelines.utils.samplers import euler_denoising_loop
+from ltx_pipelines.utils.types import PipelineComponents
+
+from .errors import LTX2InputError
+from .model_handle import LTX2Model
+
+DTYPE = torch.bfloat16
+# Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
+Progress = Callable[[int, int], None]
+# Called for each tensor read while a component is built; may raise to interrupt a long load.
+OnTensor = Callable[[str], None] | None
+
+
+@dataclass(frozen=True)
+class A2VLatent:
+    """What flows between the sampler, upscale and decode nodes (the LTX2_LATENT socket)."""
+
+    video: torch.Tensor  # [1, 128, latent frames, height / 32, width / 32], unpatchified
+    audio_latent: torch.Tensor  # the encoded conditioning audio, [1, 8, frames, 16]
+    audio: Audio  # the conditioning audio itself, [channels, samples], trimmed or padded to the video
+    image: torch.Tensor  # the conditioning image, [H, W, 3] float in 0..1
+    width: int
+    height: int
+    num_frames: int
+    frame_rate: float
+    seed: int
+
+
+def audio_from_comfy(audio: dict | None, seconds: float) -> Audio:
+    """ComfyUI's AUDIO ({'waveform': [B, C, S], 'sample_rate'}) as stereo float audio of exactly `seconds`:
+    mono is duplicated, extra channels dropped, a short clip padded with silence, a long one cut."""
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise LTX2InputError("audio: no audio was given. Connect a LoadAudio node (any sample rate, mono or stereo).")
+    waveform = torch.as_tensor(audio["waveform"]).float()
+    if waveform.ndim == 2:
+        waveform = waveform.unsqueeze(0)
+    if waveform.ndim != 3 or waveform.shape[-1] == 0 or not torch.isfinite(waveform).all():
+        raise LTX2InputError(f"audio: the clip is empty or damaged (waveform shape {list(waveform.shape)}).")
+    rate = int(audio["sample_rate"])
+    waveform = waveform[:1]
+    if waveform.shape[1] == 1:
+        waveform = waveform.repeat(1, 2, 1)
+    waveform = waveform[:, :2]
+    samples = math.ceil(seconds * rate)
+    if waveform.shape[-1] < samples:
+        waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[-1]))
+    return Audio(waveform=waveform[..., :samples], sampling_rate=rate)
+
+
+def image_tensor_from_comfy(image: torch.Tensor) -> torch.Tensor:
+    """ComfyUI's IMAGE [B, H, W, C] in 0..1 -> the first image as [H, W, 3]."""
+    image = torch.as_tensor(image)
+    if image.ndim == 4:
+        image = image[0]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 2:
+        raise LTX2InputError(f"image: expected an RGB image, got a tensor of shape {list(image.shape)}.")
+    if image.shape[-1] == 1:
+        image = image.repeat(1, 1, 3)
+    return image[..., :3].float()
+
+
+def _device() -> torch.device:
+    try:
+        import comfy.model_management
+
+        return comfy.model_management.get_torch_device()
+    except ImportError:  # outside ComfyUI (tests of the library, benchmarks)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _encode_prompts(model: LTX2Model, prompts: list[str], device: torch.device, on_tensor: OnTensor = None):
+    encoder, _ = model.build("text_encoder", device, on_tensor=on_tensor)
+    raw = [encoder.encode(p) for p in prompts]
+    del encoder
+    processor, _ = model.build("embeddings_processor", device, on_tensor=on_tensor)
+    outputs = [processor.process_hidden_states(hidden, mask) for hidden, mask in raw]
+    del processor
+    return outputs
+
+
+def _image_conditioning(model: LTX2Model, image: torch.Tensor, width: int, height: int, device: torch.device,
+                        on_tensor: OnTensor = None):
+    encoder, _ = model.build("video_encoder", device, on_tensor=on_tensor)
+    pixels = resize_and_center_crop(image * 255.0, height, width)  # -> [1, 3, 1, height, width]
+    encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=DTYPE))
+    return encoder, [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)]
+
+
+def _stepping(progress: Progress | None, total: int, denoise_fn):
+    """ltx-pipelines' Euler loop has no callback: the denoise function reports each finished step."""
+    done = 0
+
+    def step(*args):
+        nonlocal done
+        result = denoise_fn(*args)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return result
+
+    return step
+
+
+def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str, negative_prompt: str, seed: int,
+                width: int, height: int, num_frames: int, frame_rate: float, steps: int, cfg: float,
+                progress: Progress | None = None, on_tensor: OnTensor = None) -> A2VLatent:
+    """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
+    first frame and on the audio, whose latent stays frozen."""
+    device = _device()
+    image = image_tensor_from_comfy(image)
+    seconds = num_frames / frame_rate
+    conditioning_audio = audio_from_comfy(audio, seconds)
+    with torch.inference_mode():
+        positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
+        audio_encoder, _ = model.build("audio_encoder", device, on_tensor=on_tensor)
+        audio_latent = encode_audio(
+            Audio(conditioning_audio.waveform.to(device), conditioning_audio.sampling_rate), audio_encoder
+        )
+        del audio_encoder
+        frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
+        audio_latent = audio_latent[:, :, :frames].to(DTYPE)
+
+        shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
+        video_encoder, conditionings = _image_conditioning(model, image, width, height, device, on_tensor)
+        del video_encoder
+
+        transformer, _ = model.build("transformer", device, on_tensor=on_tensor)
+        sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
+        video_params = _guider_params(model, cfg)
+        denoise = multi_modal_guider_denoising_func(
+            video_guider=MultiModalGuider(params=video_params, negative_context=negative.video_encoding),
+            audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+            v_context=positive.video_encoding,
+            a_context=positive.audio_encoding,
+            transformer=_X0(transformer),
+        )
+        state = denoise_video_only(
+            output_shape=shape,
+            conditionings=conditionings,
+            noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
+            sigmas=sigmas,
+            stepper=EulerDiffusionStep(),
+            denoising_loop_fn=lambda s, v, a, st: euler_denoising_loop(s, v, a, st, _stepping(progress, steps, denoise)),
+            components=PipelineComponents(dtype=DTYPE, device=device),
+            dtype=DTYPE,
+            device=device,
+            initial_audio_latent=audio_latent,
+        )
+        del transformer
+    return A2VLatent(state.latent, audio_latent, conditioning_audio, image, width, height, num_frames, frame_rate, seed)
+
+
+def _guider_params(model: LTX2Model, cfg: float) -> MultiModalGuiderParams:
+    """LTX-2.3's stage-1 guidance with the user's CFG. STG perturbs block 28 of 48: a model without that block
+    (a small test model) gets no STG rather than a perturbation that silently does nothing."""
+    params = replace(LTX_2_3_PARAMS.video_guider_params, cfg_scale=cfg)
+    layers = model.config.get("transformer", {}).get("num_layers", 48)
+    blocks = [b for b in params.stg_blocks or [] if b < layers]
+    return replace(params, stg_blocks=blocks, stg_scale=params.stg_scale if blocks else 0.0)
+
+
+class _X0(torch.nn.Module):
+    """ltx-core's X0Model (velocity -> denoised) around a transformer the pack built."""
+
+    def __init__(self, velocity_model: torch.nn.Module):
+        super().__init__()
+        from ltx_core.model.transformer import X0Model
+
+        self.inner = X0Model(velocity_model)
+
+    def forward(self, video, audio, perturbations):
+        from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+
+        return self.inner(video, audio, perturbations or BatchedPerturbationConfig.empty(video.latent.shape[0]))
+
+
+def upscale(model: LTX2Model, latent: A2VLatent, progress: Progress | None = None,
+            on_tensor: OnTensor = None) -> A2VLatent:
+    """2x spatial upsample of the video latent (ltx-core's upsample_video)."""
+    device = _device()
+    with torch.inference_mode():
+        video_encoder, _ = model.build("video_encoder", device, on_tensor=on_tensor)
+        upsampler, _ = model.build("spatial_upsampler", device, on_tensor=on_tensor)
+        video = upsample_video(latent.video.to(device), video_encoder, upsampler)
+        del video_encoder, upsampler
+    if progress is not None:
+        progress(1, 1)
+    return replace(latent, video=video, width=latent.width * 2, height=latent.height * 2)
+
+
+def sample_refine(model: LTX2Model, latent: A2VLatent, prompt: str, seed: int,
+                  progress: Progress | None = None, on_tensor: OnTensor = None) -> A2VLatent:
+    """Stage 2: the distilled LoRA's fixed schedule on the upscaled latent, audio still frozen, no CFG."""
+    device = _device()
+    with torch.inference_mode():
+        (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
+        shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
+                                fps=latent.frame_rate)
+        video_encoder, conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, device,
+                                                           on_tensor)
+        del video_encoder
+        transformer, _ = model.build("transformer", device, with_distilled_lora=True, on_tensor=on_tensor)
+        sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
+        denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, _X0(transformer))
+        total = len(STAGE_2_DISTILLED_SIGMA_VALUES) - 1
+        state = denoise_video_only(
+            output_shape=shape,
+            conditionings=conditionings,
+            noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
+            sigmas=sigmas,
+            stepper=EulerDiffusionStep(),
+            denoising_loop_fn=lambda s, v, a, st: euler_denoising_loop(s, v, a, st, _stepping(progress, total, denoise)),
+            components=PipelineComponents(dtype=DTYPE, device=device),
+            dtype=DTYPE,
+            device=device,
+            noise_scale=float(sigmas[0]),
+            initial_video_latent=latent.video.to(device),
+            initial_audio_latent=latent.audio_latent.to(device),
+        )
+        del transformer
+    return replace(latent, video=state.latent, seed=seed)
+
+
+def decode(model: LTX2Model, latent: A2VLatent, progress: Progress | None = None,
+           on_tensor: OnTensor = None) -> tuple[torch.Tensor, Audio]:
+    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length."""
+    device = _device()
+    with torch.inference_mode():
+        decoder, _ = model.build("video_decoder", device, on_tensor=on_tensor)
+        generator = torch.Generator(device=device).manual_seed(latent.seed)
+        chunks = list(decode_video(latent.video.to(device), decoder, None, generator))
+        del decoder
+    frames = torch.cat(chunks, dim=0).float().cpu() / 255.0
+    if progress is not None:
+        progress(1, 1)
+    samples = round(latent.num_frames / latent.frame_rate * latent.audio.sampling_rate)
+    audio = Audio(waveform=latent.audio.waveform[0, :, :samples].cpu(), sampling_rate=latent.audio.sampling_rate)
+    return frames, audio

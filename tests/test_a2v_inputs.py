@@ -1,0 +1,53 @@
+"""What the sampler accepts: any image size, any audio rate and channel count, and clear words for bad values."""
+
+import math
+
+import pytest
+import torch
+
+from ltx2_a2v.ltx2.a2v import audio_from_comfy, image_tensor_from_comfy
+from ltx2_a2v.ltx2.a2v_checks import check_size
+from ltx2_a2v.ltx2.errors import LTX2InputError
+
+
+def tone(seconds: float, rate: int, channels: int) -> dict:
+    t = torch.arange(int(seconds * rate)) / rate
+    return {"waveform": torch.sin(2 * math.pi * 220 * t).repeat(1, channels, 1), "sample_rate": rate}
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (44100, 2), (48000, 6)])
+def test_any_rate_and_channel_count_becomes_stereo_of_the_video_length(rate, channels):
+    audio = audio_from_comfy(tone(2.0, rate, channels), seconds=17 / 24)
+    assert audio.sampling_rate == rate
+    assert audio.waveform.shape == (1, 2, math.ceil(17 / 24 * rate))
+
+
+def test_short_audio_is_padded_with_silence_and_long_audio_cut():
+    short = audio_from_comfy(tone(0.2, 16000, 1), seconds=1.0)
+    assert short.waveform.shape[-1] == 16000 and short.waveform[..., 3200:].abs().max() == 0
+    long = audio_from_comfy(tone(5.0, 16000, 2), seconds=1.0)
+    assert long.waveform.shape[-1] == 16000
+
+
+@pytest.mark.parametrize("audio", [None, {"waveform": torch.zeros(1, 2, 0), "sample_rate": 16000},
+                                   {"waveform": torch.full((1, 1, 10), float("nan")), "sample_rate": 16000}])
+def test_missing_or_empty_audio_is_refused_by_name(audio):
+    with pytest.raises(LTX2InputError, match="^audio: "):
+        audio_from_comfy(audio, seconds=1.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 100, 150, 3), (2, 480, 640, 4), (37, 53, 1)])
+def test_any_image_size_and_channel_count_is_taken(shape):
+    image = image_tensor_from_comfy(torch.rand(shape))
+    assert image.ndim == 3 and image.shape[-1] == 3
+
+
+@pytest.mark.parametrize("width, height, frames, words", [
+    (100, 64, 17, "Try 96x64"), (64, 64, 20, "Try 17 or 25"), (64, 64, 0, "8k+1"),
+])
+def test_size_errors_say_what_to_change(width, height, frames, words):
+    assert words in check_size(width, height, frames)
+
+
+def test_valid_sizes_pass():
+    assert check_size(768, 512, 97) is None and check_size(384, 256, 1) is None

@@ -1,0 +1,141 @@
+"""The two-stage A2V example workflow through the real server: an mp4 with the right frames, size and audio,
+for each CPU policy; the same seed gives the same frames; the UI file is the same graph; bad values are
+refused at /prompt."""
+
+import json
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+API = ROOT / "example_workflows" / "api" / "ltx2_a2v_two_stage.json"
+UI = ROOT / "example_workflows" / "ltx2_a2v_two_stage.json"
+# Small enough for the CPU: stage 1 at 128x96, 17 frames (0.71 s at 24 fps).
+WIDTH, HEIGHT, FRAMES, FPS = 128, 96, 17, 24.0
+
+
+def small_workflow(policy: str = "fp8_scaled", prefix: str = "test/a2v", **sampler) -> dict:
+    prompt = json.loads(API.read_text())
+    prompt["3"]["inputs"]["quantization"] = policy
+    for node in ("4", "6"):
+        prompt[node]["inputs"].update(width=WIDTH, height=HEIGHT, num_frames=FRAMES, frame_rate=FPS)
+    prompt["4"]["inputs"].update({"steps": 3, **sampler})
+    prompt["9"]["inputs"]["filename_prefix"] = prefix
+    return prompt
+
+
+def saved_mp4(host, result) -> Path:
+    files = [f for output in result.history["outputs"].values() for f in output.get("images", [])]
+    videos = [host.output_dir / f["subfolder"] / f["filename"] for f in files if f["filename"].endswith(".mp4")]
+    assert len(videos) == 1, result.history["outputs"]
+    return videos[0]
+
+
+def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        info = {"width": video.codec_context.width, "height": video.codec_context.height,
+                "fps": float(video.average_rate), "audio_rate": audio.codec_context.sample_rate}
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    with av.open(str(path)) as container:
+        samples = sum(f.samples for f in container.decode(audio=0))
+    info["audio_seconds"] = samples / info["audio_rate"]
+    return frames, info
+
+
+@pytest.mark.parametrize("policy", ["none", "fp8_cast", "fp8_scaled", "torchao_int8_weight_only"])
+def test_workflow_writes_an_mp4_with_video_and_audio(host, policy):
+    result = host.run(small_workflow(policy, prefix=f"test/{policy}"))
+    assert result.status == "success", result.messages[-1]
+    frames, info = read_mp4(saved_mp4(host, result))
+    assert frames.shape == (FRAMES, 2 * HEIGHT, 2 * WIDTH, 3)
+    assert info["fps"] == FPS
+    assert abs(info["audio_seconds"] - FRAMES / FPS) < 0.05  # aac frames round up a little
+    # Progress reached the page for each stage-1 step.
+    progress = [m["data"] for m in result.messages if m["type"] == "progress" and m["data"]["node"] == "4"]
+    assert progress and progress[-1]["value"] == progress[-1]["max"] == 3
+
+
+def test_same_seed_gives_identical_frames(host):
+    first = host.run(small_workflow(prefix="test/seed_a"))
+    host.free()  # drop ComfyUI's output cache, so the second run really runs again
+    time.sleep(1.0)
+    second = host.run(small_workflow(prefix="test/seed_b"))
+    assert any(m["type"] == "executing" and m["data"]["node"] == "4" for m in second.messages), "stage 1 did not rerun"
+    a, _ = read_mp4(saved_mp4(host, first))
+    b, _ = read_mp4(saved_mp4(host, second))
+    assert np.array_equal(a, b)
+    host.free()
+    time.sleep(1.0)
+    other = host.run(small_workflow(prefix="test/seed_c", seed=7))
+    assert not np.array_equal(a, read_mp4(saved_mp4(host, other))[0])
+
+
+def test_ui_workflow_is_the_same_graph_as_the_api_one(host):
+    """Turn the UI file into API format the way the page does (widgets in the node's input order) and compare."""
+    ui, api = json.loads(UI.read_text()), json.loads(API.read_text())
+    info = host.object_info()
+    links = {link[0]: link for link in ui["links"]}
+    converted = {}
+    for node in ui["nodes"]:
+        if node["type"] == "Note":
+            continue
+        spec = info[node["type"]]
+        linked = {i["name"]: [str(links[i["link"]][1]), links[i["link"]][2]] for i in node["inputs"] if i["link"]}
+        values = iter(node["widgets_values"])
+        inputs = {}
+        declared = spec["input"].get("required", {}) | spec["input"].get("optional", {})
+        for name in spec["input_order"].get("required", []) + spec["input_order"].get("optional", []):
+            kind, options = declared[name][0], (declared[name][1] if len(declared[name]) > 1 else {})
+            if name in linked:
+                inputs[name] = linked[name]
+            elif kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO") or isinstance(kind, list):
+                inputs[name] = next(values)
+                if options.get("control_after_generate"):
+                    next(values)
+        converted[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    expected = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+    assert converted == expected
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"width": 100}, "width", "multiples of 32"),
+    ({"num_frames": 20}, "num_frames", "8k+1"),
+])
+def test_bad_sampler_values_are_refused_at_queue_time(host, change, field, words):
+    prompt = small_workflow()
+    prompt["4"]["inputs"].update(change)
+    response = host.post_prompt(prompt)
+    assert response.status_code == 400
+    details = " ".join(e["details"] for e in response.json()["node_errors"]["4"]["errors"])
+    assert words in details
+
+
+def test_refine_without_a_latent_is_refused_at_queue_time(host):
+    prompt = small_workflow()
+    del prompt["6"]["inputs"]["latent"]
+    response = host.post_prompt(prompt)
+    assert response.status_code == 400
+    details = " ".join(e["details"] for e in response.json()["node_errors"]["6"]["errors"])
+    assert "refine stage needs a latent" in details
+
+
+def test_interrupt_stops_stage_1_within_a_step_and_the_next_run_succeeds(host):
+    seen = []
+
+    def interrupt_after_two_steps(message):
+        if message["type"] == "progress" and message["data"]["node"] == "4":
+            seen.append(message["data"]["value"])
+            if message["data"]["value"] == 2:
+                host.interrupt()
+
+    prompt_id = host.queue(small_workflow(prefix="test/interrupted", steps=200))
+    result = host.wait(prompt_id, on_message=interrupt_after_two_steps)
+    assert result.status == "interrupted"
+    assert max(seen) <= 3  # stopped at the next step boundary, not after 200
+    assert not any(m["type"] == "executed" and m["data"]["node"] == "9" for m in result.messages)
+    assert host.run(small_workflow(prefix="test/after_interrupt", seed=5)).status == "success"

@@ -1,0 +1,124 @@
+"""Writes the two-stage A2V example workflow in both of ComfyUI's formats from one description.
+
+    .venv/bin/python tools/make_workflows.py
+
+example_workflows/ltx2_a2v_two_stage.json      UI format: drag it into the page; listed in the template browser
+example_workflows/api/ltx2_a2v_two_stage.json  API format: POST it to /prompt
+
+Defaults are the tiny test bundle's file names; the notes say which real files to pick.
+"""
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "ltx2_a2v_two_stage"
+
+REAL_FILES_NOTE = (
+    "With the real LTX-2.3 release pick: checkpoint ltx-2.3-22b-dev.safetensors (models/checkpoints), text encoder "
+    "gemma-3-12b-it-qat-q4_0-unquantized (the whole folder, models/text_encoders), distilled LoRA "
+    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors (models/loras), upscaler "
+    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors (models/latent_upscale_models). The defaults here are the tiny "
+    "test bundle's (tools/make_tiny_bundle.py). Stage 1 runs at half the final size: 384x256 gives 768x512."
+)
+
+PROMPT = "A young woman speaks calmly to the camera in a softly lit room, her lips moving with the words."
+NEGATIVE = "blurry, low quality, still frame, distorted face, watermark"
+
+# id -> (class, title, widget inputs in the node's input order, linked inputs {input: (node id, output slot)}, pos)
+GRAPH = {
+    "1": ("LoadImage", "Image (first frame)", {"image": "ltx2_a2v_portrait.png", "upload": "image"}, {}, (40, 60)),
+    "2": ("LoadAudio", "Audio (drives the lips)", {"audio": "ltx2_a2v_voice.wav"}, {}, (40, 420)),
+    "3": ("LoadLTX2Quantized", "Load LTX-2 (quantized)", {
+        "ckpt_name": "ltx-2.3-tiny-dev.safetensors",
+        "text_encoder": "gemma-3-tiny-it",
+        "quantization": "fp8_scaled",
+        "text_encoder_quantization": "none",
+        "residency": "cold_start",
+        "distilled_lora": "ltx-2.3-tiny-distilled-lora-384.safetensors",
+        "distilled_lora_strength": 1.0,
+    }, {}, (40, 620)),
+    "4": ("A2VSampler", "Stage 1 (half size)", {
+        "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
+        "frame_rate": 24.0, "steps": 20, "cfg": 3.0, "stage": "base",
+    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0)}, (480, 60)),
+    "5": ("SpatialUpscale", "2x latent upscale", {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
+          {"model": ("3", 0), "latent": ("4", 0)}, (900, 60)),
+    "6": ("A2VSampler", "Stage 2 (distilled LoRA)", {
+        "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
+        "frame_rate": 24.0, "steps": 3, "cfg": 1.0, "stage": "refine",
+    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)}, (900, 260)),
+    "7": ("LTX2Decode", "Decode frames + audio", {}, {"model": ("3", 0), "latent": ("6", 0)}, (1320, 60)),
+    "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("7", 0), "audio": ("7", 1)}, (1320, 260)),
+    "9": ("SaveVideo", "Save mp4", {"filename_prefix": "ltx2_a2v/video", "format": "mp4", "codec": "h264"},
+          {"video": ("8", 0)}, (1700, 60)),
+}
+# Output socket types, for the UI format's links.
+OUTPUT_TYPES = {
+    "LoadImage": ["IMAGE", "MASK"], "LoadAudio": ["AUDIO"], "LoadLTX2Quantized": ["LTX2_MODEL"],
+    "A2VSampler": ["LTX2_LATENT"], "SpatialUpscale": ["LTX2_LATENT"], "LTX2Decode": ["IMAGE", "AUDIO", "FLOAT"],
+    "CreateVideo": ["VIDEO"], "SaveVideo": [],
+}
+# Widgets the page shows after a value, with their saved value (seed's "control after generate").
+EXTRA_WIDGET_VALUES = {("A2VSampler", "seed"): "fixed"}
+
+
+def api_workflow() -> dict:
+    prompt = {}
+    for node_id, (cls, title, widgets, links, _pos) in GRAPH.items():
+        inputs = {k: v for k, v in widgets.items() if k != "upload"}
+        inputs.update({k: [src, slot] for k, (src, slot) in links.items()})
+        prompt[node_id] = {"class_type": cls, "inputs": inputs, "_meta": {"title": title}}
+    prompt["3"]["_meta"]["note"] = REAL_FILES_NOTE
+    return prompt
+
+
+def ui_workflow() -> dict:
+    nodes, links = [], []
+    link_id = 0
+    outgoing: dict[tuple[str, int], list[int]] = {}
+    incoming: dict[str, list[dict]] = {}
+    for node_id, (cls, _title, _widgets, node_links, _pos) in GRAPH.items():
+        incoming[node_id] = []
+        for name, (src, slot) in node_links.items():
+            link_id += 1
+            kind = OUTPUT_TYPES[GRAPH[src][0]][slot]
+            links.append([link_id, int(src), slot, int(node_id), len(incoming[node_id]), kind])
+            outgoing.setdefault((src, slot), []).append(link_id)
+            incoming[node_id].append({"name": name, "type": kind, "link": link_id})
+    for node_id, (cls, title, widgets, _links, pos) in GRAPH.items():
+        values = []
+        for name, value in widgets.items():
+            values.append(value)
+            if (cls, name) in EXTRA_WIDGET_VALUES:
+                values.append(EXTRA_WIDGET_VALUES[(cls, name)])
+        outputs = [{"name": kind.lower(), "type": kind, "links": outgoing.get((node_id, slot), []), "slot_index": slot}
+                   for slot, kind in enumerate(OUTPUT_TYPES[cls])]
+        nodes.append({
+            "id": int(node_id), "type": cls, "title": title, "pos": list(pos), "size": [380, 200], "flags": {},
+            "order": int(node_id) - 1, "mode": 0, "inputs": incoming[node_id], "outputs": outputs,
+            "properties": {"Node name for S&R": cls}, "widgets_values": values,
+        })
+    note_id = len(GRAPH) + 1
+    nodes.append({
+        "id": note_id, "type": "Note", "title": "Which files to pick", "pos": [40, 1000], "size": [820, 160],
+        "flags": {}, "order": note_id - 1, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+        "widgets_values": [REAL_FILES_NOTE],
+    })
+    return {
+        "last_node_id": note_id, "last_link_id": link_id, "nodes": nodes, "links": links, "groups": [],
+        "config": {}, "extra": {"ds": {"scale": 0.7, "offset": [0, 0]}}, "version": 0.4,
+    }
+
+
+def write() -> tuple[Path, Path]:
+    ui, api = ROOT / "example_workflows" / f"{NAME}.json", ROOT / "example_workflows" / "api" / f"{NAME}.json"
+    api.parent.mkdir(parents=True, exist_ok=True)
+    ui.write_text(json.dumps(ui_workflow(), indent=2) + "\n")
+    api.write_text(json.dumps(api_workflow(), indent=2) + "\n")
+    return ui, api
+
+
+if __name__ == "__main__":
+    for path in write():
+        print(path)
