@@ -18,6 +18,7 @@ from ltx_core.components.noisers import GaussianNoiser
 from ltx_core.components.schedulers import LTX2Scheduler
 from ltx_core.conditioning import VideoConditionByLatentIndex
 from ltx_core.model.audio_vae import encode_audio
+from ltx_core.model.transformer import X0Model
 from ltx_core.model.upsampler import upsample_video
 from ltx_core.model.video_vae import decode_video
 from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
@@ -116,9 +117,12 @@ def _image_conditioning(model: LTX2Model, image: torch.Tensor, width: int, heigh
     return encoder, [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)]
 
 
-def _stepping(progress: Progress | None, total: int, denoise_fn):
-    """ltx-pipelines' Euler loop has no callback: the denoise function reports each finished step."""
-    done = 0
+def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Tensor, denoise_fn,
+             progress: Progress | None, device: torch.device, **initial):
+    """ltx-pipelines' video-only denoising (audio latent frozen) with its Euler loop, seeded on `device`.
+
+    The loop has no callback, so the denoise function reports each finished step."""
+    total, done = len(sigmas) - 1, 0
 
     def step(*args):
         nonlocal done
@@ -128,7 +132,18 @@ def _stepping(progress: Progress | None, total: int, denoise_fn):
             progress(done, total)
         return result
 
-    return step
+    return denoise_video_only(
+        output_shape=shape,
+        conditionings=conditionings,
+        noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
+        sigmas=sigmas,
+        stepper=EulerDiffusionStep(),
+        denoising_loop_fn=lambda s, v, a, stepper: euler_denoising_loop(s, v, a, stepper, step),
+        components=PipelineComponents(dtype=DTYPE, device=device),
+        dtype=DTYPE,
+        device=device,
+        **initial,
+    )
 
 
 def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str, negative_prompt: str, seed: int,
@@ -162,20 +177,10 @@ def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str,
             audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
             v_context=positive.video_encoding,
             a_context=positive.audio_encoding,
-            transformer=_X0(transformer),
+            transformer=X0Model(transformer),
         )
-        state = denoise_video_only(
-            output_shape=shape,
-            conditionings=conditionings,
-            noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
-            sigmas=sigmas,
-            stepper=EulerDiffusionStep(),
-            denoising_loop_fn=lambda s, v, a, st: euler_denoising_loop(s, v, a, st, _stepping(progress, steps, denoise)),
-            components=PipelineComponents(dtype=DTYPE, device=device),
-            dtype=DTYPE,
-            device=device,
-            initial_audio_latent=audio_latent,
-        )
+        state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
+                         initial_audio_latent=audio_latent)
         del transformer
     return A2VLatent(state.latent, audio_latent, conditioning_audio, image, width, height, num_frames, frame_rate, seed)
 
@@ -187,21 +192,6 @@ def _guider_params(model: LTX2Model, cfg: float) -> MultiModalGuiderParams:
     layers = model.config.get("transformer", {}).get("num_layers", 48)
     blocks = [b for b in params.stg_blocks or [] if b < layers]
     return replace(params, stg_blocks=blocks, stg_scale=params.stg_scale if blocks else 0.0)
-
-
-class _X0(torch.nn.Module):
-    """ltx-core's X0Model (velocity -> denoised) around a transformer the pack built."""
-
-    def __init__(self, velocity_model: torch.nn.Module):
-        super().__init__()
-        from ltx_core.model.transformer import X0Model
-
-        self.inner = X0Model(velocity_model)
-
-    def forward(self, video, audio, perturbations):
-        from ltx_core.guidance.perturbations import BatchedPerturbationConfig
-
-        return self.inner(video, audio, perturbations or BatchedPerturbationConfig.empty(video.latent.shape[0]))
 
 
 def upscale(model: LTX2Model, latent: A2VLatent, progress: Progress | None = None,
@@ -231,22 +221,10 @@ def sample_refine(model: LTX2Model, latent: A2VLatent, prompt: str, seed: int,
         del video_encoder
         transformer, _ = model.build("transformer", device, with_distilled_lora=True, on_tensor=on_tensor)
         sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
-        denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, _X0(transformer))
-        total = len(STAGE_2_DISTILLED_SIGMA_VALUES) - 1
-        state = denoise_video_only(
-            output_shape=shape,
-            conditionings=conditionings,
-            noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
-            sigmas=sigmas,
-            stepper=EulerDiffusionStep(),
-            denoising_loop_fn=lambda s, v, a, st: euler_denoising_loop(s, v, a, st, _stepping(progress, total, denoise)),
-            components=PipelineComponents(dtype=DTYPE, device=device),
-            dtype=DTYPE,
-            device=device,
-            noise_scale=float(sigmas[0]),
-            initial_video_latent=latent.video.to(device),
-            initial_audio_latent=latent.audio_latent.to(device),
-        )
+        denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(transformer))
+        state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, noise_scale=float(sigmas[0]),
+                         initial_video_latent=latent.video.to(device),
+                         initial_audio_latent=latent.audio_latent.to(device))
         del transformer
     return replace(latent, video=state.latent, seed=seed)
 

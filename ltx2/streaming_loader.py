@@ -5,6 +5,7 @@ ltx-core's own loader reads the file through a memory map and keeps what it read
 keeps only the transformed tensors, so quantizing while loading never holds the bf16 model.
 """
 
+import ctypes
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class StreamingStateDictLoader:
                     dtypes.add(kept.dtype)
                 # Drop this tensor before the next one is read: otherwise two of them are in flight at once.
                 tensor = kept = None
+                _give_back_freed_memory()
         return StateDict(sd=sd, device=device, size=size, dtype=dtypes)
 
 
@@ -56,6 +58,28 @@ class StreamingStateDictLoader:
         if self.transform is None:
             return pairs
         return [kept for new_name, value in pairs for kept in self.transform(new_name, value)]
+
+
+def _load_malloc_trim():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _give_back_freed_memory() -> None:
+    """Return the memory of the tensor just dropped to the system.
+
+    glibc serves allocations below its (self-raising, up to 32 MB) mmap threshold from its heaps, and a freed
+    block between kept ones stays counted in the process's memory. Streaming a model frees a bf16 tensor after
+    keeping its quantized copy, over and over: without this the freed holes add up to a third of the model
+    (measured on the wide preset). malloc_trim hands free heap pages back without changing any setting."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def storage_bytes(tensor: torch.Tensor) -> int:

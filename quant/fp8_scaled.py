@@ -22,14 +22,20 @@ def check(policy: Policy, device: torch.device) -> None:  # noqa: ARG001 - plain
 def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(fp8 weight, float32 scale of shape [out, 1]) with weight ~= fp8 * scale.
 
-    A slice of rows at a time: float32 temporaries of the whole tensor would dominate the load's peak."""
+    A slice of rows at a time through one reused float32 buffer, with in-place ops only: temporaries the size
+    of the whole tensor (or many small ones spread over allocator arenas) would dominate the load's peak."""
     q = torch.empty(weight.shape, dtype=FP8, device=weight.device)
     scale = torch.empty(weight.shape[0], 1, dtype=torch.float32, device=weight.device)
+    scratch = torch.empty(min(rows_per_chunk, weight.shape[0]), weight.shape[1], dtype=torch.float32,
+                          device=weight.device)
     for start in range(0, weight.shape[0], rows_per_chunk):
         rows = slice(start, start + rows_per_chunk)
-        w = weight[rows].float()
-        scale[rows] = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / FP8_MAX
-        q[rows] = w.div_(scale[rows]).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
+        w = scratch[: weight[rows].shape[0]]
+        w.copy_(weight[rows])
+        row_scale = scale[rows]
+        torch.maximum(w.amax(dim=1, keepdim=True), w.amin(dim=1, keepdim=True).neg_(), out=row_scale)
+        row_scale.clamp_(min=1e-12).div_(FP8_MAX)
+        q[rows].copy_(w.div_(row_scale).clamp_(-FP8_MAX, FP8_MAX))
     return q, scale
 
 

@@ -9,6 +9,7 @@ settings of the whole ComfyUI process when a model is quantized.
 """
 
 import importlib.util
+import warnings
 
 import torch
 
@@ -66,7 +67,9 @@ def config_for(policy: Policy):
     if policy.name == "torchao_fp8_weight_only":
         return Float8WeightOnlyConfig(set_inductor_config=False)
     if policy.name == "torchao_int8_weight_only":
-        return Int8WeightOnlyConfig(set_inductor_config=False)
+        # Version 1 (AffineQuantizedTensor), although torchao 0.15 marks it deprecated: its version 2 (Int8Tensor)
+        # gave a 14% matmul error where version 1 gives 0.9% (random bf16 weights, CPU, per-row either way).
+        return Int8WeightOnlyConfig(set_inductor_config=False, version=1)
     if policy.name == "torchao_int4_weight_only":
         return Int4WeightOnlyConfig(group_size=policy.option("group_size"), set_inductor_config=False)
     raise RuntimeError(f"policy {policy.name} is not a torchao policy")
@@ -80,7 +83,10 @@ def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, 
     # torchao 0.15's Float8Tensor cannot be used inside inference_mode (where ComfyUI runs every node) when it
     # was made outside it ("Cannot set version_counter for inference tensor"); the loader therefore always
     # quantizes inside inference_mode (see quant/loading.py).
-    quantize_(layer, config_for(policy))
+    with warnings.catch_warnings():
+        # The deprecation notice of Int8WeightOnlyConfig version 1, chosen on purpose (see config_for).
+        warnings.filterwarnings("ignore", message="Config Deprecation: version 1 of Int8WeightOnlyConfig")
+        quantize_(layer, config_for(policy))
     return [(key, layer.weight.detach())]
 
 
