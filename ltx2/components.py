@@ -213,9 +213,9 @@ def check_files_match(builder: SingleGPUModelBuilder, name: str) -> set[str]:
     return reads
 
 
-def _derived_keys(name: str) -> set[str]:
-    # Gemma's lm_head is tied to the token embedding: ltx-core's key ops copy it, the file does not hold it.
-    return {"model.lm_head.weight"} if name == "text_encoder" else set()
+# Tensors a component has that its files do not hold: Gemma's lm_head is tied to the token embedding, and
+# ltx-core's key ops copy it. (The bundle generator leaves them out, as the release does.)
+DERIVED_KEYS = {"text_encoder": {"model.lm_head.weight"}}
 
 
 def cast_floats(dtype: torch.dtype | None) -> TensorTransform:

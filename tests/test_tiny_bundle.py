@@ -100,8 +100,13 @@ def test_wide_preset_keeps_the_22b_widths():
 
 
 @pytest.mark.long
-def test_wide_bundle_matches_its_config(tmp_path):
+def test_wide_bundle_loads_through_the_pack_loader(tmp_path):
+    from ltx2_a2v.quant.loading import build_quantized
+
     paths = make_bundle(tmp_path, "wide", seed=0)
     bundle = _bundle(paths)
     for name in COMPONENTS:
         check_files_match(builder_for(bundle, name), name)
+    transformer, report = build_quantized(bundle, "transformer", "fp8_scaled", lora=(paths["distilled_lora"], 1.0))
+    assert transformer.transformer_blocks[0].attn1.to_q.weight.shape == (4096, 4096)
+    assert report.quantized == 56

@@ -263,7 +263,7 @@ def _file_key(component, module_key: str) -> str:
 
 def _component_tensors(name: str, model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
     component = ltx2_components.COMPONENTS[name]
-    skip = ltx2_components._derived_keys(name)
+    skip = ltx2_components.DERIVED_KEYS.get(name, set())
     return {
         _file_key(component, key): random_tensor(seed, _file_key(component, key), tuple(meta.shape))
         for key, meta in model.state_dict().items()
@@ -378,7 +378,7 @@ def write_gemma(root: Path, seed: int) -> dict:
     tensors = {}
     for key, meta in model.state_dict().items():
         module_key = "model." + key
-        if module_key in ltx2_components._derived_keys("text_encoder"):
+        if module_key in ltx2_components.DERIVED_KEYS["text_encoder"]:
             continue
         file_key = _file_key(component, module_key)
         tensors[file_key] = random_tensor(seed, file_key, tuple(meta.shape))
