@@ -33,6 +33,7 @@ from ltx_pipelines.utils.samplers import euler_denoising_loop
 from ltx_pipelines.utils.types import PipelineComponents
 
 from .errors import LTX2InputError
+from .budget import BUDGET
 from .model_handle import LTX2Model
 
 DTYPE = torch.bfloat16
@@ -100,21 +101,19 @@ def _device() -> torch.device:
 
 
 def _encode_prompts(model: LTX2Model, prompts: list[str], device: torch.device, on_tensor: OnTensor = None):
-    encoder, _ = model.build("text_encoder", device, on_tensor=on_tensor)
-    raw = [encoder.encode(p) for p in prompts]
-    del encoder
-    processor, _ = model.build("embeddings_processor", device, on_tensor=on_tensor)
-    outputs = [processor.process_hidden_states(hidden, mask) for hidden, mask in raw]
-    del processor
-    return outputs
+    with BUDGET.stage("text encode", device):
+        with model.component("text_encoder", device, on_tensor=on_tensor) as encoder:
+            raw = [encoder.encode(p) for p in prompts]
+        with model.component("embeddings_processor", device, on_tensor=on_tensor) as processor:
+            return [processor.process_hidden_states(hidden, mask) for hidden, mask in raw]
 
 
 def _image_conditioning(model: LTX2Model, image: torch.Tensor, width: int, height: int, device: torch.device,
-                        on_tensor: OnTensor = None):
-    encoder, _ = model.build("video_encoder", device, on_tensor=on_tensor)
-    pixels = resize_and_center_crop(image * 255.0, height, width)  # -> [1, 3, 1, height, width]
-    encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=DTYPE))
-    return encoder, [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)]
+                        on_tensor: OnTensor = None) -> list[VideoConditionByLatentIndex]:
+    with BUDGET.stage("image encode", device), model.component("video_encoder", device, on_tensor=on_tensor) as encoder:
+        pixels = resize_and_center_crop(image * 255.0, height, width)  # -> [1, 3, 1, height, width]
+        encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=DTYPE))
+    return [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)]
 
 
 def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Tensor, denoise_fn,
@@ -157,31 +156,27 @@ def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str,
     conditioning_audio = audio_from_comfy(audio, seconds)
     with torch.inference_mode():
         positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
-        audio_encoder, _ = model.build("audio_encoder", device, on_tensor=on_tensor)
-        audio_latent = encode_audio(
-            Audio(conditioning_audio.waveform.to(device), conditioning_audio.sampling_rate), audio_encoder
-        )
-        del audio_encoder
+        with BUDGET.stage("audio encode", device), model.component("audio_encoder", device, on_tensor=on_tensor) as enc:
+            audio_latent = encode_audio(
+                Audio(conditioning_audio.waveform.to(device), conditioning_audio.sampling_rate), enc
+            )
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
         audio_latent = audio_latent[:, :, :frames].to(DTYPE)
 
         shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
-        video_encoder, conditionings = _image_conditioning(model, image, width, height, device, on_tensor)
-        del video_encoder
-
-        transformer, _ = model.build("transformer", device, on_tensor=on_tensor)
+        conditionings = _image_conditioning(model, image, width, height, device, on_tensor)
         sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
-        video_params = _guider_params(model, cfg)
-        denoise = multi_modal_guider_denoising_func(
-            video_guider=MultiModalGuider(params=video_params, negative_context=negative.video_encoding),
-            audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
-            v_context=positive.video_encoding,
-            a_context=positive.audio_encoding,
-            transformer=X0Model(transformer),
-        )
-        state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
-                         initial_audio_latent=audio_latent)
-        del transformer
+        with BUDGET.stage("stage 1 denoise", device), model.component("transformer", device, on_tensor=on_tensor) as tr:
+            denoise = multi_modal_guider_denoising_func(
+                video_guider=MultiModalGuider(params=_guider_params(model, cfg), negative_context=negative.video_encoding),
+                audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+                v_context=positive.video_encoding,
+                a_context=positive.audio_encoding,
+                transformer=X0Model(tr),
+            )
+            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
+                             initial_audio_latent=audio_latent)
+            del denoise, tr  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(state.latent, audio_latent, conditioning_audio, image, width, height, num_frames, frame_rate, seed)
 
 
@@ -198,11 +193,10 @@ def upscale(model: LTX2Model, latent: A2VLatent, progress: Progress | None = Non
             on_tensor: OnTensor = None) -> A2VLatent:
     """2x spatial upsample of the video latent (ltx-core's upsample_video)."""
     device = _device()
-    with torch.inference_mode():
-        video_encoder, _ = model.build("video_encoder", device, on_tensor=on_tensor)
-        upsampler, _ = model.build("spatial_upsampler", device, on_tensor=on_tensor)
-        video = upsample_video(latent.video.to(device), video_encoder, upsampler)
-        del video_encoder, upsampler
+    with torch.inference_mode(), BUDGET.stage("upscale", device):
+        with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
+                model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler:
+            video = upsample_video(latent.video.to(device), encoder, upsampler)
     if progress is not None:
         progress(1, 1)
     return replace(latent, video=video, width=latent.width * 2, height=latent.height * 2)
@@ -216,16 +210,15 @@ def sample_refine(model: LTX2Model, latent: A2VLatent, prompt: str, seed: int,
         (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
         shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
                                 fps=latent.frame_rate)
-        video_encoder, conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, device,
-                                                           on_tensor)
-        del video_encoder
-        transformer, _ = model.build("transformer", device, with_distilled_lora=True, on_tensor=on_tensor)
+        conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, device, on_tensor)
         sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
-        denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(transformer))
-        state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, noise_scale=float(sigmas[0]),
-                         initial_video_latent=latent.video.to(device),
-                         initial_audio_latent=latent.audio_latent.to(device))
-        del transformer
+        with BUDGET.stage("stage 2 denoise", device), \
+                model.component("transformer", device, with_distilled_lora=True, on_tensor=on_tensor) as tr:
+            denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
+            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
+                             noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device),
+                             initial_audio_latent=latent.audio_latent.to(device))
+            del denoise, tr
     return replace(latent, video=state.latent, seed=seed)
 
 
@@ -233,11 +226,11 @@ def decode(model: LTX2Model, latent: A2VLatent, progress: Progress | None = None
            on_tensor: OnTensor = None) -> tuple[torch.Tensor, Audio]:
     """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length."""
     device = _device()
-    with torch.inference_mode():
-        decoder, _ = model.build("video_decoder", device, on_tensor=on_tensor)
-        generator = torch.Generator(device=device).manual_seed(latent.seed)
-        chunks = list(decode_video(latent.video.to(device), decoder, None, generator))
-        del decoder
+    with torch.inference_mode(), BUDGET.stage("decode", device):
+        with model.component("video_decoder", device, on_tensor=on_tensor) as decoder:
+            generator = torch.Generator(device=device).manual_seed(latent.seed)
+            chunks = list(decode_video(latent.video.to(device), decoder, None, generator))
+            del decoder
     frames = torch.cat(chunks, dim=0).float().cpu() / 255.0
     if progress is not None:
         progress(1, 1)

@@ -1,6 +1,7 @@
 """What LoadLTX2Quantized outputs: the chosen files and policies. Components are built only when a stage
 needs them, so loading a model costs nothing until it is used."""
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,40 @@ class LTX2Model:
             lora = (self.bundle.distilled_lora, self.distilled_lora_strength)
         return build_quantized(self.bundle, name, self.policy_for(name), device=device, dtype=dtype, lora=lora,
                                on_tensor=on_tensor)
+
+    def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
+        """Everything the built weights depend on: files (with size and time, so a replaced file is not taken
+        for the old one), policy, LoRA, device."""
+        files = [self.bundle.checkpoint]
+        if name in ("text_encoder", "embeddings_processor") and self.bundle.text_encoder is not None:
+            files.append(self.bundle.text_encoder / "config.json")
+        if name == "spatial_upsampler" and self.bundle.spatial_upsampler is not None:
+            files = [self.bundle.spatial_upsampler]
+        lora = None
+        if with_distilled_lora and self.bundle.distilled_lora is not None:
+            files.append(self.bundle.distilled_lora)
+            lora = (str(self.bundle.distilled_lora), self.distilled_lora_strength)
+        stamps = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
+        return (name, self.policy_for(name), lora, str(device), stamps)
+
+    @contextlib.contextmanager
+    def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None):
+        """The component through the process's budget: reused if resident, else built after making room; in
+        cold_start freed when the block ends."""
+        from ..quant.loading import estimate_bytes
+        from .budget import BUDGET
+
+        device = torch.device(device)
+        key = self.component_key(name, device, with_distilled_lora)
+        label = f"{name} (stage 2)" if with_distilled_lora else name
+
+        def build():
+            module, _report = self.build(name, device, with_distilled_lora=with_distilled_lora, on_tensor=on_tensor)
+            return module
+
+        estimate = estimate_bytes(self.bundle, name, self.policy_for(name))
+        with BUDGET.use(key, label, self.policy_for(name), device, estimate, build) as module:
+            yield module
 
     def describe(self) -> str:
         parts = [self.bundle.checkpoint.name, f"policy {self.quantization}", self.residency]

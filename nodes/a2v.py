@@ -3,6 +3,7 @@
 from comfy_api.latest import io
 
 from ..ltx2.dependencies import require_packages
+from .comfy_bridge import begin_run, publish
 from .progress import progress_callbacks
 from .types import LTX2LatentType, LTX2ModelType
 
@@ -68,15 +69,18 @@ class A2VSampler(io.ComfyNode):
         require_packages()
         from ..ltx2 import a2v
 
-        if stage == "refine":
-            if latent is None:
-                raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
-            progress, on_tensor = progress_callbacks(REFINE_STEPS)
-            return io.NodeOutput(a2v.sample_refine(model, latent, prompt, seed, progress, on_tensor))
-        progress, on_tensor = progress_callbacks(steps)
-        out = a2v.sample_base(model, image, audio, prompt, negative_prompt, seed, width, height, num_frames,
-                              frame_rate, steps, cfg, progress, on_tensor)
-        return io.NodeOutput(out)
+        begin_run(model)
+        try:
+            if stage == "refine":
+                if latent is None:
+                    raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
+                progress, on_tensor = progress_callbacks(REFINE_STEPS)
+                return io.NodeOutput(a2v.sample_refine(model, latent, prompt, seed, progress, on_tensor))
+            progress, on_tensor = progress_callbacks(steps)
+            return io.NodeOutput(a2v.sample_base(model, image, audio, prompt, negative_prompt, seed, width, height,
+                                                 num_frames, frame_rate, steps, cfg, progress, on_tensor))
+        finally:
+            publish()
 
 
 class SpatialUpscale(io.ComfyNode):
@@ -116,8 +120,12 @@ class SpatialUpscale(io.ComfyNode):
 
         path = model_files.resolve_file("upscale_model", upscale_model, ("latent_upscale_models",))
         model = dataclasses.replace(model, bundle=dataclasses.replace(model.bundle, spatial_upsampler=path))
+        begin_run(model)
         progress, on_tensor = progress_callbacks(1)
-        return io.NodeOutput(a2v.upscale(model, latent, progress, on_tensor))
+        try:
+            return io.NodeOutput(a2v.upscale(model, latent, progress, on_tensor))
+        finally:
+            publish()
 
 
 class LTX2Decode(io.ComfyNode):
@@ -137,7 +145,11 @@ class LTX2Decode(io.ComfyNode):
         require_packages()
         from ..ltx2 import a2v
 
+        begin_run(model)
         progress, on_tensor = progress_callbacks(1)
-        frames, audio = a2v.decode(model, latent, progress, on_tensor)
+        try:
+            frames, audio = a2v.decode(model, latent, progress, on_tensor)
+        finally:
+            publish()
         comfy_audio = {"waveform": audio.waveform.unsqueeze(0).float(), "sample_rate": audio.sampling_rate}
         return io.NodeOutput(frames, comfy_audio, float(latent.frame_rate))

@@ -13,4 +13,7 @@ class LTX2Extension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> LTX2Extension:
+    from .comfy_bridge import install
+
+    install()
     return LTX2Extension()

@@ -1,9 +1,11 @@
-"""VRAMGuard: sits between nodes to order the freeing of memory and reports what the pack holds.
+"""VRAMGuard: sets the pack's memory budget, frees on demand, and reports the last run.
 
-For now a pass-through that reports the model it is given; the budget manager gives it its actions.
+It passes any value through, so it can sit between two nodes to order when the freeing happens.
 """
 
 from comfy_api.latest import io
+
+from .comfy_bridge import publish
 
 ACTIONS = ("enforce", "free_ltx2", "free_all")
 
@@ -15,6 +17,8 @@ class VRAMGuard(io.ComfyNode):
             node_id="VRAMGuard",
             display_name="VRAM Guard (LTX-2)",
             category="LTX-2",
+            description="Sets the memory budget of the LTX-2 nodes and frees memory: enforce = make the budget hold "
+                        "now; free_ltx2 = free every LTX-2 component; free_all = that and every model ComfyUI holds.",
             is_output_node=True,
             inputs=[
                 io.Float.Input("budget_gb", default=0.0, min=0.0, max=1024.0, step=0.5,
@@ -26,7 +30,33 @@ class VRAMGuard(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, budget_gb, action) -> bool | str:
+        if budget_gb < 0:
+            return f"budget_gb: {budget_gb} is negative; give 0 (the device's memory less a reserve) or a size in GB."
+        if action not in ACTIONS:
+            return f"action: '{action}' is not one of {', '.join(ACTIONS)}."
+        return True
+
+    @classmethod
     def execute(cls, budget_gb, action, passthrough=None) -> io.NodeOutput:
-        held = passthrough.describe() if hasattr(passthrough, "describe") else type(passthrough).__name__
-        report = f"budget {budget_gb:g} GB, action {action}; passing through: {held}"
+        import comfy.model_management as mm
+
+        from ..ltx2.budget import BUDGET, GIB
+
+        BUDGET.set_budget_gb(budget_gb)
+        device = mm.get_torch_device()
+        if action == "enforce":
+            BUDGET.enforce(device)
+        else:
+            BUDGET.free_all()
+            if action == "free_all":
+                mm.unload_all_models()
+                mm.soft_empty_cache()
+        state = BUDGET.state()
+        lines = [BUDGET.last_run.text() if BUDGET.last_run else "LTX-2: no run yet",
+                 f"budget {BUDGET.budget_for(device) / GIB:.2f} GiB ({'set' if budget_gb else 'device less reserve'}), "
+                 f"action {action}, {state['resident_bytes'] / GIB:.2f} GiB held by LTX-2 "
+                 f"({sum(c['resident'] for c in state['components'])} components, {state['mode']})"]
+        report = "\n".join(lines)
+        publish()
         return io.NodeOutput(passthrough, report, ui={"text": [report]})

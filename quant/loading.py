@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..ltx2.components import COMPONENTS, Bundle, build_component, builder_for, file_layout
+from ..ltx2.components import COMPONENTS, Bundle, build_component, builder_for, check_files_match, file_layout
 from ..ltx2.errors import LTX2InputError
 from ..ltx2.safetensors_file import read_header, read_tensor
 from ..ltx2.streaming_loader import LoraFactors, storage_bytes
@@ -147,3 +147,26 @@ def checkpoint_is_fp8(bundle: Bundle) -> bool:
         if mapped and mapped.startswith("transformer_blocks.") and dtype in FP8_DTYPES:
             return True
     return False
+
+
+# Bytes per stored element of a quantized linear weight, relative to bf16's 2.
+_QUANTIZED_FRACTION = {"torchao_int4_weight_only": 0.25}
+
+
+def estimate_bytes(bundle: Bundle, name: str, policy_name: str) -> int:
+    """What the component will hold once built, from the file headers alone: the budget makes room before
+    building. Quantized linears count half (a quarter for int4); scales are small and left out."""
+    policy = POLICIES.get(policy_name, POLICIES["none"])
+    builder = builder_for(bundle, name)
+    reads = check_files_match(builder, name)
+    selection = set()
+    if name in QUANTIZABLE and policy.name != "none":
+        selection = select_layers(builder.meta_model(builder.model_config(), ()), name, fp8=policy.fp8).weight_keys()
+    total = 0
+    for path in [builder.model_path] if isinstance(builder.model_path, str) else builder.model_path:
+        for key, entry in read_header(path).entries.items():
+            if key not in reads:
+                continue
+            mapped = builder.model_sd_ops.apply_to_key(key) if builder.model_sd_ops is not None else key
+            total += entry.nbytes * (_QUANTIZED_FRACTION.get(policy.name, 0.5) if mapped in selection else 1)
+    return int(total)

@@ -34,7 +34,7 @@ def test_trivial_prompt_round_trips(host):
     result = host.run(load_and_report())
     assert result.status == "success", result.messages
     report = result.outputs("2")["text"][0]
-    assert "ltx-2.3-tiny-dev.safetensors" in report and "gemma-3-tiny-it" in report
+    assert "held by LTX-2" in report and "action enforce" in report
     assert any(m["type"] == "executed" and m["data"]["node"] == "2" for m in result.messages)
 
 

@@ -78,7 +78,7 @@ class ComfyHost:
             sys.executable, str(ROOT / "tools" / "serve.py"),
             "--models-dir", str(models_dir), "--port", str(self.port),
             "--cpu", "--input-directory", str(self.input_dir), "--output-directory", str(self.output_dir),
-            "--database-url", "sqlite:///:memory:",
+            "--database-url", f"sqlite:///{work_dir / 'comfyui.db'}",
         ]
         env = {**os.environ, **(extra_env or {})}
         self._log = open(self.log_path, "w")
@@ -134,6 +134,17 @@ class ComfyHost:
 
     def interrupt(self) -> None:
         requests.post(f"{self.url}/interrupt", timeout=30)
+
+    def vram(self) -> dict:
+        """The pack's budget state (GET /ltx2/vram)."""
+        return requests.get(f"{self.url}/ltx2/vram", timeout=30).json()
+
+    def rss(self) -> int:
+        """Resident memory of the ComfyUI process (serve.py's child)."""
+        import psutil
+
+        children = psutil.Process(self.process.pid).children()
+        return children[0].memory_info().rss if children else 0
 
     def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
         requests.post(f"{self.url}/free", json={"unload_models": unload_models, "free_memory": free_memory}, timeout=30)

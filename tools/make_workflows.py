@@ -49,15 +49,18 @@ GRAPH = {
         "frame_rate": 24.0, "steps": 3, "cfg": 1.0, "stage": "refine",
     }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)}, (900, 260)),
     "7": ("LTX2Decode", "Decode frames + audio", {}, {"model": ("3", 0), "latent": ("6", 0)}, (1320, 60)),
-    "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("7", 0), "audio": ("7", 1)}, (1320, 260)),
+    "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1320, 520)),
     "9": ("SaveVideo", "Save mp4", {"filename_prefix": "ltx2_a2v/video", "format": "mp4", "codec": "h264"},
           {"video": ("8", 0)}, (1700, 60)),
+    # Between decode and video: reports the run (per-stage time and peak) once the frames exist.
+    "10": ("VRAMGuard", "VRAM guard + run report", {"budget_gb": 0.0, "action": "enforce"}, {"passthrough": ("7", 0)},
+           (1320, 260)),
 }
 # Output socket types, for the UI format's links.
 OUTPUT_TYPES = {
     "LoadImage": ["IMAGE", "MASK"], "LoadAudio": ["AUDIO"], "LoadLTX2Quantized": ["LTX2_MODEL"],
     "A2VSampler": ["LTX2_LATENT"], "SpatialUpscale": ["LTX2_LATENT"], "LTX2Decode": ["IMAGE", "AUDIO", "FLOAT"],
-    "CreateVideo": ["VIDEO"], "SaveVideo": [],
+    "CreateVideo": ["VIDEO"], "SaveVideo": [], "VRAMGuard": ["*", "STRING"],
 }
 # Widgets the page shows after a value, with their saved value (seed's "control after generate").
 EXTRA_WIDGET_VALUES = {("A2VSampler", "seed"): "fixed"}
@@ -96,10 +99,10 @@ def ui_workflow() -> dict:
                    for slot, kind in enumerate(OUTPUT_TYPES[cls])]
         nodes.append({
             "id": int(node_id), "type": cls, "title": title, "pos": list(pos), "size": [380, 200], "flags": {},
-            "order": int(node_id) - 1, "mode": 0, "inputs": incoming[node_id], "outputs": outputs,
+            "order": list(GRAPH).index(node_id), "mode": 0, "inputs": incoming[node_id], "outputs": outputs,
             "properties": {"Node name for S&R": cls}, "widgets_values": values,
         })
-    note_id = len(GRAPH) + 1
+    note_id = max(int(k) for k in GRAPH) + 1
     nodes.append({
         "id": note_id, "type": "Note", "title": "Which files to pick", "pos": [40, 1000], "size": [820, 160],
         "flags": {}, "order": note_id - 1, "mode": 0, "inputs": [], "outputs": [], "properties": {},

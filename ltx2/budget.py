@@ -1,0 +1,265 @@
+"""One memory budget for every component the pack builds, in one process.
+
+The budget knows each component it holds (bytes, device, last use). In `cold_start` a component lives only
+while a stage uses it, so the pack holds nothing when idle; in `persistent` components stay between runs as
+long as they fit, least recently used evicted first. Before building, it makes room: its own idle components
+first, then through `bridge.free_external` (ComfyUI's memory manager, which unloads other nodes' models). The
+bridge also registers each kept component with that manager, so ComfyUI can evict ours (see
+nodes/comfy_bridge.py). Nothing here imports ComfyUI.
+
+It also keeps the run report: per stage elapsed seconds and peak memory (CUDA's peak allocated on a GPU,
+the process's peak resident set on a CPU).
+"""
+
+import contextlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from .errors import LTX2InputError
+
+GIB = 2**30
+# Kept free for activations, the CUDA context and whatever else shares the device.
+DEFAULT_RESERVE = {"cuda": 2 * GIB, "cpu": 4 * GIB}
+MODES = ("cold_start", "persistent")
+
+
+class Bridge(Protocol):
+    """How the budget talks to the host's memory manager (ComfyUI's, in nodes/comfy_bridge.py)."""
+
+    def register(self, entry: "Entry") -> object: ...
+
+    def unregister(self, handle: object) -> None: ...
+
+    def free_external(self, nbytes: int, device: torch.device) -> None: ...
+
+
+@dataclass
+class Entry:
+    key: tuple
+    name: str
+    module: torch.nn.Module | None
+    nbytes: int
+    device: torch.device
+    policy: str
+    last_use: float = field(default_factory=time.monotonic)
+    in_use: int = 0
+    handle: object = None  # the bridge's registration
+
+
+@dataclass
+class StageRecord:
+    name: str
+    seconds: float
+    peak_bytes: int
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    policy: str = ""
+    mode: str = ""
+    stages: list[StageRecord] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    resident_after: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "policy": self.policy,
+            "mode": self.mode,
+            "elapsed_seconds": round(sum(s.seconds for s in self.stages), 3),
+            "peak_bytes": max((s.peak_bytes for s in self.stages), default=0),
+            "resident_bytes_after": self.resident_after,
+            "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_bytes": s.peak_bytes} for s in self.stages],
+        }
+
+    def text(self) -> str:
+        d = self.as_dict()
+        lines = [f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
+                 f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})"]
+        lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
+        return "\n".join(lines)
+
+
+def device_total_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    import psutil
+
+    return psutil.virtual_memory().total
+
+
+def process_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMeter:
+    """Peak memory over a block: CUDA's own counter on a GPU, a sampling thread on the resident set on a CPU
+    (the kernel's ru_maxrss cannot be reset between stages)."""
+
+    def __init__(self, device: torch.device, interval: float = 0.005):
+        self.device, self.interval, self.peak = device, interval, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakMeter":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.peak = process_rss()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, process_rss())
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, process_rss())
+
+
+class VramBudget:
+    def __init__(self, bridge: Bridge | None = None):
+        self.bridge = bridge
+        self.budget_bytes: int | None = None  # None: the device's total less a reserve
+        self.mode = "cold_start"
+        self.entries: OrderedDict[tuple, Entry] = OrderedDict()
+        self.last_run: RunReport | None = None
+        self._lock = threading.RLock()
+
+    # --- budget ---
+    def set_budget_gb(self, gb: float) -> None:
+        if gb < 0:
+            raise LTX2InputError(f"budget_gb: {gb} is negative. Give 0 for the device's memory less a reserve, or a size in GB.")
+        self.budget_bytes = None if gb == 0 else int(gb * GIB)
+
+    def budget_for(self, device: torch.device) -> int:
+        if self.budget_bytes is not None:
+            return self.budget_bytes
+        return device_total_bytes(device) - DEFAULT_RESERVE.get(device.type, 2 * GIB)
+
+    def resident_bytes(self, device: torch.device | None = None) -> int:
+        return sum(e.nbytes for e in self.entries.values() if e.module is not None and (device is None or e.device == device))
+
+    # --- components ---
+    @contextlib.contextmanager
+    def use(self, key: tuple, name: str, policy: str, device: torch.device, estimate: int, build):
+        """Yields the component for `key`, built by `build()` if not resident. In cold_start it is freed when
+        the block ends; in persistent it stays while it fits."""
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is None or entry.module is None:
+                self.make_room(estimate, device, keep=key)
+                module = build()
+                entry = Entry(key, name, module, _module_bytes(module), device, policy)
+                self.entries[key] = entry
+                if self.mode == "persistent" and self.bridge is not None:
+                    entry.handle = self.bridge.register(entry)
+            self.entries.move_to_end(key)
+            entry.in_use += 1
+        try:
+            yield entry.module
+        finally:
+            with self._lock:
+                entry.in_use -= 1
+                entry.last_use = time.monotonic()
+                if self.mode == "cold_start":
+                    self.evict(key)
+                else:
+                    self.enforce(device)
+
+    def make_room(self, nbytes: int, device: torch.device, keep: tuple | None = None) -> None:
+        """Evict our idle components (least recently used first) until `nbytes` more fit the budget; if that is
+        not enough, ask the host's manager to free the rest."""
+        budget = self.budget_for(device)
+        for key in list(self.entries):
+            if self.resident_bytes(device) + nbytes <= budget:
+                break
+            entry = self.entries[key]
+            if key != keep and entry.in_use == 0 and entry.device == device:
+                self.evict(key)
+        if self.bridge is not None:
+            self.bridge.free_external(nbytes, device)
+
+    def enforce(self, device: torch.device) -> None:
+        self.make_room(0, device)
+
+    def evict(self, key: tuple, from_host: bool = False) -> None:
+        """Drop a component. `from_host`: the host's manager is evicting it and removes its own record."""
+        with self._lock:
+            entry = self.entries.pop(key, None)
+            if entry is None:
+                return
+            if entry.handle is not None and not from_host and self.bridge is not None:
+                self.bridge.unregister(entry.handle)
+            entry.module = None
+            entry.handle = None
+        _empty_cache(entry.device)
+
+    def free_all(self) -> None:
+        for key in [k for k, e in self.entries.items() if e.in_use == 0]:
+            self.evict(key)
+
+    # --- report ---
+    def begin_run(self, run_id: str, policy: str, mode: str) -> RunReport:
+        if self.last_run is None or self.last_run.run_id != run_id:
+            self.last_run = RunReport(run_id)
+        self.last_run.policy, self.last_run.mode = policy, mode
+        self.mode = mode
+        if mode == "cold_start":
+            self.free_all()  # components kept by an earlier persistent run
+        return self.last_run
+
+    @contextlib.contextmanager
+    def stage(self, name: str, device: torch.device):
+        start = time.perf_counter()
+        with PeakMeter(device) as meter:
+            yield
+        if self.last_run is not None:
+            self.last_run.stages.append(StageRecord(name, time.perf_counter() - start, meter.peak))
+            self.last_run.resident_after = self.resident_bytes()
+
+    def state(self) -> dict:
+        device = next((e.device for e in self.entries.values()), None)
+        return {
+            "budget_bytes": self.budget_bytes if self.budget_bytes is not None else (self.budget_for(device) if device else None),
+            "mode": self.mode,
+            "components": [
+                {"name": e.name, "bytes": e.nbytes, "device": str(e.device), "resident": e.module is not None,
+                 "policy": e.policy, "in_use": e.in_use > 0}
+                for e in self.entries.values()
+            ],
+            "resident_bytes": self.resident_bytes(),
+            "last_run": self.last_run.as_dict() if self.last_run else None,
+        }
+
+
+def _module_bytes(module: torch.nn.Module) -> int:
+    from .streaming_loader import storage_bytes
+
+    return sum(storage_bytes(t) for t in (*module.parameters(), *module.buffers()))
+
+
+def _empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    else:
+        from .streaming_loader import _give_back_freed_memory
+
+        _give_back_freed_memory()
+
+
+# The one budget of this process, shared by every node of the pack.
+BUDGET = VramBudget()

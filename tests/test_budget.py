@@ -1,0 +1,73 @@
+"""The budget on its own: cold_start holds nothing after use, persistent keeps what fits and evicts the least
+recently used, a negative budget is refused, the run report records each stage."""
+
+import pytest
+import torch
+
+from ltx2_a2v.ltx2.budget import VramBudget
+from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
+from ltx2_a2v.ltx2.components import Bundle
+from ltx2_a2v.ltx2.errors import LTX2InputError
+from ltx2_a2v.ltx2.model_handle import LTX2Model
+from ltx2_a2v.quant.loading import estimate_bytes
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture()
+def model(tiny_paths) -> LTX2Model:
+    bundle = Bundle(checkpoint=tiny_paths["checkpoint"], text_encoder=tiny_paths["text_encoder"],
+                    distilled_lora=tiny_paths["distilled_lora"])
+    return LTX2Model(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled")
+
+
+def use(budget: VramBudget, model: LTX2Model, name: str):
+    def build():
+        return model.build(name, CPU)[0]
+
+    return budget.use(model.component_key(name, CPU), name, "fp8_scaled", CPU, estimate_bytes(model.bundle, name, "fp8_scaled"), build)
+
+
+def test_cold_start_holds_nothing_after_use(model):
+    budget = VramBudget()
+    with use(budget, model, "transformer") as transformer:
+        assert budget.resident_bytes() > 0 and transformer is not None
+    assert budget.resident_bytes() == 0 and not budget.entries
+
+
+def test_persistent_keeps_and_reuses_then_evicts_least_recently_used(model):
+    budget = VramBudget()
+    budget.mode = "persistent"
+    with use(budget, model, "transformer") as first:
+        pass
+    with use(budget, model, "transformer") as again:
+        assert again is first  # reused, not rebuilt
+    transformer_bytes = budget.resident_bytes()
+    budget.budget_bytes = transformer_bytes + estimate_bytes(model.bundle, "video_decoder", "none") // 2
+    with use(budget, model, "video_decoder"):
+        names = [e.name for e in budget.entries.values()]
+    assert names == ["video_decoder"]  # the transformer, idle and least recently used, made room
+
+
+def test_estimate_is_close_to_what_is_built(model):
+    for name, policy in (("transformer", "fp8_scaled"), ("video_decoder", "none")):
+        built = model.build(name, CPU)[1] if name == "transformer" else None
+        estimate = estimate_bytes(model.bundle, name, policy)
+        if built is not None:
+            assert abs(estimate - built.resident_bytes) / built.resident_bytes < 0.1
+
+
+def test_negative_budget_is_refused_by_name():
+    with pytest.raises(LTX2InputError, match="budget_gb: -1"):
+        VramBudget().set_budget_gb(-1)
+
+
+def test_run_report_records_stages_with_time_and_peak():
+    budget = VramBudget()
+    budget.begin_run("run-1", "fp8_scaled", "cold_start")
+    with budget.stage("stage 1 denoise", CPU):
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the stage
+        del block
+    report = budget.last_run.as_dict()
+    assert report["stages"][0]["name"] == "stage 1 denoise" and report["stages"][0]["peak_bytes"] > 64 * 2**20
+    assert "stage 1 denoise" in budget.last_run.text()

@@ -1,0 +1,65 @@
+"""The budget inside the real server: cold_start gives everything back, persistent keeps the transformers,
+ComfyUI's own "free" evicts them, VRAMGuard frees and reports, GET /ltx2/vram tells the state."""
+
+import time
+
+from test_a2v_workflow import small_workflow
+from test_host import load_and_report
+
+
+def resident(host) -> list[str]:
+    return [c["name"] for c in host.vram()["components"] if c["resident"]]
+
+
+def wait_until(predicate, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_cold_start_run_leaves_nothing_resident_and_memory_returns(host):
+    host.run(small_workflow(prefix="test/warmup"))  # imports and first-use allocations happen once
+    before = host.rss()
+    result = host.run(small_workflow(prefix="test/cold", seed=11))
+    assert result.status == "success"
+    state = host.vram()
+    assert resident(host) == [] and state["resident_bytes"] == 0 and state["mode"] == "cold_start"
+    stages = [s["name"] for s in state["last_run"]["stages"]]
+    assert {"text encode", "stage 1 denoise", "upscale", "stage 2 denoise", "decode"} <= set(stages)
+    assert all(s["seconds"] > 0 and s["peak_bytes"] > 0 for s in state["last_run"]["stages"])
+    assert host.rss() - before < 150 * 2**20, (before, host.rss())
+    report = result.outputs("10")["text"][0]
+    assert "stage 1 denoise" in report and "held by LTX-2" in report
+
+
+def test_persistent_run_keeps_transformers_until_comfyui_frees_them(host):
+    prompt = small_workflow(prefix="test/persistent")
+    prompt["3"]["inputs"]["residency"] = "persistent"
+    assert host.run(prompt).status == "success"
+    kept = resident(host)
+    assert "transformer" in kept and "transformer (stage 2)" in kept
+    host.free(unload_models=True, free_memory=False)  # the page's "unload models"
+    assert wait_until(lambda: resident(host) == []), resident(host)
+
+
+def test_vram_guard_frees_what_the_pack_holds(host):
+    prompt = small_workflow(prefix="test/persistent2", seed=3)
+    prompt["3"]["inputs"]["residency"] = "persistent"
+    assert host.run(prompt).status == "success"
+    assert resident(host)
+    result = host.run(load_and_report() | {"2": {"class_type": "VRAMGuard", "inputs": {
+        "budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]}}})
+    assert result.status == "success"
+    assert resident(host) == []
+    assert "0.00 GiB held by LTX-2" in result.outputs("2")["text"][0]
+
+
+def test_negative_budget_is_refused_at_queue_time(host):
+    prompt = load_and_report()
+    prompt["2"]["inputs"]["budget_gb"] = -2
+    response = host.post_prompt(prompt)
+    assert response.status_code == 400
+    assert "budget_gb" in str(response.json()["node_errors"]["2"]["errors"])
