@@ -2,7 +2,7 @@
 # Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-long bench-quant
+.PHONY: setup demo test test-long bench-quant bench-vram
 
 setup:
 	@bash tools/setup_env.sh
@@ -20,3 +20,7 @@ test-long: setup
 # Quantization benchmark on the wide preset: prints a table, writes bench/results/quant.{json,png}.
 bench-quant: setup
 	$(PY) bench/quant.py
+
+# Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
+bench-vram: setup
+	$(PY) bench/vram.py

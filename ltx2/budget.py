@@ -65,6 +65,7 @@ class RunReport:
     policy: str = ""
     mode: str = ""
     stages: list[StageRecord] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
     started: float = field(default_factory=time.monotonic)
     resident_after: int = 0
 
@@ -76,6 +77,7 @@ class RunReport:
             "elapsed_seconds": round(sum(s.seconds for s in self.stages), 3),
             "peak_bytes": max((s.peak_bytes for s in self.stages), default=0),
             "resident_bytes_after": self.resident_after,
+            "components": list(self.components),
             "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_bytes": s.peak_bytes} for s in self.stages],
         }
 
@@ -137,6 +139,7 @@ class VramBudget:
         self.mode = "cold_start"
         self.entries: OrderedDict[tuple, Entry] = OrderedDict()
         self.last_run: RunReport | None = None
+        self.device: torch.device | None = None  # the device last used, for the state's budget
         self._lock = threading.RLock()
 
     # --- budget ---
@@ -150,6 +153,11 @@ class VramBudget:
             return self.budget_bytes
         return device_total_bytes(device) - DEFAULT_RESERVE.get(device.type, 2 * GIB)
 
+    def room_for(self, device: torch.device) -> int:
+        """Bytes a new component may take once every idle component of ours is evicted."""
+        in_use = sum(e.nbytes for e in self.entries.values() if e.module is not None and e.in_use and e.device == device)
+        return self.budget_for(device) - in_use
+
     def resident_bytes(self, device: torch.device | None = None) -> int:
         return sum(e.nbytes for e in self.entries.values() if e.module is not None and (device is None or e.device == device))
 
@@ -159,6 +167,7 @@ class VramBudget:
         """Yields the component for `key`, built by `build()` if not resident. In cold_start it is freed when
         the block ends; in persistent it stays while it fits."""
         with self._lock:
+            self.device = device
             entry = self.entries.get(key)
             if entry is None or entry.module is None:
                 self.make_room(estimate, device, keep=key)
@@ -169,6 +178,8 @@ class VramBudget:
                     entry.handle = self.bridge.register(entry)
             self.entries.move_to_end(key)
             entry.in_use += 1
+            if self.last_run is not None and name not in self.last_run.components:
+                self.last_run.components.append(name)
         try:
             yield entry.module
         finally:
@@ -194,6 +205,7 @@ class VramBudget:
             self.bridge.free_external(nbytes, device)
 
     def enforce(self, device: torch.device) -> None:
+        self.device = device
         self.make_room(0, device)
 
     def evict(self, key: tuple, from_host: bool = False) -> None:
@@ -232,9 +244,8 @@ class VramBudget:
             self.last_run.resident_after = self.resident_bytes()
 
     def state(self) -> dict:
-        device = next((e.device for e in self.entries.values()), None)
         return {
-            "budget_bytes": self.budget_bytes if self.budget_bytes is not None else (self.budget_for(device) if device else None),
+            "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
             "mode": self.mode,
             "components": [
                 {"name": e.name, "bytes": e.nbytes, "device": str(e.device), "resident": e.module is not None,

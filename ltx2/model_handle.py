@@ -24,7 +24,7 @@ class LTX2Model:
         return self.text_encoder_quantization if name == "text_encoder" else "none"
 
     def build(self, name: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16,
-              with_distilled_lora: bool = False, on_tensor=None):
+              with_distilled_lora: bool = False, on_tensor=None, divert=None):
         """(component, load report). The stage-2 transformer is `with_distilled_lora=True`: fused, then quantized."""
         from ..quant.loading import build_quantized
 
@@ -34,7 +34,30 @@ class LTX2Model:
                 raise ValueError("distilled_lora: stage 2 needs the distilled LoRA; pick it in the loader node.")
             lora = (self.bundle.distilled_lora, self.distilled_lora_strength)
         return build_quantized(self.bundle, name, self.policy_for(name), device=device, dtype=dtype, lora=lora,
-                               on_tensor=on_tensor)
+                               on_tensor=on_tensor, divert=divert)
+
+    def build_streamed(self, device: torch.device, with_distilled_lora: bool = False, on_tensor=None):
+        """The transformer with its blocks (and big top-level layers) kept out of memory, brought in one at a
+        time during the forward (see block_streaming.py)."""
+        from . import block_streaming
+        from .components import builder_for
+
+        block_streaming.check_streamable(self.quantization)
+        plain = builder_for(self.bundle, "transformer")
+        units = block_streaming.streaming_units(plain.meta_model(plain.model_config(), ()))
+        store = block_streaming.make_store(device)
+
+        def divert(key: str, tensor: torch.Tensor) -> bool:
+            if block_streaming.unit_of(key, units) is None:
+                return False
+            store.put(key, tensor)
+            return True
+
+        module, report = self.build("transformer", device, with_distilled_lora=with_distilled_lora,
+                                    on_tensor=on_tensor, divert=divert)
+        block_streaming.attach(module, units, store, device)
+        report.notes.append(f"streamed: {len(units)} units, {store.nbytes() / 2**20:.0f} MiB kept out of memory")
+        return module, report
 
     def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
         """Everything the built weights depend on: files (with size and time, so a replaced file is not taken
@@ -62,11 +85,17 @@ class LTX2Model:
         key = self.component_key(name, device, with_distilled_lora)
         label = f"{name} (stage 2)" if with_distilled_lora else name
 
-        def build():
-            module, _report = self.build(name, device, with_distilled_lora=with_distilled_lora, on_tensor=on_tensor)
-            return module
-
         estimate = estimate_bytes(self.bundle, name, self.policy_for(name))
+        # A transformer that cannot fit even once every idle component is evicted runs a block at a time.
+        streamed = name == "transformer" and estimate > BUDGET.room_for(device)
+
+        def build():
+            if streamed:
+                return self.build_streamed(device, with_distilled_lora, on_tensor)[0]
+            return self.build(name, device, with_distilled_lora=with_distilled_lora, on_tensor=on_tensor)[0]
+
+        if streamed:
+            key, label, estimate = (*key, "streamed"), f"{label}, streamed", 0
         with BUDGET.use(key, label, self.policy_for(name), device, estimate, build) as module:
             yield module
 

@@ -83,7 +83,10 @@ def _give_back_freed_memory() -> None:
 
 
 def storage_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a tensor really holds: torchao's tensor subclasses report the logical (bf16) size in nbytes."""
+    """Bytes a tensor really holds: torchao's tensor subclasses report the logical (bf16) size in nbytes, and a
+    tensor on the meta device (a streamed block between uses) holds none."""
+    if tensor.device.type == "meta":
+        return 0
     if hasattr(tensor, "__tensor_flatten__"):
         names, _ = tensor.__tensor_flatten__()
         return sum(storage_bytes(getattr(tensor, n)) for n in names if isinstance(getattr(tensor, n), torch.Tensor))

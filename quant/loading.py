@@ -65,8 +65,12 @@ def build_quantized(
     lora: tuple[str, float] | None = None,
     keep_edge_blocks: bool = False,
     on_tensor=None,
+    divert=None,
 ) -> tuple[torch.nn.Module, LoadReport]:
-    """Builds component `name` under `policy_name`, with `lora` = (path, strength) fused first."""
+    """Builds component `name` under `policy_name`, with `lora` = (path, strength) fused first.
+
+    `divert(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
+    the parameters it takes stay on the meta device, for it to bring in when they are needed."""
     device = torch.device(device)
     policy = get_policy(policy_name, "text_encoder_quantization" if name == "text_encoder" else "quantization",
                         text_encoder=name == "text_encoder")
@@ -130,9 +134,14 @@ def build_quantized(
             return backend.quantize(policy, key, value.to(device))
         return [(key, value)]
 
-    builder = builder_for(bundle, name, transform, on_tensor=on_tensor)
+    final = transform
+    if divert is not None:
+        def final(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+            return [(k, v) for k, v in transform(key, value) if not divert(k, v)]
+
+    builder = builder_for(bundle, name, final, on_tensor=on_tensor)
     builder = dataclasses.replace(builder, module_ops=(*builder.module_ops, *backend.module_ops(policy, selected)))
-    model = build_component(bundle, name, device=device, builder=builder)
+    model = build_component(bundle, name, device=device, builder=builder, meta_allowed=divert is not None)
     report.quantized = len(selected)
     report.skipped = {k: v for k, v in selection.skipped.items()}
     report.resident_bytes = module_bytes(model)

@@ -71,3 +71,31 @@ def test_run_report_records_stages_with_time_and_peak():
     report = budget.last_run.as_dict()
     assert report["stages"][0]["name"] == "stage 1 denoise" and report["stages"][0]["peak_bytes"] > 64 * 2**20
     assert "stage 1 denoise" in budget.last_run.text()
+
+
+def test_transformer_larger_than_the_budget_runs_streamed_with_the_same_output(model):
+    from ltx2_a2v.ltx2.budget import BUDGET
+    from ltx2_a2v.ltx2.probe import denoise_step, probe_inputs
+
+    inputs = probe_inputs(model.config)
+    full, report = model.build("transformer", CPU)
+    expected = denoise_step(full, *inputs)
+    BUDGET.budget_bytes = estimate_bytes(model.bundle, "transformer", "fp8_scaled") // 4
+    try:
+        with model.component("transformer", CPU) as transformer:
+            entry = next(iter(BUDGET.entries.values()))
+            assert entry.name == "transformer, streamed"
+            assert entry.nbytes < report.resident_bytes  # the blocks are out of memory between uses
+            out = denoise_step(transformer, *inputs)
+            del transformer
+    finally:
+        BUDGET.budget_bytes = None
+    assert all(torch.equal(a, b) for a, b in zip(out, expected))
+    assert not BUDGET.entries
+
+
+def test_streaming_refuses_torchao_policies_by_name(model):
+    from ltx2_a2v.ltx2.block_streaming import check_streamable
+
+    with pytest.raises(LTX2InputError, match="block streaming.*torchao_int8_weight_only.*fp8_scaled"):
+        check_streamable("torchao_int8_weight_only")

@@ -63,3 +63,20 @@ def test_negative_budget_is_refused_at_queue_time(host):
     response = host.post_prompt(prompt)
     assert response.status_code == 400
     assert "budget_gb" in str(response.json()["node_errors"]["2"]["errors"])
+
+
+def test_budget_below_the_transformer_streams_it_and_the_run_completes(host):
+    prompt = small_workflow(prefix="test/streamed")
+    # A VRAMGuard between the loader and the samplers sets the budget before they run: 0.1 MB.
+    prompt["11"] = {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0001, "action": "enforce",
+                                                         "passthrough": ["3", 0]}}
+    for node in ("4", "5", "6", "7"):
+        prompt[node]["inputs"]["model"] = ["11", 0]
+    try:
+        result = host.run(prompt)
+        assert result.status == "success", result.messages[-1]
+        used = host.vram()["last_run"]["components"]
+        assert "transformer, streamed" in used and "transformer (stage 2), streamed" in used
+    finally:
+        host.run(load_and_report())  # budget back to the default (budget_gb 0)
+    assert host.vram()["budget_bytes"] > 2**30

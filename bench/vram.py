@@ -1,0 +1,163 @@
+"""Residency benchmark: the two-stage A2V pipeline on the `wide` preset under cold_start, persistent and
+budgeted block streaming, two consecutive runs each.
+
+    .venv/bin/python bench/vram.py [--policy fp8_scaled] [--out bench/results]
+
+Each mode runs in a fresh process. Per run: seconds, peak memory over the run (process resident set on a CPU,
+CUDA's peak allocated on a GPU) above the process's level before the first run, and bytes the pack holds
+when idle after it. Streaming runs with a budget of 25% of the transformer's bytes. Writes vram.json and
+vram.png.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+MODES = ("cold_start", "persistent", "streamed")
+STREAM_BUDGET_FRACTION = 0.25
+
+
+def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
+    """In the child process: two pipeline runs, figures for each."""
+    import torch
+    from _pack import import_pack
+    from make_sample_media import voice
+    from make_tiny_bundle import file_names
+
+    import_pack()
+    from ltx2_a2v.ltx2 import a2v
+    from ltx2_a2v.ltx2.budget import BUDGET, PeakMeter, process_rss
+    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
+    from ltx2_a2v.ltx2.components import Bundle
+    from ltx2_a2v.ltx2.model_handle import LTX2Model
+    from ltx2_a2v.quant.loading import estimate_bytes
+
+    names = file_names(preset)
+    bundle = Bundle(*(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
+                                                      "distilled_lora")))
+    model = LTX2Model(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy,
+                      residency="persistent" if mode == "persistent" else "cold_start")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    transformer_bytes = estimate_bytes(bundle, "transformer", policy)
+    if mode == "streamed":
+        BUDGET.budget_bytes = int(STREAM_BUDGET_FRACTION * transformer_bytes)
+    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
+    audio = {"waveform": torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1), "sample_rate": 22050}
+
+    baseline = process_rss() if device.type == "cpu" else 0
+    runs = []
+    for run in range(2):
+        BUDGET.begin_run(f"run-{run}", policy, model.residency)
+        start = time.perf_counter()
+        with PeakMeter(device) as meter:
+            latent = a2v.sample_base(model, image, audio, "A woman speaks.", "blurry", 42, 128, 96, 17, 24.0, 4, 3.0)
+            latent = a2v.sample_refine(model, a2v.upscale(model, latent), "A woman speaks.", 42)
+            a2v.decode(model, latent)
+        runs.append({
+            "seconds": time.perf_counter() - start,
+            "peak_bytes": meter.peak - baseline,
+            "idle_resident_bytes": BUDGET.resident_bytes(),
+            "stages": BUDGET.last_run.as_dict()["stages"],
+        })
+    largest_unit = 0
+    if mode == "streamed":
+        from ltx2_a2v.ltx2.block_streaming import streaming_units
+        from ltx2_a2v.ltx2.components import builder_for
+
+        plain = builder_for(bundle, "transformer")
+        meta = plain.meta_model(plain.model_config(), ())
+        fraction = transformer_bytes / sum(math.prod(p.shape) * 2 for p in meta.parameters())
+        largest_unit = int(max(sum(math.prod(p.shape) * 2 for p in meta.get_submodule(u).parameters())
+                               for u in streaming_units(meta)) * fraction)
+    return {"mode": mode, "policy": policy, "device": str(device), "transformer_bytes": transformer_bytes,
+            "budget_bytes": BUDGET.budget_bytes, "largest_unit_bytes": largest_unit, "runs": runs}
+
+
+def chart(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gib = 2**30
+    fig, (time_ax, mem_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = range(len(rows))
+    for i, label in enumerate(("run 1", "run 2")):
+        time_ax.bar([j + (i - 0.5) * 0.4 for j in x], [r["runs"][i]["seconds"] for r in rows], 0.4, label=label)
+    time_ax.set_xticks(list(x), [r["mode"] for r in rows])
+    time_ax.set_ylabel("seconds per A2V run")
+    time_ax.set_title("Two consecutive runs")
+    time_ax.legend()
+    mem_ax.bar([j - 0.3 for j in x], [max(run["peak_bytes"] for run in r["runs"]) / gib for r in rows], 0.3,
+               label="peak during a run")
+    mem_ax.bar([j for j in x], [r["runs"][-1]["idle_resident_bytes"] / gib for r in rows], 0.3, label="held when idle")
+    mem_ax.bar([j + 0.3 for j in x], [r["transformer_bytes"] / gib for r in rows], 0.3, label="one transformer")
+    streamed = next((r for r in rows if r["mode"] == "streamed"), None)
+    if streamed:
+        mem_ax.axhline((streamed["budget_bytes"] + streamed["largest_unit_bytes"]) / gib, color="grey",
+                       linestyle="--", label="stream budget + one block")
+    mem_ax.set_xticks(list(x), [r["mode"] for r in rows])
+    mem_ax.set_ylabel(f"GiB ({rows[0]['device']}, wide preset, {rows[0]['policy']})")
+    mem_ax.set_title("Memory")
+    mem_ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="wide", choices=["tiny", "wide"])
+    parser.add_argument("--policy", default="none", help="none by default: on a CPU, fp8 forwards are dominated by the fp8-to-bf16 conversion, which would hide what residency changes")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_mode(args.one, args.policy, args.models_dir, args.preset)))
+        return 0
+
+    from make_tiny_bundle import file_names, make_bundle
+
+    if not (args.models_dir / file_names(args.preset)["checkpoint"]).is_file():
+        print(f"bench: writing the {args.preset} bundle to {args.models_dir} (once)", flush=True)
+        make_bundle(args.models_dir, args.preset, seed=0)
+    rows = []
+    for mode in MODES:
+        command = [sys.executable, __file__, "--one", mode, "--policy", args.policy, "--preset", args.preset,
+                   "--models-dir", str(args.models_dir)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"bench: {mode} done", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "vram.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")
+    chart(rows, args.out / "vram.png")
+
+    mib = 2**20
+    print(f"\n{'mode':12s} {'run 1 s':>8s} {'run 2 s':>8s} {'peak MiB':>9s} {'idle MiB':>9s} {'transformer MiB':>15s}")
+    for r in rows:
+        print(f"{r['mode']:12s} {r['runs'][0]['seconds']:8.2f} {r['runs'][1]['seconds']:8.2f} "
+              f"{max(run['peak_bytes'] for run in r['runs']) / mib:9.1f} {r['runs'][-1]['idle_resident_bytes'] / mib:9.1f} "
+              f"{r['transformer_bytes'] / mib:15.1f}")
+    streamed = next(r for r in rows if r["mode"] == "streamed")
+    cold = next(r for r in rows if r["mode"] == "cold_start")
+    bound = streamed["budget_bytes"] + streamed["largest_unit_bytes"]
+    print(f"\nstreamed: budget {streamed['budget_bytes'] / mib:.0f} MiB ({STREAM_BUDGET_FRACTION:.0%} of the transformer), "
+          f"largest unit {streamed['largest_unit_bytes'] / mib:.0f} MiB; peak {max(x['peak_bytes'] for x in streamed['runs']) / mib:.0f} MiB "
+          f"vs budget + one unit {bound / mib:.0f} MiB (plus activations); time vs cold_start "
+          f"{streamed['runs'][1]['seconds'] / cold['runs'][1]['seconds']:.2f}x (second runs)")
+    print(f"wrote {args.out / 'vram.json'} and {args.out / 'vram.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
