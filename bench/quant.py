@@ -13,24 +13,17 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from common import ROOT, ensure_bundle, run_child
 
 POLICIES = [
     "none", "fp8_cast", "fp8_scaled", "fp8_scaled_mm", "torchao_fp8_dynamic", "torchao_fp8_weight_only",
     "torchao_int8_weight_only", "torchao_int4_weight_only",
 ]
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> dict:
@@ -40,6 +33,7 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from make_tiny_bundle import file_names
 
     import_pack()
+    from ltx2_a2v.ltx2.budget import process_rss
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
     from ltx2_a2v.ltx2.probe import ProbeShape, denoise_step, probe_inputs
@@ -50,7 +44,7 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     bundle = Bundle(checkpoint=models_dir / file_names(preset)["checkpoint"])
     inputs = probe_inputs(read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128))
     row = {"policy": policy}
-    before = rss_bytes()
+    before = process_rss()
     start = time.perf_counter()
     try:
         model, report = build_quantized(bundle, "transformer", policy)
@@ -127,23 +121,15 @@ def main() -> int:
         print(json.dumps(measure_one(args.one, args.models_dir, args.preset, args.reference)))
         return 0
 
-    from make_tiny_bundle import file_names, make_bundle
-
-    if not (args.models_dir / file_names(args.preset)["checkpoint"]).is_file():
-        print(f"bench: writing the {args.preset} bundle to {args.models_dir} (once)", flush=True)
-        make_bundle(args.models_dir, args.preset, seed=0)
+    ensure_bundle(args.models_dir, args.preset)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference.pt"
         for policy in ["none", *[p for p in args.policies if p != "none"]]:
             command = [sys.executable, __file__, "--one", policy, "--preset", args.preset,
                        "--models-dir", str(args.models_dir), "--reference", str(reference)]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
-                rows.append({"policy": policy, "status": f"failed (exit {done.returncode})"})
-                continue
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            row = run_child(command)
+            rows.append(row if row is not None else {"policy": policy, "status": "failed (see the error above)"})
             print(f"bench: {policy}: {rows[-1]['status'][:90]}", flush=True)
     base = rows[0]
     for row in rows:

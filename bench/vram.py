@@ -12,13 +12,11 @@ vram.png.
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from common import ROOT, ensure_bundle, run_child
 
 MODES = ("cold_start", "persistent", "streamed")
 STREAM_BUDGET_FRACTION = 0.25
@@ -114,7 +112,9 @@ def chart(rows: list[dict], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="wide", choices=["tiny", "wide"])
-    parser.add_argument("--policy", default="none", help="none by default: on a CPU, fp8 forwards are dominated by the fp8-to-bf16 conversion, which would hide what residency changes")
+    # none by default: on a CPU, fp8 forwards are dominated by the fp8-to-bf16 conversion, which would hide
+    # what residency changes.
+    parser.add_argument("--policy", default="none")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -123,20 +123,15 @@ def main() -> int:
         print(json.dumps(run_mode(args.one, args.policy, args.models_dir, args.preset)))
         return 0
 
-    from make_tiny_bundle import file_names, make_bundle
-
-    if not (args.models_dir / file_names(args.preset)["checkpoint"]).is_file():
-        print(f"bench: writing the {args.preset} bundle to {args.models_dir} (once)", flush=True)
-        make_bundle(args.models_dir, args.preset, seed=0)
+    ensure_bundle(args.models_dir, args.preset)
     rows = []
     for mode in MODES:
         command = [sys.executable, __file__, "--one", mode, "--policy", args.policy, "--preset", args.preset,
                    "--models-dir", str(args.models_dir)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
+        row = run_child(command)
+        if row is None:
             return 1
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows.append(row)
         print(f"bench: {mode} done", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "vram.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")

@@ -258,9 +258,9 @@ class VramBudget:
 
 
 def _module_bytes(module: torch.nn.Module) -> int:
-    from .streaming_loader import storage_bytes
+    from .streaming_loader import tensors_bytes
 
-    return sum(storage_bytes(t) for t in (*module.parameters(), *module.buffers()))
+    return tensors_bytes((*module.parameters(), *module.buffers()))
 
 
 def _empty_cache(device: torch.device) -> None:

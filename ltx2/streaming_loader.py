@@ -93,6 +93,20 @@ def storage_bytes(tensor: torch.Tensor) -> int:
     return tensor.nbytes
 
 
+def tensors_bytes(tensors) -> int:
+    """Bytes held by a set of tensors, each storage counted once (tied weights share one: Gemma's lm_head is
+    its token embedding)."""
+    seen, total = set(), 0
+    for tensor in tensors:
+        if not hasattr(tensor, "__tensor_flatten__") and tensor.device.type != "meta":
+            pointer = tensor.untyped_storage().data_ptr()
+            if pointer in seen:
+                continue
+            seen.add(pointer)
+        total += storage_bytes(tensor)
+    return total
+
+
 class LoraFactors:
     """A LoRA file in ComfyUI's key names, read factor by factor when the weight it changes streams by."""
 

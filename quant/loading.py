@@ -13,7 +13,7 @@ import torch
 from ..ltx2.components import COMPONENTS, Bundle, build_component, builder_for, check_files_match, file_layout
 from ..ltx2.errors import LTX2InputError
 from ..ltx2.safetensors_file import read_header, read_tensor
-from ..ltx2.streaming_loader import LoraFactors, storage_bytes
+from ..ltx2.streaming_loader import LoraFactors, tensors_bytes
 from .layers import select_layers
 from .registry import POLICIES, backend_for, check_policy, get_policy
 
@@ -37,7 +37,7 @@ class LoadReport:
 
 
 def module_bytes(model: torch.nn.Module) -> int:
-    return sum(storage_bytes(t) for t in (*model.parameters(), *model.buffers()))
+    return tensors_bytes((*model.parameters(), *model.buffers()))
 
 
 def _fp8_scales(bundle: Bundle, name: str) -> dict[str, torch.Tensor]:

@@ -49,12 +49,11 @@ def test_persistent_keeps_and_reuses_then_evicts_least_recently_used(model):
     assert names == ["video_decoder"]  # the transformer, idle and least recently used, made room
 
 
-def test_estimate_is_close_to_what_is_built(model):
-    for name, policy in (("transformer", "fp8_scaled"), ("video_decoder", "none")):
-        built = model.build(name, CPU)[1] if name == "transformer" else None
-        estimate = estimate_bytes(model.bundle, name, policy)
-        if built is not None:
-            assert abs(estimate - built.resident_bytes) / built.resident_bytes < 0.1
+@pytest.mark.parametrize("name", ["transformer", "video_decoder", "text_encoder"])
+def test_estimate_from_the_headers_is_close_to_what_is_built(model, name):
+    _, report = model.build(name, CPU)
+    estimate = estimate_bytes(model.bundle, name, model.policy_for(name))
+    assert abs(estimate - report.resident_bytes) / report.resident_bytes < 0.1
 
 
 def test_negative_budget_is_refused_by_name():

@@ -7,7 +7,6 @@ The pack is linked into a private custom_nodes folder, so nothing beside this re
 """
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
