@@ -80,3 +80,29 @@ def test_budget_below_the_transformer_streams_it_and_the_run_completes(host):
     finally:
         host.run(load_and_report())  # budget back to the default (budget_gb 0)
     assert host.vram()["budget_bytes"] > 2**30
+
+
+def test_pipeline_alternates_with_a_comfyui_managed_model_under_one_budget(host):
+    """Our stages, then ComfyUI's own pixel-space VAE (a ModelPatcher-managed model needing no file) encoding
+    and decoding the frames, then video: in one prompt, persistent, under a budget smaller than our models."""
+    prompt = small_workflow(prefix="test/alternate")
+    prompt["3"]["inputs"]["residency"] = "persistent"
+    budget_gb = 0.012
+    prompt["11"] = {"class_type": "VRAMGuard", "inputs": {"budget_gb": budget_gb, "action": "enforce",
+                                                         "passthrough": ["3", 0]}}
+    for node in ("4", "5", "6", "7"):
+        prompt[node]["inputs"]["model"] = ["11", 0]
+    prompt["20"] = {"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}}
+    prompt["21"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["20", 0]}}
+    prompt["22"] = {"class_type": "VAEDecode", "inputs": {"samples": ["21", 0], "vae": ["20", 0]}}
+    prompt["8"]["inputs"]["images"] = ["22", 0]
+    try:
+        result = host.run(prompt)
+        assert result.status == "success", result.messages[-1]
+        executed = {m["data"]["node"] for m in result.messages if m["type"] == "executing" and m["data"]["node"]}
+        assert {"4", "6", "21", "22", "9"} <= executed
+        state = host.vram()
+        assert 0 < state["resident_bytes"] <= budget_gb * 2**30
+    finally:
+        host.run(load_and_report() | {"2": {"class_type": "VRAMGuard", "inputs": {
+            "budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]}}})
