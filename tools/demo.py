@@ -82,6 +82,8 @@ def main() -> int:
             print(f"demo: the workflow wrote no mp4: {json.dumps(result.history.get('outputs'))[:2000]}", file=sys.stderr)
             return 1
         streams = describe_mp4(videos[0])
+        for text in result.outputs("10").get("text", []):
+            print("demo: " + text.replace("\n", "\ndemo: "))
         print(f"demo: wrote {videos[0]} ({streams})")
     finally:
         host.stop()
