@@ -85,9 +85,12 @@ class LTX2Model:
         key = self.component_key(name, device, with_distilled_lora)
         label = f"{name} (stage 2)" if with_distilled_lora else name
 
-        estimate = estimate_bytes(self.bundle, name, self.policy_for(name))
+        resident = BUDGET.entries.get(key) is not None or BUDGET.entries.get((*key, "streamed")) is not None
+        # Headers and meta models are read only when the component has to be built.
+        estimate = 0 if resident else estimate_bytes(self.bundle, name, self.policy_for(name))
         # A transformer that cannot fit even once every idle component is evicted runs a block at a time.
-        streamed = name == "transformer" and estimate > BUDGET.room_for(device)
+        streamed = (BUDGET.entries.get((*key, "streamed")) is not None if resident
+                    else name == "transformer" and estimate > BUDGET.room_for(device))
 
         def build():
             if streamed:
