@@ -85,7 +85,8 @@ def parse_header(raw: bytes, file_size: int, path: Path) -> SafetensorsHeader:
     for key, info in header.items():
         if not isinstance(info, dict):
             raise _bad(path, f"tensor '{key}' has no description")
-        dtype = DTYPES.get(info.get("dtype"))
+        dtype_name = info.get("dtype")
+        dtype = DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if dtype is None:
             raise _bad(path, f"tensor '{key}' has unknown dtype {info.get('dtype')!r}")

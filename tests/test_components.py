@@ -53,7 +53,7 @@ def test_checkpoint_of_another_family_is_refused(tmp_path):
 def test_file_that_is_not_safetensors_is_refused(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x80\x04\x95pickle-ish bytes" * 10)
-    with pytest.raises(LTX2InputError, match="not a readable .safetensors"):
+    with pytest.raises(LTX2InputError, match="not a complete .safetensors file"):
         read_checkpoint_config(junk)
 
 
