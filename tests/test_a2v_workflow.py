@@ -139,3 +139,26 @@ def test_interrupt_stops_stage_1_within_a_step_and_the_next_run_succeeds(host):
     assert max(seen) <= 3  # stopped at the next step boundary, not after 200
     assert not any(m["type"] == "executed" and m["data"]["node"] == "9" for m in result.messages)
     assert host.run(small_workflow(prefix="test/after_interrupt", seed=5)).status == "success"
+
+
+def test_interrupt_in_stage_2_leaves_nothing_half_built(host):
+    def interrupt_when_stage_2_starts(message):
+        if message["type"] == "executing" and message["data"].get("node") == "6":
+            host.interrupt()
+
+    prompt_id = host.queue(small_workflow(prefix="test/interrupted-2", seed=21))
+    result = host.wait(prompt_id, on_message=interrupt_when_stage_2_starts)
+    assert result.status == "interrupted"
+    assert not any(m["type"] == "executed" and m["data"]["node"] == "6" for m in result.messages)
+    assert host.vram()["resident_bytes"] == 0
+    assert host.run(small_workflow(prefix="test/after_interrupt_2", seed=22)).status == "success"
+
+
+def test_back_to_back_prompts_with_different_policies_use_their_own_weights(host):
+    first = host.queue(small_workflow("none", prefix="test/policy_none", seed=31))
+    second = host.queue(small_workflow("fp8_cast", prefix="test/policy_fp8", seed=31))
+    a, b = host.wait(first), host.wait(second)
+    assert a.status == b.status == "success"
+    assert host.vram()["last_run"]["policy"] == "fp8_cast"
+    frames_none, frames_fp8 = read_mp4(saved_mp4(host, a))[0], read_mp4(saved_mp4(host, b))[0]
+    assert not np.array_equal(frames_none, frames_fp8)  # same seed, other weights
