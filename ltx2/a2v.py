@@ -33,7 +33,7 @@ from ltx_pipelines.utils.samplers import euler_denoising_loop
 from ltx_pipelines.utils.types import PipelineComponents
 
 from .errors import LTX2InputError
-from .budget import BUDGET
+from .budget import BUDGET, inject_oom
 from .model_handle import LTX2Model
 
 DTYPE = torch.bfloat16
@@ -125,6 +125,7 @@ def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Ten
 
     def step(*args):
         nonlocal done
+        inject_oom("sampling")
         result = denoise_fn(*args)
         done += 1
         if progress is not None:

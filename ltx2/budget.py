@@ -29,6 +29,21 @@ DEFAULT_RESERVE = {"cuda": 2 * GIB, "cpu": 4 * GIB}
 MODES = ("cold_start", "persistent")
 
 
+OOM_ADVICE = (
+    "{name}: out of memory while {phase} on {device}. The LTX-2 nodes have freed everything they held. To fit: pick "
+    "a smaller quantization (fp8_scaled halves the transformer), set a VRAMGuard budget_gb below the free memory (a "
+    "transformer over the budget then runs a block at a time), or use residency cold_start."
+)
+
+
+def inject_oom(point: str) -> None:
+    """Test-only switch (no GPU here to run out of): when the file named by LTX2_INJECT_OOM_FILE holds `point`
+    ("load:<component>" or "sampling"), raise the out-of-memory error a GPU would."""
+    path = os.environ.get("LTX2_INJECT_OOM_FILE")
+    if path and os.path.isfile(path) and open(path).read().strip() == point:
+        raise torch.OutOfMemoryError(f"CUDA out of memory (injected for tests at {point})")
+
+
 class Bridge(Protocol):
     """How the budget talks to the host's memory manager (ComfyUI's, in nodes/comfy_bridge.py)."""
 
@@ -171,7 +186,12 @@ class VramBudget:
             entry = self.entries.get(key)
             if entry is None or entry.module is None:
                 self.make_room(estimate, device, keep=key)
-                module = build()
+                try:
+                    inject_oom(f"load:{name}")
+                    module = build()
+                except torch.OutOfMemoryError as exc:
+                    self.free_all()
+                    raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, phase="loading", device=device)) from exc
                 entry = Entry(key, name, module, _module_bytes(module), device, policy)
                 self.entries[key] = entry
                 if self.mode == "persistent" and self.bridge is not None:
@@ -180,13 +200,19 @@ class VramBudget:
             entry.in_use += 1
             if self.last_run is not None and name not in self.last_run.components:
                 self.last_run.components.append(name)
+        out_of_memory = False
         try:
             yield entry.module
+        except torch.OutOfMemoryError as exc:
+            out_of_memory = True
+            raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, phase="running", device=device)) from exc
         finally:
             with self._lock:
                 entry.in_use -= 1
                 entry.last_use = time.monotonic()
-                if self.mode == "cold_start":
+                if out_of_memory:
+                    self.free_all()
+                elif self.mode == "cold_start":
                     self.evict(key)
                 else:
                     self.enforce(device)
