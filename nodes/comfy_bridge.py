@@ -121,8 +121,14 @@ def install() -> None:
     from server import PromptServer
 
     @PromptServer.instance.routes.get("/ltx2/vram")
-    async def vram_state(_request):
-        return web.json_response(BUDGET.state())
+    async def vram_state(request):
+        state = BUDGET.state()
+        if request.query.get("diagnostics"):
+            # For leak hunting: every tensor object alive in the process (a full walk of the heap, so on demand).
+            import gc
+
+            state["live_tensors"] = sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+        return web.json_response(state)
 
 
 def begin_run(model) -> None:

@@ -135,9 +135,10 @@ class ComfyHost:
     def interrupt(self) -> None:
         requests.post(f"{self.url}/interrupt", timeout=30)
 
-    def vram(self) -> dict:
-        """The pack's budget state (GET /ltx2/vram)."""
-        return requests.get(f"{self.url}/ltx2/vram", timeout=30).json()
+    def vram(self, diagnostics: bool = False) -> dict:
+        """The pack's budget state (GET /ltx2/vram); with diagnostics, the count of live tensors too."""
+        query = "?diagnostics=1" if diagnostics else ""
+        return requests.get(f"{self.url}/ltx2/vram{query}", timeout=60).json()
 
     def rss(self) -> int:
         """Resident memory of the ComfyUI process (serve.py's child)."""
