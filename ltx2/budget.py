@@ -26,7 +26,6 @@ from .errors import LTX2InputError
 GIB = 2**30
 # Kept free for activations, the CUDA context and whatever else shares the device.
 DEFAULT_RESERVE = {"cuda": 2 * GIB, "cpu": 4 * GIB}
-MODES = ("cold_start", "persistent")
 
 
 OOM_ADVICE = (
@@ -81,6 +80,7 @@ class RunReport:
     mode: str = ""
     stages: list[StageRecord] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
+    loads: list[str] = field(default_factory=list)  # one line per component built: policy, layers, notes
     started: float = field(default_factory=time.monotonic)
     resident_after: int = 0
 
@@ -93,6 +93,7 @@ class RunReport:
             "peak_bytes": max((s.peak_bytes for s in self.stages), default=0),
             "resident_bytes_after": self.resident_after,
             "components": list(self.components),
+            "loads": list(self.loads),
             "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_bytes": s.peak_bytes} for s in self.stages],
         }
 
@@ -101,6 +102,7 @@ class RunReport:
         lines = [f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
                  f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})"]
         lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
+        lines += [f"  built {line}" for line in self.loads]
         return "\n".join(lines)
 
 

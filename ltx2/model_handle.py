@@ -94,18 +94,14 @@ class LTX2Model:
 
         def build():
             if streamed:
-                return self.build_streamed(device, with_distilled_lora, on_tensor)[0]
-            return self.build(name, device, with_distilled_lora=with_distilled_lora, on_tensor=on_tensor)[0]
+                module, report = self.build_streamed(device, with_distilled_lora, on_tensor)
+            else:
+                module, report = self.build(name, device, with_distilled_lora=with_distilled_lora, on_tensor=on_tensor)
+            if BUDGET.last_run is not None:
+                BUDGET.last_run.loads.append(report.summary())
+            return module
 
         if streamed:
             key, label, estimate = (*key, "streamed"), f"{label}, streamed", 0
         with BUDGET.use(key, label, self.policy_for(name), device, estimate, build) as module:
             yield module
-
-    def describe(self) -> str:
-        parts = [self.bundle.checkpoint.name, f"policy {self.quantization}", self.residency]
-        if self.bundle.text_encoder is not None:
-            parts.append(f"text encoder {self.bundle.text_encoder.name} ({self.text_encoder_quantization})")
-        if self.bundle.distilled_lora is not None:
-            parts.append(f"distilled LoRA {self.bundle.distilled_lora.name} x{self.distilled_lora_strength}")
-        return ", ".join(parts)

@@ -45,9 +45,6 @@ class LayerSelection:
     def weight_keys(self) -> set[str]:
         return {f"{name}.weight" for name in self.quantize}
 
-    def summary(self) -> str:
-        return f"{len(self.quantize)} linear layers quantized, {len(self.skipped)} kept in bf16"
-
 
 def select_layers(model: torch.nn.Module, component: str, fp8: bool = False,
                   keep_edge_blocks: bool = False) -> LayerSelection:

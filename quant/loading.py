@@ -78,7 +78,8 @@ def build_quantized(
 
     report = LoadReport(name, policy.name)
     plain = builder_for(bundle, name)
-    selection = select_layers(plain.meta_model(plain.model_config(), ()), name, fp8=policy.fp8,
+    meta = plain.meta_model(plain.model_config(), ())
+    selection = select_layers(meta, name, fp8=policy.fp8,
                               keep_edge_blocks=keep_edge_blocks)
     if name not in QUANTIZABLE or policy.name == "none":
         selection.quantize = []
@@ -103,7 +104,7 @@ def build_quantized(
     backend = backend_for(policy)
     fuser = LoraFactors(*lora) if lora is not None and lora[1] != 0 else None
     if fuser is not None:
-        unknown = set(fuser.targets) - set(plain.meta_model(plain.model_config(), ()).state_dict())
+        unknown = set(fuser.targets) - set(meta.state_dict())
         if unknown:
             raise LTX2InputError(
                 f"distilled_lora: {len(unknown)} of its layers are not in this transformer (e.g. {sorted(unknown)[0]}). "
@@ -146,16 +147,6 @@ def build_quantized(
     report.skipped = {k: v for k, v in selection.skipped.items()}
     report.resident_bytes = module_bytes(model)
     return model, report
-
-
-def checkpoint_is_fp8(bundle: Bundle) -> bool:
-    """True when the transformer's block linears are stored in fp8 (a release fp8 checkpoint)."""
-    sd_ops = COMPONENTS["transformer"].sd_ops
-    for key, (_shape, dtype) in file_layout(str(bundle.checkpoint)).items():
-        mapped = sd_ops.apply_to_key(key)
-        if mapped and mapped.startswith("transformer_blocks.") and dtype in FP8_DTYPES:
-            return True
-    return False
 
 
 # Bytes per stored element of a quantized linear weight, relative to bf16's 2.

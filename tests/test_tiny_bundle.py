@@ -9,7 +9,7 @@ import safetensors
 import torch
 from make_tiny_bundle import PRESETS, checkpoint_config, make_bundle
 
-from ltx2_a2v.ltx2.components import COMPONENTS, Bundle, build_component, builder_for, check_files_match
+from ltx2_a2v.ltx2.components import COMPONENTS, Bundle, build_component, builder_for, check_files_match, file_layout
 
 
 def _bundle(paths) -> Bundle:
@@ -61,16 +61,11 @@ def test_text_encoder_and_projection_give_transformer_sized_context(tiny_paths):
 
 
 def test_distilled_lora_targets_real_transformer_keys(tiny_paths):
-    layout = {k: v for k, v in check_layout(tiny_paths["distilled_lora"]).items()}
+    layout = file_layout(str(tiny_paths["distilled_lora"]))
     transformer_keys = set(build_component(_bundle(tiny_paths), "transformer").state_dict())
     targets = {k.removeprefix("diffusion_model.").rsplit(".lora_", 1)[0] + ".weight" for k in layout}
     assert targets and targets <= transformer_keys
     assert all(k.startswith("diffusion_model.transformer_blocks.") for k in layout)
-
-
-def check_layout(path):
-    with safetensors.safe_open(str(path), framework="pt") as f:
-        return {k: f.get_slice(k).get_shape() for k in f.keys()}
 
 
 def _digests(root):
