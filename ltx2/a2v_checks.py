@@ -1,5 +1,24 @@
 """Queue-time checks of the sampler's numbers: plain Python, so the nodes can run them without torch."""
 
+# The sampler's numeric inputs: (min, max, what to suggest). The node's schema uses the same limits; ComfyUI
+# does not check them itself for inputs that a node's validate_inputs takes, so check_limits does.
+LIMITS = {
+    "width": (64, 4096, "384 for stage 1 of a 768-wide video"),
+    "height": (64, 4096, "256 for stage 1 of a 512-high video"),
+    "num_frames": (1, 1025, "97 (4 s at 24 fps)"),
+    "frame_rate": (1.0, 120.0, "24 or 25 for video with speech"),
+    "steps": (1, 200, "30 for the base stage"),
+}
+
+
+def check_limits(**values) -> str | None:
+    """A message naming the first input outside its limits, or None."""
+    for name, value in values.items():
+        low, high, hint = LIMITS[name]
+        if not low <= value <= high:
+            return f"{name}: {value} is outside {low}..{high}; try {hint}."
+    return None
+
 
 def check_size(width: int, height: int, num_frames: int) -> str | None:
     """A message saying what to change, or None when the size is valid.

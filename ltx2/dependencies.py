@@ -5,13 +5,14 @@ The nodes register even when these are missing (so a workflow still opens), and 
 
 import importlib.util
 
-# import name -> what to install (requirements.txt pins the versions that work together)
+# import name -> what to install (requirements.txt pins the versions that work together). torchao is not here:
+# only the torchao_* policies need it, and their check says so (quant/torchao_configs.py), so the other
+# policies keep working where torchao is missing or fails to import.
 REQUIRED = {
     "torch": "torch",
     "safetensors": "safetensors",
     "ltx_core": "ltx-core",
     "transformers": "transformers",
-    "torchao": "torchao",
 }
 
 

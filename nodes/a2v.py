@@ -2,6 +2,7 @@
 
 from comfy_api.latest import io
 
+from ..ltx2.a2v_checks import LIMITS
 from ..ltx2.dependencies import require_packages
 from .comfy_bridge import begin_run, publish
 from .progress import progress_callbacks
@@ -11,6 +12,11 @@ STAGES = ("base", "refine")
 UNCONNECTED = object()
 # ltx-core's stage-2 (distilled LoRA) schedule has 3 steps, whatever `steps` says.
 REFINE_STEPS = 3
+
+
+def _limits(name: str) -> dict:
+    low, high, _ = LIMITS[name]
+    return {"min": low, "max": high}
 
 
 class A2VSampler(io.ComfyNode):
@@ -30,12 +36,12 @@ class A2VSampler(io.ComfyNode):
                 io.String.Input("negative_prompt", multiline=True,
                                 default="blurry, low quality, still frame, distorted face"),
                 io.Int.Input("seed", default=42, min=0, max=2**63 - 1, control_after_generate=True),
-                io.Int.Input("width", default=384, min=64, max=4096, step=32,
+                io.Int.Input("width", default=384, **_limits("width"), step=32,
                              tooltip="Stage-1 width (base); refine takes its size from the latent"),
-                io.Int.Input("height", default=256, min=64, max=4096, step=32),
-                io.Int.Input("num_frames", default=97, min=1, max=1025, step=8, tooltip="8k+1: 9, 17, ..., 97, 121"),
-                io.Float.Input("frame_rate", default=24.0, min=1.0, max=120.0, step=1.0),
-                io.Int.Input("steps", default=30, min=1, max=200, tooltip=f"base only; refine runs the distilled "
+                io.Int.Input("height", default=256, **_limits("height"), step=32),
+                io.Int.Input("num_frames", default=97, **_limits("num_frames"), step=8, tooltip="8k+1: 9, 17, ..., 97, 121"),
+                io.Float.Input("frame_rate", default=24.0, **_limits("frame_rate"), step=1.0),
+                io.Int.Input("steps", default=30, **_limits("steps"), tooltip=f"base only; refine runs the distilled "
                                                                            f"{REFINE_STEPS}-step schedule"),
                 io.Float.Input("cfg", default=3.0, min=1.0, max=20.0, step=0.1, tooltip="base only"),
                 io.Combo.Input("stage", options=list(STAGES), default="base"),
@@ -46,9 +52,10 @@ class A2VSampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, width, height, num_frames, steps, stage, frame_rate, latent=UNCONNECTED) -> bool | str:
-        from ..ltx2.a2v_checks import check_size
+        from ..ltx2.a2v_checks import check_limits, check_size
 
-        problem = check_size(width, height, num_frames)
+        problem = check_limits(width=width, height=height, num_frames=num_frames, frame_rate=frame_rate,
+                               steps=steps) or check_size(width, height, num_frames)
         if problem:
             return problem
         if stage not in STAGES:
@@ -57,10 +64,6 @@ class A2VSampler(io.ComfyNode):
         # not at all, which leaves the default.
         if stage == "refine" and latent is UNCONNECTED:
             return "latent: the refine stage needs a latent. Connect SpatialUpscale's output to this sampler's latent input."
-        if steps < 1:
-            return "steps must be at least 1."
-        if frame_rate <= 0:
-            return "frame_rate must be positive."
         return True
 
     @classmethod

@@ -76,7 +76,8 @@ class LoadLTX2Quantized(io.ComfyNode):
         # A policy this machine cannot run is refused here, before any weight is read.
         device = comfy_device()
         check_policy(get_policy(quantization), device)
-        check_policy(get_policy(text_encoder_quantization, "text_encoder_quantization", text_encoder=True), device)
+        check_policy(get_policy(text_encoder_quantization, "text_encoder_quantization", text_encoder=True), device,
+                     "text_encoder_quantization")
         lora = None
         if distilled_lora != model_files.NONE:
             lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))

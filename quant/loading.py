@@ -72,9 +72,9 @@ def build_quantized(
     `divert(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
     the parameters it takes stay on the meta device, for it to bring in when they are needed."""
     device = torch.device(device)
-    policy = get_policy(policy_name, "text_encoder_quantization" if name == "text_encoder" else "quantization",
-                        text_encoder=name == "text_encoder")
-    check_policy(policy, device)  # before a single weight is read
+    input_name = "text_encoder_quantization" if name == "text_encoder" else "quantization"
+    policy = get_policy(policy_name, input_name, text_encoder=name == "text_encoder")
+    check_policy(policy, device, input_name)  # before a single weight is read
 
     report = LoadReport(name, policy.name)
     plain = builder_for(bundle, name)

@@ -13,12 +13,12 @@ def check(policy: Policy, device: torch.device) -> None:
         return
     if device.type != "cuda" or not torch.cuda.is_available():
         raise PolicyUnavailable(
-            f"quantization: fp8_scaled_mm runs fp8 matmuls through TensorRT-LLM on an NVIDIA GPU; this device is "
+            f"fp8_scaled_mm runs fp8 matmuls through TensorRT-LLM on an NVIDIA GPU; this device is "
             f"'{device}'. Pick fp8_scaled (same memory, any device) or torchao_int8_weight_only."
         )
     if importlib.util.find_spec("tensorrt_llm") is None:
         raise PolicyUnavailable(
-            "quantization: fp8_scaled_mm needs TensorRT-LLM (`pip install tensorrt-llm`, which ltx-core's "
+            "fp8_scaled_mm needs TensorRT-LLM (`pip install tensorrt-llm`, which ltx-core's "
             "`fp8-trtllm` extra pins), not installed here. Pick torchao_fp8_dynamic (fp8 W8A8 on compute "
             "capability 8.9+) or fp8_scaled."
         )

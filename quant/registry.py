@@ -89,9 +89,13 @@ def backend_for(policy: Policy) -> Backend:
     return backend
 
 
-def check_policy(policy: Policy, device: torch.device | str) -> None:
-    """Raises PolicyUnavailable, naming what is missing and what to pick instead, before any weight is read."""
-    backend_for(policy).check(policy, torch.device(device))
+def check_policy(policy: Policy, device: torch.device | str, input_name: str = "quantization") -> None:
+    """Raises PolicyUnavailable, naming the input, what is missing and what to pick instead, before any weight is
+    read."""
+    try:
+        backend_for(policy).check(policy, torch.device(device))
+    except PolicyUnavailable as error:
+        raise PolicyUnavailable(f"{input_name}: {error}") from None
 
 
 def recommend_policy(device: torch.device | str) -> str:

@@ -20,11 +20,14 @@ TESTED = "0.15.0"
 
 
 def _require_torchao() -> None:
-    if importlib.util.find_spec("torchao") is None:
+    # Imported, not just looked up: a torchao built for another torch is found but fails to import.
+    try:
+        import torchao  # noqa: F401
+    except ImportError as error:
         raise PolicyUnavailable(
-            f"quantization: torchao is not installed. Install it with `pip install torchao=={TESTED}` (the release "
-            "built for torch 2.9), or pick fp8_scaled, which needs no extra package."
-        )
+            f"torchao cannot be imported ({error}). Install it with `pip install torchao=={TESTED}` "
+            "(the release built for torch 2.9), or pick fp8_scaled, which needs no extra package."
+        ) from None
 
 
 def check(policy: Policy, device: torch.device) -> None:
@@ -34,19 +37,19 @@ def check(policy: Policy, device: torch.device) -> None:
         if not cuda or torch.cuda.get_device_capability(device) < (8, 9):
             where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
             raise PolicyUnavailable(
-                f"quantization: torchao_fp8_dynamic runs fp8 matmuls on tensor cores of compute capability 8.9+ "
+                f"torchao_fp8_dynamic runs fp8 matmuls on tensor cores of compute capability 8.9+ "
                 f"(RTX 40xx, L4, H100, Blackwell); this device is {where}. Pick fp8_scaled (fp8 storage, same "
                 "memory, any device) or torchao_int8_weight_only."
             )
     if policy.name == "torchao_int4_weight_only":
         if not cuda or torch.cuda.get_device_capability(device) < (8, 0):
             raise PolicyUnavailable(
-                f"quantization: torchao_int4_weight_only uses int4 GPU kernels (NVIDIA, compute capability 8.0+); "
+                f"torchao_int4_weight_only uses int4 GPU kernels (NVIDIA, compute capability 8.0+); "
                 f"this device is '{device}'. Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory)."
             )
         if importlib.util.find_spec("fbgemm_gpu") is None:
             raise PolicyUnavailable(
-                "quantization: torchao_int4_weight_only needs the fbgemm-gpu-genai package for its int4 kernels "
+                "torchao_int4_weight_only needs the fbgemm-gpu-genai package for its int4 kernels "
                 "(`pip install fbgemm-gpu-genai`). Or pick torchao_int8_weight_only."
             )
 

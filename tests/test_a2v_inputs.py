@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ltx2_a2v.ltx2.a2v import audio_from_comfy, image_tensor_from_comfy
-from ltx2_a2v.ltx2.a2v_checks import check_size
+from ltx2_a2v.ltx2.a2v_checks import check_limits, check_size
 from ltx2_a2v.ltx2.errors import LTX2InputError
 
 
@@ -51,3 +51,8 @@ def test_size_errors_say_what_to_change(width, height, frames, words):
 
 def test_valid_sizes_pass():
     assert check_size(768, 512, 97) is None and check_size(384, 256, 1) is None
+
+
+def test_limits_name_the_input_and_a_value_to_try():
+    assert check_limits(steps=0) == "steps: 0 is outside 1..200; try 30 for the base stage."
+    assert check_limits(width=768, height=512, num_frames=97, frame_rate=24.0, steps=30) is None

@@ -105,6 +105,9 @@ def test_ui_workflow_is_the_same_graph_as_the_api_one(host):
 @pytest.mark.parametrize("change, field, words", [
     ({"width": 100}, "width", "multiples of 32"),
     ({"num_frames": 20}, "num_frames", "8k+1"),
+    ({"steps": 0}, "steps", "steps: 0 is outside 1..200"),
+    ({"frame_rate": 0.0}, "frame_rate", "frame_rate: 0.0 is outside 1.0..120.0"),
+    ({"width": 8192}, "width", "width: 8192 is outside 64..4096"),
 ])
 def test_bad_sampler_values_are_refused_at_queue_time(host, change, field, words):
     prompt = small_workflow()
@@ -112,7 +115,8 @@ def test_bad_sampler_values_are_refused_at_queue_time(host, change, field, words
     response = host.post_prompt(prompt)
     assert response.status_code == 400
     details = " ".join(e["details"] for e in response.json()["node_errors"]["4"]["errors"])
-    assert words in details
+    assert words in details and field in details
+    assert host.run(small_workflow(prefix="test/after_bad_value")).status == "success"
 
 
 def test_refine_without_a_latent_is_refused_at_queue_time(host):

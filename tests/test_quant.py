@@ -13,7 +13,7 @@ from ltx2_a2v.quant import POLICIES, get_policy
 from ltx2_a2v.quant.fp8_scaled import quantize_rows
 from ltx2_a2v.quant.layers import select_layers
 from ltx2_a2v.quant.loading import build_quantized, module_bytes
-from ltx2_a2v.quant.registry import PolicyUnavailable, recommend_policy
+from ltx2_a2v.quant.registry import PolicyUnavailable, check_policy, get_policy, recommend_policy
 
 CPU_POLICIES = ["none", "fp8_cast", "fp8_scaled", "torchao_fp8_weight_only", "torchao_int8_weight_only"]
 GPU_POLICIES = ["fp8_scaled_mm", "torchao_fp8_dynamic", "torchao_int4_weight_only"]
@@ -60,6 +60,30 @@ def test_gpu_only_policy_refuses_this_cpu_before_reading_any_weight(tiny_paths, 
     missing = Bundle(checkpoint=tmp_path / "not-there.safetensors")
     with pytest.raises(PolicyUnavailable, match="Pick"):
         build_quantized(missing, "transformer", policy)
+
+
+@pytest.fixture
+def mocked_gpu(monkeypatch):
+    """A GPU cannot exist here: torch.cuda answers as a machine with an RTX 3090 (compute capability 8.6) would."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3090")
+
+
+def test_fp8_scaled_mm_without_tensorrt_llm_on_a_mocked_gpu_names_the_package_and_alternatives(mocked_gpu):
+    with pytest.raises(PolicyUnavailable, match=r"^quantization: fp8_scaled_mm needs TensorRT-LLM.*Pick torchao_fp8_dynamic"):
+        check_policy(get_policy("fp8_scaled_mm"), "cuda")
+
+
+def test_fp8_w8a8_on_a_mocked_sm86_gpu_names_the_gpu_and_recommendation_falls_back(mocked_gpu):
+    with pytest.raises(PolicyUnavailable, match="compute capability 8.9.*this device is NVIDIA GeForce RTX 3090"):
+        check_policy(get_policy("torchao_fp8_dynamic"), "cuda")
+    assert recommend_policy("cuda") == "fp8_scaled"
+
+
+def test_text_encoder_policy_errors_name_their_input():
+    with pytest.raises(PolicyUnavailable, match="^text_encoder_quantization: "):
+        check_policy(get_policy("torchao_int4_weight_only"), "cpu", "text_encoder_quantization")
 
 
 def test_recommendation_for_a_cpu_is_a_policy_that_runs_here():

@@ -3,6 +3,8 @@ ComfyUI's own "free" evicts them, VRAMGuard frees and reports, GET /ltx2/vram te
 
 import time
 
+import numpy as np
+
 from test_a2v_workflow import small_workflow
 from test_host import load_and_report
 
@@ -106,3 +108,30 @@ def test_pipeline_alternates_with_a_comfyui_managed_model_under_one_budget(host)
     finally:
         host.run(load_and_report() | {"2": {"class_type": "VRAMGuard", "inputs": {
             "budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]}}})
+
+
+def test_policy_switch_on_a_persistent_model_uses_the_right_weights_each_time(host):
+    """Kept components are found by a key that holds the policy: switching policy between runs never reuses the
+    other policy's weights, and switching back reuses the kept ones (no rebuild, same frames)."""
+    from test_a2v_workflow import read_mp4, saved_mp4
+
+    def run(policy: str, tag: str):
+        prompt = small_workflow(policy, prefix=f"test/switch_{tag}", seed=44)
+        prompt["3"]["inputs"]["residency"] = "persistent"
+        result = host.run(prompt)
+        assert result.status == "success", result.messages[-1]
+        return read_mp4(saved_mp4(host, result))[0], host.vram()
+
+    try:
+        frames_none, _ = run("none", "a")
+        frames_fp8, state = run("fp8_scaled", "b")
+        assert any(line.startswith("transformer") and "fp8_scaled" in line for line in state["last_run"]["loads"])
+        kept = {(c["name"], c["policy"]) for c in state["components"] if c["resident"]}
+        assert {("transformer", "none"), ("transformer", "fp8_scaled")} <= kept
+        frames_again, state = run("none", "c")
+        assert not any(line.startswith("transformer") for line in state["last_run"]["loads"])  # reused, not rebuilt
+    finally:
+        host.free(unload_models=True, free_memory=False)
+        assert wait_until(lambda: resident(host) == [])
+    assert not np.array_equal(frames_none, frames_fp8)
+    assert np.array_equal(frames_none, frames_again)
