@@ -8,8 +8,15 @@ WEB_DIRECTORY = "./web"
 
 try:
     import comfy_api.latest  # noqa: F401
-except ImportError:  # imported outside ComfyUI: tests, tools
-    pass
+except ImportError:
+    import importlib.util
+    import logging
+
+    # Inside a ComfyUI too old for the V3 node API the nodes would silently be missing: say why. Outside
+    # ComfyUI (tests, tools) there is nothing to say.
+    if importlib.util.find_spec("comfy") is not None:
+        logging.warning("LTX-2 A2V: this ComfyUI has no V3 node API (comfy_api.latest), so the pack's nodes are not "
+                        "registered. Update ComfyUI (the pack is tested with 0.3.75).")
 else:
     from .nodes.extension import comfy_entrypoint  # noqa: F401
 

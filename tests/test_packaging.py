@@ -51,3 +51,11 @@ def test_pack_imports_without_comfyui():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "./web"
+
+
+def test_a_transformers_release_known_to_break_gemma_loading_is_named():
+    from ltx2_a2v.ltx2.dependencies import version_problems
+
+    assert version_problems({"transformers": "4.57.1"}) == []
+    (problem,) = version_problems({"transformers": "5.0.0"})
+    assert problem.startswith("transformers 5.0.0 is installed: ltx-core 1.0.0 loads Gemma-3")
