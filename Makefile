@@ -2,7 +2,7 @@
 # Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-long bench-quant bench-vram
+.PHONY: setup demo test test-long bench-quant bench-vram bench-gpu
 
 setup:
 	@bash tools/setup_env.sh
@@ -24,3 +24,8 @@ bench-quant: setup
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
 bench-vram: setup
 	$(PY) bench/vram.py
+
+# The seed article's table on the real LTX-2.3 files, on a CUDA GPU, through a ComfyUI host; writes
+# bench/results/gpu_a2v.{json,png}. E.g. make bench-gpu ARGS="--models-dir /models --policies fp8_cast"
+bench-gpu: setup
+	$(PY) bench/gpu_a2v.py $(ARGS)

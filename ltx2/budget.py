@@ -7,8 +7,8 @@ first, then through `bridge.free_external` (ComfyUI's memory manager, which unlo
 bridge also registers each kept component with that manager, so ComfyUI can evict ours (see
 nodes/comfy_bridge.py). Nothing here imports ComfyUI.
 
-It also keeps the run report: per stage elapsed seconds and peak memory (CUDA's peak allocated on a GPU,
-the process's peak resident set on a CPU).
+It also keeps the run report: per stage elapsed seconds and peak memory (CUDA's peak allocated, and peak
+reserved by its caching allocator, on a GPU; the process's peak resident set, for both, on a CPU).
 """
 
 import contextlib
@@ -71,6 +71,7 @@ class StageRecord:
     name: str
     seconds: float
     peak_bytes: int
+    peak_reserved_bytes: int = 0  # allocated plus the allocator's cache (CUDA); the same as peak_bytes on a CPU
 
 
 @dataclass
@@ -91,10 +92,12 @@ class RunReport:
             "mode": self.mode,
             "elapsed_seconds": round(sum(s.seconds for s in self.stages), 3),
             "peak_bytes": max((s.peak_bytes for s in self.stages), default=0),
+            "peak_reserved_bytes": max((s.peak_reserved_bytes for s in self.stages), default=0),
             "resident_bytes_after": self.resident_after,
             "components": list(self.components),
             "loads": list(self.loads),
-            "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_bytes": s.peak_bytes} for s in self.stages],
+            "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_bytes": s.peak_bytes,
+                        "peak_reserved_bytes": s.peak_reserved_bytes} for s in self.stages],
         }
 
     def text(self) -> str:
@@ -120,11 +123,12 @@ def process_rss() -> int:
 
 
 class PeakMeter:
-    """Peak memory over a block: CUDA's own counter on a GPU, a sampling thread on the resident set on a CPU
-    (the kernel's ru_maxrss cannot be reset between stages)."""
+    """Peak memory over a block: CUDA's own counters on a GPU (allocated, and reserved by the caching
+    allocator), a sampling thread on the resident set on a CPU (the kernel's ru_maxrss cannot be reset between
+    stages; a CPU has no separate reserved figure, so both peaks are the resident set's)."""
 
     def __init__(self, device: torch.device, interval: float = 0.005):
-        self.device, self.interval, self.peak = device, interval, 0
+        self.device, self.interval, self.peak, self.peak_reserved = device, interval, 0, 0
         self._stop = threading.Event()
 
     def __enter__(self) -> "PeakMeter":
@@ -140,13 +144,20 @@ class PeakMeter:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, process_rss())
 
+    def so_far(self) -> int:
+        """The peak up to now, while the block runs."""
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        return self.peak
+
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
             self.peak = torch.cuda.max_memory_allocated(self.device)
+            self.peak_reserved = torch.cuda.max_memory_reserved(self.device)
         else:
             self._stop.set()
             self._thread.join()
-            self.peak = max(self.peak, process_rss())
+            self.peak = self.peak_reserved = max(self.peak, process_rss())
 
 
 class VramBudget:
@@ -157,6 +168,7 @@ class VramBudget:
         self.entries: OrderedDict[tuple, Entry] = OrderedDict()
         self.last_run: RunReport | None = None
         self.device: torch.device | None = None  # the device last used, for the state's budget
+        self.running: tuple[str, float, PeakMeter] | None = None  # the stage running now: name, start, meter
         self._lock = threading.RLock()
 
     # --- budget ---
@@ -266,9 +278,13 @@ class VramBudget:
     def stage(self, name: str, device: torch.device):
         start = time.perf_counter()
         with PeakMeter(device) as meter:
-            yield
+            self.running = (name, start, meter)
+            try:
+                yield
+            finally:
+                self.running = None
         if self.last_run is not None:
-            self.last_run.stages.append(StageRecord(name, time.perf_counter() - start, meter.peak))
+            self.last_run.stages.append(StageRecord(name, time.perf_counter() - start, meter.peak, meter.peak_reserved))
             self.last_run.resident_after = self.resident_bytes()
 
     def state(self) -> dict:
@@ -282,7 +298,16 @@ class VramBudget:
             ],
             "resident_bytes": self.resident_bytes(),
             "last_run": self.last_run.as_dict() if self.last_run else None,
+            "stage": self._running_state(),
         }
+
+    def _running_state(self) -> dict | None:
+        """The stage running now, for the page: its name, seconds so far and peak so far."""
+        running = self.running
+        if running is None:
+            return None
+        name, start, meter = running
+        return {"name": name, "seconds": round(time.perf_counter() - start, 3), "peak_bytes": meter.so_far()}
 
 
 def _module_bytes(module: torch.nn.Module) -> int:

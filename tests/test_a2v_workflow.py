@@ -75,9 +75,11 @@ def test_same_seed_gives_identical_frames(host):
     assert not np.array_equal(a, read_mp4(saved_mp4(host, other))[0])
 
 
-def test_ui_workflow_is_the_same_graph_as_the_api_one(host):
+@pytest.mark.parametrize("name", ["ltx2_a2v_two_stage", "ltx2_a2v_22b"])
+def test_ui_workflow_is_the_same_graph_as_the_api_one(host, name):
     """Turn the UI file into API format the way the page does (widgets in the node's input order) and compare."""
-    ui, api = json.loads(UI.read_text()), json.loads(API.read_text())
+    ui = json.loads((UI.parent / f"{name}.json").read_text())
+    api = json.loads((API.parent / f"{name}.json").read_text())
     info = host.object_info()
     links = {link[0]: link for link in ui["links"]}
     converted = {}
@@ -100,6 +102,16 @@ def test_ui_workflow_is_the_same_graph_as_the_api_one(host):
         converted[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     expected = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
     assert converted == expected
+
+
+def test_release_workflow_names_the_release_files_and_is_refused_where_they_are_missing(host):
+    prompt = json.loads((API.parent / "ltx2_a2v_22b.json").read_text())
+    assert prompt["3"]["inputs"]["ckpt_name"] == "ltx-2.3-22b-dev.safetensors"
+    assert (prompt["4"]["inputs"]["width"], prompt["4"]["inputs"]["num_frames"]) == (384, 97)
+    response = host.post_prompt(prompt)  # this host has only the tiny bundle
+    assert response.status_code == 400
+    details = " ".join(e["details"] for e in response.json()["node_errors"]["3"]["errors"])
+    assert "ckpt_name: 'ltx-2.3-22b-dev.safetensors' is not one of the available choices" in details
 
 
 @pytest.mark.parametrize("change, field, words", [

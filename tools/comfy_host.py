@@ -65,7 +65,10 @@ def node_timings(result: PromptResult) -> dict[str, float]:
 
 
 class ComfyHost:
-    def __init__(self, models_dir: Path, work_dir: Path, extra_env: dict | None = None):
+    """`cpu`: pass --cpu (the default; False on a GPU machine). `extra_args`: further ComfyUI arguments."""
+
+    def __init__(self, models_dir: Path, work_dir: Path, extra_env: dict | None = None, cpu: bool = True,
+                 extra_args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.input_dir = work_dir / "input"
@@ -77,8 +80,9 @@ class ComfyHost:
         command = [
             sys.executable, str(ROOT / "tools" / "serve.py"),
             "--models-dir", str(models_dir), "--port", str(self.port),
-            "--cpu", "--input-directory", str(self.input_dir), "--output-directory", str(self.output_dir),
-            "--database-url", f"sqlite:///{work_dir / 'comfyui.db'}",
+            *(["--cpu"] if cpu else []), "--input-directory", str(self.input_dir),
+            "--output-directory", str(self.output_dir), "--database-url", f"sqlite:///{work_dir / 'comfyui.db'}",
+            *extra_args,
         ]
         env = {**os.environ, **(extra_env or {})}
         self._log = open(self.log_path, "w")

@@ -1,18 +1,19 @@
-"""Writes the two-stage A2V example workflow in both of ComfyUI's formats from one description.
+"""Writes the two-stage A2V example workflows in both of ComfyUI's formats from one description.
 
     .venv/bin/python tools/make_workflows.py
 
-example_workflows/ltx2_a2v_two_stage.json      UI format: drag it into the page; listed in the template browser
-example_workflows/api/ltx2_a2v_two_stage.json  API format: POST it to /prompt
+example_workflows/<name>.json      UI format: drag it into the page; listed in the template browser
+example_workflows/api/<name>.json  API format: POST it to /prompt
 
-Defaults are the tiny test bundle's file names; the notes say which real files to pick.
+Two variants of one graph: ltx2_a2v_22b names the LTX-2.3 release files (768x512, 97 frames: what users open),
+ltx2_a2v_two_stage the tiny test bundle's (tools/make_tiny_bundle.py: the demo and the tests run it).
 """
 
 import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME = "ltx2_a2v_two_stage"
+NAME = "ltx2_a2v_two_stage"  # the tiny bundle's variant
 
 REAL_FILES_NOTE = (
     "With the real LTX-2.3 release pick: checkpoint ltx-2.3-22b-dev.safetensors (models/checkpoints), text encoder "
@@ -27,8 +28,8 @@ NEGATIVE = "blurry, low quality, still frame, distorted face, watermark"
 
 # id -> (class, title, widget inputs in the node's input order, linked inputs {input: (node id, output slot)}, pos)
 GRAPH = {
-    "1": ("LoadImage", "Image (first frame)", {"image": "ltx2_a2v_portrait.png", "upload": "image"}, {}, (40, 60)),
-    "2": ("LoadAudio", "Audio (drives the lips)", {"audio": "ltx2_a2v_voice.wav"}, {}, (40, 420)),
+    "1": ("LoadImage", "Image (first frame)", {"image": "ltx2_a2v_portrait.png", "upload": "image"}, {}, (0, 0)),
+    "2": ("LoadAudio", "Audio (drives the lips)", {"audio": "ltx2_a2v_voice.wav"}, {}, (0, 360)),
     "3": ("LoadLTX2Quantized", "Load LTX-2 (quantized)", {
         "ckpt_name": "ltx-2.3-tiny-dev.safetensors",
         "text_encoder": "gemma-3-tiny-it",
@@ -37,24 +38,24 @@ GRAPH = {
         "residency": "cold_start",
         "distilled_lora": "ltx-2.3-tiny-distilled-lora-384.safetensors",
         "distilled_lora_strength": 1.0,
-    }, {}, (40, 620)),
+    }, {}, (0, 600)),
     "4": ("A2VSampler", "Stage 1 (half size)", {
         "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
         "frame_rate": 24.0, "steps": 20, "cfg": 3.0, "stage": "base",
-    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0)}, (480, 60)),
+    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0)}, (420, 0)),
     "5": ("SpatialUpscale", "2x latent upscale", {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
-          {"model": ("3", 0), "latent": ("4", 0)}, (900, 60)),
+          {"model": ("3", 0), "latent": ("4", 0)}, (420, 520)),
     "6": ("A2VSampler", "Stage 2 (distilled LoRA)", {
         "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
         "frame_rate": 24.0, "steps": 3, "cfg": 1.0, "stage": "refine",
-    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)}, (900, 260)),
-    "7": ("LTX2Decode", "Decode frames + audio", {}, {"model": ("3", 0), "latent": ("6", 0)}, (1320, 60)),
-    "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1320, 520)),
+    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)}, (840, 0)),
+    "7": ("LTX2Decode", "Decode frames + audio", {}, {"model": ("3", 0), "latent": ("6", 0)}, (840, 520)),
+    "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1260, 440)),
     "9": ("SaveVideo", "Save mp4", {"filename_prefix": "ltx2_a2v/video", "format": "mp4", "codec": "h264"},
-          {"video": ("8", 0)}, (1700, 60)),
+          {"video": ("8", 0)}, (1680, 120)),
     # Between decode and video: reports the run (per-stage time and peak) once the frames exist.
     "10": ("VRAMGuard", "VRAM guard + run report", {"budget_gb": 0.0, "action": "enforce"}, {"passthrough": ("7", 0)},
-           (1320, 260)),
+           (1260, 0)),
 }
 # Output socket types, for the UI format's links.
 OUTPUT_TYPES = {
@@ -66,22 +67,52 @@ OUTPUT_TYPES = {
 EXTRA_WIDGET_VALUES = {("A2VSampler", "seed"): "fixed"}
 
 
-def api_workflow() -> dict:
+RELEASE_NOTE = (
+    "Files of the LTX-2.3 release: checkpoint ltx-2.3-22b-dev.safetensors in models/checkpoints, text encoder "
+    "gemma-3-12b-it-qat-q4_0-unquantized (the whole folder) in models/text_encoders, distilled LoRA "
+    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors in models/loras, upscaler "
+    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors in models/latent_upscale_models. fp8_scaled keeps the transformer "
+    "at ~18 GiB; on a 24 GB GPU set the VRAM guard's budget_gb to 14 before the samplers (see the README). Stage 1 "
+    "runs at half the final size: 384x256 gives 768x512."
+)
+# name -> (note, {node id: widget values replacing GRAPH's}); GRAPH itself is the tiny bundle's variant.
+VARIANTS = {
+    NAME: (REAL_FILES_NOTE, {}),
+    "ltx2_a2v_22b": (RELEASE_NOTE, {
+        "3": {"ckpt_name": "ltx-2.3-22b-dev.safetensors", "text_encoder": "gemma-3-12b-it-qat-q4_0-unquantized",
+              "text_encoder_quantization": "fp8_scaled",
+              "distilled_lora": "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"},
+        "4": {"num_frames": 97, "steps": 30},
+        "5": {"upscale_model": "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"},
+        "6": {"num_frames": 97},
+    }),
+}
+
+
+def graph(name: str = NAME) -> dict:
+    """GRAPH with the widget values of variant `name`."""
+    changes = VARIANTS[name][1]
+    return {node_id: (cls, title, {**widgets, **changes.get(node_id, {})}, links, pos)
+            for node_id, (cls, title, widgets, links, pos) in GRAPH.items()}
+
+
+def api_workflow(name: str = NAME) -> dict:
     prompt = {}
-    for node_id, (cls, title, widgets, links, _pos) in GRAPH.items():
+    for node_id, (cls, title, widgets, links, _pos) in graph(name).items():
         inputs = {k: v for k, v in widgets.items() if k != "upload"}
         inputs.update({k: [src, slot] for k, (src, slot) in links.items()})
         prompt[node_id] = {"class_type": cls, "inputs": inputs, "_meta": {"title": title}}
-    prompt["3"]["_meta"]["note"] = REAL_FILES_NOTE
+    prompt["3"]["_meta"]["note"] = VARIANTS[name][0]
     return prompt
 
 
-def ui_workflow() -> dict:
+def ui_workflow(variant: str = NAME) -> dict:
     nodes, links = [], []
     link_id = 0
     outgoing: dict[tuple[str, int], list[int]] = {}
     incoming: dict[str, list[dict]] = {}
-    for node_id, (cls, _title, _widgets, node_links, _pos) in GRAPH.items():
+    nodes_of = graph(variant)
+    for node_id, (cls, _title, _widgets, node_links, _pos) in nodes_of.items():
         incoming[node_id] = []
         for name, (src, slot) in node_links.items():
             link_id += 1
@@ -89,7 +120,7 @@ def ui_workflow() -> dict:
             links.append([link_id, int(src), slot, int(node_id), len(incoming[node_id]), kind])
             outgoing.setdefault((src, slot), []).append(link_id)
             incoming[node_id].append({"name": name, "type": kind, "link": link_id})
-    for node_id, (cls, title, widgets, _links, pos) in GRAPH.items():
+    for node_id, (cls, title, widgets, _links, pos) in nodes_of.items():
         values = []
         for name, value in widgets.items():
             values.append(value)
@@ -104,22 +135,26 @@ def ui_workflow() -> dict:
         })
     note_id = max(int(k) for k in GRAPH) + 1
     nodes.append({
-        "id": note_id, "type": "Note", "title": "Which files to pick", "pos": [40, 1000], "size": [820, 160],
+        "id": note_id, "type": "Note", "title": "Which files to pick", "pos": [420, 740], "size": [800, 180],
         "flags": {}, "order": note_id - 1, "mode": 0, "inputs": [], "outputs": [], "properties": {},
-        "widgets_values": [REAL_FILES_NOTE],
+        "widgets_values": [VARIANTS[variant][0]],
     })
+    # Columns 420 apart: at 70% the whole graph fits a 1600x900 window beside the page's side bar and menus.
     return {
         "last_node_id": note_id, "last_link_id": link_id, "nodes": nodes, "links": links, "groups": [],
-        "config": {}, "extra": {"ds": {"scale": 0.7, "offset": [0, 0]}}, "version": 0.4,
+        "config": {}, "extra": {"ds": {"scale": 0.7, "offset": [110, 210]}}, "version": 0.4,
     }
 
 
-def write() -> tuple[Path, Path]:
-    ui, api = ROOT / "example_workflows" / f"{NAME}.json", ROOT / "example_workflows" / "api" / f"{NAME}.json"
-    api.parent.mkdir(parents=True, exist_ok=True)
-    ui.write_text(json.dumps(ui_workflow(), indent=2) + "\n")
-    api.write_text(json.dumps(api_workflow(), indent=2) + "\n")
-    return ui, api
+def write() -> list[Path]:
+    written = []
+    for name in VARIANTS:
+        ui, api = ROOT / "example_workflows" / f"{name}.json", ROOT / "example_workflows" / "api" / f"{name}.json"
+        api.parent.mkdir(parents=True, exist_ok=True)
+        ui.write_text(json.dumps(ui_workflow(name), indent=2) + "\n")
+        api.write_text(json.dumps(api_workflow(name), indent=2) + "\n")
+        written += [ui, api]
+    return written
 
 
 if __name__ == "__main__":

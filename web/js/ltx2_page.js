@@ -1,0 +1,314 @@
+// The LTX-2 pack's page extension: memory and progress drawn on the pack's nodes.
+//
+//   LoadLTX2Quantized  the policies, the bytes the pack holds and whether each component is resident
+//   VRAMGuard          a bar of budget / used / peak, live during a run, and the last run's report
+//   A2VSampler         the stage (base / refine), what it is doing and the denoising step
+//
+// Its figures come from the pack's `ltx2.vram` websocket event (the budget's state, sent after each node, at each
+// denoising step and while a component loads; GET /ltx2/vram gives the same when the page opens and when the queue
+// changes) and ComfyUI's own execution events (executing, progress, executed, ...).
+// Plain JavaScript against ComfyUI's frontend extension API; no build step.
+
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+
+const EVENT = "ltx2.vram";
+const PANEL = "ltx2_panel";
+const GIB = 2 ** 30;
+const MIB = 2 ** 20;
+
+let vram = null; // the budget's latest state
+let received = 0; // states received on the websocket, so that a slower GET does not overwrite a newer one
+let executing = null; // id of the node running now
+const samplers = new Map(); // node id -> {status, value, max, phase, started, seconds}
+
+function formatBytes(n) {
+  if (n == null) return "—";
+  if (n >= GIB) return `${(n / GIB).toFixed(2)} GiB`;
+  if (n >= MIB) return `${(n / MIB).toFixed(1)} MiB`;
+  if (n > 0) return `${(n / 1024).toFixed(1)} KiB`;
+  return "0";
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+function widgetValue(node, name) {
+  return node.widgets?.find((w) => w.name === name)?.value;
+}
+
+// --- the three panels: each draws its node's element from the latest state ---
+
+const loaderPanel = {
+  height: 100,
+  draw(node, root) {
+    const policy = widgetValue(node, "quantization");
+    const textPolicy = widgetValue(node, "text_encoder_quantization");
+    const residency = widgetValue(node, "residency");
+    const resident = (vram?.components ?? []).filter((c) => c.resident);
+    const held = vram?.resident_bytes ?? 0;
+    const used = vram?.last_run?.components ?? [];
+    root.replaceChildren(
+      row("policy", `${policy} · text encoder ${textPolicy} · ${residency}`, "policy"),
+      row("held", vram ? `${formatBytes(held)} in ${resident.length} component${resident.length === 1 ? "" : "s"}`
+        : "—", "held", { bytes: held }),
+      row("resident", resident.length
+        ? resident.map((c) => `${c.name} ${formatBytes(c.bytes)}${c.in_use ? " (in use)" : ""}`).join(", ")
+        : "nothing resident", "resident"),
+      row("last run", used.length ? `built ${used.join(", ")}` : "—", "built"),
+    );
+  },
+};
+
+const guardPanel = {
+  height: 250,
+  draw(node, root) {
+    const budget = vram?.budget_bytes; // null until the pack first ran: the device's memory less a reserve
+    const used = vram?.resident_bytes ?? 0;
+    const run = vram?.last_run;
+    const live = vram?.stage; // the stage running now, with its peak so far
+    const peak = Math.max(run?.peak_bytes ?? 0, live?.peak_bytes ?? 0);
+    const scale = Math.max(budget ?? 0, peak, used, 1);
+    const bar = el("div", "ltx2-bar");
+    const usedFill = el("div", "ltx2-bar-used");
+    usedFill.style.width = `${(100 * used) / scale}%`;
+    const peakMark = el("div", "ltx2-bar-peak");
+    peakMark.style.left = `${Math.min(100, (100 * peak) / scale)}%`;
+    const budgetMark = el("div", "ltx2-bar-budget");
+    budgetMark.style.left = `${(100 * (budget ?? scale)) / scale}%`;
+    bar.append(usedFill, peakMark, budgetMark);
+    const legend = el("div", "ltx2-legend");
+    legend.append(
+      figure("used", used, "ltx2-used"), figure("peak", peak, "ltx2-peak"), figure("budget", budget, "ltx2-budget"));
+    const status = el("div", "ltx2-status", live
+      ? `running: ${live.name}, ${live.seconds.toFixed(1)} s`
+      : run ? `last run: ${run.elapsed_seconds.toFixed(2)} s, peak ${formatBytes(run.peak_bytes)} `
+        + `(${run.mode}, ${run.policy})` : "no run yet");
+    status.dataset.role = "summary";
+    if (run) {
+      Object.assign(status.dataset, { seconds: run.elapsed_seconds, peakBytes: run.peak_bytes, runId: run.run_id });
+    }
+    root.replaceChildren(bar, legend, status, reportTable(run));
+  },
+};
+
+const samplerPanel = {
+  height: 46,
+  draw(node, root) {
+    const stage = widgetValue(node, "stage") ?? "?";
+    const s = samplers.get(String(node.id));
+    let text = `${stage}: not run yet`;
+    let fraction = 0;
+    if (s) {
+      fraction = s.max ? s.value / s.max : 0;
+      const step = s.max ? `step ${s.value}/${s.max}` : "";
+      if (s.status === "running") text = `${stage}: ${[s.phase, step].filter(Boolean).join(", ") || "starting"}`;
+      else if (s.status === "done") text = `${stage}: done, ${step || "no steps"} in ${s.seconds.toFixed(1)} s`;
+      else if (s.status === "cached") text = `${stage}: cached (not run again)`;
+      else text = `${stage}: ${s.status}${step ? ` at ${step}` : ""}`;
+    }
+    const bar = el("div", "ltx2-bar ltx2-steps");
+    const fill = el("div", "ltx2-bar-used");
+    fill.style.width = `${100 * fraction}%`;
+    bar.append(fill);
+    const line = el("div", "ltx2-status", text);
+    line.dataset.role = "step";
+    Object.assign(line.dataset, { stage, value: s?.value ?? 0, max: s?.max ?? 0, status: s?.status ?? "idle" });
+    root.replaceChildren(line, bar);
+  },
+};
+
+const PANELS = { LoadLTX2Quantized: loaderPanel, VRAMGuard: guardPanel, A2VSampler: samplerPanel };
+
+function row(label, value, role, data = {}) {
+  const r = el("div", "ltx2-row");
+  const v = el("span", "ltx2-value", value);
+  r.dataset.role = role;
+  Object.assign(r.dataset, data);
+  r.append(el("span", "ltx2-label", label), v);
+  return r;
+}
+
+function figure(label, bytes, className) {
+  const f = el("span", `ltx2-figure ${className}`, `${label} ${formatBytes(bytes)}`);
+  f.dataset.role = label;
+  if (bytes != null) f.dataset.bytes = bytes;
+  return f;
+}
+
+function reportTable(run) {
+  const table = el("table", "ltx2-report");
+  if (!run?.stages?.length) return table;
+  const head = el("tr");
+  head.append(el("th", null, "stage"), el("th", null, "s"), el("th", null, "peak"));
+  table.append(head);
+  for (const stage of run.stages) {
+    const tr = el("tr");
+    tr.dataset.role = "stage";
+    Object.assign(tr.dataset, { name: stage.name, seconds: stage.seconds, peakBytes: stage.peak_bytes });
+    tr.append(el("td", null, stage.name), el("td", null, stage.seconds.toFixed(2)),
+      el("td", null, formatBytes(stage.peak_bytes)));
+    table.append(tr);
+  }
+  return table;
+}
+
+// --- wiring ---
+
+function ourNodes() {
+  return (app.graph?.nodes ?? []).filter((n) => n.ltx2Panel);
+}
+
+function redraw() {
+  for (const node of ourNodes()) node.ltx2Panel.draw(node, node.ltx2Panel.root);
+}
+
+function addPanel(node, panel) {
+  const root = el("div", "ltx2-panel");
+  root.dataset.ltx2 = node.comfyClass;
+  const widget = node.addDOMWidget(PANEL, PANEL, root, {
+    serialize: false, // not a value: kept out of the workflow and the prompt
+    hideOnZoom: false,
+    getMinHeight: () => panel.height,
+    getMaxHeight: () => panel.height,
+  });
+  widget.serialize = false;
+  node.ltx2Panel = { ...panel, root };
+  for (const w of node.widgets ?? []) {
+    if (w === widget) continue;
+    const callback = w.callback;
+    w.callback = function (...args) {
+      const result = callback?.apply(this, args);
+      panel.draw(node, root);
+      return result;
+    };
+  }
+  panel.draw(node, root);
+}
+
+async function refresh() {
+  const before = received;
+  try {
+    const state = await (await api.fetchApi("/ltx2/vram")).json();
+    if (received === before) vram = state;
+  } catch (error) {
+    console.warn("LTX-2: GET /ltx2/vram failed", error);
+  }
+  redraw();
+}
+
+function finishSampler(id, status) {
+  const s = samplers.get(id);
+  if (s?.status !== "running") return;
+  s.status = status;
+  s.seconds = (performance.now() - s.started) / 1000;
+}
+
+function listen() {
+  // The queue changed (a prompt queued or finished): read the state again, whoever changed it.
+  api.addEventListener("status", refresh);
+  api.addEventListener(EVENT, ({ detail }) => {
+    vram = detail;
+    received += 1;
+    const s = samplers.get(executing);
+    if (s && detail.stage) s.phase = detail.stage.name;
+    redraw();
+  });
+  api.addEventListener("execution_start", () => {
+    samplers.clear();
+    executing = null;
+    redraw();
+  });
+  api.addEventListener("execution_cached", ({ detail }) => {
+    for (const id of detail?.nodes ?? []) samplers.set(String(id), { status: "cached", value: 0, max: 0 });
+    redraw();
+  });
+  api.addEventListener("executing", ({ detail }) => {
+    if (executing != null) finishSampler(executing, "done");
+    executing = detail == null ? null : String(detail);
+    if (executing != null && app.graph?.getNodeById(executing)?.comfyClass === "A2VSampler") {
+      samplers.set(executing, { status: "running", value: 0, max: 0, phase: "", started: performance.now() });
+    }
+    redraw();
+  });
+  api.addEventListener("progress", ({ detail }) => {
+    const s = samplers.get(String(detail.node));
+    if (!s) return;
+    Object.assign(s, { value: detail.value, max: detail.max });
+    redraw();
+  });
+  api.addEventListener("executed", ({ detail }) => {
+    finishSampler(String(detail.node), "done");
+    redraw();
+  });
+  api.addEventListener("execution_success", () => {
+    if (executing != null) finishSampler(executing, "done");
+    executing = null;
+    redraw();
+  });
+  for (const [event, status] of [["execution_error", "failed"], ["execution_interrupted", "interrupted"]]) {
+    api.addEventListener(event, () => {
+      if (executing != null) finishSampler(executing, status);
+      executing = null;
+      redraw();
+    });
+  }
+}
+
+const STYLE = `
+.ltx2-panel { font: 12px/1.35 sans-serif; color: var(--input-text, #ddd); padding: 4px 6px; box-sizing: border-box;
+  overflow: hidden; height: 100%; }
+.ltx2-row { display: flex; gap: 8px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.ltx2-label { color: var(--descrip-text, #999); min-width: 56px; }
+.ltx2-value { overflow: hidden; text-overflow: ellipsis; }
+.ltx2-bar { position: relative; height: 14px; border-radius: 3px; margin: 4px 0;
+  background: var(--comfy-input-bg, #222); border: 1px solid var(--border-color, #444); }
+.ltx2-steps { height: 6px; margin: 2px 0; }
+.ltx2-bar-used { position: absolute; left: 0; top: 0; bottom: 0; background: #3b82f6; border-radius: 3px; }
+.ltx2-bar-peak, .ltx2-bar-budget { position: absolute; top: -3px; bottom: -3px; width: 2px; margin-left: -1px; }
+.ltx2-bar-peak { background: #f59e0b; }
+.ltx2-bar-budget { background: #ef4444; }
+.ltx2-legend { display: flex; gap: 10px; }
+.ltx2-used::before, .ltx2-peak::before, .ltx2-budget::before { content: ""; display: inline-block; width: 8px;
+  height: 8px; margin-right: 4px; border-radius: 2px; }
+.ltx2-used::before { background: #3b82f6; }
+.ltx2-peak::before { background: #f59e0b; }
+.ltx2-budget::before { background: #ef4444; }
+.ltx2-status { margin: 3px 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.ltx2-report { border-collapse: collapse; width: 100%; }
+.ltx2-report th { color: var(--descrip-text, #999); font-weight: normal; text-align: left; }
+.ltx2-report td, .ltx2-report th { padding: 0 4px 0 0; }
+.ltx2-report td:nth-child(n+2), .ltx2-report th:nth-child(n+2) { text-align: right; }
+`;
+
+app.registerExtension({
+  name: "ltx2_a2v.page",
+  async setup() {
+    document.head.append(el("style", null, STYLE));
+    listen();
+    await refresh();
+  },
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    const panel = PANELS[nodeData.name];
+    if (!panel) return;
+    const created = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function (...args) {
+      const result = created?.apply(this, args);
+      addPanel(this, panel);
+      return result;
+    };
+    const configured = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function (...args) {
+      // A loaded workflow sets the widgets' values (and the node's saved size) after the node was created.
+      const result = configured?.apply(this, args);
+      const [width, height] = this.computeSize();
+      this.setSize([Math.max(this.size[0], width), Math.max(this.size[1], height)]);
+      this.ltx2Panel?.draw(this, this.ltx2Panel.root);
+      return result;
+    };
+  },
+});
