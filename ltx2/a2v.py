@@ -21,6 +21,7 @@ from ltx_core.model.audio_vae import encode_audio
 from ltx_core.model.transformer import X0Model
 from ltx_core.model.upsampler import upsample_video
 from ltx_core.model.video_vae import decode_video
+from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
 from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
 from ltx_pipelines.utils.constants import LTX_2_3_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
 from ltx_pipelines.utils.helpers import (
@@ -56,6 +57,9 @@ class A2VLatent:
     num_frames: int
     frame_rate: float
     seed: int
+    # Stage 1's encoded positive prompt, kept on the CPU with what it depends on: a refine stage with the same
+    # prompt and text encoder reuses it instead of building the 12B Gemma a second time in the run.
+    prompt_encoding: tuple[tuple, EmbeddingsProcessorOutput] | None = None
 
 
 def audio_from_comfy(audio: dict | None, seconds: float) -> Audio:
@@ -106,6 +110,15 @@ def _encode_prompts(model: LTX2Model, prompts: list[str], device: torch.device, 
             raw = [encoder.encode(p) for p in prompts]
         with model.component("embeddings_processor", device, on_tensor=on_tensor) as processor:
             return [processor.process_hidden_states(hidden, mask) for hidden, mask in raw]
+
+
+def _prompt_key(model: LTX2Model, prompt: str, device: torch.device) -> tuple:
+    """What an encoded prompt depends on: the text, and the files and policies of both text components."""
+    return (prompt, model.component_key("text_encoder", device), model.component_key("embeddings_processor", device))
+
+
+def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str) -> EmbeddingsProcessorOutput:
+    return EmbeddingsProcessorOutput(*(t.to(device) if t is not None else None for t in encoding))
 
 
 def _image_conditioning(model: LTX2Model, image: torch.Tensor, width: int, height: int, device: torch.device,
@@ -178,7 +191,8 @@ def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str,
             state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
                              initial_audio_latent=audio_latent)
             del denoise, tr  # nothing may hold the transformer once the budget lets it go
-    return A2VLatent(state.latent, audio_latent, conditioning_audio, image, width, height, num_frames, frame_rate, seed)
+    return A2VLatent(state.latent, audio_latent, conditioning_audio, image, width, height, num_frames, frame_rate, seed,
+                     prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")))
 
 
 def _guider_params(model: LTX2Model, cfg: float) -> MultiModalGuiderParams:
@@ -208,7 +222,11 @@ def sample_refine(model: LTX2Model, latent: A2VLatent, prompt: str, seed: int,
     """Stage 2: the distilled LoRA's fixed schedule on the upscaled latent, audio still frozen, no CFG."""
     device = _device()
     with torch.inference_mode():
-        (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
+        kept = latent.prompt_encoding
+        if kept is not None and kept[0] == _prompt_key(model, prompt, device):
+            positive = _to(kept[1], device)
+        else:
+            (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
         shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
                                 fps=latent.frame_rate)
         conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, device, on_tensor)

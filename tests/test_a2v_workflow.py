@@ -178,3 +178,16 @@ def test_back_to_back_prompts_with_different_policies_use_their_own_weights(host
     assert host.vram()["last_run"]["policy"] == "fp8_cast"
     frames_none, frames_fp8 = read_mp4(saved_mp4(host, a))[0], read_mp4(saved_mp4(host, b))[0]
     assert not np.array_equal(frames_none, frames_fp8)  # same seed, other weights
+
+
+def test_refine_reuses_stage_1_prompt_encoding_unless_its_prompt_differs(host):
+    """The 12B text encoder is built once per run when both stages have the same prompt (as in the example)."""
+    def text_encodes(prompt: dict) -> int:
+        result = host.run(prompt)
+        assert result.status == "success", result.messages[-1]
+        return [s["name"] for s in host.vram()["last_run"]["stages"]].count("text encode")
+
+    assert text_encodes(small_workflow(prefix="test/one_encode", seed=51)) == 1
+    other = small_workflow(prefix="test/two_encodes", seed=52)  # another seed: stage 1 is not taken from the cache
+    other["6"]["inputs"]["prompt"] = "A man whispers."
+    assert text_encodes(other) == 2
