@@ -1,7 +1,9 @@
-"""Block streaming: a transformer larger than the budget runs with only one unit of it in memory at a time.
+"""Block streaming: a transformer larger than the budget runs with the units that fit resident and the others
+brought in one at a time.
 
 A unit is one transformer block, or one of the big top-level layers (the AdaLN / timestep projections are
-hundreds of MB at 22B widths). While the component is built, each unit's final tensors (LoRA fused,
+hundreds of MB at 22B widths). `split_units` keeps as many units resident as the room allows (less one streamed
+unit in flight), so a transformer a little over the budget streams only a few blocks per forward, not all 48. While the component is built, each unit's final tensors (LoRA fused,
 quantized) go to a store instead of the model: pinned host memory when the compute device is a GPU, a spill
 file when it is the CPU (the CPU's memory *is* the budget there, and the page cache that backs the file is
 not the process's memory). A forward pre-hook brings the unit's tensors in, a forward hook sends them back
@@ -37,6 +39,20 @@ def streaming_units(model: torch.nn.Module) -> list[str]:
 
 def unit_of(key: str, units: list[str]) -> str | None:
     return next((u for u in units if key.startswith(u + ".")), None)
+
+
+def split_units(units: list[str], unit_bytes: dict[str, int], other_bytes: int, room: int) -> tuple[list[str], list[str]]:
+    """(resident, streamed): units kept in memory, in model order, while they fit `room` together with the layers
+    that are no unit and one streamed unit in flight; the rest streamed. Every byte moved per forward costs
+    host-to-device bandwidth, so the more that stays resident the faster the stage."""
+    in_flight = max(unit_bytes.get(u, 0) for u in units)
+    free = room - other_bytes - in_flight
+    resident = []
+    for unit in units:
+        if unit_bytes.get(unit, 0) <= free:
+            resident.append(unit)
+            free -= unit_bytes.get(unit, 0)
+    return resident, [u for u in units if u not in resident]
 
 
 class PinnedStore:

@@ -36,27 +36,46 @@ class LTX2Model:
         return build_quantized(self.bundle, name, self.policy_for(name), device=device, dtype=dtype, lora=lora,
                                on_tensor=on_tensor, divert=divert)
 
-    def build_streamed(self, device: torch.device, with_distilled_lora: bool = False, on_tensor=None):
-        """The transformer with its blocks (and big top-level layers) kept out of memory, brought in one at a
-        time during the forward (see block_streaming.py)."""
+    def stream_plan(self, device: torch.device, room: int) -> tuple[list[str], list[str], int]:
+        """(resident units, streamed units, bytes held resident) for a transformer that does not fit `room`,
+        from the file headers (see block_streaming.split_units)."""
+        from ..quant.loading import estimate_tensor_bytes
         from . import block_streaming
         from .components import builder_for
 
         block_streaming.check_streamable(self.quantization)
         plain = builder_for(self.bundle, "transformer")
         units = block_streaming.streaming_units(plain.meta_model(plain.model_config(), ()))
+        unit_bytes, other = dict.fromkeys(units, 0), 0
+        for key, nbytes in estimate_tensor_bytes(self.bundle, "transformer", self.quantization).items():
+            unit = block_streaming.unit_of(key, units)
+            if unit is None:
+                other += nbytes
+            else:
+                unit_bytes[unit] += nbytes
+        resident, streamed = block_streaming.split_units(units, unit_bytes, other, room)
+        return resident, streamed, other + sum(unit_bytes[u] for u in resident)
+
+    def build_streamed(self, device: torch.device, streamed: list[str], with_distilled_lora: bool = False,
+                       on_tensor=None):
+        """The transformer with the `streamed` units (blocks, big top-level layers) kept out of memory and brought
+        in one at a time during the forward (see block_streaming.py); the other units stay resident."""
+        from . import block_streaming
+
         store = block_streaming.make_store(device)
 
         def divert(key: str, tensor: torch.Tensor) -> bool:
-            if block_streaming.unit_of(key, units) is None:
+            if block_streaming.unit_of(key, streamed) is None:
                 return False
             store.put(key, tensor)
             return True
 
         module, report = self.build("transformer", device, with_distilled_lora=with_distilled_lora,
                                     on_tensor=on_tensor, divert=divert)
-        block_streaming.attach(module, units, store, device)
-        report.notes.append(f"streamed: {len(units)} units, {store.nbytes() / 2**20:.0f} MiB kept out of memory")
+        block_streaming.attach(module, streamed, store, device)
+        units = block_streaming.streaming_units(module)
+        report.notes.append(f"streamed: {len(streamed)} of {len(units)} units, {store.nbytes() / 2**20:.0f} MiB kept "
+                            "out of memory")
         return module, report
 
     def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
@@ -88,13 +107,18 @@ class LTX2Model:
         resident = BUDGET.entries.get(key) is not None or BUDGET.entries.get((*key, "streamed")) is not None
         # Headers and meta models are read only when the component has to be built.
         estimate = 0 if resident else estimate_bytes(self.bundle, name, self.policy_for(name))
-        # A transformer that cannot fit even once every idle component is evicted runs a block at a time.
+        # A transformer that cannot fit even once every idle component is evicted keeps the blocks that fit
+        # resident and streams the others one at a time.
         streamed = (BUDGET.entries.get((*key, "streamed")) is not None if resident
                     else name == "transformer" and estimate > BUDGET.room_for(device))
 
+        plan = None
+        if streamed and not resident:
+            plan = self.stream_plan(device, BUDGET.room_for(device))
+
         def build():
             if streamed:
-                module, report = self.build_streamed(device, with_distilled_lora, on_tensor)
+                module, report = self.build_streamed(device, plan[1], with_distilled_lora, on_tensor)
             else:
                 module, report = self.build(name, device, with_distilled_lora=with_distilled_lora, on_tensor=on_tensor)
             if BUDGET.last_run is not None:
@@ -102,6 +126,7 @@ class LTX2Model:
             return module
 
         if streamed:
-            key, label, estimate = (*key, "streamed"), f"{label}, streamed", 0
+            # What stays resident is what the budget makes room for.
+            key, label, estimate = (*key, "streamed"), f"{label}, streamed", plan[2] if plan else 0
         with BUDGET.use(key, label, self.policy_for(name), device, estimate, build) as module:
             yield module

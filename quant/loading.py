@@ -153,20 +153,26 @@ def build_quantized(
 _QUANTIZED_FRACTION = {"torchao_int4_weight_only": 0.25}
 
 
-def estimate_bytes(bundle: Bundle, name: str, policy_name: str) -> int:
-    """What the component will hold once built, from the file headers alone: the budget makes room before
-    building. Quantized linears count half (a quarter for int4); scales are small and left out."""
+def estimate_tensor_bytes(bundle: Bundle, name: str, policy_name: str) -> dict[str, int]:
+    """What each of the component's tensors (by model key) will hold once built, from the file headers alone.
+    Quantized linears count half (a quarter for int4); scales are small and left out."""
     policy = POLICIES.get(policy_name, POLICIES["none"])
     builder = builder_for(bundle, name)
     reads = check_files_match(builder, name)
     selection = set()
     if name in QUANTIZABLE and policy.name != "none":
         selection = select_layers(builder.meta_model(builder.model_config(), ()), name, fp8=policy.fp8).weight_keys()
-    total = 0
+    sizes = {}
     for path in [builder.model_path] if isinstance(builder.model_path, str) else builder.model_path:
         for key, entry in read_header(path).entries.items():
             if key not in reads:
                 continue
             mapped = builder.model_sd_ops.apply_to_key(key) if builder.model_sd_ops is not None else key
-            total += entry.nbytes * (_QUANTIZED_FRACTION.get(policy.name, 0.5) if mapped in selection else 1)
-    return int(total)
+            sizes[mapped] = int(entry.nbytes * (_QUANTIZED_FRACTION.get(policy.name, 0.5) if mapped in selection else 1))
+    return sizes
+
+
+def estimate_bytes(bundle: Bundle, name: str, policy_name: str) -> int:
+    """What the component will hold once built (see estimate_tensor_bytes): the budget makes room before
+    building."""
+    return sum(estimate_tensor_bytes(bundle, name, policy_name).values())

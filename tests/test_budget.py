@@ -94,6 +94,29 @@ def test_transformer_larger_than_the_budget_runs_streamed_with_the_same_output(m
     assert not BUDGET.entries
 
 
+def test_split_keeps_the_units_that_fit_with_one_in_flight():
+    from ltx2_a2v.ltx2.block_streaming import split_units
+
+    # The 22B transformer in fp8_scaled by the README's arithmetic: 48 blocks of 370 MiB, 815 MiB of other layers.
+    units = [f"transformer_blocks.{i}" for i in range(48)]
+    sizes = dict.fromkeys(units, 370)
+    resident, streamed = split_units(units, sizes, 815, room=14 * 1024)  # VRAMGuard budget_gb 14 (24 GB GPUs)
+    assert resident == units[:35] and streamed == units[35:]  # 815 + 35 x 370 + 370 in flight <= 14336 MiB
+    assert split_units(units, sizes, 815, room=1000) == ([], units)
+
+
+def test_partly_streamed_transformer_keeps_its_resident_blocks_and_gives_the_same_output(model):
+    from ltx2_a2v.ltx2.probe import denoise_step, probe_inputs
+
+    inputs = probe_inputs(model.config)
+    expected = denoise_step(model.build("transformer", CPU)[0], *inputs)
+    transformer, report = model.build_streamed(CPU, streamed=["transformer_blocks.1"])
+    kept, out_of_memory = (transformer.transformer_blocks[i].ff.net[2].weight for i in (0, 1))
+    assert kept.device.type == "cpu" and out_of_memory.device.type == "meta"
+    assert "streamed: 1 of 2 units" in report.summary()
+    assert all(torch.equal(a, b) for a, b in zip(denoise_step(transformer, *inputs), expected))
+
+
 def test_streaming_refuses_torchao_policies_by_name(model):
     from ltx2_a2v.ltx2.block_streaming import check_streamable
 
