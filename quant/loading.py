@@ -5,6 +5,7 @@ load's peak at the quantized model plus one bf16 tensor.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,13 +163,20 @@ def estimate_tensor_bytes(bundle: Bundle, name: str, policy_name: str) -> dict[s
     selection = set()
     if name in QUANTIZABLE and policy.name != "none":
         selection = select_layers(builder.meta_model(builder.model_config(), ()), name, fp8=policy.fp8).weight_keys()
+    quantized_bytes = 2 * _QUANTIZED_FRACTION.get(policy.name, 0.5)  # per element
     sizes = {}
     for path in [builder.model_path] if isinstance(builder.model_path, str) else builder.model_path:
         for key, entry in read_header(path).entries.items():
             if key not in reads:
                 continue
             mapped = builder.model_sd_ops.apply_to_key(key) if builder.model_sd_ops is not None else key
-            sizes[mapped] = int(entry.nbytes * (_QUANTIZED_FRACTION.get(policy.name, 0.5) if mapped in selection else 1))
+            elements = math.prod(entry.shape)
+            if mapped in selection or (entry.dtype in FP8_DTYPES and policy.fp8):
+                sizes[mapped] = int(elements * quantized_bytes)  # an fp8 release file's weights stay fp8
+            elif entry.dtype.is_floating_point:
+                sizes[mapped] = elements * 2  # built in bf16, whatever the file stores (fp8 is dequantized)
+            else:
+                sizes[mapped] = entry.nbytes
     return sizes
 
 

@@ -57,6 +57,16 @@ def test_estimate_from_the_headers_is_close_to_what_is_built(model, name):
     assert abs(estimate - report.resident_bytes) / report.resident_bytes < 0.1
 
 
+@pytest.mark.parametrize("policy", ["fp8_scaled", "fp8_cast", "none"])
+def test_estimate_of_an_fp8_release_checkpoint_is_close_to_what_is_built(tiny_paths, policy):
+    # Its block weights are stored in fp8: kept so by the fp8 policies, dequantized to bf16 by the others.
+    bundle = Bundle(checkpoint=tiny_paths["fp8_checkpoint"], text_encoder=tiny_paths["text_encoder"])
+    fp8_model = LTX2Model(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy)
+    _, report = fp8_model.build("transformer", CPU)
+    estimate = estimate_bytes(bundle, "transformer", policy)
+    assert abs(estimate - report.resident_bytes) / report.resident_bytes < 0.1, (estimate, report.resident_bytes)
+
+
 def test_negative_budget_is_refused_by_name():
     with pytest.raises(LTX2InputError, match="budget_gb: -1"):
         VramBudget().set_budget_gb(-1)
