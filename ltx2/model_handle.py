@@ -36,9 +36,10 @@ class LTX2Model:
         return build_quantized(self.bundle, name, self.policy_for(name), device=device, dtype=dtype, lora=lora,
                                on_tensor=on_tensor, divert=divert)
 
-    def stream_plan(self, device: torch.device, room: int) -> tuple[list[str], list[str], int]:
+    def stream_plan(self, room: int, sizes: dict[str, int] | None = None) -> tuple[list[str], list[str], int]:
         """(resident units, streamed units, bytes held resident) for a transformer that does not fit `room`,
-        from the file headers (see block_streaming.split_units)."""
+        from its tensors' estimated sizes (`sizes`, else read from the file headers; see
+        block_streaming.split_units)."""
         from ..quant.loading import estimate_tensor_bytes
         from . import block_streaming
         from .components import builder_for
@@ -47,7 +48,9 @@ class LTX2Model:
         plain = builder_for(self.bundle, "transformer")
         units = block_streaming.streaming_units(plain.meta_model(plain.model_config(), ()))
         unit_bytes, other = dict.fromkeys(units, 0), 0
-        for key, nbytes in estimate_tensor_bytes(self.bundle, "transformer", self.quantization).items():
+        if sizes is None:
+            sizes = estimate_tensor_bytes(self.bundle, "transformer", self.quantization)
+        for key, nbytes in sizes.items():
             unit = block_streaming.unit_of(key, units)
             if unit is None:
                 other += nbytes
@@ -97,7 +100,7 @@ class LTX2Model:
     def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None):
         """The component through the process's budget: reused if resident, else built after making room; in
         cold_start freed when the block ends."""
-        from ..quant.loading import estimate_bytes
+        from ..quant.loading import estimate_tensor_bytes
         from .budget import BUDGET
 
         device = torch.device(device)
@@ -105,8 +108,9 @@ class LTX2Model:
         label = f"{name} (stage 2)" if with_distilled_lora else name
 
         resident = BUDGET.entries.get(key) is not None or BUDGET.entries.get((*key, "streamed")) is not None
-        # Headers and meta models are read only when the component has to be built.
-        estimate = 0 if resident else estimate_bytes(self.bundle, name, self.policy_for(name))
+        # Headers and meta models are read only when the component has to be built, and once.
+        sizes = {} if resident else estimate_tensor_bytes(self.bundle, name, self.policy_for(name))
+        estimate = sum(sizes.values())
         # A transformer that cannot fit even once every idle component is evicted keeps the blocks that fit
         # resident and streams the others one at a time.
         streamed = (BUDGET.entries.get((*key, "streamed")) is not None if resident
@@ -114,7 +118,7 @@ class LTX2Model:
 
         plan = None
         if streamed and not resident:
-            plan = self.stream_plan(device, BUDGET.room_for(device))
+            plan = self.stream_plan(BUDGET.room_for(device), sizes)
 
         def build():
             if streamed:

@@ -30,7 +30,7 @@ def host_hiding(models_dir, tmp_path_factory, *modules: str) -> ComfyHost:
 
 
 @pytest.fixture(scope="module")
-def hosts_without(models_dir, tmp_path_factory, request):
+def hosts_without(models_dir, tmp_path_factory):
     """Two servers, one without ltx-core and one without torchao, started side by side."""
     from conftest import MEDIA
 
