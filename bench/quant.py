@@ -36,7 +36,7 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from ltx2_a2v.ltx2.budget import process_rss
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.probe import ProbeShape, denoise_step, probe_inputs
+    from probe import ProbeShape, denoise_step, probe_inputs
     from ltx2_a2v.quant.loading import build_quantized, module_bytes
     from ltx2_a2v.quant.registry import PolicyUnavailable
 

@@ -37,7 +37,6 @@ from .errors import LTX2InputError
 from .budget import BUDGET, inject_oom
 from .model_handle import LTX2Model
 
-DTYPE = torch.bfloat16
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
 Progress = Callable[[int, int], None]
 # Called for each tensor read while a component is built; may raise to interrupt a long load.
@@ -109,7 +108,9 @@ def _encode_prompts(model: LTX2Model, prompts: list[str], device: torch.device, 
         with model.component("text_encoder", device, on_tensor=on_tensor) as encoder:
             raw = [encoder.encode(p) for p in prompts]
         with model.component("embeddings_processor", device, on_tensor=on_tensor) as processor:
-            return [processor.process_hidden_states(hidden, mask) for hidden, mask in raw]
+            # The contexts go to the transformer: in its compute dtype (the text family's may differ).
+            dtype = model.precision_on(device).transformer
+            return [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
 
 
 def _prompt_key(model: LTX2Model, prompt: str, device: torch.device) -> tuple:
@@ -117,20 +118,26 @@ def _prompt_key(model: LTX2Model, prompt: str, device: torch.device) -> tuple:
     return (prompt, model.component_key("text_encoder", device), model.component_key("embeddings_processor", device))
 
 
-def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str) -> EmbeddingsProcessorOutput:
-    return EmbeddingsProcessorOutput(*(t.to(device) if t is not None else None for t in encoding))
+def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str,
+        dtype: torch.dtype | None = None) -> EmbeddingsProcessorOutput:
+    """The encoding on `device`; its floating tensors (not the attention mask) in `dtype` if given."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
+
+    return EmbeddingsProcessorOutput(*(move(t) if t is not None else None for t in encoding))
 
 
 def _image_conditioning(model: LTX2Model, image: torch.Tensor, width: int, height: int, device: torch.device,
                         on_tensor: OnTensor = None) -> list[VideoConditionByLatentIndex]:
+    precision = model.precision_on(device)
     with BUDGET.stage("image encode", device), model.component("video_encoder", device, on_tensor=on_tensor) as encoder:
         pixels = resize_and_center_crop(image * 255.0, height, width)  # -> [1, 3, 1, height, width]
-        encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=DTYPE))
-    return [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)]
+        encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=precision.vae))
+    return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
 
 
 def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Tensor, denoise_fn,
-             progress: Progress | None, device: torch.device, **initial):
+             progress: Progress | None, device: torch.device, dtype: torch.dtype, **initial):
     """ltx-pipelines' video-only denoising (audio latent frozen) with its Euler loop, seeded on `device`.
 
     The loop has no callback, so the denoise function reports each finished step."""
@@ -152,8 +159,8 @@ def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Ten
         sigmas=sigmas,
         stepper=EulerDiffusionStep(),
         denoising_loop_fn=lambda s, v, a, stepper: euler_denoising_loop(s, v, a, stepper, step),
-        components=PipelineComponents(dtype=DTYPE, device=device),
-        dtype=DTYPE,
+        components=PipelineComponents(dtype=dtype, device=device),
+        dtype=dtype,
         device=device,
         **initial,
     )
@@ -175,7 +182,8 @@ def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str,
                 Audio(conditioning_audio.waveform.to(device), conditioning_audio.sampling_rate), enc
             )
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
-        audio_latent = audio_latent[:, :, :frames].to(DTYPE)
+        dtype = model.precision_on(device).transformer
+        audio_latent = audio_latent[:, :, :frames].to(dtype)
 
         shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
         conditionings = _image_conditioning(model, image, width, height, device, on_tensor)
@@ -188,7 +196,7 @@ def sample_base(model: LTX2Model, image: torch.Tensor, audio: dict, prompt: str,
                 a_context=positive.audio_encoding,
                 transformer=X0Model(tr),
             )
-            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
+            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, dtype,
                              initial_audio_latent=audio_latent)
             del denoise, tr  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(state.latent, audio_latent, conditioning_audio, image, width, height, num_frames, frame_rate, seed,
@@ -234,9 +242,10 @@ def sample_refine(model: LTX2Model, latent: A2VLatent, prompt: str, seed: int,
         with BUDGET.stage("stage 2 denoise", device), \
                 model.component("transformer", device, with_distilled_lora=True, on_tensor=on_tensor) as tr:
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device,
-                             noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device),
-                             initial_audio_latent=latent.audio_latent.to(device))
+            dtype = model.precision_on(device).transformer
+            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, dtype,
+                             noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device, dtype),
+                             initial_audio_latent=latent.audio_latent.to(device, dtype))
             del denoise, tr
     return replace(latent, video=state.latent, seed=seed)
 

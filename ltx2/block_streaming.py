@@ -144,6 +144,8 @@ def attach(model: torch.nn.Module, units: list[str], store, device: torch.device
                     sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"),
                                                                     requires_grad=False))
 
-        module.register_forward_pre_hook(bring_in)
+        # First in, last out: the compute-dtype hooks (ltx2/precision.py), attached when the model was built,
+        # upcast what this brings in and put the stored tensors back before they are sent back.
+        module.register_forward_pre_hook(bring_in, prepend=True)
         module.register_forward_hook(send_back)
     model._ltx2_stream_store = store  # lives and dies with the model

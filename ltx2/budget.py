@@ -80,6 +80,7 @@ class RunReport:
     run_id: str
     policy: str = ""
     mode: str = ""
+    precision: str = ""  # the compute dtypes the run used
     stages: list[StageRecord] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
     loads: list[str] = field(default_factory=list)  # one line per component built: policy, layers, notes
@@ -91,6 +92,7 @@ class RunReport:
             "run_id": self.run_id,
             "policy": self.policy,
             "mode": self.mode,
+            "precision": self.precision,
             "elapsed_seconds": round(sum(s.seconds for s in self.stages), 3),
             "peak_bytes": max((s.peak_bytes for s in self.stages), default=0),
             "peak_reserved_bytes": max((s.peak_reserved_bytes for s in self.stages), default=0),
@@ -104,7 +106,8 @@ class RunReport:
     def text(self) -> str:
         d = self.as_dict()
         lines = [f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
-                 f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})"]
+                 f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})",
+                 f"  {self.precision}"]
         lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
         lines += [f"  built {line}" for line in self.loads]
         return "\n".join(lines)
@@ -270,10 +273,10 @@ class VramBudget:
             self.evict(key)
 
     # --- report ---
-    def begin_run(self, run_id: str, policy: str, mode: str) -> RunReport:
+    def begin_run(self, run_id: str, policy: str, mode: str, precision: str = "") -> RunReport:
         if self.last_run is None or self.last_run.run_id != run_id:
             self.last_run = RunReport(run_id)
-        self.last_run.policy, self.last_run.mode = policy, mode
+        self.last_run.policy, self.last_run.mode, self.last_run.precision = policy, mode, precision
         self.mode = mode
         if mode == "cold_start":
             self.free_all()  # components kept by an earlier persistent run

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .components import Bundle
+from .precision import Precision, library_default
 
 
 @dataclass(frozen=True)
@@ -17,14 +18,19 @@ class LTX2Model:
     text_encoder_quantization: str = "none"
     residency: str = "cold_start"
     distilled_lora_strength: float = 1.0
+    # Compute dtypes (the node passes ComfyUI's choice); None: the library's default for the device.
+    precision: Precision | None = None
+
+    def precision_on(self, device: torch.device | str) -> Precision:
+        return self.precision or library_default(device)
 
     def policy_for(self, name: str) -> str:
         if name == "transformer":
             return self.quantization
         return self.text_encoder_quantization if name == "text_encoder" else "none"
 
-    def build(self, name: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16,
-              with_distilled_lora: bool = False, on_tensor=None, divert=None):
+    def build(self, name: str, device: torch.device | str = "cpu", with_distilled_lora: bool = False, on_tensor=None,
+              divert=None):
         """(component, load report). The stage-2 transformer is `with_distilled_lora=True`: fused, then quantized."""
         from ..quant.loading import build_quantized
 
@@ -33,8 +39,8 @@ class LTX2Model:
             if self.bundle.distilled_lora is None:
                 raise ValueError("distilled_lora: stage 2 needs the distilled LoRA; pick it in the loader node.")
             lora = (self.bundle.distilled_lora, self.distilled_lora_strength)
-        return build_quantized(self.bundle, name, self.policy_for(name), device=device, dtype=dtype, lora=lora,
-                               on_tensor=on_tensor, divert=divert)
+        return build_quantized(self.bundle, name, self.policy_for(name), device=device, lora=lora,
+                               compute_dtype=self.precision_on(device).of(name), on_tensor=on_tensor, divert=divert)
 
     def stream_plan(self, room: int, sizes: dict[str, int] | None = None) -> tuple[list[str], list[str], int]:
         """(resident units, streamed units, bytes held resident) for a transformer that does not fit `room`,
@@ -94,7 +100,7 @@ class LTX2Model:
             files.append(self.bundle.distilled_lora)
             lora = (str(self.bundle.distilled_lora), self.distilled_lora_strength)
         stamps = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
-        return (name, self.policy_for(name), lora, str(device), stamps)
+        return (name, self.policy_for(name), lora, str(device), self.precision_on(device).of(name), stamps)
 
     @contextlib.contextmanager
     def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None):

@@ -138,7 +138,8 @@ def begin_run(model) -> None:
     """Start (or continue) the report of the prompt being executed."""
     from server import PromptServer
 
-    BUDGET.begin_run(str(PromptServer.instance.last_prompt_id), model.quantization, model.residency)
+    precision = model.precision.describe() if model.precision is not None else ""
+    BUDGET.begin_run(str(PromptServer.instance.last_prompt_id), model.quantization, model.residency, precision)
 
 
 def publish() -> None:

@@ -5,6 +5,7 @@ from comfy_api.latest import io
 from ..ltx2.dependencies import require_packages
 from ..quant import get_policy, policy_names
 from . import model_files
+from .precision import comfy_precision
 from .types import LTX2ModelType
 
 RESIDENCY = ("cold_start", "persistent")
@@ -89,5 +90,6 @@ class LoadLTX2Quantized(io.ComfyNode):
             text_encoder_quantization=text_encoder_quantization,
             residency=residency,
             distilled_lora_strength=distilled_lora_strength,
+            precision=comfy_precision(device),
         )
         return io.NodeOutput(model)

@@ -4,6 +4,11 @@ fp8_cast stores `w.to(fp8)`: weights much smaller than fp8's normal range (e4m3'
 land on its few subnormal steps, so small-magnitude layers lose most of their precision. Scaling each row so
 that its largest weight maps to 448 (e4m3's max) uses the whole range; the forward multiplies the scale back.
 Memory is fp8_cast's plus 4 bytes per output row.
+
+Two forwards. On GPUs whose tensor cores multiply fp8 (compute capability 8.9+: Ada, Hopper, Blackwell) the
+activations are quantized per token and the product is one `torch._scaled_mm` with the row-wise weight scales:
+no bf16 copy of the weight is ever made. Elsewhere the weight is upcast to the compute dtype, multiplied, and the
+output rescaled in place.
 """
 
 import torch
@@ -39,21 +44,44 @@ def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[tor
     return q, scale
 
 
-def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:  # noqa: ARG001
+def quantize(policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:  # noqa: ARG001
     q, scale = quantize_rows(weight)
     return [(key, q), (key.removesuffix(".weight") + ".weight_scale", scale)]
 
 
-class Fp8ScaledLinear(torch.nn.Linear):
-    """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype.
+def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fp8 activations [tokens, in], float32 scale [tokens, 1]): one scale per token (row of x)."""
+    scale = x.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(FP8_MAX)
+    return (x.float() / scale).clamp_(-FP8_MAX, FP8_MAX).to(FP8), scale
 
-    The scale belongs to output channels, so it is applied to the (small) output rather than to the weight:
-    one upcast pass over the weight per forward instead of three. fp8 values are exact in bf16."""
+
+def fp8_matmul_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
+                      bias: torch.Tensor | None, scaled_mm=torch._scaled_mm) -> torch.Tensor:
+    """x @ (weight * weight_scale).T + bias with both operands in fp8: per-token activation scales, per-row
+    weight scales, accumulated in float32 by the tensor cores, written in x's dtype. `weight` is [out, in]
+    row-major, so `weight.t()` is the column-major right operand _scaled_mm wants."""
+    rows = x.reshape(-1, x.shape[-1])
+    xq, x_scale = quantize_tokens(rows)
+    out = scaled_mm(xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1),
+                    bias=None if bias is None else bias.to(x.dtype), out_dtype=x.dtype)
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+class Fp8ScaledLinear(torch.nn.Linear):
+    """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype."""
+
+    fp8_matmul = False  # set per layer by prepare() where the GPU multiplies fp8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fp8_matmul and x.dtype == torch.bfloat16:
+            return fp8_matmul_linear(x, self.weight, self.weight_scale, self.bias)
+        # The scale belongs to output channels, so it is applied to the (small) output rather than to the weight:
+        # one upcast pass over the weight per forward instead of three. fp8 values are exact in bf16 and float32.
+        # In place: the product is computed in float32 and rounded once into the output, no second output-sized
+        # tensor.
         out = torch.nn.functional.linear(x, self.weight.to(x.dtype))
-        out = (out.float() * self.weight_scale.view(-1)).to(x.dtype)
-        return out if self.bias is None else out + self.bias.to(x.dtype)
+        out.mul_(self.weight_scale.view(-1))
+        return out if self.bias is None else out.add_(self.bias)
 
 
 def _convert(model: torch.nn.Module, weight_keys: set[str]) -> torch.nn.Module:
@@ -69,3 +97,34 @@ def _convert(model: torch.nn.Module, weight_keys: set[str]) -> torch.nn.Module:
 
 def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:  # noqa: ARG001
     return (ModuleOps("Fp8ScaledLinear", matcher=lambda model: True, mutator=lambda model: _convert(model, weight_keys)),)
+
+
+def fp8_matmul_available(device: torch.device, compute_dtype: torch.dtype) -> str | None:
+    """Why this device cannot multiply in fp8 here, or None when it can.
+
+    Checked by running one small `_scaled_mm` with row-wise scales: whether a given torch build supports
+    row-wise scaling on a given GPU (8.9 vs 9.0, CUDA version) is easier to ask than to tabulate."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return f"device '{device}' has no fp8 tensor cores"
+    if torch.cuda.get_device_capability(device) < (8, 9):
+        return f"{torch.cuda.get_device_name(device)} is compute capability below 8.9"
+    if compute_dtype != torch.bfloat16:
+        return "the transformer computes in float32 (fp8 matmuls write bf16)"
+    try:
+        a = torch.ones(16, 16, device=device, dtype=torch.bfloat16)
+        fp8_matmul_linear(a, a.to(FP8), torch.ones(16, 1, device=device), None)
+    except RuntimeError as error:
+        return f"torch._scaled_mm with row-wise scales failed on this GPU ({str(error)[:120]})"
+    return None
+
+
+def prepare(policy: Policy, model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype) -> list[str]:  # noqa: ARG001
+    layers = [m for m in model.modules() if isinstance(m, Fp8ScaledLinear)]
+    if not layers:
+        return []
+    why_not = fp8_matmul_available(device, compute_dtype)
+    for layer in layers:
+        layer.fp8_matmul = why_not is None
+    if why_not is None:
+        return [f"{len(layers)} linears multiply in fp8 (torch._scaled_mm, per-token activation scales)"]
+    return [f"fp8 weights upcast per forward: {why_not}"]

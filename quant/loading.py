@@ -13,6 +13,7 @@ import torch
 
 from ..ltx2.components import COMPONENTS, Bundle, build_component, builder_for, check_files_match, file_layout
 from ..ltx2.errors import LTX2InputError
+from ..ltx2.precision import NAMES, compute_in
 from ..ltx2.safetensors_file import read_header, read_tensor
 from ..ltx2.streaming_loader import LoraFactors, tensors_bytes
 from .layers import select_layers
@@ -31,9 +32,11 @@ class LoadReport:
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     resident_bytes: int = 0
+    compute_dtype: torch.dtype = torch.bfloat16
 
     def summary(self) -> str:
-        text = f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept"
+        text = (f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept, "
+                f"computes in {NAMES.get(self.compute_dtype, self.compute_dtype)}")
         return text + "".join(f"; {n}" for n in self.notes)
 
 
@@ -67,12 +70,15 @@ def build_quantized(
     keep_edge_blocks: bool = False,
     on_tensor=None,
     divert=None,
+    compute_dtype: torch.dtype | None = None,
 ) -> tuple[torch.nn.Module, LoadReport]:
-    """Builds component `name` under `policy_name`, with `lora` = (path, strength) fused first.
+    """Builds component `name` under `policy_name`, with `lora` = (path, strength) fused first. Floating tensors
+    the policy does not quantize are stored in `dtype`; the model computes in `compute_dtype` (default: `dtype`).
 
     `divert(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
     the parameters it takes stay on the meta device, for it to bring in when they are needed."""
     device = torch.device(device)
+    compute_dtype = compute_dtype or dtype
     input_name = "text_encoder_quantization" if name == "text_encoder" else "quantization"
     policy = get_policy(policy_name, input_name, text_encoder=name == "text_encoder")
     check_policy(policy, device, input_name)  # before a single weight is read
@@ -133,7 +139,7 @@ def build_quantized(
         if fuser is not None:
             value = fuser.fuse(key, value)
         if key in selected:
-            return backend.quantize(policy, key, value.to(device))
+            return backend.quantize(policy, key, value.to(device), compute_dtype)
         return [(key, value)]
 
     final = transform
@@ -144,6 +150,10 @@ def build_quantized(
     builder = builder_for(bundle, name, final, on_tensor=on_tensor)
     builder = dataclasses.replace(builder, module_ops=(*builder.module_ops, *backend.module_ops(policy, selected)))
     model = build_component(bundle, name, device=device, builder=builder, meta_allowed=divert is not None)
+    for note in backend.prepare(policy, model, device, compute_dtype):
+        report.notes.append(note)
+    compute_in(model, compute_dtype)
+    report.compute_dtype = compute_dtype
     report.quantized = len(selected)
     report.skipped = {k: v for k, v in selection.skipped.items()}
     report.resident_bytes = module_bytes(model)

@@ -1,7 +1,5 @@
 """ltx-core's own policies: `none`, `fp8_cast` and `fp8_scaled_mm`, used as ltx-core defines them."""
 
-import importlib.util
-
 import torch
 from ltx_core.quantization.fp8_cast import TRANSFORMER_LINEAR_DOWNCAST_MAP, UPCAST_DURING_INFERENCE
 
@@ -16,15 +14,21 @@ def check(policy: Policy, device: torch.device) -> None:
             f"fp8_scaled_mm runs fp8 matmuls through TensorRT-LLM on an NVIDIA GPU; this device is "
             f"'{device}'. Pick fp8_scaled (same memory, any device) or torchao_int8_weight_only."
         )
-    if importlib.util.find_spec("tensorrt_llm") is None:
+    # Imported here, not only looked up: ltx-core's fp8_scaled_mm layers call TensorRT-LLM's operators, which
+    # exist only once the package is imported; a package that is found but fails to import (built for another
+    # torch or CUDA) must be refused here, not at the first forward.
+    try:
+        import tensorrt_llm  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - ImportError, or whatever a broken build raises on import
         raise PolicyUnavailable(
-            "fp8_scaled_mm needs TensorRT-LLM (`pip install tensorrt-llm`, which ltx-core's "
-            "`fp8-trtllm` extra pins), not installed here. Pick torchao_fp8_dynamic (fp8 W8A8 on compute "
-            "capability 8.9+) or fp8_scaled."
-        )
+            f"fp8_scaled_mm needs TensorRT-LLM, which cannot be imported here ({type(error).__name__}: "
+            f"{str(error)[:160]}). Install it with `pip install tensorrt-llm` (the version ltx-core's "
+            "`fp8-trtllm` extra pins, built for your torch and CUDA). Pick torchao_fp8_dynamic (fp8 W8A8 on "
+            "compute capability 8.9+) or fp8_scaled instead."
+        ) from None
 
 
-def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+def quantize(policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:  # noqa: ARG001
     if policy.name == "fp8_cast":
         # ltx-core's own key-value op, so the cast is exactly its fp8_cast (plain cast, no scale).
         return [(r.new_key, r.new_value) for r in TRANSFORMER_LINEAR_DOWNCAST_MAP.apply_to_key_value(key, weight)]
@@ -43,3 +47,7 @@ def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:
 
         return (FP8_PREPARE_MODULE_OPS,)
     return ()
+
+
+def prepare(policy: Policy, model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype) -> list[str]:  # noqa: ARG001
+    return []

@@ -20,11 +20,18 @@ class Backend(Protocol):
     def check(self, policy: "Policy", device: torch.device) -> None:
         """Raise PolicyUnavailable if this device or these packages cannot run the policy."""
 
-    def quantize(self, policy: "Policy", key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        """The tensors to keep for one selected linear weight (bf16, LoRA already fused)."""
+    def quantize(self, policy: "Policy", key: str, weight: torch.Tensor,
+                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+        """The tensors to keep for one selected linear weight (bf16, LoRA already fused), for a model that
+        computes in `compute_dtype`."""
 
     def module_ops(self, policy: "Policy", weight_keys: set[str]) -> tuple:
         """ltx-core ModuleOps applied to the meta model before loading (layer classes that read the new tensors)."""
+
+    def prepare(self, policy: "Policy", model: torch.nn.Module, device: torch.device,
+                compute_dtype: torch.dtype) -> list[str]:
+        """Readies the built model for `device` (e.g. picks the fp8 matmul where the GPU has one); notes for the
+        load report."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ POLICIES: dict[str, Policy] = {
         Policy("torchao_int8_weight_only", 1, "torchao Int8WeightOnlyConfig", "torchao_configs", "any",
                text_encoder=True),
         Policy("torchao_int4_weight_only", 1, "torchao Int4WeightOnlyConfig, group size 128", "torchao_configs",
-               "NVIDIA GPU (SM 8.0+) with fbgemm-gpu-genai", options=(("group_size", 128),)),
+               "NVIDIA GPU (SM 8.0+)", options=(("group_size", 128),)),
     )
 }
 

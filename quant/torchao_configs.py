@@ -8,7 +8,6 @@ Every config is built with `set_inductor_config=False`: torchao's default change
 settings of the whole ComfyUI process when a model is quantized.
 """
 
-import importlib.util
 import warnings
 
 import torch
@@ -42,15 +41,15 @@ def check(policy: Policy, device: torch.device) -> None:
                 "memory, any device) or torchao_int8_weight_only."
             )
     if policy.name == "torchao_int4_weight_only":
+        # The tile-packed int4 format runs on tinygemm's kernels (`aten._weight_int4pack_mm`), built into torch
+        # for NVIDIA GPUs of compute capability 8.0+ (A100, RTX 30xx and newer); torchao's default "plain"
+        # format would need fbgemm-gpu-genai's Hopper-only kernels instead.
         if not cuda or torch.cuda.get_device_capability(device) < (8, 0):
+            where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
             raise PolicyUnavailable(
-                f"torchao_int4_weight_only uses int4 GPU kernels (NVIDIA, compute capability 8.0+); "
-                f"this device is '{device}'. Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory)."
-            )
-        if importlib.util.find_spec("fbgemm_gpu") is None:
-            raise PolicyUnavailable(
-                "torchao_int4_weight_only needs the fbgemm-gpu-genai package for its int4 kernels "
-                "(`pip install fbgemm-gpu-genai`). Or pick torchao_int8_weight_only."
+                f"torchao_int4_weight_only uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, "
+                f"RTX 30xx and newer); this device is {where}. Pick torchao_int8_weight_only or fp8_scaled (half of "
+                "bf16's memory)."
             )
 
 
@@ -74,12 +73,19 @@ def config_for(policy: Policy):
         # gave a 14% matmul error where version 1 gives 0.9% (random bf16 weights, CPU, per-row either way).
         return Int8WeightOnlyConfig(set_inductor_config=False, version=1)
     if policy.name == "torchao_int4_weight_only":
-        return Int4WeightOnlyConfig(group_size=policy.option("group_size"), set_inductor_config=False)
+        return Int4WeightOnlyConfig(group_size=policy.option("group_size"), int4_packing_format="tile_packed_to_4d",
+                                    set_inductor_config=False)
     raise RuntimeError(f"policy {policy.name} is not a torchao policy")
 
 
-def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+def quantize(policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
     from torchao.quantization import quantize_
+
+    # torchao's tensors dequantize to the dtype they were made from, and their matmul needs the activations in
+    # it: quantized from the compute dtype, they multiply compute-dtype activations (the stored bytes and values
+    # are the same; a bf16 weight is exact in float32).
+    if weight.is_floating_point() and weight.dtype.itemsize < compute_dtype.itemsize:
+        weight = weight.to(compute_dtype)
 
     layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
     layer.weight = torch.nn.Parameter(weight, requires_grad=False)
@@ -95,3 +101,7 @@ def quantize(policy: Policy, key: str, weight: torch.Tensor) -> list[tuple[str, 
 
 def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:  # noqa: ARG001 - the tensor subclass does the work
     return ()
+
+
+def prepare(policy: Policy, model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype) -> list[str]:  # noqa: ARG001
+    return []

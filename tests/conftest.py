@@ -14,7 +14,7 @@ from _pack import import_pack  # noqa: E402
 
 import_pack()
 
-from comfy_host import ComfyHost  # noqa: E402  (tools/)
+from comfy_host import MEDIA, ComfyHost  # noqa: E402  (tools/)
 from make_tiny_bundle import make_bundle  # noqa: E402
 
 
@@ -35,7 +35,6 @@ def tiny_paths(models_dir) -> dict[str, Path]:
     return paths
 
 
-MEDIA = ROOT / "example_workflows" / "media"
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def host_hiding(models_dir, tmp_path_factory, *modules: str) -> ComfyHost:
 @pytest.fixture(scope="module")
 def hosts_without(models_dir, tmp_path_factory):
     """Two servers, one without ltx-core and one without torchao, started side by side."""
-    from conftest import MEDIA
+    from comfy_host import MEDIA
 
     servers = {name: host_hiding(models_dir, tmp_path_factory, name) for name in ("ltx_core", "torchao")}
     for media in MEDIA.iterdir():

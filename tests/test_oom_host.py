@@ -4,7 +4,7 @@ run succeeds."""
 
 import pytest
 from comfy_host import ComfyHost
-from conftest import MEDIA
+from comfy_host import MEDIA
 from test_a2v_workflow import small_workflow
 
 

@@ -71,6 +71,8 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         run = state["last_run"]
         shown = pb.panels(page)
         guard = {r["role"]: r for r in shown["VRAMGuard"][0]["rows"] if r["role"] != "stage"}
+        assert guard["precision"]["text"] == run["precision"] == ("compute transformer float32, text encoder "
+                                                                  "float32, VAE float32")
         stages = [r for r in shown["VRAMGuard"][0]["rows"] if r["role"] == "stage"]
         # The report is the run's: same run, stages, seconds and peaks as GET /ltx2/vram.
         assert guard["summary"]["runId"] == run["run_id"]
@@ -81,17 +83,17 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         summary = re.match(r"last run: ([\d.]+) s, peak (.+?) \(cold_start, fp8_scaled\)$", guard["summary"]["text"])
         assert summary, guard["summary"]["text"]
         assert math.isclose(float(summary[1]), run["elapsed_seconds"], abs_tol=0.006)
-        assert math.isclose(pb.parse_bytes(summary[2]), run["peak_bytes"], rel_tol=0.002)
+        assert math.isclose(pb.parse_bytes(summary[2]), run["peak_bytes"], rel_tol=0.005)  # shown with 3 significant digits
         shown_peak = pb.parse_bytes(guard["peak"]["text"].removeprefix("peak "))
         assert int(guard["peak"]["bytes"]) == run["peak_bytes"] > 0
-        assert math.isclose(shown_peak, run["peak_bytes"], rel_tol=0.002)
+        assert math.isclose(shown_peak, run["peak_bytes"], rel_tol=0.005)  # shown with 3 significant digits
         assert int(guard["budget"]["bytes"]) == state["budget_bytes"] > 0
         assert int(guard["used"]["bytes"]) == state["resident_bytes"] == 0  # cold_start: nothing held after
         for row in stages:
             name, seconds, peak = row["cells"]
             assert name == row["name"]
             assert math.isclose(float(seconds), float(row["seconds"]), abs_tol=0.006)
-            assert math.isclose(pb.parse_bytes(peak), int(row["peakBytes"]), rel_tol=0.002)
+            assert math.isclose(pb.parse_bytes(peak), int(row["peakBytes"]), rel_tol=0.005)  # shown with 3 significant digits
 
         # It moved during the run: a stage shown running, with the transformer in use.
         seen = page.evaluate("window.ltx2Seen")

@@ -7,7 +7,7 @@ import torch
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.errors import LTX2InputError
-from ltx2_a2v.ltx2.probe import denoise_step, probe_inputs
+from probe import denoise_step, probe_inputs
 from ltx2_a2v.ltx2.safetensors_file import read_header, read_tensor
 from ltx2_a2v.quant import POLICIES, get_policy
 from ltx2_a2v.quant.fp8_scaled import quantize_rows

@@ -18,6 +18,8 @@ import requests
 import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
+# The sample portrait and voice clip the example workflows load.
+MEDIA = ROOT / "example_workflows" / "media"
 
 
 def free_port() -> int:

@@ -65,7 +65,7 @@ const loaderPanel = {
 };
 
 const guardPanel = {
-  height: 250,
+  height: 266,
   draw(node, root) {
     const budget = vram?.budget_bytes; // null until the pack first ran: the device's memory less a reserve
     const used = vram?.resident_bytes ?? 0;
@@ -92,7 +92,10 @@ const guardPanel = {
     if (run) {
       Object.assign(status.dataset, { seconds: run.elapsed_seconds, peakBytes: run.peak_bytes, runId: run.run_id });
     }
-    root.replaceChildren(bar, legend, status, reportTable(run));
+    // Which compute dtypes ran (float32 on a CPU, bf16 on Ampere and newer; ComfyUI's flags decide over that).
+    const compute = el("div", "ltx2-status", run?.precision ?? "");
+    compute.dataset.role = "precision";
+    root.replaceChildren(bar, legend, status, compute, reportTable(run));
   },
 };
 

@@ -1,0 +1,12 @@
+"""The node layer's unit tests import the real ComfyUI tree `make setup` installs (no server is started), with
+the arguments the test host runs with (`--cpu`)."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / ".comfyui"))
+
+from comfy.cli_args import args  # noqa: E402
+
+args.cpu = True  # before comfy.model_management reads it: this machine has no GPU

@@ -1,0 +1,67 @@
+"""fp8_scaled's two forwards: the upcast path rescales in place with the numerics of the out-of-place formula;
+the fp8-matmul path (per-token activation scales, row-wise weight scales) stays close to bf16. torch._scaled_mm
+with row-wise scales exists only on CUDA GPUs of compute capability 8.9+, so on this CPU the matmul itself is
+emulated (fp8 products are exact in float32, which is how the tensor cores accumulate)."""
+
+import pytest
+import torch
+
+from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear, fp8_matmul_available, fp8_matmul_linear, quantize_rows
+
+
+def emulated_scaled_mm(a, b, scale_a, scale_b, bias=None, out_dtype=torch.bfloat16):
+    out = (a.float() * scale_a) @ (b.float() * scale_b)
+    return (out if bias is None else out + bias.float()).to(out_dtype)
+
+
+def layer_from(weight: torch.Tensor, bias: torch.Tensor) -> Fp8ScaledLinear:
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    layer.__class__ = Fp8ScaledLinear
+    q, scale = quantize_rows(weight)
+    layer.weight, layer.bias = torch.nn.Parameter(q, requires_grad=False), torch.nn.Parameter(bias, requires_grad=False)
+    layer.weight_scale = torch.nn.Parameter(scale, requires_grad=False)
+    return layer
+
+
+@pytest.fixture(scope="module")
+def case():
+    gen = torch.Generator().manual_seed(0)
+    weight = (torch.randn(256, 512, generator=gen) * 0.02).to(torch.bfloat16)
+    bias = (torch.randn(256, generator=gen) * 0.1).to(torch.bfloat16)
+    x = torch.randn(3, 40, 512, generator=gen).to(torch.bfloat16)
+    return weight, bias, x
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_upcast_path_rescales_in_place_with_the_out_of_place_numerics(case, dtype):
+    weight, bias, x = case
+    layer = layer_from(weight, bias.to(dtype))
+    with torch.inference_mode():
+        out = layer(x.to(dtype))
+        plain = torch.nn.functional.linear(x.to(dtype), layer.weight.to(dtype))
+        expected = (plain.float() * layer.weight_scale.view(-1)).to(dtype) + bias.to(dtype)
+    assert out.dtype == dtype and torch.equal(out, expected)
+
+
+def test_fp8_matmul_path_error_against_bf16(case):
+    weight, bias, x = case
+    layer = layer_from(weight, bias)
+    exact = torch.nn.functional.linear(x.float(), weight.float(), bias.float())
+    w8a8 = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias, scaled_mm=emulated_scaled_mm)
+    weight_only = layer(x)
+    error = float((w8a8.float() - exact).norm() / exact.norm())
+    assert w8a8.shape == exact.shape and w8a8.dtype == torch.bfloat16
+    # fp8 activations add their rounding to the weights': a few percent, not more.
+    assert float((weight_only.float() - exact).norm() / exact.norm()) < error < 0.06, error
+
+
+def test_this_cpu_multiplies_by_upcasting_and_says_why():
+    assert "has no fp8 tensor cores" in fp8_matmul_available(torch.device("cpu"), torch.float32)
+
+
+def test_on_a_mocked_sm86_gpu_fp8_matmuls_are_not_attempted(monkeypatch):
+    """A GPU cannot exist here: torch.cuda answers as an RTX 3090 (compute capability 8.6) would."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3090")
+    assert "RTX 3090 is compute capability below 8.9" in fp8_matmul_available(torch.device("cuda"), torch.bfloat16)
