@@ -36,18 +36,22 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from ltx2_a2v.ltx2.budget import process_rss
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
-    from probe import ProbeShape, denoise_step, probe_inputs
+    from ltx2_a2v.ltx2.precision import library_default
     from ltx2_a2v.quant.loading import build_quantized, module_bytes
+    from probe import ProbeShape, denoise_step, probe_inputs
     from ltx2_a2v.quant.registry import PolicyUnavailable
 
     torch.set_num_threads(os.cpu_count() or 1)
     bundle = Bundle(checkpoint=models_dir / file_names(preset)["checkpoint"])
-    inputs = probe_inputs(read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128))
+    # The compute dtype the pack uses on this device (float32 on a CPU), weights stored as the policy says.
+    compute = library_default("cpu").transformer
+    inputs = probe_inputs(read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128),
+                          dtype=compute)
     row = {"policy": policy}
     before = process_rss()
     start = time.perf_counter()
     try:
-        model, report = build_quantized(bundle, "transformer", policy)
+        model, report = build_quantized(bundle, "transformer", policy, compute_dtype=compute)
     except PolicyUnavailable as exc:
         return {**row, "status": str(exc)}
     row["load_seconds"] = time.perf_counter() - start

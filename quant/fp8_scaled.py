@@ -67,6 +67,30 @@ def fp8_matmul_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
+# e4m3 bits moved into float16's bit positions give the value divided by 2^8, subnormals included (e4m3's
+# exponent bias is 7, float16's 15): the factor goes into the per-row scale, which is multiplied in anyway.
+CPU_UPCAST_FACTOR = 2.0**8
+
+
+def upcast_fp8_cpu(weight: torch.Tensor, dtype: torch.dtype, chunk_elements: int = 2**21) -> torch.Tensor:
+    """`weight.to(dtype) / 2**8`, for an e4m3 weight on the CPU, exactly.
+
+    torch converts fp8 to float32 on the CPU one element at a time (measured 2.8x the time of bf16 -> float32 on
+    a 4096x16384 weight); float16 -> float32 runs on the CPU's conversion instructions. Done a slice of rows at
+    a time through one int16 buffer that stays in cache: the sign-extended byte shifted into place, the
+    exponent's top bit cleared."""
+    rows = max(1, chunk_elements // weight.shape[1])
+    out = torch.empty(weight.shape, dtype=dtype)
+    source = weight.view(torch.int8)
+    buffer = torch.empty(min(rows, weight.shape[0]), weight.shape[1], dtype=torch.int16)
+    for start in range(0, weight.shape[0], rows):
+        bits = buffer[: source[start:start + rows].shape[0]]
+        bits.copy_(source[start:start + rows])
+        bits.bitwise_left_shift_(7).bitwise_and_(-0x4080)  # keep bit 15 (sign) and bits 13..7 (exponent, mantissa)
+        out[start:start + rows].copy_(bits.view(torch.float16))
+    return out
+
+
 class Fp8ScaledLinear(torch.nn.Linear):
     """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype."""
 
@@ -79,8 +103,12 @@ class Fp8ScaledLinear(torch.nn.Linear):
         # one upcast pass over the weight per forward instead of three. fp8 values are exact in bf16 and float32.
         # In place: the product is computed in float32 and rounded once into the output, no second output-sized
         # tensor.
-        out = torch.nn.functional.linear(x, self.weight.to(x.dtype))
-        out.mul_(self.weight_scale.view(-1))
+        if self.weight.device.type == "cpu" and self.weight.dtype == FP8:
+            out = torch.nn.functional.linear(x, upcast_fp8_cpu(self.weight, x.dtype))
+            out.mul_(self.weight_scale.view(-1) * CPU_UPCAST_FACTOR)  # powers of two: the same rounding
+        else:
+            out = torch.nn.functional.linear(x, self.weight.to(x.dtype))
+            out.mul_(self.weight_scale.view(-1))
         return out if self.bias is None else out.add_(self.bias)
 
 

@@ -6,7 +6,14 @@ emulated (fp8 products are exact in float32, which is how the tensor cores accum
 import pytest
 import torch
 
-from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear, fp8_matmul_available, fp8_matmul_linear, quantize_rows
+from ltx2_a2v.quant.fp8_scaled import (
+    CPU_UPCAST_FACTOR,
+    Fp8ScaledLinear,
+    fp8_matmul_available,
+    fp8_matmul_linear,
+    quantize_rows,
+    upcast_fp8_cpu,
+)
 
 
 def emulated_scaled_mm(a, b, scale_a, scale_b, bias=None, out_dtype=torch.bfloat16):
@@ -65,3 +72,11 @@ def test_on_a_mocked_sm86_gpu_fp8_matmuls_are_not_attempted(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3090")
     assert "RTX 3090 is compute capability below 8.9" in fp8_matmul_available(torch.device("cuda"), torch.bfloat16)
+
+
+def test_cpu_upcast_of_every_fp8_value_is_exact():
+    every = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).reshape(16, 16)
+    finite = torch.isfinite(every.float())  # 0x7f and 0xff are NaN in e4m3fn
+    for dtype in (torch.float32, torch.bfloat16):
+        fast = upcast_fp8_cpu(every, dtype, chunk_elements=32) * CPU_UPCAST_FACTOR  # several chunks
+        assert torch.equal(fast[finite], every.to(dtype)[finite]), dtype
