@@ -173,13 +173,15 @@ def missing(args: argparse.Namespace, cuda: bool) -> list[str]:
 
 def grid(args: argparse.Namespace) -> tuple[list[Cell], list[str]]:
     """The rows to run, in order, and notes on what was left out (streamed needs a policy that streams)."""
-    from ltx2_a2v.ltx2.block_streaming import STREAMABLE_POLICIES
+    from ltx2_a2v.quant import POLICIES
+
+    streamable = [name for name, policy in POLICIES.items() if policy.streamable]
 
     cells, notes = [], []
     for policy in args.policies:
         for mode in args.modes:
-            if mode == "streamed" and policy not in STREAMABLE_POLICIES:
-                notes.append(f"{policy}: no streamed row (block streaming supports {', '.join(STREAMABLE_POLICIES)})")
+            if mode == "streamed" and policy not in streamable:
+                notes.append(f"{policy}: no streamed row (block streaming supports {', '.join(streamable)})")
                 continue
             cells.extend(Cell(policy, mode, w, h) for w, h in args.resolutions)
     return cells, notes
@@ -266,11 +268,11 @@ def stream_budget(args: argparse.Namespace, policy: str) -> float:
     if args.stream_budget_gb is not None:
         return args.stream_budget_gb
     from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.quant.loading import estimate_bytes
+    from ltx2_a2v.ltx2.model_spec import ModelSpec
 
     paths = model_files(args)
     bundle = Bundle(paths["checkpoint"], paths["text_encoder"], paths["spatial_upsampler"], paths["distilled_lora"])
-    return STREAM_BUDGET_FRACTION * estimate_bytes(bundle, "transformer", policy) / GIB
+    return STREAM_BUDGET_FRACTION * ModelSpec(bundle, {}, quantization=policy).estimate_bytes("transformer") / GIB
 
 
 # --- results ---

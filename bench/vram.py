@@ -32,24 +32,25 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
     from make_tiny_bundle import file_names
 
     import_pack()
-    from ltx2_a2v.ltx2 import a2v
-    from ltx2_a2v.ltx2.budget import BUDGET, PeakMeter, process_rss
+    from ltx2_a2v.ltx2.a2v import stages as a2v
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.model_handle import LTX2Model
-    from ltx2_a2v.quant.loading import estimate_bytes
+    from ltx2_a2v.ltx2.model_spec import ModelSpec
+    from ltx2_a2v.memory.accounting import process_rss
+    from ltx2_a2v.memory.budget import BUDGET
+    from ltx2_a2v.memory.meter import PeakMeter
 
     names = file_names(preset)
     bundle = Bundle(*(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
                                                       "distilled_lora")))
-    model = LTX2Model(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy,
+    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy,
                       residency="persistent" if mode == "persistent" else "cold_start")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    transformer_bytes = estimate_bytes(bundle, "transformer", policy)
+    transformer_bytes = model.estimate_bytes("transformer")
     if mode in STREAM_BUDGET_FRACTION:
         BUDGET.budget_bytes = int(STREAM_BUDGET_FRACTION[mode] * transformer_bytes)
     image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    audio = {"waveform": torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1), "sample_rate": 22050}
+    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
 
     baseline = process_rss() if device.type == "cpu" else 0
     runs = []
@@ -57,9 +58,10 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
         BUDGET.begin_run(f"run-{run}", policy, model.residency)
         start = time.perf_counter()
         with PeakMeter(device) as meter:
-            latent = a2v.sample_base(model, image, audio, "A woman speaks.", "blurry", 42, 128, 96, 17, 24.0, 4, 3.0)
-            latent = a2v.sample_refine(model, a2v.upscale(model, latent), "A woman speaks.", 42)
-            a2v.decode(model, latent)
+            latent = a2v.sample_base(model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96,
+                                     17, 24.0, 4, 3.0)
+            latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
+            a2v.decode(model, device, latent)
         runs.append({
             "seconds": time.perf_counter() - start,
             "peak_bytes": meter.peak - baseline,
@@ -69,11 +71,10 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
         })
     largest_unit = 0
     if mode in STREAM_BUDGET_FRACTION:
-        from ltx2_a2v.ltx2.block_streaming import streaming_units
-        from ltx2_a2v.ltx2.components import builder_for
+        from ltx2_a2v.ltx2.plan import ComponentPlan
+        from ltx2_a2v.memory.streaming import streaming_units
 
-        plain = builder_for(bundle, "transformer")
-        meta = plain.meta_model(plain.model_config(), ())
+        meta = ComponentPlan.read(bundle, "transformer").meta
         fraction = transformer_bytes / sum(math.prod(p.shape) * 2 for p in meta.parameters())
         largest_unit = int(max(sum(math.prod(p.shape) * 2 for p in meta.get_submodule(u).parameters())
                                for u in streaming_units(meta)) * fraction)

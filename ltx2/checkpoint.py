@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .errors import LTX2InputError
+from ..errors import LTX2InputError
 from .safetensors_file import read_header
 
 # Key prefixes every LTX-2 audio-video checkpoint holds (transformer, video VAE, audio VAE, vocoder).

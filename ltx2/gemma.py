@@ -17,7 +17,7 @@ from ltx_core.text_encoders.gemma.embeddings_connector import (
 )
 from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV1, FeatureExtractorV2
 
-from .errors import LTX2InputError
+from ..errors import LTX2InputError
 
 # Files ltx-core's module ops look for under the root (tokenizer, image processor), plus the config we read.
 REQUIRED_FILES = ("config.json", "tokenizer.model", "preprocessor_config.json")

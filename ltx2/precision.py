@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+from .safetensors_file import FP8_DTYPES
 NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "float32"}
 
 # Which compute dtype a component follows (ComfyUI's three families: diffusion model, text encoder, VAE).

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import LTX2InputError
+from ..errors import LTX2InputError
 
 DTYPES = {
     "BOOL": torch.bool,
@@ -34,6 +34,7 @@ DTYPES = {
     "F8_E4M3": torch.float8_e4m3fn,
     "F8_E5M2": torch.float8_e5m2,
 }
+FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 # A header larger than this is not a model header (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100 * 2**20
 

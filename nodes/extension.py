@@ -1,9 +1,12 @@
-"""Registers the pack's nodes with ComfyUI (V3 entry point)."""
+"""Registers the pack's nodes with ComfyUI (V3 entry point), bridges the budget to ComfyUI's memory manager and
+adds the page's route."""
 
 from comfy_api.latest import ComfyExtension, io
 
-from .a2v import A2VSampler, LTX2Decode, SpatialUpscale
+from .decode import LTX2Decode
 from .load import LoadLTX2Quantized
+from .sampler import A2VSampler
+from .upscale import SpatialUpscale
 from .vram_guard import VRAMGuard
 
 
@@ -13,7 +16,11 @@ class LTX2Extension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> LTX2Extension:
-    from .comfy_bridge import install
+    from ..memory.budget import BUDGET
+    from .patcher import ComfyBridge
+    from .routes import add_routes
 
-    install()
+    if not isinstance(BUDGET.bridge, ComfyBridge):  # once per process
+        BUDGET.bridge = ComfyBridge()
+        add_routes()
     return LTX2Extension()

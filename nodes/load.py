@@ -1,25 +1,22 @@
-"""LoadLTX2Quantized: picks the files and policies. Nothing is read beyond the checkpoint's header here."""
+"""LoadLTX2Quantized: picks the files, the policies and the residency. Nothing is read beyond the checkpoint's
+header here; components are built when a stage needs them."""
 
 from comfy_api.latest import io
 
-from ..ltx2.dependencies import require_packages
-from ..quant import get_policy, policy_names
+from ..ltx2.a2v.limits import check_numbers
+from ..quant import check_policy, get_policy, policy_names
 from . import model_files
-from .precision import comfy_precision
+from .dependencies import require_packages
 from .types import LTX2ModelType
 
 RESIDENCY = ("cold_start", "persistent")
-
-
-def comfy_device():
-    import comfy.model_management
-
-    return comfy.model_management.get_torch_device()
+LIMITS = {"distilled_lora_strength": (0.0, 2.0, "1.0")}
 
 
 class LoadLTX2Quantized(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        low, high, _ = LIMITS["distilled_lora_strength"]
         return io.Schema(
             node_id="LoadLTX2Quantized",
             display_name="Load LTX-2 (quantized)",
@@ -38,14 +35,14 @@ class LoadLTX2Quantized(io.ComfyNode):
                                tooltip="cold_start frees the model after each run; persistent keeps it within the budget"),
                 io.Combo.Input("distilled_lora", options=model_files.file_names("loras", with_none=True),
                                tooltip="The distilled LoRA for stage 2, e.g. ltx-2.3-22b-distilled-lora-384"),
-                io.Float.Input("distilled_lora_strength", default=1.0, min=0.0, max=2.0, step=0.05),
+                io.Float.Input("distilled_lora_strength", default=1.0, min=low, max=high, step=0.05),
             ],
             outputs=[LTX2ModelType.Output(display_name="model")],
         )
 
     @classmethod
     def validate_inputs(cls, ckpt_name, text_encoder, quantization, text_encoder_quantization, residency,
-                        distilled_lora) -> bool | str:
+                        distilled_lora, distilled_lora_strength) -> bool | str:
         # ComfyUI 0.3.75 does not check V3 combo values against their options (it does for V1 nodes), so a
         # prompt from the API queue could name any file, '../' paths included. Check them here, at queue time.
         choices = {
@@ -60,29 +57,36 @@ class LoadLTX2Quantized(io.ComfyNode):
             if value not in options:
                 shown = ", ".join(options[:8]) + (" ..." if len(options) > 8 else "") or "none found"
                 return f"{name}: '{value}' is not one of the available choices ({shown})."
-        return True
+        return check_numbers(LIMITS, distilled_lora_strength=distilled_lora_strength) or True
+
+    @classmethod
+    def fingerprint_inputs(cls, ckpt_name, text_encoder, distilled_lora, **_) -> tuple:
+        """ComfyUI runs the node again when this changes: a file replaced on disk under the same name (even a copy
+        that keeps its modification time) is read again, not taken from ComfyUI's cache."""
+        return model_files.identities(ckpt_name, text_encoder, distilled_lora)
 
     @classmethod
     def execute(cls, ckpt_name, text_encoder, quantization, text_encoder_quantization, residency, distilled_lora,
                 distilled_lora_strength) -> io.NodeOutput:
         require_packages()
         # Imported here so that the node registers even when ltx-core or torch is missing.
+        import comfy.model_management
+
         from ..ltx2.checkpoint import read_checkpoint_config
         from ..ltx2.components import Bundle
-        from ..ltx2.model_handle import LTX2Model
+        from ..ltx2.model_spec import ModelSpec
+        from .precision import comfy_precision
 
         checkpoint = model_files.resolve_file("ckpt_name", ckpt_name, model_files.CHECKPOINT_FOLDERS)
-        from ..quant.registry import check_policy
-
         # A policy this machine cannot run is refused here, before any weight is read.
-        device = comfy_device()
+        device = comfy.model_management.get_torch_device()
         check_policy(get_policy(quantization), device)
         check_policy(get_policy(text_encoder_quantization, "text_encoder_quantization", text_encoder=True), device,
                      "text_encoder_quantization")
         lora = None
         if distilled_lora != model_files.NONE:
             lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))
-        model = LTX2Model(
+        model = ModelSpec(
             bundle=Bundle(checkpoint=checkpoint, text_encoder=model_files.resolve_text_encoder(text_encoder),
                           distilled_lora=lora),
             config=read_checkpoint_config(checkpoint),

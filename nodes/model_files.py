@@ -5,7 +5,7 @@ from pathlib import Path
 
 import folder_paths
 
-from ..ltx2.errors import LTX2InputError
+from ..errors import LTX2InputError
 
 CHECKPOINT_FOLDERS = ("checkpoints", "diffusion_models")
 NONE = "none"
@@ -51,3 +51,19 @@ def resolve_text_encoder(name: str) -> Path:
         f"text_encoder: folder '{name}' is not in models/text_encoders/ (or has no config.json). Copy the whole "
         "Gemma-3 folder there and refresh the page."
     )
+
+
+def identities(ckpt_name: str, text_encoder: str, distilled_lora: str) -> tuple:
+    """What the loader's choices are on disk now (see ltx2/file_identity.py); names that do not resolve count as
+    themselves (the node then says what is missing when it runs)."""
+    from ..ltx2.file_identity import identity
+
+    found = []
+    for folders, name in ((CHECKPOINT_FOLDERS, ckpt_name), (("loras",), distilled_lora)):
+        path = next((folder_paths.get_full_path(f, name) for f in folders if folder_paths.get_full_path(f, name)), None)
+        found.append(identity(path) if path else (name, None))
+    for base in folder_paths.get_folder_paths("text_encoders"):
+        root = Path(base) / text_encoder
+        if root.is_dir():
+            found += [identity(p) for p in sorted(root.iterdir())]
+    return tuple(found)

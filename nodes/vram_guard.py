@@ -5,9 +5,11 @@ It passes any value through, so it can sit between two nodes to order when the f
 
 from comfy_api.latest import io
 
-from .comfy_bridge import publish
+from ..ltx2.a2v.limits import check_numbers
+from .routes import publish
 
 ACTIONS = ("enforce", "free_ltx2", "free_all")
+LIMITS = {"budget_gb": (0.0, 1024.0, "0 (the device's memory less a reserve), or 14 on a 24 GB card")}
 
 
 class VRAMGuard(io.ComfyNode):
@@ -21,7 +23,7 @@ class VRAMGuard(io.ComfyNode):
                         "now; free_ltx2 = free every LTX-2 component; free_all = that and every model ComfyUI holds.",
             is_output_node=True,
             inputs=[
-                io.Float.Input("budget_gb", default=0.0, min=0.0, max=1024.0, step=0.5,
+                io.Float.Input("budget_gb", default=0.0, min=LIMITS["budget_gb"][0], max=LIMITS["budget_gb"][1], step=0.5,
                                tooltip="0 = what the device has, less a reserve"),
                 io.Combo.Input("action", options=list(ACTIONS), default="enforce"),
                 io.AnyType.Input("passthrough", optional=True),
@@ -31,8 +33,9 @@ class VRAMGuard(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, budget_gb, action) -> bool | str:
-        if budget_gb < 0:
-            return f"budget_gb: {budget_gb} is negative; give 0 (the device's memory less a reserve) or a size in GB."
+        problem = check_numbers(LIMITS, budget_gb=budget_gb)
+        if problem:
+            return problem
         if action not in ACTIONS:
             return f"action: '{action}' is not one of {', '.join(ACTIONS)}."
         return True
@@ -41,7 +44,8 @@ class VRAMGuard(io.ComfyNode):
     def execute(cls, budget_gb, action, passthrough=None) -> io.NodeOutput:
         import comfy.model_management as mm
 
-        from ..ltx2.budget import BUDGET, GIB
+        from ..memory.accounting import GIB
+        from ..memory.budget import BUDGET
 
         BUDGET.set_budget_gb(budget_gb)
         device = mm.get_torch_device()

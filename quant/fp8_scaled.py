@@ -14,7 +14,7 @@ output rescaled in place.
 import torch
 from ltx_core.loader.module_ops import ModuleOps
 
-from .registry import Policy
+from .policy import Policy
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = torch.finfo(FP8).max
@@ -49,6 +49,22 @@ def quantize(policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torc
     return [(key, q), (key.removesuffix(".weight") + ".weight_scale", scale)]
 
 
+SCALE_SUFFIXES = (".weight_scale", ".input_scale")
+
+
+def stored_fp8(policy: Policy, key: str, tensor: torch.Tensor,  # noqa: ARG001
+               scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
+    """An fp8 release's linears are exactly this policy's layout (fp8 weight, float32 scale) once its scale (one
+    per tensor) is repeated per row: kept as stored. Its stored scales are read with their weights, not kept on
+    their own (an input scale has no use here: activations are scaled per token)."""
+    if key.endswith(SCALE_SUFFIXES):
+        return []
+    if tensor.dtype == FP8 and key in scales:
+        return [(key, tensor), (key.removesuffix(".weight") + ".weight_scale",
+                                scales[key].float().expand(tensor.shape[0], 1).clone())]
+    return None
+
+
 def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(fp8 activations [tokens, in], float32 scale [tokens, 1]): one scale per token (row of x)."""
     scale = x.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(FP8_MAX)
@@ -56,13 +72,13 @@ def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fp8_matmul_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
-                      bias: torch.Tensor | None, scaled_mm=torch._scaled_mm) -> torch.Tensor:
+                      bias: torch.Tensor | None, scaled_mm=None) -> torch.Tensor:
     """x @ (weight * weight_scale).T + bias with both operands in fp8: per-token activation scales, per-row
     weight scales, accumulated in float32 by the tensor cores, written in x's dtype. `weight` is [out, in]
     row-major, so `weight.t()` is the column-major right operand _scaled_mm wants."""
     rows = x.reshape(-1, x.shape[-1])
     xq, x_scale = quantize_tokens(rows)
-    out = scaled_mm(xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1),
+    out = (scaled_mm or torch._scaled_mm)(xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1),
                     bias=None if bias is None else bias.to(x.dtype), out_dtype=x.dtype)
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
@@ -95,10 +111,11 @@ class Fp8ScaledLinear(torch.nn.Linear):
     """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype."""
 
     fp8_matmul = False  # set per layer by prepare() where the GPU multiplies fp8
+    scaled_mm = None  # torch._scaled_mm; the quantization benchmark emulates it on a CPU to measure the error
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8_matmul and x.dtype == torch.bfloat16:
-            return fp8_matmul_linear(x, self.weight, self.weight_scale, self.bias)
+            return fp8_matmul_linear(x, self.weight, self.weight_scale, self.bias, self.scaled_mm)
         # The scale belongs to output channels, so it is applied to the (small) output rather than to the weight:
         # one upcast pass over the weight per forward instead of three. fp8 values are exact in bf16 and float32.
         # In place: the product is computed in float32 and rounded once into the output, no second output-sized
@@ -125,6 +142,14 @@ def _convert(model: torch.nn.Module, weight_keys: set[str]) -> torch.nn.Module:
 
 def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:  # noqa: ARG001
     return (ModuleOps("Fp8ScaledLinear", matcher=lambda model: True, mutator=lambda model: _convert(model, weight_keys)),)
+
+
+def emulated_scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+                       bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """What `torch._scaled_mm` computes with row-wise scales, on any device: fp8 products are exact in float32,
+    where the tensor cores accumulate. For measuring the fp8 matmul's error where no such GPU is at hand."""
+    out = (a.float() * scale_a) @ (b.float() * scale_b)
+    return (out if bias is None else out + bias.float()).to(out_dtype)
 
 
 def fp8_matmul_available(device: torch.device, compute_dtype: torch.dtype) -> str | None:

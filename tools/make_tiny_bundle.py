@@ -281,7 +281,7 @@ def write_checkpoint(path: Path, preset: str, seed: int, gemma: dict) -> None:
     config = checkpoint_config(preset)
     text = gemma["text_config"]
     processor = EmbeddingsProcessorConfigurator(text["hidden_size"], text["num_hidden_layers"] + 1)
-    models = {name: _meta(configurator, config) for name, configurator in components._CONFIGURATORS.items()}
+    models = {name: _meta(configurator, config) for name, configurator in components.CONFIGURATORS.items()}
     models.pop("spatial_upsampler")
     models["embeddings_processor"] = _meta(processor, config)
     tensors = {}
@@ -291,14 +291,14 @@ def write_checkpoint(path: Path, preset: str, seed: int, gemma: dict) -> None:
 
 
 def write_upsampler(path: Path, seed: int) -> None:
-    model = _meta(ltx2_components._CONFIGURATORS["spatial_upsampler"], UPSAMPLER_CONFIG)
+    model = _meta(ltx2_components.CONFIGURATORS["spatial_upsampler"], UPSAMPLER_CONFIG)
     tensors = _component_tensors("spatial_upsampler", model, seed)
     save_file(tensors, str(path), metadata={"config": json.dumps(UPSAMPLER_CONFIG, sort_keys=True)})
 
 
 def write_lora(path: Path, preset: str, seed: int) -> None:
     """A LoRA on every linear of the transformer blocks, under ComfyUI's `diffusion_model.` key names."""
-    model = _meta(ltx2_components._CONFIGURATORS["transformer"], checkpoint_config(preset))
+    model = _meta(ltx2_components.CONFIGURATORS["transformer"], checkpoint_config(preset))
     rank = RANK[preset]
     tensors = {}
     for name, module in model.named_modules():
@@ -402,7 +402,7 @@ def write_fp8_checkpoint(src: Path, dst: Path) -> None:
     from ltx2_a2v.quant.layers import select_layers
 
     header = read_header(src)
-    model = _meta(ltx2_components._CONFIGURATORS["transformer"], header.config())
+    model = _meta(ltx2_components.CONFIGURATORS["transformer"], header.config())
     targets = {"model.diffusion_model." + k for k in select_layers(model, "transformer", fp8=True).weight_keys()}
     tensors = {}
     for key, value in iter_tensors(header):

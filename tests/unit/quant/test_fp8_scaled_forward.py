@@ -9,16 +9,12 @@ import torch
 from ltx2_a2v.quant.fp8_scaled import (
     CPU_UPCAST_FACTOR,
     Fp8ScaledLinear,
+    emulated_scaled_mm,
     fp8_matmul_available,
     fp8_matmul_linear,
     quantize_rows,
     upcast_fp8_cpu,
 )
-
-
-def emulated_scaled_mm(a, b, scale_a, scale_b, bias=None, out_dtype=torch.bfloat16):
-    out = (a.float() * scale_a) @ (b.float() * scale_b)
-    return (out if bias is None else out + bias.float()).to(out_dtype)
 
 
 def layer_from(weight: torch.Tensor, bias: torch.Tensor) -> Fp8ScaledLinear:

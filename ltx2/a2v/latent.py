@@ -1,0 +1,23 @@
+"""What flows between the sampler, upscale and decode nodes (the LTX2_LATENT socket)."""
+
+from dataclasses import dataclass
+
+import torch
+from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
+from ltx_core.types import Audio
+
+
+@dataclass(frozen=True)
+class A2VLatent:
+    video: torch.Tensor  # [1, 128, latent frames, height / 32, width / 32], unpatchified
+    audio_latent: torch.Tensor  # the encoded conditioning audio, [1, 8, frames, 16]
+    audio: Audio  # the conditioning audio itself, [channels, samples], trimmed or padded to the video
+    image: torch.Tensor  # the conditioning image, [H, W, 3] float in 0..1
+    width: int
+    height: int
+    num_frames: int
+    frame_rate: float
+    seed: int
+    # Stage 1's encoded positive prompt, kept on the CPU with what it depends on: a refine stage with the same
+    # prompt and text encoder reuses it instead of building the 12B Gemma a second time in the run.
+    prompt_encoding: tuple[tuple, EmbeddingsProcessorOutput] | None = None

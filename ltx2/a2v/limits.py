@@ -1,0 +1,45 @@
+"""The sampler's numeric limits and size rules: plain Python, so the nodes can check them at queue time without
+torch."""
+
+import math
+
+# The sampler's numeric inputs: (min, max, what to suggest). The node's schema declares the same limits.
+LIMITS = {
+    "width": (64, 4096, "384 for stage 1 of a 768-wide video"),
+    "height": (64, 4096, "256 for stage 1 of a 512-high video"),
+    "num_frames": (1, 1025, "97 (4 s at 24 fps)"),
+    "frame_rate": (1.0, 120.0, "24 or 25 for video with speech"),
+    "steps": (1, 200, "30 for the base stage"),
+    "cfg": (1.0, 20.0, "3.0"),
+}
+
+
+def check_numbers(limits: dict[str, tuple], **values) -> str | None:
+    """A message naming the first value that is not a finite number within its (min, max, hint) limits, or None.
+
+    ComfyUI checks a widget's min and max itself, except for the inputs a node's validate_inputs takes, and it
+    never checks that a float is finite: JSON's NaN passes every comparison. A value of None is a link, whose
+    value does not exist yet at queue time."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        low, high, hint = limits[name]
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name}: {value} is not a number. Give a value in {low}..{high}, e.g. {hint}."
+        if not low <= value <= high:
+            return f"{name}: {value} is outside {low}..{high}; try {hint}."
+    return None
+
+
+def check_size(width: int, height: int, num_frames: int) -> str | None:
+    """A message saying what to change, or None when the size is valid.
+
+    Sizes are multiples of 32 (the video VAE compresses 32x); a stage-1 size that is then upscaled 2x therefore
+    gives a final size that is a multiple of 64. Frames are 8k+1 (the VAE compresses time 8x, plus the first)."""
+    if width % 32 or height % 32 or width < 32 or height < 32:
+        fix_w, fix_h = max(32, round(width / 32) * 32), max(32, round(height / 32) * 32)
+        return f"width and height must be multiples of 32; got {width}x{height}. Try {fix_w}x{fix_h}."
+    if num_frames < 1 or (num_frames - 1) % 8:
+        low = max(1, (num_frames - 1) // 8 * 8 + 1)
+        return f"num_frames must be 8k+1 (1, 9, 17, 25, ...); got {num_frames}. Try {low} or {low + 8}."
+    return None

@@ -1,0 +1,204 @@
+"""The two-stage audio-to-video pipeline, stage by stage, on any device.
+
+It follows ltx-pipelines' A2VidPipelineTwoStage (text encode -> audio encode -> image conditioning -> stage 1
+at half size with the audio latent frozen -> 2x latent upsample -> stage 2 with the distilled LoRA -> decode),
+using ltx-pipelines' helpers only where they run without a GPU: its pipeline and `encode_prompts` call
+`torch.cuda.synchronize()` unconditionally. Each stage builds the components it needs, runs, and lets them go,
+so one stage's models are never resident during another's.
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+from ltx_core.components.diffusion_steps import EulerDiffusionStep
+from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
+from ltx_core.components.noisers import GaussianNoiser
+from ltx_core.components.schedulers import LTX2Scheduler
+from ltx_core.conditioning import VideoConditionByLatentIndex
+from ltx_core.model.audio_vae import encode_audio
+from ltx_core.model.transformer import X0Model
+from ltx_core.model.upsampler import upsample_video
+from ltx_core.model.video_vae import decode_video
+from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
+from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
+from ltx_pipelines.utils.constants import LTX_2_3_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
+from ltx_pipelines.utils.helpers import (
+    denoise_video_only,
+    multi_modal_guider_denoising_func,
+    simple_denoising_func,
+)
+from ltx_pipelines.utils.media_io import resize_and_center_crop
+from ltx_pipelines.utils.samplers import euler_denoising_loop
+from ltx_pipelines.utils.types import PipelineComponents
+
+from ...memory.budget import BUDGET
+from ...memory.faults import inject_oom
+from ..model_spec import ModelSpec
+from .inputs import conditioning_audio, first_image
+from .latent import A2VLatent
+
+# Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
+Progress = Callable[[int, int], None]
+# Called for each tensor read while a component is built; may raise to interrupt a long load.
+OnTensor = Callable[[str], None] | None
+
+
+def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor = None):
+    with BUDGET.phase("text encode", device):
+        with model.component("text_encoder", device, on_tensor=on_tensor) as encoder:
+            raw = [encoder.encode(p) for p in prompts]
+        with model.component("embeddings_processor", device, on_tensor=on_tensor) as processor:
+            # The contexts go to the transformer: in its compute dtype (the text family's may differ).
+            dtype = model.precision_on(device).transformer
+            return [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
+
+
+def _prompt_key(model: ModelSpec, prompt: str, device: torch.device) -> tuple:
+    """What an encoded prompt depends on: the text, and the files and policies of both text components."""
+    return (prompt, model.component_key("text_encoder", device), model.component_key("embeddings_processor", device))
+
+
+def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str,
+        dtype: torch.dtype | None = None) -> EmbeddingsProcessorOutput:
+    """The encoding on `device`; its floating tensors (not the attention mask) in `dtype` if given."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
+
+    return EmbeddingsProcessorOutput(*(move(t) if t is not None else None for t in encoding))
+
+
+def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, height: int, device: torch.device,
+                        on_tensor: OnTensor = None) -> list[VideoConditionByLatentIndex]:
+    precision = model.precision_on(device)
+    with BUDGET.phase("image encode", device), model.component("video_encoder", device, on_tensor=on_tensor) as encoder:
+        pixels = resize_and_center_crop(image * 255.0, height, width)  # -> [1, 3, 1, height, width]
+        encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=precision.vae))
+    return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
+
+
+def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Tensor, denoise_fn,
+             progress: Progress | None, device: torch.device, dtype: torch.dtype, **initial):
+    """ltx-pipelines' video-only denoising (audio latent frozen) with its Euler loop, seeded on `device`.
+
+    The loop has no callback, so the denoise function reports each finished step."""
+    total, done = len(sigmas) - 1, 0
+
+    def step(*args):
+        nonlocal done
+        inject_oom("sampling")
+        result = denoise_fn(*args)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return result
+
+    return denoise_video_only(
+        output_shape=shape,
+        conditionings=conditionings,
+        noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
+        sigmas=sigmas,
+        stepper=EulerDiffusionStep(),
+        denoising_loop_fn=lambda s, v, a, stepper: euler_denoising_loop(s, v, a, stepper, step),
+        components=PipelineComponents(dtype=dtype, device=device),
+        dtype=dtype,
+        device=device,
+        **initial,
+    )
+
+
+def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, waveform: torch.Tensor, sample_rate: int,
+                prompt: str, negative_prompt: str, seed: int, width: int, height: int, num_frames: int,
+                frame_rate: float, steps: int, cfg: float, progress: Progress | None = None,
+                on_tensor: OnTensor = None) -> A2VLatent:
+    """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
+    first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
+    latent stays frozen."""
+    image = first_image(image)
+    seconds = num_frames / frame_rate
+    audio = conditioning_audio(waveform, sample_rate, seconds)
+    with torch.inference_mode():
+        positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
+        with BUDGET.phase("audio encode", device), model.component("audio_encoder", device, on_tensor=on_tensor) as enc:
+            audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
+        frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
+        dtype = model.precision_on(device).transformer
+        audio_latent = audio_latent[:, :, :frames].to(dtype)
+
+        shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
+        conditionings = _image_conditioning(model, image, width, height, device, on_tensor)
+        sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
+        with BUDGET.phase("stage 1 denoise", device), model.component("transformer", device, on_tensor=on_tensor) as tr:
+            denoise = multi_modal_guider_denoising_func(
+                video_guider=MultiModalGuider(params=_guider_params(model, cfg), negative_context=negative.video_encoding),
+                audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+                v_context=positive.video_encoding,
+                a_context=positive.audio_encoding,
+                transformer=X0Model(tr),
+            )
+            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, dtype,
+                             initial_audio_latent=audio_latent)
+            del denoise, tr  # nothing may hold the transformer once the budget lets it go
+    return A2VLatent(state.latent, audio_latent, audio, image, width, height, num_frames, frame_rate, seed,
+                     prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")))
+
+
+def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
+    """LTX-2.3's stage-1 guidance with the user's CFG. STG perturbs block 28 of 48: a model without that block
+    (a small test model) gets no STG rather than a perturbation that silently does nothing."""
+    params = replace(LTX_2_3_PARAMS.video_guider_params, cfg_scale=cfg)
+    layers = model.config.get("transformer", {}).get("num_layers", 48)
+    blocks = [b for b in params.stg_blocks or [] if b < layers]
+    return replace(params, stg_blocks=blocks, stg_scale=params.stg_scale if blocks else 0.0)
+
+
+def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
+            on_tensor: OnTensor = None) -> A2VLatent:
+    """2x spatial upsample of the video latent (ltx-core's upsample_video)."""
+    with torch.inference_mode(), BUDGET.phase("upscale", device):
+        with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
+                model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler:
+            video = upsample_video(latent.video.to(device), encoder, upsampler)
+    if progress is not None:
+        progress(1, 1)
+    return replace(latent, video=video, width=latent.width * 2, height=latent.height * 2)
+
+
+def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, prompt: str, seed: int,
+                  progress: Progress | None = None, on_tensor: OnTensor = None) -> A2VLatent:
+    """Stage 2: the distilled LoRA's fixed schedule on the upscaled latent, audio still frozen, no CFG."""
+    with torch.inference_mode():
+        kept = latent.prompt_encoding
+        if kept is not None and kept[0] == _prompt_key(model, prompt, device):
+            positive = _to(kept[1], device)
+        else:
+            (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
+        shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
+                                fps=latent.frame_rate)
+        conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, device, on_tensor)
+        sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
+        with BUDGET.phase("stage 2 denoise", device), \
+                model.component("transformer", device, with_distilled_lora=True, on_tensor=on_tensor) as tr:
+            denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
+            dtype = model.precision_on(device).transformer
+            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, dtype,
+                             noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device, dtype),
+                             initial_audio_latent=latent.audio_latent.to(device, dtype))
+            del denoise, tr
+    return replace(latent, video=state.latent, seed=seed)
+
+
+def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
+           on_tensor: OnTensor = None) -> tuple[torch.Tensor, Audio]:
+    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length."""
+    with torch.inference_mode(), BUDGET.phase("decode", device):
+        with model.component("video_decoder", device, on_tensor=on_tensor) as decoder:
+            generator = torch.Generator(device=device).manual_seed(latent.seed)
+            chunks = list(decode_video(latent.video.to(device), decoder, None, generator))
+            del decoder
+    frames = torch.cat(chunks, dim=0).float().cpu() / 255.0
+    if progress is not None:
+        progress(1, 1)
+    samples = round(latent.num_frames / latent.frame_rate * latent.audio.sampling_rate)
+    audio = Audio(waveform=latent.audio.waveform[0, :, :samples].cpu(), sampling_rate=latent.audio.sampling_rate)
+    return frames, audio

@@ -1,0 +1,156 @@
+"""Building a component from its plan under a policy, one tensor at a time: an fp8 release's weights taken as
+stored where the policy keeps them, else dequantized; LoRA fused; then quantized by the policy's backend; then
+kept (or kept out of memory, for block streaming).
+
+The order per tensor is what makes a stage-2 transformer quantize the *fused* weights, and what keeps the load's
+peak at the quantized model plus one bf16 tensor. The policy rules it follows are the policies' data and their
+backends' (quant/); nothing here names a policy.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import LTX2InputError, LTX2LoadError
+from ..memory.accounting import module_bytes
+from ..quant import POLICIES, backend_for, check_policy, get_policy
+from .loader import StreamingStateDictLoader
+from .lora import LoraFactors
+from .plan import SCALE_SUFFIXES, ComponentPlan
+from .precision import NAMES, compute_in
+from .safetensors_file import FP8_DTYPES
+
+# Where a floating tensor no policy quantizes is stored: bf16, as the release and ltx-pipelines store it.
+STORAGE_DTYPE = torch.bfloat16
+
+
+@dataclass
+class LoadReport:
+    component: str
+    policy: str
+    quantized: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    resident_bytes: int = 0
+    compute_dtype: torch.dtype = STORAGE_DTYPE
+
+    def summary(self) -> str:
+        text = (f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept, "
+                f"computes in {NAMES.get(self.compute_dtype, self.compute_dtype)}")
+        return text + "".join(f"; {n}" for n in self.notes)
+
+
+def build(
+    plan: ComponentPlan,
+    policy_name: str = "none",
+    device: torch.device | str = "cpu",
+    compute_dtype: torch.dtype = STORAGE_DTYPE,
+    lora: tuple[Path, float] | None = None,
+    keep_out: Callable[[str, torch.Tensor], bool] | None = None,
+    on_tensor: Callable[[str], None] | None = None,
+    keep_edge_blocks: bool = False,
+) -> tuple[torch.nn.Module, LoadReport]:
+    """Builds the plan's component under `policy_name`, with `lora` = (path, strength) fused first, computing in
+    `compute_dtype`. Completely, or raises: never a half-loaded model.
+
+    `keep_out(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
+    the parameters it takes stay on the meta device, for it to bring in when they are needed."""
+    device = torch.device(device)
+    input_name = "text_encoder_quantization" if plan.name == "text_encoder" else "quantization"
+    policy = get_policy(policy_name, input_name, text_encoder=plan.name == "text_encoder")
+    check_policy(policy, device, input_name)  # before a single weight is read
+    report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
+    selected, report.skipped = plan.selected(policy, keep_edge_blocks)
+
+    scales = plan.fp8_scales()
+    if scales and policy.on_fp8_release is not None:
+        # Quantizing fp8 weights again (LTX-2 issue 193: fp8_cast on an fp8 file gives garbage) is never done: the
+        # policy that takes the stored fp8 weights and scales as they are builds them.
+        report.notes.append(f"{plan.bundle.checkpoint.name} is already fp8: {policy.name} keeps its fp8 weights as "
+                            "stored")
+        policy = POLICIES[policy.on_fp8_release]
+        selected = set(scales)  # every stored fp8 linear is read by the policy's fp8 layers
+    elif scales:
+        report.notes.append(f"{plan.bundle.checkpoint.name} is fp8: weights dequantized to bf16 before {policy.name}")
+    elif policy.needs_fp8_release:
+        raise LTX2InputError(
+            f"{input_name}: {policy.name} uses the scales stored in an fp8 release checkpoint, and "
+            f"{plan.bundle.checkpoint.name} is not one. Pick torchao_fp8_dynamic, or the fp8 checkpoint."
+        )
+    backend = backend_for(policy)
+
+    fuser = None
+    if lora is not None and lora[1] != 0:
+        if not policy.fuses_lora:
+            raise LTX2InputError(
+                f"{input_name}: {policy.name} reads the checkpoint's own fp8 weights and scales, so no LoRA can be "
+                "fused into them here. Use it for stage 1 only, or pick torchao_fp8_dynamic."
+            )
+        fuser = LoraFactors(*lora)
+        fuser.check_against(plan.shapes)
+        report.notes.append(f"LoRA {Path(lora[0]).name} x{lora[1]} fused before quantizing")
+
+    keeps_release = bool(scales) and policy.on_fp8_release == policy.name
+
+    def transform(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        if keeps_release and (fuser is None or key not in fuser.targets):
+            kept = backend.stored_fp8(policy, key, value, scales)
+            if kept is not None:
+                return kept
+        if key.endswith(SCALE_SUFFIXES):
+            return []  # a stored fp8 scale: folded into its weight below
+        if value.dtype in FP8_DTYPES:
+            value = value.float() * scales.get(key, torch.tensor(1.0))
+        if value.is_floating_point():
+            value = value.to(STORAGE_DTYPE)
+        if fuser is not None:
+            value = fuser.fuse(key, value)
+        if key in selected:
+            return backend.quantize(policy, key, value.to(device), compute_dtype)
+        return [(key, value)]
+
+    final = transform
+    if keep_out is not None:
+        def final(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+            return [(k, v) for k, v in transform(key, value) if not keep_out(k, v)]
+
+    model = _load(plan, final, backend.module_ops(policy, selected), device, on_tensor, keep_out is not None)
+    for note in backend.prepare(policy, model, device, compute_dtype):
+        report.notes.append(note)
+    compute_in(model, compute_dtype)
+    report.quantized = len(selected)
+    report.resident_bytes = module_bytes(model)
+    return model, report
+
+
+def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.device, on_tensor,
+          keeping_out: bool) -> torch.nn.Module:
+    """The plan's meta model, with the policy's module ops, loaded through the streaming loader.
+
+    ltx-core's builder.build() is not used: it only warns when tensors are missing (returning a half-loaded
+    model) and ends with `model.to(device)`, which torchao's int8 tensors cannot go through. Its parts are: meta
+    model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict."""
+    base = plan.builder.model_loader
+    loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor, only_keys=set(plan.renames))
+    model = plan.meta
+    for op in module_ops:
+        if op.matcher(model):
+            model = op.mutator(model)
+    try:
+        # Under inference_mode, as ComfyUI runs nodes: tensors made here are then usable there (torchao's are not
+        # otherwise).
+        with torch.inference_mode():
+            state = loader.load(plan.paths if len(plan.paths) > 1 else plan.paths[0], sd_ops=plan.builder.model_sd_ops,
+                                device=device)
+            model.load_state_dict(state.sd, strict=False, assign=True)
+            del state
+    except RuntimeError as exc:  # load_state_dict's size mismatch for tensors the plan's check cannot see
+        raise LTX2LoadError(f"{plan.name}: could not load its weights: {exc}") from exc
+    leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
+    if leftovers and not keeping_out:  # block streaming keeps some tensors out, on purpose
+        raise LTX2LoadError(f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}.")
+    # Inference only: without this, a forward outside inference_mode/no_grad would try to track gradients
+    # through tensors made under inference_mode, and fail.
+    return model.eval().requires_grad_(False)

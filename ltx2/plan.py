@@ -1,0 +1,190 @@
+"""What the files say about one component, read once per build: headers, config, key map, the meta model, which
+file keys to read, the fp8 scales of a release file, and from those the bytes it will hold under a policy.
+
+Everything that needs the checkpoint's header or the component's layout (the budget's estimate, the check that
+the files match the config, layer selection, block streaming, the build itself) takes it from here, so one
+build parses each header once and makes one meta model: the one that is checked, selected from and finally
+loaded into.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from ltx_core.loader import SingleGPUModelBuilder
+from ltx_core.text_encoders.gemma import GEMMA_MODEL_OPS
+from ltx_core.text_encoders.gemma.encoders.base_encoder import module_ops_from_gemma_root
+
+from ..errors import LTX2InputError, LTX2LoadError
+from ..memory.streaming import streaming_units, unit_of
+from ..quant.layers import TABLE as QUANTIZED_LAYERS
+from ..quant.layers import select_layers
+from ..quant.policy import Policy
+from .components import COMPONENTS, CONFIGURATORS, Bundle
+from .gemma import EmbeddingsProcessorConfigurator, GemmaRoot, GemmaTextEncoderConfigurator
+from .loader import StreamingStateDictLoader
+from .safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
+
+SCALE_SUFFIXES = (".weight_scale", ".input_scale")
+
+
+@dataclass
+class ComponentPlan:
+    bundle: Bundle
+    name: str
+    builder: SingleGPUModelBuilder  # ltx-core's builder, its loader bound to the parsed headers
+    headers: dict[str, SafetensorsHeader]  # path -> header, every file the component reads
+    meta: torch.nn.Module  # the one meta model of this build (the builder's base module ops applied)
+    shapes: dict[str, tuple[int, ...]]  # model key -> shape, every tensor the config asks for
+    renames: dict[str, str]  # file key -> model key, for the file keys this component reads
+    _scales: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, bundle: Bundle, name: str) -> "ComponentPlan":
+        """Reads the headers and makes the meta model; refuses files that do not match the config, naming the
+        key, before any weight is read."""
+        if name not in COMPONENTS:
+            raise LTX2InputError(f"Unknown LTX-2 component '{name}'. Known: {', '.join(COMPONENTS)}.")
+        component = COMPONENTS[name]
+        path = getattr(bundle, component.file)
+        if path is None:
+            raise LTX2InputError(f"{name}: no {component.file} file was given; pick one in the loader node.")
+        module_ops: tuple = ()
+        if name == "text_encoder":
+            root = GemmaRoot.open(path)
+            paths, config, configurator = root.weight_files(), root.config(), GemmaTextEncoderConfigurator
+            module_ops = (GEMMA_MODEL_OPS, *module_ops_from_gemma_root(str(root.path)))
+        else:
+            paths = (str(path),)
+            if name == "embeddings_processor":
+                if bundle.text_encoder is None:
+                    raise LTX2InputError("embeddings_processor: its size follows the text encoder; pick a text_encoder.")
+                configurator = EmbeddingsProcessorConfigurator(*GemmaRoot.open(bundle.text_encoder).text_dims())
+            else:
+                configurator = CONFIGURATORS[name]
+        headers = {p: read_header(p) for p in paths}
+        if name != "text_encoder":
+            config = headers[paths[0]].config()
+        builder = SingleGPUModelBuilder(
+            model_class_configurator=configurator,
+            model_path=paths[0] if len(paths) == 1 and name != "text_encoder" else tuple(paths),
+            model_sd_ops=component.sd_ops,
+            module_ops=module_ops,
+            model_loader=StreamingStateDictLoader(headers, config),
+        )
+        meta = builder.meta_model(config, ())
+        shapes = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+        for op in module_ops:  # what the builder would do to its meta model, on this one
+            if op.matcher(meta):
+                meta = op.mutator(meta)
+        plan = cls(bundle, name, builder, headers, meta, shapes, {})
+        plan.renames = plan._check_files(needed=set(shapes) | set(meta.state_dict()))
+        return plan
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self.headers)
+
+    @property
+    def where(self) -> str:
+        return self.paths[0] if len(self.paths) == 1 else str(Path(self.paths[0]).parent)
+
+    def _check_files(self, needed: set[str]) -> dict[str, str]:
+        """File key -> model key for the tensors this component reads (a checkpoint holds several components),
+        after checking that every tensor the config asks for is there with its shape. ltx-core only warns when
+        a parameter is missing and returns a half-built model; here the file is refused, naming the key."""
+        sd_ops = self.builder.model_sd_ops
+        found, renames = {}, {}
+        for header in self.headers.values():
+            for key, entry in header.entries.items():
+                mapped = key if sd_ops is None else sd_ops.apply_to_key(key)
+                if mapped is None:
+                    continue
+                # Key-value ops may rename or duplicate a tensor; run them on a meta stand-in of its shape.
+                placeholder = torch.empty(entry.shape, dtype=entry.dtype, device="meta")
+                results = [(mapped, placeholder)] if sd_ops is None else sd_ops.apply_to_key_value(mapped, placeholder)
+                for new_key, value in results:
+                    found[new_key] = (key, tuple(value.shape))
+                    if new_key in needed or key.endswith(SCALE_SUFFIXES):
+                        renames[key] = mapped
+        missing = [k for k in self.shapes if k not in found]
+        if missing:
+            raise LTX2LoadError(
+                f"{self.name}: {self.where} lacks {len(missing)} tensor(s) the config asks for, e.g. "
+                f"{', '.join(missing[:3])}. The file is incomplete or of another model version; download it again."
+            )
+        wrong = [(found[k][0], found[k][1], s) for k, s in self.shapes.items() if found[k][1] != s]
+        if wrong:
+            key, got, want = wrong[0]
+            raise LTX2LoadError(
+                f"{self.name}: tensor '{key}' in {self.where} has shape {list(got)}, the config asks for {list(want)} "
+                f"({len(wrong)} mis-shaped in all). The file does not match its own config; download it again."
+            )
+        return renames
+
+    @property
+    def quantizable(self) -> bool:
+        return self.name in QUANTIZED_LAYERS
+
+    def fp8_scales(self) -> dict[str, torch.Tensor]:
+        """Model weight key -> stored scale, when the component's file is an fp8 release (its block linears stored
+        in fp8 with a scale each); empty otherwise. Read once (the scales are one number per weight)."""
+        if self._scales is None:
+            self._scales = {}
+            for header in self.headers.values():
+                for key, entry in header.entries.items():
+                    if key.endswith(".weight_scale") and key in self.renames:
+                        weight = self.renames[key].removesuffix("_scale")
+                        self._scales[weight] = read_tensor(header, key).float()
+                    elif entry.dtype in FP8_DTYPES and key in self.renames and key.endswith(".weight"):
+                        if f"{key}_scale" not in header.entries:
+                            # Used unscaled, such a weight is hundreds of times too large: the output is noise.
+                            raise LTX2LoadError(
+                                f"{self.name}: '{key}' in {self.where} is stored in fp8 without its '{key}_scale'. "
+                                "The file is damaged or was converted wrongly; download the release again."
+                            )
+        return self._scales
+
+    def selected(self, policy: Policy, keep_edge_blocks: bool = False) -> tuple[set[str], dict[str, str]]:
+        """(weight keys the policy quantizes, {layer: why not} for the others), from the layer table."""
+        selection = select_layers(self.meta, self.name, fp8=policy.fp8, keep_edge_blocks=keep_edge_blocks)
+        if not (self.quantizable and policy.quantizes):
+            return set(), selection.skipped
+        return selection.weight_keys(), selection.skipped
+
+    def sizes(self, policy: Policy) -> dict[str, int]:
+        """What each tensor (by model key) will hold once built under `policy`: quantized linears at the
+        policy's bytes per weight (an fp8 release's weights stay fp8 under a policy that keeps them), other
+        floating tensors in bf16 (fp8 is dequantized), the rest as stored. Scales are small and left out."""
+        selected, _ = self.selected(policy)
+        keeps_fp8 = policy.on_fp8_release is not None
+        sizes = {}
+        for header in self.headers.values():
+            for key, entry in header.entries.items():
+                if key not in self.renames or key.endswith(SCALE_SUFFIXES):
+                    continue
+                mapped, elements = self.renames[key], entry.nbytes // entry.dtype.itemsize
+                if mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8):
+                    sizes[mapped] = int(elements * policy.weight_bytes if mapped in selected else elements)
+                elif entry.dtype.is_floating_point:
+                    sizes[mapped] = elements * 2
+                else:
+                    sizes[mapped] = entry.nbytes
+        return sizes
+
+    def units(self) -> list[str]:
+        """The block-streaming units of this component (transformer blocks, big top-level layers); none for a
+        component that is not streamed."""
+        return streaming_units(self.meta) if self.name == "transformer" else []
+
+    def unit_sizes(self, policy: Policy) -> tuple[dict[str, int], int]:
+        """({unit: bytes}, bytes outside any unit) under `policy`."""
+        units = self.units()
+        unit_bytes, other = dict.fromkeys(units, 0), 0
+        for key, nbytes in self.sizes(policy).items():
+            unit = unit_of(key, units)
+            if unit is None:
+                other += nbytes
+            else:
+                unit_bytes[unit] += nbytes
+        return unit_bytes, other

@@ -1,0 +1,51 @@
+"""The run report: what one prompt's run did, phase by phase (the JSON calls them "stages", as the page and the
+API have since the first release): seconds, peak memory, the components used and built."""
+
+from dataclasses import dataclass, field
+
+from .accounting import GIB
+
+
+@dataclass
+class PhaseRecord:
+    name: str
+    seconds: float
+    peak_bytes: int
+    peak_reserved_bytes: int = 0  # allocated plus the allocator's cache (CUDA); the same as peak_bytes on a CPU
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    policy: str = ""
+    mode: str = ""
+    precision: str = ""  # the compute dtypes the run used
+    phases: list[PhaseRecord] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
+    loads: list[str] = field(default_factory=list)  # one line per component built: policy, layers, notes
+    resident_after: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "policy": self.policy,
+            "mode": self.mode,
+            "precision": self.precision,
+            "elapsed_seconds": round(sum(p.seconds for p in self.phases), 3),
+            "peak_bytes": max((p.peak_bytes for p in self.phases), default=0),
+            "peak_reserved_bytes": max((p.peak_reserved_bytes for p in self.phases), default=0),
+            "resident_bytes_after": self.resident_after,
+            "components": list(self.components),
+            "loads": list(self.loads),
+            "stages": [{"name": p.name, "seconds": round(p.seconds, 3), "peak_bytes": p.peak_bytes,
+                        "peak_reserved_bytes": p.peak_reserved_bytes} for p in self.phases],
+        }
+
+    def text(self) -> str:
+        d = self.as_dict()
+        lines = [f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
+                 f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})",
+                 f"  {self.precision}"]
+        lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
+        lines += [f"  built {line}" for line in self.loads]
+        return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""One run of one of the pack's nodes: the packages checked, the run report begun (or continued: one prompt is
+one run), ComfyUI's progress bar and interrupt wired into the pipeline's two callbacks, and the budget's state
+sent to the page at the end, whatever happens."""
+
+import contextlib
+import time
+from dataclasses import dataclass
+from collections.abc import Callable
+
+import comfy.model_management
+import comfy.utils
+import torch
+from server import PromptServer
+
+from .dependencies import require_packages
+from .routes import publish
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    device: torch.device
+    progress: Callable[[int, int], None]  # after each unit of work (a denoising step); raises on interrupt
+    on_tensor: Callable[[str], None]  # for each tensor read while a component loads; raises on interrupt
+
+
+def _callbacks(total: int) -> tuple[Callable, Callable]:
+    """Both raise ComfyUI's interrupt exception when the user interrupts: between denoising steps and between
+    tensors of a component being loaded. Each step also sends the budget's state to the page, so its memory bar
+    moves during a phase (what is in use, the peak so far), as does loading a component (at most twice a
+    second)."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def progress(done: int, steps: int) -> None:
+        bar.update_absolute(done, steps)
+        publish()
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    last_sent = [0.0]
+
+    def on_tensor(_key: str) -> None:
+        if time.monotonic() - last_sent[0] > 0.5:
+            last_sent[0] = time.monotonic()
+            publish()
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    return progress, on_tensor
+
+
+@contextlib.contextmanager
+def node_run(model, steps: int = 1):
+    """`with node_run(model, steps) as run:` around a node's call into the pipeline (`model`: a ModelSpec)."""
+    require_packages()
+    from ..memory.budget import BUDGET
+
+    precision = model.precision.describe() if model.precision is not None else ""
+    BUDGET.begin_run(str(PromptServer.instance.last_prompt_id), model.quantization, model.residency, precision)
+    progress, on_tensor = _callbacks(steps)
+    try:
+        yield NodeRun(comfy.model_management.get_torch_device(), progress, on_tensor)
+    finally:
+        publish()

@@ -1,0 +1,87 @@
+"""A2VSampler: stage 1 (base) or stage 2 (refine) of the two-stage audio-to-video graph."""
+
+from comfy_api.latest import io
+
+from ..ltx2.a2v.limits import LIMITS, check_numbers, check_size
+from .adapters import audio_in, image_in
+from .run import node_run
+from .types import LTX2LatentType, LTX2ModelType
+
+STAGES = ("base", "refine")
+UNCONNECTED = object()
+# ltx-core's stage-2 (distilled LoRA) schedule has 3 steps, whatever `steps` says.
+REFINE_STEPS = 3
+
+
+def _limits(name: str) -> dict:
+    low, high, _ = LIMITS[name]
+    return {"min": low, "max": high}
+
+
+class A2VSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="A2VSampler",
+            display_name="LTX-2 A2V Sampler",
+            category="LTX-2",
+            description="base: stage 1, video from an image and an audio clip at width x height (half the final "
+                        "size in the two-stage flow). refine: stage 2 with the distilled LoRA on an upscaled latent.",
+            inputs=[
+                LTX2ModelType.Input("model"),
+                io.Image.Input("image", tooltip="The first frame; any size, it is resized and center-cropped"),
+                io.Audio.Input("audio", tooltip="Any sample rate, mono or stereo; padded or cut to the video"),
+                io.String.Input("prompt", multiline=True, default="A person speaks to the camera."),
+                io.String.Input("negative_prompt", multiline=True,
+                                default="blurry, low quality, still frame, distorted face"),
+                io.Int.Input("seed", default=42, min=0, max=2**63 - 1, control_after_generate=True),
+                io.Int.Input("width", default=384, **_limits("width"), step=32,
+                             tooltip="Stage-1 width (base); refine takes its size from the latent"),
+                io.Int.Input("height", default=256, **_limits("height"), step=32),
+                io.Int.Input("num_frames", default=97, **_limits("num_frames"), step=8, tooltip="8k+1: 9, 17, ..., 97, 121"),
+                io.Float.Input("frame_rate", default=24.0, **_limits("frame_rate"), step=1.0),
+                io.Int.Input("steps", default=30, **_limits("steps"), tooltip=f"base only; refine runs the distilled "
+                                                                           f"{REFINE_STEPS}-step schedule"),
+                io.Float.Input("cfg", default=3.0, **_limits("cfg"), step=0.1, tooltip="base only"),
+                io.Combo.Input("stage", options=list(STAGES), default="base"),
+                LTX2LatentType.Input("latent", optional=True, tooltip="Required for refine: the upscaled latent"),
+            ],
+            outputs=[LTX2LatentType.Output(display_name="latent")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, width, height, num_frames, frame_rate, cfg, stage, latent=UNCONNECTED) -> bool | str:
+        # Taken here: the size rules (multiples of 32, 8k+1 frames) and the floats' finiteness, which ComfyUI
+        # does not check; the limits of what is taken here are then checked here too (check_numbers).
+        problem = check_numbers(LIMITS, width=width, height=height, num_frames=num_frames, frame_rate=frame_rate,
+                                cfg=cfg)
+        if problem:
+            return problem
+        if None not in (width, height, num_frames):
+            problem = check_size(width, height, num_frames)
+            if problem:
+                return problem
+        if stage not in STAGES:
+            return f"stage: '{stage}' is not one of {', '.join(STAGES)}."
+        # At queue time a connected input arrives as None (its value does not exist yet) and an unconnected one
+        # not at all, which leaves the default.
+        if stage == "refine" and latent is UNCONNECTED:
+            return "latent: the refine stage needs a latent. Connect SpatialUpscale's output to this sampler's latent input."
+        return True
+
+    @classmethod
+    def execute(cls, model, image, audio, prompt, negative_prompt, seed, width, height, num_frames, frame_rate,
+                steps, cfg, stage, latent=None) -> io.NodeOutput:
+        from ..ltx2.a2v import stages as a2v
+
+        if stage == "refine":
+            if latent is None:
+                raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
+            with node_run(model, REFINE_STEPS) as run:
+                return io.NodeOutput(a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress,
+                                                       run.on_tensor))
+        waveform, rate = audio_in(audio)
+        with node_run(model, steps) as run:
+            return io.NodeOutput(a2v.sample_base(model, run.device, image_in(image), waveform, rate, prompt,
+                                                 negative_prompt, seed, width, height, num_frames, frame_rate, steps,
+                                                 cfg, run.progress, run.on_tensor))

@@ -1,0 +1,42 @@
+"""SpatialUpscale: the 2x latent upsample between the two stages."""
+
+import dataclasses
+
+from comfy_api.latest import io
+
+from . import model_files
+from .run import node_run
+from .types import LTX2LatentType, LTX2ModelType
+
+
+class SpatialUpscale(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SpatialUpscale",
+            display_name="LTX-2 Spatial Upscale (2x latent)",
+            category="LTX-2",
+            inputs=[
+                LTX2ModelType.Input("model"),
+                LTX2LatentType.Input("latent"),
+                io.Combo.Input("upscale_model", options=model_files.file_names("latent_upscale_models"),
+                               tooltip="e.g. ltx-2.3-spatial-upscaler-x2-1.1.safetensors"),
+            ],
+            outputs=[LTX2LatentType.Output(display_name="latent")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, upscale_model) -> bool | str:
+        options = model_files.file_names("latent_upscale_models")
+        if upscale_model not in options:
+            return f"upscale_model: '{upscale_model}' is not in models/latent_upscale_models/ ({', '.join(options) or 'none found'})."
+        return True
+
+    @classmethod
+    def execute(cls, model, latent, upscale_model) -> io.NodeOutput:
+        from ..ltx2.a2v import stages as a2v
+
+        path = model_files.resolve_file("upscale_model", upscale_model, ("latent_upscale_models",))
+        model = dataclasses.replace(model, bundle=dataclasses.replace(model.bundle, spatial_upsampler=path))
+        with node_run(model) as run:
+            return io.NodeOutput(a2v.upscale(model, run.device, latent, run.progress, run.on_tensor))

@@ -1,0 +1,113 @@
+"""The page in a real browser (Debian's Chromium through Playwright): the example workflow is listed in the
+template browser with the project's thumbnail, loads by drag and drop with no node type missing, shows the
+pack's widgets, runs from the Run button, and the VRAMGuard widget shows the run's figures as they happen.
+
+The screenshot is saved under the test's tmp folder. The README's picture is this test's screenshot:
+
+    LTX2_PAGE_SCREENSHOT=docs/page.png .venv/bin/python -m pytest tests/page/test_page.py
+"""
+
+import io
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+import page_browser as pb  # tools/
+
+ROOT = Path(__file__).resolve().parents[2]
+UI = ROOT / "example_workflows" / "ltx2_a2v_two_stage.json"
+# Small enough for the CPU, as in test_a2v_workflow.py; a seed no other test uses, so nothing comes from
+# ComfyUI's cache of earlier prompts.
+SMALL = {"width": 128, "height": 96, "num_frames": 17, "steps": 3, "seed": 20261122}
+
+
+@pytest.mark.parametrize("workflow", sorted((ROOT / "example_workflows").glob("*.json")), ids=lambda p: p.stem)
+def test_the_template_thumbnail_is_what_the_tool_draws(workflow):
+    from make_thumbnail import thumbnail_of  # tools/
+
+    drawn = np.asarray(Image.open(io.BytesIO(thumbnail_of(workflow))).convert("RGB"), dtype=float)
+    committed = np.asarray(Image.open(workflow.with_suffix(".jpg")).convert("RGB"), dtype=float)
+    assert drawn.shape == committed.shape == (640, 640, 3)
+    # The same pixels, give or take another JPEG library's rounding; if not, run tools/make_thumbnail.py.
+    assert np.abs(drawn - committed).max() <= 16
+
+
+def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
+    templates = requests.get(f"{host.url}/api/workflow_templates", timeout=30).json()
+    assert "ltx2_a2v_two_stage" in templates["ltx2_a2v"]
+    # Where the page looks for a custom node's template thumbnail: <name>.jpg beside <name>.json.
+    served = requests.get(f"{host.url}/api/workflow_templates/ltx2_a2v/ltx2_a2v_two_stage.jpg", timeout=30)
+    assert served.ok and served.content == UI.with_suffix(".jpg").read_bytes()
+    host.free()  # nothing left from earlier tests' prompts
+    with pb.open_page(host.url) as page:
+        # The template browser lists the workflow with the thumbnail drawn by tools/make_thumbnail.py.
+        thumbnail = pb.template_thumbnail(page, "ltx2_a2v", "ltx2_a2v_two_stage")
+        assert (thumbnail["width"], thumbnail["height"]) == (640, 640)
+
+        pb.drop_workflow(page, UI)
+        assert pb.missing_node_types(page) == []
+        assert page.locator(".p-dialog").count() == 0  # no missing-nodes dialog, no error
+        shown = pb.panels(page)
+        assert {kind: len(nodes) for kind, nodes in shown.items()} == {"LoadLTX2Quantized": 1, "A2VSampler": 2,
+                                                                       "VRAMGuard": 1}
+        assert all(node["visible"] for nodes in shown.values() for node in nodes)
+        policy = next(r for r in shown["LoadLTX2Quantized"][0]["rows"] if r["role"] == "policy")
+        assert "fp8_scaled" in policy["text"] and "cold_start" in policy["text"]
+
+        pb.set_widgets(page, "A2VSampler", **SMALL)
+        pb.record_guard_panel(page)
+        pb.queue(page)
+        video = pb.wait_for_video(page)
+        assert video.startswith(f"{host.url}/api/view?filename=") and "type=output" in video
+
+        state = host.vram()
+        run = state["last_run"]
+        shown = pb.panels(page)
+        guard = {r["role"]: r for r in shown["VRAMGuard"][0]["rows"] if r["role"] != "stage"}
+        assert guard["precision"]["text"] == run["precision"] == ("compute transformer float32, text encoder "
+                                                                  "float32, VAE float32")
+        stages = [r for r in shown["VRAMGuard"][0]["rows"] if r["role"] == "stage"]
+        # The report is the run's: same run, stages, seconds and peaks as GET /ltx2/vram.
+        assert guard["summary"]["runId"] == run["run_id"]
+        assert [(s["name"], float(s["seconds"]), int(s["peakBytes"])) for s in stages] == [
+            (s["name"], s["seconds"], s["peak_bytes"]) for s in run["stages"]]
+        assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in stages}
+        # ... and the figures a user reads are those numbers, formatted.
+        summary = re.match(r"last run: ([\d.]+) s, peak (.+?) \(cold_start, fp8_scaled\)$", guard["summary"]["text"])
+        assert summary, guard["summary"]["text"]
+        assert math.isclose(float(summary[1]), run["elapsed_seconds"], abs_tol=0.006)
+        assert math.isclose(pb.parse_bytes(summary[2]), run["peak_bytes"], rel_tol=0.005)  # shown with 3 significant digits
+        shown_peak = pb.parse_bytes(guard["peak"]["text"].removeprefix("peak "))
+        assert int(guard["peak"]["bytes"]) == run["peak_bytes"] > 0
+        assert math.isclose(shown_peak, run["peak_bytes"], rel_tol=0.005)  # shown with 3 significant digits
+        assert int(guard["budget"]["bytes"]) == state["budget_bytes"] > 0
+        assert int(guard["used"]["bytes"]) == state["resident_bytes"] == 0  # cold_start: nothing held after
+        for row in stages:
+            name, seconds, peak = row["cells"]
+            assert name == row["name"]
+            assert math.isclose(float(seconds), float(row["seconds"]), abs_tol=0.006)
+            assert math.isclose(pb.parse_bytes(peak), int(row["peakBytes"]), rel_tol=0.005)  # shown with 3 significant digits
+
+        # It moved during the run: a stage shown running, with the transformer in use.
+        seen = page.evaluate("window.ltx2Seen")
+        assert any((s["status"] or "").startswith("running: stage 1 denoise") for s in seen), seen[-5:]
+        assert any(s["used"] > 0 for s in seen)
+
+        # The samplers show their stage and last step.
+        samplers = {r["stage"]: r for node in shown["A2VSampler"] for r in node["rows"] if r["role"] == "step"}
+        assert samplers["base"]["status"] == samplers["refine"]["status"] == "done"
+        assert samplers["base"]["text"].startswith("base: done, step 3/3")
+        assert samplers["refine"]["text"].startswith("refine: done, step 3/3")
+
+        picture = pb.screenshot(page, tmp_path / "page.png")
+        assert picture.stat().st_size > 50_000
+        assert pb.pack_errors(page) == []
+    if os.environ.get("LTX2_PAGE_SCREENSHOT"):
+        shutil.copy(picture, ROOT / os.environ["LTX2_PAGE_SCREENSHOT"])

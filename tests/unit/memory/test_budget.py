@@ -1,0 +1,123 @@
+"""The budget on its own (plain modules stand in for components): cold_start holds nothing after use,
+persistent keeps what fits and evicts idle components to make room (most recently used first: runs repeat one
+order), a component over the budget is streamed when it can be and refused by name when it cannot, a negative
+budget is refused, the run report records each phase."""
+
+import pytest
+import torch
+
+from ltx2_a2v.errors import LTX2InputError
+from ltx2_a2v.memory.budget import Need, VramBudget
+from ltx2_a2v.memory.streaming import split_units
+
+CPU = torch.device("cpu")
+
+
+def linear(nbytes: int) -> torch.nn.Module:
+    return torch.nn.Linear(1, nbytes // 4, bias=False)  # float32: 4 bytes per weight
+
+
+def use(budget: VramBudget, name: str, nbytes: int, builds: list | None = None, need: Need | None = None):
+    def build(streamed):
+        if builds is not None:
+            builds.append((name, list(streamed)))
+        return linear(nbytes), f"{name}: built"
+
+    return budget.use((name,), name, "none", CPU, lambda: need or Need(nbytes), build)
+
+
+def test_cold_start_holds_nothing_after_use():
+    budget = VramBudget()
+    with use(budget, "transformer", 4096) as transformer:
+        assert budget.resident_bytes() == 4096 and transformer is not None
+    assert budget.resident_bytes() == 0 and not budget.records
+
+
+def test_persistent_keeps_and_reuses_then_evicts_an_idle_component():
+    budget, builds = VramBudget(), []
+    budget.mode = "persistent"
+    with use(budget, "transformer", 4096, builds) as first:
+        pass
+    with use(budget, "transformer", 4096, builds) as again:
+        assert again is first and len(builds) == 1  # reused, not rebuilt
+    budget.budget_bytes = 4096 + 1024
+    with use(budget, "video_decoder", 2048, builds):
+        names = [r.name for r in budget.records.values()]
+    assert names == ["video_decoder"]  # the idle transformer made room
+
+
+def test_a_component_over_the_budget_is_built_streamed_with_the_units_that_do_not_fit():
+    budget, builds = VramBudget(), []
+    budget.budget_bytes = 1000
+    units = {f"transformer_blocks.{i}": 300 for i in range(4)}
+    budget.begin_run("run", "none", "cold_start")
+    with use(budget, "transformer", 400, builds, need=Need(100, units)):
+        (record,) = budget.records.values()
+        assert record.streamed and record.label == "transformer, streamed"
+    # 100 other + 300 in flight leaves 600: two blocks stay resident, two stream.
+    assert builds == [("transformer", ["transformer_blocks.2", "transformer_blocks.3"])]
+    assert budget.last_run.components == ["transformer, streamed"] and budget.last_run.loads == ["transformer: built"]
+
+
+def test_a_component_that_cannot_stream_and_does_not_fit_is_refused_with_its_reason():
+    budget = VramBudget()
+    budget.budget_bytes = 1000
+    why = "quantization: block streaming supports none, fp8_cast, fp8_scaled, not torchao_int8_weight_only."
+    with pytest.raises(LTX2InputError, match="not torchao_int8_weight_only"):
+        with use(budget, "transformer", 4000, need=Need(4000, cannot_stream=why)):
+            pass
+    assert not budget.records
+
+
+def test_negative_budget_is_refused_by_name():
+    with pytest.raises(LTX2InputError, match="budget_gb: -1"):
+        VramBudget().set_budget_gb(-1)
+
+
+def test_run_report_records_phases_with_time_and_peak():
+    budget = VramBudget()
+    budget.begin_run("run-1", "fp8_scaled", "cold_start", "compute transformer float32")
+    with budget.phase("stage 1 denoise", CPU):
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the phase
+        del block
+    report = budget.last_run.as_dict()
+    assert report["stages"][0]["name"] == "stage 1 denoise" and report["stages"][0]["peak_bytes"] > 64 * 2**20
+    assert report["precision"] == "compute transformer float32"
+    assert "stage 1 denoise" in budget.last_run.text()
+
+
+def test_split_keeps_the_units_that_fit_with_one_in_flight():
+    # The 22B transformer in fp8_scaled by the README's arithmetic: 48 blocks of 370 MiB, 815 MiB of other layers.
+    units = [f"transformer_blocks.{i}" for i in range(48)]
+    sizes = dict.fromkeys(units, 370)
+    resident, streamed = split_units(units, sizes, 815, room=14 * 1024)  # VRAMGuard budget_gb 14 (24 GB GPUs)
+    assert resident == units[:35] and streamed == units[35:]  # 815 + 35 x 370 + 370 in flight <= 14336 MiB
+    assert split_units(units, sizes, 815, room=1000) == ([], units)
+
+
+def test_persistent_over_budget_keeps_some_big_components_across_runs():
+    """A run uses its components in the same order each time (text encoder, stage-1 transformer, VAE and upsampler,
+    stage-2 transformer, decoder). When they do not all fit, least-recently-used eviction would throw out exactly
+    the one needed next and rebuild all three big ones every run; the budget must keep some of them instead.
+    Sizes are the 22B model's in GiB (arithmetic, see the README), as KiB here: a budget of 46 for 48.9."""
+    sizes = {"text_encoder": 12.7, "embeddings_processor": 1.0, "audio_encoder": 0.1, "video_encoder": 0.5,
+             "transformer": 18.1, "spatial_upsampler": 0.5, "transformer (stage 2)": 18.1, "video_decoder": 0.8}
+    run = ["text_encoder", "embeddings_processor", "audio_encoder", "video_encoder", "transformer", "video_encoder",
+           "spatial_upsampler", "video_encoder", "transformer (stage 2)", "video_decoder"]
+    budget = VramBudget()
+    budget.mode = "persistent"
+    budget.budget_bytes = 46 * 1024
+    builds = []
+    big = {"text_encoder", "transformer", "transformer (stage 2)"}
+    per_run = []
+    for _ in range(6):
+        before = len(builds)
+        for name in run:
+            with use(budget, name, int(sizes[name] * 1024) // 4 * 4, builds):
+                pass
+            assert budget.resident_bytes() <= budget.budget_bytes
+        per_run.append(sum(1 for name, _ in builds[before:] if name in big))
+    # Three big components cycling through room for two: at best one is rebuilt at every other phase, 1.5 a run
+    # on average. Least-recently-used eviction rebuilt all three on every run: [3, 3, 3, 3, 3, 3].
+    assert per_run[0] == 3
+    assert all(n <= 2 for n in per_run[1:]) and sum(per_run[1:]) <= 1.5 * len(per_run[1:]), per_run

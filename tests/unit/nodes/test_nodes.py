@@ -1,0 +1,113 @@
+"""The nodes on their own, with the real ComfyUI tree but no server: saved workflows still match their schemas,
+queue-time checks refuse bad numbers (NaN included) naming the input, the loader's fingerprint notices a file
+replaced under the same name, and the adapters turn ComfyUI's values into the pipeline's."""
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import folder_paths
+import pytest
+import torch
+
+from ltx2_a2v.errors import LTX2InputError
+from ltx2_a2v.nodes.adapters import audio_in, audio_out
+from ltx2_a2v.nodes.decode import LTX2Decode
+from ltx2_a2v.nodes.load import LoadLTX2Quantized
+from ltx2_a2v.nodes.sampler import A2VSampler
+from ltx2_a2v.nodes.upscale import SpatialUpscale
+from ltx2_a2v.nodes.vram_guard import VRAMGuard
+
+ROOT = Path(__file__).resolve().parents[3]
+NODES = {n.define_schema().node_id: n for n in (LoadLTX2Quantized, A2VSampler, SpatialUpscale, LTX2Decode, VRAMGuard)}
+
+
+@pytest.fixture(autouse=True)
+def model_folders(models_dir):
+    """ComfyUI's model folders pointed at the tiny bundle, as tools/serve.py does for the host."""
+    for folder in ("checkpoints", "loras", "latent_upscale_models", "text_encoders"):
+        folder_paths.add_model_folder_path(folder, str(models_dir / folder), is_default=True)
+
+
+@pytest.mark.parametrize("workflow", sorted((ROOT / "example_workflows" / "api").glob("*.json")), ids=lambda p: p.stem)
+def test_saved_workflows_name_only_inputs_the_schemas_have(workflow):
+    for node in json.loads(workflow.read_text()).values():
+        if node["class_type"] not in NODES:
+            continue
+        schema = NODES[node["class_type"]].define_schema()
+        assert set(node["inputs"]) <= {i.id for i in schema.inputs}, node["class_type"]
+
+
+def sampler_values(**change) -> dict:
+    values = dict(width=384, height=256, num_frames=97, frame_rate=24.0, cfg=3.0, stage="base")
+    return values | change
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"cfg": float("nan")}, "cfg: nan is not a number"),
+    ({"frame_rate": float("inf")}, "frame_rate: inf is not a number"),
+    ({"cfg": 25.0}, "cfg: 25.0 is outside 1.0..20.0"),
+    ({"width": 100}, "multiples of 32"),
+    ({"num_frames": 20}, "8k+1"),
+    ({"stage": "refine"}, "latent: the refine stage needs a latent"),
+])
+def test_sampler_refuses_bad_values_naming_the_input(change, words):
+    assert words in A2VSampler.validate_inputs(**sampler_values(**change))
+
+
+def test_sampler_takes_linked_values_and_a_connected_latent():
+    assert A2VSampler.validate_inputs(**sampler_values(frame_rate=None, cfg=None, stage="refine"), latent=None) is True
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), 1e30, -2.0])
+def test_vram_guard_refuses_a_budget_that_is_not_a_sane_number(budget):
+    assert VRAMGuard.validate_inputs(budget_gb=budget, action="enforce").startswith(f"budget_gb: {budget}")
+
+
+def loader_values(models_dir, **change) -> dict:
+    return dict(ckpt_name="ltx-2.3-tiny-dev.safetensors", text_encoder="gemma-3-tiny-it", quantization="fp8_scaled",
+                text_encoder_quantization="none", residency="cold_start",
+                distilled_lora="ltx-2.3-tiny-distilled-lora-384.safetensors", distilled_lora_strength=1.0) | change
+
+
+def test_loader_refuses_a_strength_that_is_not_a_number(models_dir):
+    assert LoadLTX2Quantized.validate_inputs(**loader_values(models_dir)) is True
+    problem = LoadLTX2Quantized.validate_inputs(**loader_values(models_dir, distilled_lora_strength=math.nan))
+    assert problem.startswith("distilled_lora_strength: nan is not a number")
+
+
+def test_loader_fingerprint_changes_when_a_file_is_replaced_keeping_its_size_and_time(models_dir, tmp_path):
+    """`cp -p` of another file of the same size over the checkpoint keeps its size and modification time."""
+    checkpoint = models_dir / "checkpoints" / "ltx-2.3-tiny-dev.safetensors"
+    values = loader_values(models_dir)
+    before = LoadLTX2Quantized.fingerprint_inputs(**values)
+    assert LoadLTX2Quantized.fingerprint_inputs(**values) == before
+    backup = tmp_path / "backup.safetensors"
+    shutil.copy2(checkpoint, backup)
+    stat = checkpoint.stat()
+    try:
+        time.sleep(0.01)
+        data = bytearray(checkpoint.read_bytes())
+        data[-1] ^= 0xFF  # same size, other bytes
+        checkpoint.write_bytes(bytes(data))
+        os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the time kept, as cp -p does
+        assert checkpoint.stat().st_size == stat.st_size and checkpoint.stat().st_mtime_ns == stat.st_mtime_ns
+        assert LoadLTX2Quantized.fingerprint_inputs(**values) != before
+    finally:
+        shutil.copy2(backup, checkpoint)
+
+
+def test_audio_adapters_refuse_a_missing_clip_and_give_what_save_video_reads():
+    with pytest.raises(LTX2InputError, match="^audio: no audio was given"):
+        audio_in(None)
+    waveform, rate = audio_in({"waveform": torch.zeros(1, 2, 100), "sample_rate": 16000})
+    assert waveform.shape == (1, 2, 100) and rate == 16000
+
+    class Audio:  # ltx-core's Audio: a waveform [channels, samples] and its rate
+        waveform, sampling_rate = torch.zeros(2, 100), 16000
+
+    out = audio_out(Audio())
+    assert out["waveform"].shape == (1, 2, 100) and out["sample_rate"] == 16000

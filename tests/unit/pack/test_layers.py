@@ -1,0 +1,64 @@
+"""The pack's layers import downward only (nodes -> ltx2 -> quant | memory -> errors), function-local imports
+included, and ComfyUI is imported only by the node layer and the entry point."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+RANK = {"errors": 0, "quant": 1, "memory": 1, "ltx2": 2, "nodes": 3}
+COMFY = {"comfy", "comfy_api", "comfy_execution", "comfy_extras", "folder_paths", "server", "execution", "nodes",
+         "app", "latent_preview"}
+
+
+def imports(path: Path, root: Path) -> list[tuple[int, str]]:
+    """(line, what) for every import in the file: pack layers as 'pack:<layer>', others by top-level name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                found.append((node.lineno, node.module.split(".")[0]))
+                continue
+            base = path.parent.relative_to(root).parts
+            base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+            target = (*base, *(node.module.split(".") if node.module else []))
+            if not target:  # `from . import x` at the root: the entry point importing the pack
+                target = tuple(alias.name for alias in node.names)
+            found.append((node.lineno, f"pack:{target[0]}"))
+    return found
+
+
+def violations(root: Path) -> list[str]:
+    wrong = []
+    files = [(layer, p) for layer in RANK for p in ([root / "errors.py"] if layer == "errors" else (root / layer).rglob("*.py"))
+             if p.is_file()]
+    for layer, path in files:
+        for line, what in imports(path, root):
+            target = what.removeprefix("pack:")
+            if what.startswith("pack:") and target != layer and RANK.get(target, 99) >= RANK[layer]:
+                wrong.append(f"{path.relative_to(root)}:{line} ({layer}) imports {target}")
+            if what in COMFY and layer != "nodes":
+                wrong.append(f"{path.relative_to(root)}:{line} ({layer}) imports ComfyUI's {what}")
+    return wrong
+
+
+def test_every_import_goes_down_a_layer_and_only_nodes_import_comfyui():
+    assert violations(ROOT) == []
+
+
+def test_the_entry_point_is_seen_importing_the_node_layer():
+    assert ("pack:nodes" in [what for _, what in imports(ROOT / "__init__.py", ROOT)])
+
+
+def test_an_upward_or_sideways_import_and_a_comfyui_import_are_caught(tmp_path):
+    (tmp_path / "quant").mkdir()
+    (tmp_path / "quant" / "x.py").write_text("def f():\n    from ..ltx2.model_spec import ModelSpec\n")
+    (tmp_path / "quant" / "y.py").write_text("from ..memory.budget import BUDGET\n")
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "z.py").write_text("import comfy.model_management\n")
+    assert sorted(violations(tmp_path)) == [
+        "memory/z.py:1 (memory) imports ComfyUI's comfy",
+        "quant/x.py:2 (quant) imports ltx2",
+        "quant/y.py:1 (quant) imports memory",
+    ]
