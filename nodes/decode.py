@@ -2,9 +2,16 @@
 
 from comfy_api.latest import io
 
+from ..ltx2.a2v.limits import TILE_LIMITS, check_numbers, check_tiles
 from .adapters import audio_out
 from .run import node_run
 from .types import LTX2LatentType, LTX2ModelType
+
+
+def _tile(name: str, default: int, step: int, tooltip: str) -> io.Int.Input:
+    low, high, _ = TILE_LIMITS[name]
+    return io.Int.Input(name, default=default, min=low, max=high, step=step, optional=True,
+                        tooltip=tooltip)
 
 
 class LTX2Decode(io.ComfyNode):
@@ -14,15 +21,39 @@ class LTX2Decode(io.ComfyNode):
             node_id="LTX2Decode",
             display_name="LTX-2 Decode (frames + audio)",
             category="LTX-2",
-            inputs=[LTX2ModelType.Input("model"), LTX2LatentType.Input("latent")],
+            inputs=[
+                LTX2ModelType.Input("model"),
+                LTX2LatentType.Input("latent"),
+                # ltx-pipelines' TilingConfig.default(): the same frames as the reference, and a decode whose peak
+                # does not grow with the video's size.
+                _tile("spatial_tile", 512, 32, "Decode in tiles of this many pixels (0: the whole frame at once)"),
+                _tile("spatial_overlap", 64, 32, "Pixels two neighbouring tiles share"),
+                _tile("temporal_tile", 64, 8, "Decode this many frames at a time (0: all at once)"),
+                _tile("temporal_overlap", 24, 8, "Frames two neighbouring chunks share"),
+            ],
             outputs=[io.Image.Output(display_name="frames"), io.Audio.Output(display_name="audio"),
                      io.Float.Output(display_name="frame_rate")],
         )
 
     @classmethod
-    def execute(cls, model, latent) -> io.NodeOutput:
+    def validate_inputs(cls, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24) -> bool | str:
+        tiles = dict(spatial_tile=spatial_tile, spatial_overlap=spatial_overlap, temporal_tile=temporal_tile,
+                     temporal_overlap=temporal_overlap)
+        if None in tiles.values():  # linked: checked when the node runs, by ltx-core
+            return check_numbers(TILE_LIMITS, **tiles) or True
+        return check_numbers(TILE_LIMITS, **tiles) or check_tiles(**tiles) or True
+
+    @classmethod
+    def execute(cls, model, latent, spatial_tile=512, spatial_overlap=64, temporal_tile=64,
+                temporal_overlap=24) -> io.NodeOutput:
+        from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
+
         from ..ltx2.a2v import stages as a2v
 
+        tiling = TilingConfig(
+            spatial_config=SpatialTilingConfig(spatial_tile, spatial_overlap) if spatial_tile else None,
+            temporal_config=TemporalTilingConfig(temporal_tile, temporal_overlap) if temporal_tile else None,
+        )
         with node_run(model) as run:
-            frames, audio = a2v.decode(model, run.device, latent, run.progress, run.on_tensor)
+            frames, audio = a2v.decode(model, run.device, latent, run.progress, run.on_tensor, tiling)
         return io.NodeOutput(frames, audio_out(audio), float(latent.frame_rate))

@@ -45,16 +45,20 @@ class A2VSampler(io.ComfyNode):
                 io.Float.Input("cfg", default=3.0, **_limits("cfg"), step=0.1, tooltip="base only"),
                 io.Combo.Input("stage", options=list(STAGES), default="base"),
                 LTX2LatentType.Input("latent", optional=True, tooltip="Required for refine: the upscaled latent"),
+                io.Int.Input("image_crf", default=33, **_limits("image_crf"), optional=True,
+                             tooltip="The image goes through an H.264 round trip at this crf before it is encoded, "
+                                     "as the model's training frames did (ltx-pipelines' default 33); 0 = none"),
             ],
             outputs=[LTX2LatentType.Output(display_name="latent")],
         )
 
     @classmethod
-    def validate_inputs(cls, width, height, num_frames, frame_rate, cfg, stage, latent=UNCONNECTED) -> bool | str:
+    def validate_inputs(cls, width, height, num_frames, frame_rate, cfg, stage, latent=UNCONNECTED,
+                        image_crf=33) -> bool | str:
         # Taken here: the size rules (multiples of 32, 8k+1 frames) and the floats' finiteness, which ComfyUI
         # does not check; the limits of what is taken here are then checked here too (check_numbers).
         problem = check_numbers(LIMITS, width=width, height=height, num_frames=num_frames, frame_rate=frame_rate,
-                                cfg=cfg)
+                                cfg=cfg, image_crf=image_crf)
         if problem:
             return problem
         if None not in (width, height, num_frames):
@@ -71,7 +75,7 @@ class A2VSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, audio, prompt, negative_prompt, seed, width, height, num_frames, frame_rate,
-                steps, cfg, stage, latent=None) -> io.NodeOutput:
+                steps, cfg, stage, latent=None, image_crf=33) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
 
         if stage == "refine":
@@ -79,9 +83,9 @@ class A2VSampler(io.ComfyNode):
                 raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
             with node_run(model, REFINE_STEPS) as run:
                 return io.NodeOutput(a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress,
-                                                       run.on_tensor))
+                                                       run.on_tensor, image_crf))
         waveform, rate = audio_in(audio)
         with node_run(model, steps) as run:
             return io.NodeOutput(a2v.sample_base(model, run.device, image_in(image), waveform, rate, prompt,
                                                  negative_prompt, seed, width, height, num_frames, frame_rate, steps,
-                                                 cfg, run.progress, run.on_tensor))
+                                                 cfg, run.progress, run.on_tensor, image_crf))

@@ -41,15 +41,17 @@ GRAPH = {
     }, {}, (0, 600)),
     "4": ("A2VSampler", "Stage 1 (half size)", {
         "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
-        "frame_rate": 24.0, "steps": 20, "cfg": 3.0, "stage": "base",
+        "frame_rate": 24.0, "steps": 20, "cfg": 3.0, "stage": "base", "image_crf": 33,
     }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0)}, (420, 0)),
     "5": ("SpatialUpscale", "2x latent upscale", {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
           {"model": ("3", 0), "latent": ("4", 0)}, (420, 520)),
     "6": ("A2VSampler", "Stage 2 (distilled LoRA)", {
         "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
-        "frame_rate": 24.0, "steps": 3, "cfg": 1.0, "stage": "refine",
+        "frame_rate": 24.0, "steps": 3, "cfg": 1.0, "stage": "refine", "image_crf": 33,
     }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)}, (840, 0)),
-    "7": ("LTX2Decode", "Decode frames + audio", {}, {"model": ("3", 0), "latent": ("6", 0)}, (840, 520)),
+    "7": ("LTX2Decode", "Decode frames + audio", {
+        "spatial_tile": 512, "spatial_overlap": 64, "temporal_tile": 64, "temporal_overlap": 24,
+    }, {"model": ("3", 0), "latent": ("6", 0)}, (840, 520)),
     "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1260, 440)),
     "9": ("SaveVideo", "Save mp4", {"filename_prefix": "ltx2_a2v/video", "format": "mp4", "codec": "h264"},
           {"video": ("8", 0)}, (1680, 120)),

@@ -1,8 +1,6 @@
 """The sampler's image and audio as the pipeline takes them, from plain tensors (the node layer converts
 ComfyUI's IMAGE and AUDIO into these)."""
 
-import math
-
 import torch
 from ltx_core.types import Audio
 
@@ -10,8 +8,9 @@ from ...errors import LTX2InputError
 
 
 def conditioning_audio(waveform: torch.Tensor, rate: int, seconds: float) -> Audio:
-    """A clip ([channels, samples] or [batch, channels, samples]) as stereo float audio of exactly `seconds`: mono
-    is duplicated, extra channels dropped, a short clip padded with silence, a long one cut."""
+    """A clip ([channels, samples] or [batch, channels, samples]) as stereo float audio of `seconds`, rounded to
+    the nearest sample as ltx-pipelines' audio decoder rounds: mono is duplicated, extra channels dropped, a short
+    clip padded with silence, a long one cut."""
     waveform = torch.as_tensor(waveform).float()
     if waveform.ndim == 2:
         waveform = waveform.unsqueeze(0)
@@ -21,7 +20,7 @@ def conditioning_audio(waveform: torch.Tensor, rate: int, seconds: float) -> Aud
     if waveform.shape[1] == 1:
         waveform = waveform.repeat(1, 2, 1)
     waveform = waveform[:, :2]
-    samples = math.ceil(seconds * rate)
+    samples = round(seconds * rate)
     if waveform.shape[-1] < samples:
         waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[-1]))
     return Audio(waveform=waveform[..., :samples], sampling_rate=int(rate))

@@ -21,3 +21,6 @@ class A2VLatent:
     # Stage 1's encoded positive prompt, kept on the CPU with what it depends on: a refine stage with the same
     # prompt and text encoder reuses it instead of building the 12B Gemma a second time in the run.
     prompt_encoding: tuple[tuple, EmbeddingsProcessorOutput] | None = None
+    # The run's random generator as the last stage left it (torch.Generator.get_state()): the next stage with the
+    # same seed, and the decoder, continue its stream, as ltx-pipelines' one generator does.
+    noise_state: torch.Tensor | None = None

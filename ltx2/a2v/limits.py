@@ -11,7 +11,30 @@ LIMITS = {
     "frame_rate": (1.0, 120.0, "24 or 25 for video with speech"),
     "steps": (1, 200, "30 for the base stage"),
     "cfg": (1.0, 20.0, "3.0"),
+    "image_crf": (0, 51, "33, as ltx-pipelines (0: no compression)"),
 }
+
+# LTX2Decode's tiles, as ltx-core's TilingConfig takes them: (min, max, what to suggest); 0 = not tiled.
+TILE_LIMITS = {
+    "spatial_tile": (0, 4096, "512 (ltx-pipelines' default)"),
+    "spatial_overlap": (0, 4064, "64"),
+    "temporal_tile": (0, 1025, "64"),
+    "temporal_overlap": (0, 1024, "24"),
+}
+
+
+def check_tiles(spatial_tile: int, spatial_overlap: int, temporal_tile: int, temporal_overlap: int) -> str | None:
+    """ltx-core's rules for tile sizes (its TilingConfig raises on a bad one, at decode time; here they are said
+    at queue time): spatial tiles of 64+ px, multiples of 32; temporal tiles of 16+ frames, multiples of 8; an
+    overlap smaller than its tile, in the same multiples. 0 turns that tiling off."""
+    if spatial_tile and (spatial_tile < 64 or spatial_tile % 32 or spatial_overlap % 32 or spatial_overlap >= spatial_tile):
+        return (f"spatial_tile / spatial_overlap: {spatial_tile} / {spatial_overlap} px; tiles are 64 px or more and "
+                "overlaps smaller than the tile, both multiples of 32. Try 512 / 64, or 0 for no spatial tiling.")
+    if temporal_tile and (temporal_tile < 16 or temporal_tile % 8 or temporal_overlap % 8 or temporal_overlap >= temporal_tile):
+        return (f"temporal_tile / temporal_overlap: {temporal_tile} / {temporal_overlap} frames; tiles are 16 frames "
+                "or more and overlaps smaller than the tile, both multiples of 8. Try 64 / 24, or 0 for no temporal "
+                "tiling.")
+    return None
 
 
 def check_numbers(limits: dict[str, tuple], **values) -> str | None:

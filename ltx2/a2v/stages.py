@@ -1,10 +1,22 @@
 """The two-stage audio-to-video pipeline, stage by stage, on any device.
 
-It follows ltx-pipelines' A2VidPipelineTwoStage (text encode -> audio encode -> image conditioning -> stage 1
-at half size with the audio latent frozen -> 2x latent upsample -> stage 2 with the distilled LoRA -> decode),
-using ltx-pipelines' helpers only where they run without a GPU: its pipeline and `encode_prompts` call
-`torch.cuda.synchronize()` unconditionally. Each stage builds the components it needs, runs, and lets them go,
-so one stage's models are never resident during another's.
+It is ltx-pipelines' A2VidPipelineTwoStage (text encode -> audio encode -> image conditioning -> stage 1 at half
+size with the audio latent frozen -> 2x latent upsample -> stage 2 with the distilled LoRA -> tiled decode), cut
+into the graph's nodes and giving its frames for the same inputs and seed. ltx-pipelines' helpers are used
+wherever they run without a GPU (its pipeline and `encode_prompts` call `torch.cuda.synchronize()`
+unconditionally). Each phase builds the components it needs, runs, and lets them go: a name bound to a component
+is deleted inside the block that holds it, so nothing keeps it alive once the budget lets it go.
+
+What is the reference's is kept so, on purpose:
+- one random generator for the whole run: stage 2's noise continues stage 1's stream, and the decoder's continues
+  stage 2's (the latent carries the generator's state from node to node; a refine stage given another seed than
+  the base stage's starts a new stream);
+- the conditioning image goes through an H.264 round trip at crf 33 (`image_crf`) before it is encoded, in both
+  stages, as the model's training frames did;
+- the decode is tiled as the reference's command line tiles it (ltx-core's `TilingConfig.default()`).
+Where the pack differs, on purpose: a mono clip is duplicated to stereo (the reference passes it on as mono), a
+clip shorter than the video is padded with silence (the reference's is only cut), and STG is dropped on a model
+without the blocks it perturbs (the reference's extra pass perturbs nothing there: the same frames).
 """
 
 from collections.abc import Callable
@@ -19,16 +31,16 @@ from ltx_core.conditioning import VideoConditionByLatentIndex
 from ltx_core.model.audio_vae import encode_audio
 from ltx_core.model.transformer import X0Model
 from ltx_core.model.upsampler import upsample_video
-from ltx_core.model.video_vae import decode_video
+from ltx_core.model.video_vae import TilingConfig, decode_video, get_video_chunks_number
 from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
 from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
-from ltx_pipelines.utils.constants import LTX_2_3_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
+from ltx_pipelines.utils.constants import DEFAULT_IMAGE_CRF, LTX_2_3_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
 from ltx_pipelines.utils.helpers import (
     denoise_video_only,
     multi_modal_guider_denoising_func,
     simple_denoising_func,
 )
-from ltx_pipelines.utils.media_io import resize_and_center_crop
+from ltx_pipelines.utils.media_io import normalize_latent, preprocess, resize_and_center_crop
 from ltx_pipelines.utils.samplers import euler_denoising_loop
 from ltx_pipelines.utils.types import PipelineComponents
 
@@ -44,14 +56,27 @@ Progress = Callable[[int, int], None]
 OnTensor = Callable[[str], None] | None
 
 
+def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None) -> torch.Generator:
+    """The run's one generator: continuing the stream the latent's last stage left, when this stage has the seed
+    that stage had; else seeded anew."""
+    generator = torch.Generator(device=device)
+    if latent is not None and latent.noise_state is not None and latent.seed == seed:
+        generator.set_state(latent.noise_state)
+        return generator
+    return generator.manual_seed(seed)
+
+
 def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor = None):
     with BUDGET.phase("text encode", device):
         with model.component("text_encoder", device, on_tensor=on_tensor) as encoder:
             raw = [encoder.encode(p) for p in prompts]
+            del encoder
         with model.component("embeddings_processor", device, on_tensor=on_tensor) as processor:
             # The contexts go to the transformer: in its compute dtype (the text family's may differ).
             dtype = model.precision_on(device).transformer
-            return [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
+            encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
+            del processor, raw
+        return encoded
 
 
 def _prompt_key(model: ModelSpec, prompt: str, device: torch.device) -> tuple:
@@ -68,18 +93,23 @@ def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str,
     return EmbeddingsProcessorOutput(*(move(t) if t is not None else None for t in encoding))
 
 
-def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, height: int, device: torch.device,
-                        on_tensor: OnTensor = None) -> list[VideoConditionByLatentIndex]:
+def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, height: int, crf: int,
+                        device: torch.device, on_tensor: OnTensor = None) -> list[VideoConditionByLatentIndex]:
+    """The image encoded as the first latent frame, prepared exactly as ltx-pipelines' load_image_conditioning
+    prepares a file: 8-bit RGB, the crf round trip, resize and center crop, [-1, 1]."""
     precision = model.precision_on(device)
+    rgb8 = (image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()  # ComfyUI's floats are 8-bit values / 255
+    pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
+    pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
     with BUDGET.phase("image encode", device), model.component("video_encoder", device, on_tensor=on_tensor) as encoder:
-        pixels = resize_and_center_crop(image * 255.0, height, width)  # -> [1, 3, 1, height, width]
-        encoded = encoder((pixels / 127.5 - 1.0).to(device=device, dtype=precision.vae))
+        encoded = encoder(pixels)
+        del encoder
     return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
 
 
-def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Tensor, denoise_fn,
+def _denoise(shape: VideoPixelShape, conditionings, generator: torch.Generator, sigmas: torch.Tensor, denoise_fn,
              progress: Progress | None, device: torch.device, dtype: torch.dtype, **initial):
-    """ltx-pipelines' video-only denoising (audio latent frozen) with its Euler loop, seeded on `device`.
+    """ltx-pipelines' video-only denoising (audio latent frozen) with its Euler loop.
 
     The loop has no callback, so the denoise function reports each finished step."""
     total, done = len(sigmas) - 1, 0
@@ -96,7 +126,7 @@ def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Ten
     return denoise_video_only(
         output_shape=shape,
         conditionings=conditionings,
-        noiser=GaussianNoiser(generator=torch.Generator(device=device).manual_seed(seed)),
+        noiser=GaussianNoiser(generator=generator),
         sigmas=sigmas,
         stepper=EulerDiffusionStep(),
         denoising_loop_fn=lambda s, v, a, stepper: euler_denoising_loop(s, v, a, stepper, step),
@@ -110,23 +140,25 @@ def _denoise(shape: VideoPixelShape, conditionings, seed: int, sigmas: torch.Ten
 def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, waveform: torch.Tensor, sample_rate: int,
                 prompt: str, negative_prompt: str, seed: int, width: int, height: int, num_frames: int,
                 frame_rate: float, steps: int, cfg: float, progress: Progress | None = None,
-                on_tensor: OnTensor = None) -> A2VLatent:
+                on_tensor: OnTensor = None, image_crf: int = DEFAULT_IMAGE_CRF) -> A2VLatent:
     """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
     first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
     latent stays frozen."""
     image = first_image(image)
     seconds = num_frames / frame_rate
     audio = conditioning_audio(waveform, sample_rate, seconds)
+    generator = _generator(device, seed)
     with torch.inference_mode():
         positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
         with BUDGET.phase("audio encode", device), model.component("audio_encoder", device, on_tensor=on_tensor) as enc:
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
+            del enc
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
         dtype = model.precision_on(device).transformer
         audio_latent = audio_latent[:, :, :frames].to(dtype)
 
         shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
-        conditionings = _image_conditioning(model, image, width, height, device, on_tensor)
+        conditionings = _image_conditioning(model, image, width, height, image_crf, device, on_tensor)
         sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
         with BUDGET.phase("stage 1 denoise", device), model.component("transformer", device, on_tensor=on_tensor) as tr:
             denoise = multi_modal_guider_denoising_func(
@@ -136,11 +168,12 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
                 a_context=positive.audio_encoding,
                 transformer=X0Model(tr),
             )
-            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, dtype,
+            state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
                              initial_audio_latent=audio_latent)
             del denoise, tr  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(state.latent, audio_latent, audio, image, width, height, num_frames, frame_rate, seed,
-                     prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")))
+                     prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")),
+                     noise_state=generator.get_state())
 
 
 def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
@@ -159,14 +192,17 @@ def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress:
         with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
                 model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler:
             video = upsample_video(latent.video.to(device), encoder, upsampler)
+            del encoder, upsampler
     if progress is not None:
         progress(1, 1)
     return replace(latent, video=video, width=latent.width * 2, height=latent.height * 2)
 
 
 def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, prompt: str, seed: int,
-                  progress: Progress | None = None, on_tensor: OnTensor = None) -> A2VLatent:
+                  progress: Progress | None = None, on_tensor: OnTensor = None,
+                  image_crf: int = DEFAULT_IMAGE_CRF) -> A2VLatent:
     """Stage 2: the distilled LoRA's fixed schedule on the upscaled latent, audio still frozen, no CFG."""
+    generator = _generator(device, seed, latent)
     with torch.inference_mode():
         kept = latent.prompt_encoding
         if kept is not None and kept[0] == _prompt_key(model, prompt, device):
@@ -175,30 +211,39 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
             (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
         shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
                                 fps=latent.frame_rate)
-        conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, device, on_tensor)
+        conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, image_crf, device,
+                                            on_tensor)
         sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
         with BUDGET.phase("stage 2 denoise", device), \
                 model.component("transformer", device, with_distilled_lora=True, on_tensor=on_tensor) as tr:
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
             dtype = model.precision_on(device).transformer
-            state = _denoise(shape, conditionings, seed, sigmas, denoise, progress, device, dtype,
+            state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
                              noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device, dtype),
                              initial_audio_latent=latent.audio_latent.to(device, dtype))
             del denoise, tr
-    return replace(latent, video=state.latent, seed=seed)
+    return replace(latent, video=state.latent, seed=seed, noise_state=generator.get_state())
 
 
 def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
-           on_tensor: OnTensor = None) -> tuple[torch.Tensor, Audio]:
-    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length."""
+           on_tensor: OnTensor = None, tiling: TilingConfig | None = None) -> tuple[torch.Tensor, Audio]:
+    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length.
+
+    Tiled as `tiling` says (default: the reference's `TilingConfig.default()`, 512 px and 64 frames with
+    overlaps; `TilingConfig()` decodes in one piece); progress is reported after each temporal tile."""
+    tiling = TilingConfig.default() if tiling is None else tiling
+    tiled = tiling.spatial_config is not None or tiling.temporal_config is not None
+    total = get_video_chunks_number(latent.num_frames, tiling) if tiled else 1
+    chunks = []
     with torch.inference_mode(), BUDGET.phase("decode", device):
         with model.component("video_decoder", device, on_tensor=on_tensor) as decoder:
-            generator = torch.Generator(device=device).manual_seed(latent.seed)
-            chunks = list(decode_video(latent.video.to(device), decoder, None, generator))
+            generator = _generator(device, latent.seed, latent)
+            for chunk in decode_video(latent.video.to(device), decoder, tiling if tiled else None, generator):
+                chunks.append(chunk.cpu())
+                if progress is not None:
+                    progress(len(chunks), max(total, len(chunks)))
             del decoder
-    frames = torch.cat(chunks, dim=0).float().cpu() / 255.0
-    if progress is not None:
-        progress(1, 1)
+    frames = torch.cat(chunks, dim=0).float() / 255.0
     samples = round(latent.num_frames / latent.frame_rate * latent.audio.sampling_rate)
     audio = Audio(waveform=latent.audio.waveform[0, :, :samples].cpu(), sampling_rate=latent.audio.sampling_rate)
     return frames, audio
