@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from ..errors import LTX2InputError
-from ..memory import streaming
 from ..memory.budget import BUDGET, Need
+from ..memory.streaming import Streamer
 from ..quant import POLICIES, check_policy, get_policy
+from . import activations as activation_estimates
 from .build import LoadReport, build
 from .components import Bundle
 from .file_identity import identities
@@ -53,29 +54,25 @@ class ModelSpec:
 
     def build(self, name: str, device: torch.device | str = "cpu", with_distilled_lora: bool = False,
               on_tensor=None, streamed: list[str] = (), plan: ComponentPlan | None = None,
-              ) -> tuple[torch.nn.Module, LoadReport]:
-        """(component, load report), outside the budget. The stage-2 transformer is `with_distilled_lora=True`:
-        fused, then quantized. `streamed` units are kept out of memory and brought in one at a time during each
-        forward (memory/streaming.py)."""
+              ) -> tuple[torch.nn.Module, LoadReport, Streamer | None]:
+        """(component, load report, its Streamer), outside the budget. The stage-2 transformer is
+        `with_distilled_lora=True`: fused, then quantized. A transformer under a streamable policy gets a Streamer
+        (memory/streaming.py): its `streamed` units are kept out of memory from the start and brought in one at a
+        time during each forward, and any unit can be moved out or back later."""
         device = torch.device(device)
         self.check_policy(name, device)  # before any file is opened
         plan = plan or ComponentPlan.read(self.bundle, name)
-        store = streaming.make_store(device) if streamed else None
-
-        def keep_out(key: str, tensor: torch.Tensor) -> bool:
-            if streaming.unit_of(key, streamed) is None:
-                return False
-            store.put(key, tensor)
-            return True
-
+        units = plan.units() if POLICIES[self.policy_for(name)].streamable else []
+        streamer = Streamer(device, units, streamed) if units else None
         module, report = build(plan, self.policy_for(name), device, self.precision_on(device).of(name),
-                               lora=self._lora(with_distilled_lora), keep_out=keep_out if streamed else None,
-                               on_tensor=on_tensor)
+                               lora=self._lora(with_distilled_lora),
+                               keep_out=streamer.keep_out if streamer and streamed else None, on_tensor=on_tensor)
+        if streamer is not None:
+            streamer.attach(module)
         if streamed:
-            streaming.attach(module, streamed, store, device)
-            report.notes.append(f"streamed: {len(streamed)} of {len(plan.units())} units, "
-                                f"{store.nbytes() / 2**20:.0f} MiB kept out of memory")
-        return module, report
+            report.notes.append(f"streamed: {len(streamed)} of {len(units)} units, "
+                                f"{streamer.store.nbytes() / 2**20:.0f} MiB kept out of memory")
+        return module, report, streamer
 
     def estimate_bytes(self, name: str) -> int:
         """What the component will hold once built, from its files' headers (see ComponentPlan.sizes)."""
@@ -104,29 +101,42 @@ class ModelSpec:
                 identities(self.files_of(name, with_distilled_lora)))
 
     @contextlib.contextmanager
-    def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None):
-        """The component through the process's budget: reused if resident, else built after making room; in
-        cold_start freed when the block ends. The files are read (once) only when it has to be built."""
+    def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None,
+                  activations: int = 0):
+        """The component through the process's budget: reused if resident, else built after making room for it
+        and the phase's `activations` (bytes, ltx2/activations.py); in cold_start freed when the block ends. The
+        files are read (once) only when it has to be built."""
         device = torch.device(device)
         self.check_policy(name, device)
         policy = POLICIES[self.policy_for(name)]
+        compute = self.precision_on(device).of(name)
         plans: list[ComponentPlan] = []
 
         def need() -> Need:
             plans.append(ComponentPlan.read(self.bundle, name))
             unit_bytes, other = plans[0].unit_sizes(policy)
+            upcast = activation_estimates.upcast_bytes(plans[0], policy, compute, fp8_matmul(policy, device, compute))
             if unit_bytes and not policy.streamable:
-                return Need(other + sum(unit_bytes.values()), cannot_stream=(
+                return Need(other + sum(unit_bytes.values()), upcast_bytes=upcast, cannot_stream=(
                     f"quantization: the {name} does not fit the budget, and block streaming (which would run it a "
                     f"block at a time) supports {', '.join(p for p, v in POLICIES.items() if v.streamable)}, not "
                     f"{policy.name}. Pick fp8_scaled, or raise budget_gb in VRAMGuard."))
-            return Need(other, unit_bytes)
+            return Need(other, unit_bytes, upcast_bytes=upcast)
 
-        def make(streamed: list[str]) -> tuple[torch.nn.Module, str]:
-            module, report = self.build(name, device, with_distilled_lora, on_tensor, streamed, plan=plans[0])
-            return module, report.summary()
+        def make(streamed: list[str]):
+            module, report, streamer = self.build(name, device, with_distilled_lora, on_tensor, streamed, plan=plans[0])
+            return module, streamer, report.summary()
 
         label = f"{name} (stage 2)" if with_distilled_lora else name
         with BUDGET.use(self.component_key(name, device, with_distilled_lora), label, policy.name, device, need,
-                        make) as module:
+                        make, activations) as module:
             yield module
+
+
+def fp8_matmul(policy, device: torch.device, compute_dtype: torch.dtype) -> bool:
+    """Whether the policy's layers will multiply in fp8 here (then no weight is upcast)."""
+    if policy.name != "fp8_scaled":
+        return False
+    from ..quant.fp8_scaled import fp8_matmul_available
+
+    return fp8_matmul_available(device, compute_dtype) is None

@@ -35,6 +35,10 @@ DTYPES = {
     "F8_E5M2": torch.float8_e5m2,
 }
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+# Asked for with LTX2_DROP_PAGE_CACHE=1: tell the kernel the pages just read will not be read again, so a 43 GB
+# read does not push other files out of the page cache. Off by default: the page cache is what makes the next
+# cold_start run's reads fast when RAM allows.
+DROP_PAGE_CACHE = os.environ.get("LTX2_DROP_PAGE_CACHE") == "1"
 # A header larger than this is not a model header (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100 * 2**20
 
@@ -143,8 +147,7 @@ def iter_tensors(header: SafetensorsHeader, keys: set[str] | None = None) -> Ite
             yield entry.key, buffer.view(entry.dtype).reshape(entry.shape)
             # Release this buffer before the next is allocated (the caller may already have dropped it).
             del buffer, view
-            # Tell the kernel these pages will not be read again, so a 43 GB read does not fill the page cache.
-            if hasattr(os, "posix_fadvise"):
+            if DROP_PAGE_CACHE and hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(f.fileno(), entry.start, entry.nbytes, os.POSIX_FADV_DONTNEED)
 
 

@@ -59,9 +59,12 @@ def give_back_freed_memory() -> None:
 
 
 def empty_cache(device: torch.device) -> None:
-    """Give a device's freed memory back: CUDA's caching allocator, or the C heap on a CPU."""
+    """Give a device's freed memory back: CUDA's caching allocator and its pinned host blocks (torch keeps freed
+    page-locked memory cached for reuse, where block streaming's stores would pile up across builds), or the C
+    heap on a CPU."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
+        torch._C._host_emptyCache()
     else:
         give_back_freed_memory()
 

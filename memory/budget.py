@@ -1,15 +1,21 @@
 """One memory budget for every component the pack builds, in one process: every decision about what is resident
 is taken here.
 
-The budget knows each component it holds (bytes, device, last use). In `cold_start` a component lives only
-while a phase uses it, so the pack holds nothing when idle; in `persistent` components stay between runs as long
-as they fit; when they do not, the most recently used idle one is evicted first (runs repeat one order of
-components, see make_room). Before building, it makes room: its own idle components first, then through
-`bridge.free_external` (the host's memory manager, which unloads other nodes' models). A component that cannot
-fit even alone is built block-streamed (streaming.py) when its maker says how it splits into units. The bridge
-also registers each kept component with the host's manager, so the host can evict ours (nodes/patcher.py).
+The budget knows each component it holds (bytes on the device, bytes kept out by block streaming, device, last
+use). In `cold_start` a component lives only while a phase uses it, so the pack holds nothing when idle; in
+`persistent` components stay between runs as long as they fit; when they do not, the most recently used idle one
+is evicted first (runs repeat one order of components, see make_room). A phase's activations are part of the
+budget: before building, room is made for the weights plus what the phase will need beside them (its estimate,
+ltx2/activations.py), first from our own idle components, then through the host's memory manager
+(`Bridge.make_room`). A component that cannot fit even alone is built block-streamed (streaming.py) when its maker
+says how it splits into units.
 
-It keeps the run report too: per phase seconds and peak memory (meter.py). Nothing here imports ComfyUI.
+Every component in use, and every kept one, is known to the host's manager (`Bridge.load`, ComfyUI's
+load_models_gpu in nodes/patcher.py): when another model needs room the host can shrink a streamable component a
+unit at a time (`shrink`) instead of dropping it, grow it back (`grow`), or unload it (`unloaded_by_host`).
+
+It keeps the run report too: per phase seconds, the device-memory ledger's peak (ledger.py) and the components
+used. Nothing here imports ComfyUI.
 """
 
 import contextlib
@@ -25,12 +31,13 @@ import torch
 from ..errors import LTX2InputError
 from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
 from .faults import inject_oom
-from .meter import PeakMeter
+from .ledger import PhaseMeter
 from .report import PhaseRecord, RunReport
-from .streaming import split_units
+from .streaming import Streamer, split_units, units_in_flight
 
-# Kept free for activations, the CUDA context and whatever else shares the device.
-DEFAULT_RESERVE = {"cuda": 2 * GIB, "cpu": 4 * GIB}
+# Kept free for the host program and whatever else shares the device, without a host to say how much (the
+# ComfyUI bridge takes ComfyUI's own reserve, --reserve-vram). Activations are budgeted per phase, not here.
+DEFAULT_RESERVE = {"cuda": 1 * GIB, "cpu": 4 * GIB}
 
 OOM_ADVICE = (
     "{name}: out of memory while {phase} on {device}. The LTX-2 nodes have freed everything they held. To fit: pick "
@@ -42,19 +49,21 @@ OOM_ADVICE = (
 @dataclass(frozen=True)
 class Need:
     """What a component will hold once built, by streaming unit (transformer blocks, big top-level layers) and
-    the rest. No units: it cannot be streamed, and `cannot_stream` says why when that matters."""
+    the rest, and the largest weight it copies to its compute dtype during a forward. No units: it cannot be
+    streamed, and `cannot_stream` says why when that matters."""
 
     other_bytes: int
     unit_bytes: dict[str, int] = field(default_factory=dict)
     cannot_stream: str = ""
+    upcast_bytes: int = 0
 
     @property
     def total(self) -> int:
         return self.other_bytes + sum(self.unit_bytes.values())
 
 
-# build(streamed units) -> (the component, one line for the run report)
-Build = Callable[[list[str]], tuple[torch.nn.Module, str]]
+# build(streamed units) -> (the component, its Streamer or None, one line for the run report)
+Build = Callable[[list[str]], tuple[torch.nn.Module, Streamer | None, str]]
 
 
 @dataclass
@@ -64,27 +73,46 @@ class ComponentRecord:
     key: tuple
     name: str  # for people: "transformer (stage 2)"
     module: torch.nn.Module | None
-    nbytes: int
+    nbytes: int  # on the device now
     device: torch.device
     policy: str
-    streamed: bool = False
+    streamer: Streamer | None = None  # a streamable component's units, resident or kept out
+    upcast_bytes: int = 0  # its forward's largest compute-dtype copy of a weight
     last_use: float = field(default_factory=time.monotonic)
     in_use: int = 0
-    handle: object = None  # the bridge's registration
+    handle: object = None  # the host's registration (nodes/patcher.py)
+
+    @property
+    def streamed(self) -> bool:
+        return self.streamer is not None and bool(self.streamer.streamed)
 
     @property
     def label(self) -> str:
         return f"{self.name}, streamed" if self.streamed else self.name
 
+    @property
+    def total_bytes(self) -> int:
+        """Device bytes plus those kept out of memory by streaming."""
+        if self.streamer is None:
+            return self.nbytes
+        return self.nbytes + sum(self.streamer.unit_bytes(u) for u in self.streamer.streamed)
+
 
 class Bridge(Protocol):
     """How the budget talks to the host's memory manager (ComfyUI's, in nodes/patcher.py)."""
 
-    def register(self, record: ComponentRecord) -> object: ...
+    def reserve_bytes(self, device: torch.device) -> int:
+        """What the host keeps free on the device for everything else (ComfyUI: --reserve-vram)."""
 
-    def unregister(self, handle: object) -> None: ...
+    def make_room(self, nbytes: int, device: torch.device) -> None:
+        """Free other models until `nbytes` more fit on the device (before a build)."""
 
-    def free_external(self, nbytes: int, device: torch.device) -> None: ...
+    def load(self, record: ComponentRecord, working_bytes: int) -> object:
+        """Register the component with the host for this use (its weights plus `working_bytes` of activations),
+        or refresh its registration; returns the handle."""
+
+    def release(self, handle: object) -> None:
+        """The component is gone from the budget: let the host's record of it go."""
 
 
 class VramBudget:
@@ -95,19 +123,24 @@ class VramBudget:
         self.records: OrderedDict[tuple, ComponentRecord] = OrderedDict()
         self.last_run: RunReport | None = None
         self.device: torch.device | None = None  # the device last used, for the state's budget
-        self.running: tuple[str, float, PeakMeter] | None = None  # the phase running now: name, start, meter
+        self.running: tuple[str, float, PhaseMeter] | None = None  # the phase running now: name, start, meter
+        self._phase_components: list[dict] = []  # what the running phase used
+        self._unloaded: list[ComponentRecord] = []  # dropped by the host: forgotten the next time the budget acts
         self._lock = threading.RLock()
 
     # --- budget ---
     def set_budget_gb(self, gb: float) -> None:
-        if gb < 0:
-            raise LTX2InputError(f"budget_gb: {gb} is negative. Give 0 for the device's memory less a reserve, or a size in GB.")
+        if not 0 <= gb < float("inf"):
+            raise LTX2InputError(f"budget_gb: {gb} is not a size. Give 0 for the device's memory less a reserve, or a "
+                                 "size in GB.")
         self.budget_bytes = None if gb == 0 else int(gb * GIB)
 
     def budget_for(self, device: torch.device) -> int:
         if self.budget_bytes is not None:
             return self.budget_bytes
-        return device_total_bytes(device) - DEFAULT_RESERVE.get(device.type, 2 * GIB)
+        reserve = (self.bridge.reserve_bytes(device) if self.bridge is not None and device.type != "cpu"
+                   else DEFAULT_RESERVE.get(device.type, GIB))
+        return device_total_bytes(device) - reserve
 
     def room_for(self, device: torch.device) -> int:
         """Bytes a new component may take once every idle component of ours is evicted."""
@@ -123,20 +156,28 @@ class VramBudget:
 
     # --- components ---
     @contextlib.contextmanager
-    def use(self, key: tuple, name: str, policy: str, device: torch.device, need: Callable[[], Need], build: Build):
+    def use(self, key: tuple, name: str, policy: str, device: torch.device, need: Callable[[], Need], build: Build,
+            activations: int = 0):
         """Yields the component for `key`: the resident one, or one built by `build(streamed units)` after making
-        room for `need()` (asked only when a build is needed: it reads file headers). A component that cannot fit
-        even once every idle one is evicted keeps the units that fit resident and streams the others. In
-        cold_start it is freed when the block ends; in persistent it stays while it fits."""
+        room for `need()` (asked only when a build is needed: it reads file headers) and the phase's
+        `activations`. A component that cannot fit even once every idle one is evicted keeps the units that fit
+        resident and streams the others. In cold_start it is freed when the block ends; in persistent it stays
+        while it fits."""
         with self._lock:
+            self._forget_unloaded()
             self.device = device
             record = self.records.get(key)
             if record is None or record.module is None:
-                record = self._build(key, name, policy, device, need(), build)
+                record = self._build(key, name, policy, device, need(), build, activations)
             self.records.move_to_end(key)
             record.in_use += 1
+            if self.bridge is not None:
+                record.handle = self.bridge.load(record, activations + record.upcast_bytes)
             if self.last_run is not None and record.label not in self.last_run.components:
                 self.last_run.components.append(record.label)
+            if self.running is not None:
+                self._phase_components.append({"name": record.name, "bytes": record.nbytes,
+                                               "streamed": record.streamed})
         out_of_memory = False
         try:
             yield record.module
@@ -149,38 +190,38 @@ class VramBudget:
                 record.last_use = time.monotonic()
                 if out_of_memory:
                     self.free_all()
-                elif self.mode == "cold_start":
+                elif self.mode == "cold_start" or record.module is None:
                     self.evict(key)
                 else:
                     self.enforce(device)
 
-    def _build(self, key: tuple, name: str, policy: str, device: torch.device, need: Need,
-               build: Build) -> ComponentRecord:
-        room, streamed, holds = self.room_for(device), [], need.total
+    def _build(self, key: tuple, name: str, policy: str, device: torch.device, need: Need, build: Build,
+               activations: int) -> ComponentRecord:
+        working = activations + need.upcast_bytes
+        room, streamed, holds = self.room_for(device) - working, [], need.total
         if need.total > room and need.unit_bytes:
             units = list(need.unit_bytes)
-            resident, streamed = split_units(units, need.unit_bytes, need.other_bytes, room)
-            holds = need.other_bytes + sum(need.unit_bytes[u] for u in resident)
+            resident, streamed = split_units(units, need.unit_bytes, need.other_bytes, room, units_in_flight(device))
+            largest = max(need.unit_bytes.values())
+            holds = need.other_bytes + sum(need.unit_bytes[u] for u in resident) + units_in_flight(device) * largest
         elif need.total > room and need.cannot_stream:
             raise LTX2InputError(need.cannot_stream)
-        self.make_room(holds, device, keep=key)
+        self.make_room(holds + working, device, keep=key)
         try:
             inject_oom(f"load:{name}")
-            module, report_line = build(streamed)
+            module, streamer, report_line = build(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()
             raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, phase="loading", device=device)) from exc
-        record = ComponentRecord(key, name, module, module_bytes(module), device, policy, streamed=bool(streamed))
+        record = ComponentRecord(key, name, module, module_bytes(module), device, policy, streamer, need.upcast_bytes)
         self.records[key] = record
         if self.last_run is not None:
             self.last_run.loads.append(report_line)
-        if self.mode == "persistent" and self.bridge is not None:
-            record.handle = self.bridge.register(record)
         return record
 
     def make_room(self, nbytes: int, device: torch.device, keep: tuple | None = None) -> None:
-        """Evict our idle components (most recently used first) until `nbytes` more fit the budget;
-        if that is not enough, ask the host's manager to free the rest."""
+        """Evict our idle components (most recently used first) until `nbytes` more fit the budget; then ask the
+        host's manager to free what its other models hold beyond that."""
         budget = self.budget_for(device)
         # A run uses its components in the same order every time (text encoder, transformer, VAE, stage-2
         # transformer, decoder). When they do not all fit, the idle component used longest ago is the one the next
@@ -192,28 +233,79 @@ class VramBudget:
             record = self.records[key]
             if key != keep and record.in_use == 0 and record.device == device:
                 self.evict(key)
-        if self.bridge is not None:
-            self.bridge.free_external(nbytes, device)
+        if self.bridge is not None and nbytes > 0:
+            self.bridge.make_room(nbytes, device)
 
     def enforce(self, device: torch.device) -> None:
         self.device = device
         self.make_room(0, device)
 
-    def evict(self, key: tuple, from_host: bool = False) -> None:
-        """Drop a component. `from_host`: the host's manager is evicting it and removes its own record."""
+    def evict(self, key: tuple) -> None:
+        """Drop a component (from our own code: the host's record of it goes through Bridge.release)."""
         with self._lock:
             record = self.records.pop(key, None)
             if record is None:
                 return
-            if record.handle is not None and not from_host and self.bridge is not None:
-                self.bridge.unregister(record.handle)
-            record.module = None
-            record.handle = None
+            handle, record.handle, record.module, record.streamer = record.handle, None, None, None
+            if handle is not None and self.bridge is not None:
+                self.bridge.release(handle)
         empty_cache(record.device)
 
     def free_all(self) -> None:
         for key in [k for k, r in self.records.items() if r.in_use == 0]:
             self.evict(key)
+        self._forget_unloaded()
+
+    # --- the host's memory manager, shrinking, growing or dropping our components ---
+    def shrink(self, key: tuple, nbytes: int) -> int:
+        """Free about `nbytes` of an idle streamable component's device memory by streaming its units, last
+        first; the bytes freed."""
+        with self._lock:
+            record = self.records.get(key)
+            if record is None or record.module is None or record.streamer is None or record.in_use:
+                return 0
+            freed = 0
+            for unit in reversed(record.streamer.units):
+                if freed >= nbytes:
+                    break
+                freed += record.streamer.stream_out(unit)
+            record.nbytes -= freed
+        empty_cache(record.device)
+        return freed
+
+    def grow(self, key: tuple, nbytes: float) -> int:
+        """Bring a streamed component's units back, first first, while they fit `nbytes` and the budget; the
+        bytes brought back."""
+        with self._lock:
+            record = self.records.get(key)
+            if record is None or record.module is None or record.streamer is None:
+                return 0
+            room = min(nbytes, self.budget_for(record.device) - self.resident_bytes(record.device))
+            grown = 0
+            for unit in record.streamer.units:
+                size = record.streamer.unit_bytes(unit) if unit in record.streamer.streamed else 0
+                if size and grown + size <= room:
+                    grown += record.streamer.bring_back(unit)
+            record.nbytes += grown
+            return grown
+
+    def unloaded_by_host(self, key: tuple) -> None:
+        """The host's manager unloads the component. Its weights go now; the record (and the host's handle,
+        which the host is still iterating over) is forgotten the next time the budget acts."""
+        with self._lock:
+            record = self.records.get(key)
+            if record is None:
+                return
+            if record.in_use:  # freed by `use` when the phase ends
+                record.module = None
+                return
+            self.records.pop(key)
+            record.module, record.streamer = None, None
+            self._unloaded.append(record)
+        empty_cache(record.device)
+
+    def _forget_unloaded(self) -> None:
+        self._unloaded.clear()
 
     # --- report ---
     def begin_run(self, run_id: str, policy: str, mode: str, precision: str = "") -> RunReport:
@@ -229,14 +321,16 @@ class VramBudget:
     def phase(self, name: str, device: torch.device):
         """A timed part of a run (text encode, stage 1 denoise, ...), with its peak memory, for the report."""
         start = time.perf_counter()
-        with PeakMeter(device) as meter:
+        self._phase_components = []
+        with PhaseMeter(device) as meter:
             self.running = (name, start, meter)
             try:
                 yield
             finally:
                 self.running = None
         if self.last_run is not None:
-            self.last_run.phases.append(PhaseRecord(name, time.perf_counter() - start, meter.peak, meter.peak_reserved))
+            self.last_run.phases.append(PhaseRecord(name, time.perf_counter() - start, meter.peak, meter.peak_reserved,
+                                                    self._phase_components, meter.start))
             self.last_run.resident_after = self.resident_bytes()
 
     def state(self) -> dict:
@@ -244,9 +338,9 @@ class VramBudget:
             "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
             "mode": self.mode,
             "components": [
-                {"name": r.label, "bytes": r.nbytes, "device": str(r.device), "resident": r.module is not None,
-                 "policy": r.policy, "in_use": r.in_use > 0}
-                for r in self.records.values()
+                {"name": r.label, "bytes": r.nbytes, "streamed_bytes": r.total_bytes - r.nbytes,
+                 "device": str(r.device), "resident": r.module is not None, "policy": r.policy, "in_use": r.in_use > 0}
+                for r in list(self.records.values())
             ],
             "resident_bytes": self.resident_bytes(),
             "last_run": self.last_run.as_dict() if self.last_run else None,

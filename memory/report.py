@@ -1,5 +1,6 @@
 """The run report: what one prompt's run did, phase by phase (the JSON calls them "stages", as the page and the
-API have since the first release): seconds, peak memory, the components used and built."""
+API have since the first release): seconds, the device-memory ledger's peak (memory/ledger.py), the components
+used and built."""
 
 from dataclasses import dataclass, field
 
@@ -12,6 +13,8 @@ class PhaseRecord:
     seconds: float
     peak_bytes: int
     peak_reserved_bytes: int = 0  # allocated plus the allocator's cache (CUDA); the same as peak_bytes on a CPU
+    components: list[dict] = field(default_factory=list)  # {name, bytes, streamed} of each component it used
+    start_bytes: int = 0  # the ledger when the phase began: what was already live (kept components, latents)
 
 
 @dataclass
@@ -38,7 +41,9 @@ class RunReport:
             "components": list(self.components),
             "loads": list(self.loads),
             "stages": [{"name": p.name, "seconds": round(p.seconds, 3), "peak_bytes": p.peak_bytes,
-                        "peak_reserved_bytes": p.peak_reserved_bytes} for p in self.phases],
+                        "peak_reserved_bytes": p.peak_reserved_bytes, "start_bytes": p.start_bytes,
+                        "components": list(p.components)}
+                       for p in self.phases],
         }
 
     def text(self) -> str:

@@ -38,12 +38,14 @@ def unit_of(key: str, units: list[str]) -> str | None:
     return next((u for u in units if key.startswith(u + ".")), None)
 
 
-def split_units(units: list[str], unit_bytes: dict[str, int], other_bytes: int, room: int) -> tuple[list[str], list[str]]:
+def split_units(units: list[str], unit_bytes: dict[str, int], other_bytes: int, room: int,
+                in_flight: int = 1) -> tuple[list[str], list[str]]:
     """(resident, streamed): units kept in memory, in model order, while they fit `room` together with the layers
-    that are no unit and one streamed unit in flight; the rest streamed. Every byte moved per forward costs
-    host-to-device bandwidth, so the more that stays resident the faster the stage."""
-    in_flight = max(unit_bytes.get(u, 0) for u in units)
-    free = room - other_bytes - in_flight
+    that are no unit and `in_flight` streamed units (2 on a GPU, where the next unit is copied while the current
+    one computes); the rest streamed. Every byte moved per forward costs host-to-device bandwidth, so the more
+    that stays resident the faster the phase."""
+    largest = max((unit_bytes.get(u, 0) for u in units), default=0)
+    free = room - other_bytes - in_flight * largest
     resident = []
     for unit in units:
         if unit_bytes.get(unit, 0) <= free:
@@ -52,24 +54,37 @@ def split_units(units: list[str], unit_bytes: dict[str, int], other_bytes: int, 
     return resident, [u for u in units if u not in resident]
 
 
+def units_in_flight(device: torch.device) -> int:
+    return 2 if device.type == "cuda" else 1
+
+
 class PinnedStore:
-    """Units kept in page-locked host memory, copied to the GPU when used."""
+    """Units kept in page-locked host memory (freed with the store), copied to the GPU when used."""
 
     def __init__(self):
         self.tensors: dict[str, torch.Tensor] = {}
 
     def put(self, key: str, tensor: torch.Tensor) -> None:
-        self.tensors[key] = tensor.to("cpu").pin_memory()
+        self.tensors[key] = tensor.detach().to("cpu").pin_memory()
 
     def get(self, key: str, device: torch.device) -> torch.Tensor:
         return self.tensors[key].to(device, non_blocking=True)
+
+    def pop(self, key: str) -> None:
+        del self.tensors[key]
+
+    def size(self, key: str) -> int:
+        return self.tensors[key].nbytes
+
+    def keys(self) -> list[str]:
+        return list(self.tensors)
 
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.tensors.values())
 
 
 class SpillStore:
-    """Units written once to a file in a private temp folder, read back when used; removed with the store."""
+    """Units written to a file in a private temp folder, read back when used; removed with the store."""
 
     def __init__(self, folder: str | None = None):
         self._dir = tempfile.TemporaryDirectory(prefix="ltx2-stream-", dir=folder)
@@ -95,6 +110,15 @@ class SpillStore:
                 read += os.preadv(self._file.fileno(), [view[read:]], offset + read)
         return buffer.view(dtype).reshape(shape).to(device)
 
+    def pop(self, key: str) -> None:
+        del self.index[key]  # its bytes stay in the file until the store goes
+
+    def size(self, key: str) -> int:
+        return self.index[key][3]
+
+    def keys(self) -> list[str]:
+        return list(self.index)
+
     def nbytes(self) -> int:
         return sum(entry[3] for entry in self.index.values())
 
@@ -113,27 +137,125 @@ def make_store(device: torch.device):
     return PinnedStore() if device.type == "cuda" else SpillStore()
 
 
-def attach(model: torch.nn.Module, units: list[str], store, device: torch.device) -> None:
-    """Hooks that bring each unit in before its forward and send it back to meta after."""
+class Streamer:
+    """The streamed units of one model: kept in a store, brought onto the device around their own forward, and
+    moved between the device and the store as a whole at any time between forwards (the host's memory manager
+    shrinks or grows the model that way: nodes/patcher.py).
 
-    for unit in units:
-        module = model.get_submodule(unit)
+    On a GPU the next streamed unit, in the order the forward calls them (learned on the first pass), is copied
+    on a side stream while the current one computes; the compute stream waits for its event before using it. On
+    a CPU there is nothing to overlap with: a unit is read when its forward starts. Same code either way."""
+
+    def __init__(self, device: torch.device, units: list[str], streamed: list[str] = ()):
+        self.device, self.units = device, units
+        self.model: torch.nn.Module | None = None  # set by attach()
+        self._store = None  # made when a first unit is kept out: a transformer that never streams has none
+        self.streamed = set(streamed)
+        self._order: list[str] = []  # units as the forward calls them
+        self._ready: dict[str, tuple[dict[str, torch.Tensor], object]] = {}
+        self._unit_keys: dict[str, list[str]] = {}  # the store's keys of each streamed unit
+        self._copies = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Hooks on every unit of the built model, after the compute-dtype hooks (ltx2/precision.py): a unit is
+        brought in before those upcast it, and sent back after they put the stored tensors back."""
+        self.model = model
+        for unit in self.units:
+            module = model.get_submodule(unit)
+            module.register_forward_pre_hook(lambda mod, _args, unit=unit: self._bring_in(unit, mod), prepend=True)
+            module.register_forward_hook(lambda mod, _args, _out, unit=unit: self._send_back(unit, mod))
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = make_store(self.device)
+        return self._store
+
+    def keep_out(self, key: str, tensor: torch.Tensor) -> bool:
+        """While the model is built: takes a streamed unit's tensor into the store instead of the model."""
+        if unit_of(key, sorted(self.streamed)) is None:
+            return False
+        self.store.put(key, tensor)
+        return True
+
+    def _keys(self, unit: str) -> list[str]:
+        if unit not in self._unit_keys:
+            self._unit_keys[unit] = [k for k in self.store.keys() if k.startswith(unit + ".")]
+        return self._unit_keys[unit]
+
+    def _fetch(self, unit: str):
+        if self._copies is None:
+            return {k: self.store.get(k, self.device) for k in self._keys(unit)}, None
+        with torch.cuda.stream(self._copies):
+            tensors = {k: self.store.get(k, self.device) for k in self._keys(unit)}
+            done = torch.cuda.Event()
+            done.record(self._copies)
+        return tensors, done
+
+    def _next_streamed(self, unit: str) -> str | None:
+        order = self._order if len(self._order) == len(self.units) else self.units
+        if unit not in order:
+            return None
+        start = order.index(unit)
+        return next((u for u in order[start + 1:] + order[:start] if u in self.streamed), None)
+
+    def _bring_in(self, unit: str, module: torch.nn.Module) -> None:
+        if unit not in self._order:
+            self._order.append(unit)
+        if unit not in self.streamed:
+            return
+        tensors, done = self._ready.pop(unit, None) or self._fetch(unit)
+        if done is not None:
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_event(done)
+            for tensor in tensors.values():
+                tensor.record_stream(compute)  # made on the copy stream, freed after the compute stream used it
         prefix = unit + "."
-        keys = [k for k in store.index] if isinstance(store, SpillStore) else list(store.tensors)
-        unit_keys = [k for k in keys if k.startswith(prefix)]
+        module.load_state_dict({k[len(prefix):]: t for k, t in tensors.items()}, strict=False, assign=True)
+        following = self._next_streamed(unit) if self._copies is not None else None
+        if following is not None and following != unit and following not in self._ready:
+            self._ready[following] = self._fetch(following)
 
-        def bring_in(mod, _args, unit_keys=unit_keys, prefix=prefix):
-            state = {k[len(prefix):]: store.get(k, device) for k in unit_keys}
-            mod.load_state_dict(state, strict=False, assign=True)
+    def _send_back(self, unit: str, module: torch.nn.Module) -> None:
+        if unit in self.streamed:
+            _to_meta(module)
 
-        def send_back(mod, _args, _output):
-            for sub in mod.modules():
-                for name, param in list(sub.named_parameters(recurse=False)):
-                    sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"),
-                                                                    requires_grad=False))
+    def stream_out(self, unit: str) -> int:
+        """Moves a resident unit into the store; the bytes it freed on the device."""
+        if unit in self.streamed:
+            return 0
+        module, freed = self.model.get_submodule(unit), 0
+        for name, tensor in module.state_dict().items():
+            self.store.put(f"{unit}.{name}", tensor)
+            freed += tensor.nbytes
+        _to_meta(module)
+        self.streamed.add(unit)
+        self._unit_keys.pop(unit, None)
+        return freed
 
-        # First in, last out: the compute-dtype hooks (ltx2/precision.py), attached when the model was built,
-        # upcast what this brings in and put the stored tensors back before they are sent back.
-        module.register_forward_pre_hook(bring_in, prepend=True)
-        module.register_forward_hook(send_back)
-    model._ltx2_stream_store = store  # lives and dies with the model
+    def bring_back(self, unit: str) -> int:
+        """Makes a streamed unit resident again; the bytes it takes on the device."""
+        if unit not in self.streamed:
+            return 0
+        tensors, done = self._ready.pop(unit, None) or self._fetch(unit)
+        if done is not None:
+            done.synchronize()
+        prefix = unit + "."
+        self.model.get_submodule(unit).load_state_dict({k[len(prefix):]: t for k, t in tensors.items()},
+                                                        strict=False, assign=True)
+        for key in tensors:
+            self.store.pop(key)
+        self.streamed.discard(unit)
+        self._unit_keys.pop(unit, None)
+        return sum(t.nbytes for t in tensors.values())
+
+    def unit_bytes(self, unit: str) -> int:
+        if unit in self.streamed:
+            return sum(self.store.size(k) for k in self._keys(unit))
+        return sum(t.nbytes for t in self.model.get_submodule(unit).state_dict().values())
+
+
+def _to_meta(module: torch.nn.Module) -> None:
+    for sub in module.modules():
+        for name, param in list(sub.named_parameters(recurse=False)):
+            sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=False))

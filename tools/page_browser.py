@@ -156,6 +156,15 @@ def parse_bytes(text: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
+def shows_bytes(text: str, nbytes: int) -> bool:
+    """Whether the page's '6.6 MiB' is `nbytes` as formatted: within half a unit of its last digit."""
+    match = re.fullmatch(r"([\d.]+) (GiB|MiB|KiB)", text.strip())
+    if match is None:
+        return text.strip() == "0" and nbytes == 0
+    decimals = len(match.group(1).partition(".")[2])
+    return abs(parse_bytes(text) - nbytes) <= 0.5 * 10**-decimals * UNITS[match.group(2)] + 1
+
+
 def pack_errors(page) -> list[str]:
     """Errors and warnings of the page that name the pack (its extension's file or its messages)."""
     kinds = ("error", "warning", "pageerror")

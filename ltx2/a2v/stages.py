@@ -46,6 +46,8 @@ from ltx_pipelines.utils.types import PipelineComponents
 
 from ...memory.budget import BUDGET
 from ...memory.faults import inject_oom
+from .. import activations
+from ..gemma import GemmaRoot
 from ..model_spec import ModelSpec
 from .inputs import conditioning_audio, first_image
 from .latent import A2VLatent
@@ -67,11 +69,15 @@ def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None)
 
 
 def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor = None):
+    working = 0
+    if model.bundle.text_encoder is not None:
+        working = activations.text(GemmaRoot.open(model.bundle.text_encoder).config(), model.config,
+                                   model.precision_on(device).text_encoder)
     with BUDGET.phase("text encode", device):
-        with model.component("text_encoder", device, on_tensor=on_tensor) as encoder:
+        with model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder:
             raw = [encoder.encode(p) for p in prompts]
             del encoder
-        with model.component("embeddings_processor", device, on_tensor=on_tensor) as processor:
+        with model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor:
             # The contexts go to the transformer: in its compute dtype (the text family's may differ).
             dtype = model.precision_on(device).transformer
             encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
@@ -101,7 +107,9 @@ def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, heigh
     rgb8 = (image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()  # ComfyUI's floats are 8-bit values / 255
     pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
     pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
-    with BUDGET.phase("image encode", device), model.component("video_encoder", device, on_tensor=on_tensor) as encoder:
+    working = activations.image_encode(width, height, precision.vae)
+    with BUDGET.phase("image encode", device), \
+            model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder:
         encoded = encoder(pixels)
         del encoder
     return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
@@ -150,7 +158,9 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
     generator = _generator(device, seed)
     with torch.inference_mode():
         positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
-        with BUDGET.phase("audio encode", device), model.component("audio_encoder", device, on_tensor=on_tensor) as enc:
+        working = activations.audio_encode(seconds, audio.sampling_rate)
+        with BUDGET.phase("audio encode", device), \
+                model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc:
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
             del enc
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
@@ -160,7 +170,9 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
         shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
         conditionings = _image_conditioning(model, image, width, height, image_crf, device, on_tensor)
         sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
-        with BUDGET.phase("stage 1 denoise", device), model.component("transformer", device, on_tensor=on_tensor) as tr:
+        working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
+        with BUDGET.phase("stage 1 denoise", device), \
+                model.component("transformer", device, on_tensor=on_tensor, activations=working) as tr:
             denoise = multi_modal_guider_denoising_func(
                 video_guider=MultiModalGuider(params=_guider_params(model, cfg), negative_context=negative.video_encoding),
                 audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
@@ -214,10 +226,11 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
         conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, image_crf, device,
                                             on_tensor)
         sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
-        with BUDGET.phase("stage 2 denoise", device), \
-                model.component("transformer", device, with_distilled_lora=True, on_tensor=on_tensor) as tr:
+        dtype = model.precision_on(device).transformer
+        working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
+        with BUDGET.phase("stage 2 denoise", device), model.component(
+                "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working) as tr:
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            dtype = model.precision_on(device).transformer
             state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
                              noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device, dtype),
                              initial_audio_latent=latent.audio_latent.to(device, dtype))
@@ -235,8 +248,10 @@ def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: 
     tiled = tiling.spatial_config is not None or tiling.temporal_config is not None
     total = get_video_chunks_number(latent.num_frames, tiling) if tiled else 1
     chunks = []
+    working = activations.decode(model.config, latent.width, latent.height, latent.num_frames,
+                                 tiling if tiled else None, model.precision_on(device).vae)
     with torch.inference_mode(), BUDGET.phase("decode", device):
-        with model.component("video_decoder", device, on_tensor=on_tensor) as decoder:
+        with model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder:
             generator = _generator(device, latent.seed, latent)
             for chunk in decode_video(latent.video.to(device), decoder, tiling if tiled else None, generator):
                 chunks.append(chunk.cpu())
