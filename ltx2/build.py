@@ -134,7 +134,9 @@ def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.devic
     model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict."""
     base = plan.builder.model_loader
     loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor, only_keys=set(plan.renames))
-    model = plan.meta
+    model, plan.meta = plan.meta, None  # the plan's meta model becomes the component: a plan builds once
+    if model is None:
+        raise RuntimeError(f"{plan.name}: this plan has built its component already; read a new one")
     for op in module_ops:
         if op.matcher(model):
             model = op.mutator(model)

@@ -2,7 +2,6 @@
 dtypes. Components are built only when a phase needs them, through the process's budget, so choosing a model
 costs nothing until it is used."""
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +99,14 @@ class ModelSpec:
         return (name, self.policy_for(name), lora, str(device), self.precision_on(device).of(name),
                 identities(self.files_of(name, with_distilled_lora)))
 
-    @contextlib.contextmanager
     def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None,
                   activations: int = 0):
-        """The component through the process's budget: reused if resident, else built after making room for it
-        and the phase's `activations` (bytes, ltx2/activations.py); in cold_start freed when the block ends. The
-        files are read (once) only when it has to be built."""
+        """`with model.component(...) as module:` the component through the process's budget: reused if
+        resident, else built after making room for it and the phase's `activations` (bytes, ltx2/activations.py);
+        in cold_start freed when the block ends. The files are read (once) only when it has to be built.
+
+        The budget's own context manager is returned, not wrapped in another generator: a wrapper's frame would
+        still hold the component while the budget frees it."""
         device = torch.device(device)
         self.check_policy(name, device)
         policy = POLICIES[self.policy_for(name)]
@@ -124,13 +125,14 @@ class ModelSpec:
             return Need(other, unit_bytes, upcast_bytes=upcast)
 
         def make(streamed: list[str]):
-            module, report, streamer = self.build(name, device, with_distilled_lora, on_tensor, streamed, plan=plans[0])
+            # The plan is let go here: nothing of this call may hold the component once the budget drops it.
+            module, report, streamer = self.build(name, device, with_distilled_lora, on_tensor, streamed,
+                                                  plan=plans.pop())
             return module, streamer, report.summary()
 
         label = f"{name} (stage 2)" if with_distilled_lora else name
-        with BUDGET.use(self.component_key(name, device, with_distilled_lora), label, policy.name, device, need,
-                        make, activations) as module:
-            yield module
+        return BUDGET.use(self.component_key(name, device, with_distilled_lora), label, policy.name, device, need,
+                          make, activations)
 
 
 def fp8_matmul(policy, device: torch.device, compute_dtype: torch.dtype) -> bool:

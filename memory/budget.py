@@ -19,8 +19,10 @@ used. Nothing here imports ComfyUI.
 """
 
 import contextlib
+import gc
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -246,9 +248,12 @@ class VramBudget:
             record = self.records.pop(key, None)
             if record is None:
                 return
+            gone = _watch(record.module)
             handle, record.handle, record.module, record.streamer = record.handle, None, None, None
             if handle is not None and self.bridge is not None:
                 self.bridge.release(handle)
+            del handle
+        _collect_if_alive(gone)
         empty_cache(record.device)
 
     def free_all(self) -> None:
@@ -300,8 +305,10 @@ class VramBudget:
                 record.module = None
                 return
             self.records.pop(key)
+            gone = _watch(record.module)
             record.module, record.streamer = None, None
             self._unloaded.append(record)
+        _collect_if_alive(gone)
         empty_cache(record.device)
 
     def _forget_unloaded(self) -> None:
@@ -354,6 +361,21 @@ class VramBudget:
             return None
         name, start, meter = running
         return {"name": name, "seconds": round(time.perf_counter() - start, 3), "peak_bytes": meter.so_far()}
+
+
+def _watch(module: torch.nn.Module | None) -> list[weakref.ref]:
+    return [weakref.ref(t) for t in module.parameters()] if module is not None else []
+
+
+def _collect_if_alive(tensors: list[weakref.ref]) -> None:
+    """A dropped component's tensors must be gone before the next one is built (the device holds both otherwise).
+    Dropping the last reference frees them at once, unless part of the model sits in a reference cycle, which
+    only the garbage collector frees: after a forward that records hidden states, transformers (4.5x,
+    `check_model_inputs`) puts each Gemma decoder layer's original forward back as an attribute of the layer, a
+    bound method of the layer itself, so every layer holds itself. Collected then, and only then: a full collection
+    in a ComfyUI process takes a while."""
+    if any(t() is not None for t in tensors):
+        gc.collect()
 
 
 # The one budget of this process, shared by every node of the pack.

@@ -27,6 +27,12 @@ def models_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def wide_paths(tmp_path_factory) -> dict[str, Path]:
+    """The `wide` bundle (the 22B transformer's widths, 2 blocks; 3.1 GB), for the long tests."""
+    return make_bundle(tmp_path_factory.mktemp("wide"), "wide", seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_paths(models_dir) -> dict[str, Path]:
     from make_tiny_bundle import file_names
 

@@ -98,8 +98,8 @@ def test_wide_preset_keeps_the_22b_widths():
 
 
 @pytest.mark.long
-def test_wide_bundle_loads_through_the_pack_loader(tmp_path):
-    paths = make_bundle(tmp_path, "wide", seed=0)
+def test_wide_bundle_loads_through_the_pack_loader(wide_paths):
+    paths = wide_paths
     bundle = _bundle(paths)
     for name in COMPONENTS:
         ComponentPlan.read(bundle, name)  # every file matches its config

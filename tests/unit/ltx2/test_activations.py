@@ -1,0 +1,93 @@
+"""Activations in the budget, on the `wide` preset (the 22B transformer's widths): the estimate of each phase
+matches the device-memory ledger within 20 %, and a transformer run under a budget of a quarter of its size stays
+within the budget, one unit in flight and its activations."""
+
+import math
+
+import pytest
+import torch
+
+from ltx2_a2v.ltx2 import activations
+from ltx2_a2v.ltx2.a2v import stages
+from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
+from ltx2_a2v.ltx2.components import Bundle
+from ltx2_a2v.ltx2.gemma import GemmaRoot
+from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.memory.budget import BUDGET
+from ltx2_a2v.memory.streaming import units_in_flight
+from ltx2_a2v.quant import POLICIES
+
+CPU = torch.device("cpu")
+MIB = 2**20
+pytestmark = pytest.mark.long
+
+
+def wide_model(paths, residency: str) -> ModelSpec:
+    bundle = Bundle(paths["checkpoint"], paths["text_encoder"], paths["spatial_upsampler"], paths["distilled_lora"])
+    return ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled", residency=residency)
+
+
+def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> dict:
+    BUDGET.begin_run(run_id, model.quantization, model.residency)
+    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
+    voice = torch.sin(2 * math.pi * 220 * torch.arange(32000) / 16000).repeat(1, 2, 1)
+    latent = stages.sample_base(model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 3, width // 2,
+                                height // 2, frames, 24.0, 2, 3.0)
+    latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 3)
+    stages.decode(model, CPU, latent)
+    return {p.name + ("" if p.name != "image encode" else f" {i}"): p
+            for i, p in enumerate(BUDGET.last_run.phases)}
+
+
+def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[str, int]:
+    """Each phase's estimate (ltx2/activations.py) plus the largest upcast of the components it uses."""
+    def upcast(label: str) -> int:
+        return next(r.upcast_bytes for r in BUDGET.records.values() if r.name == label)
+
+    dtype = torch.float32
+    gemma = GemmaRoot.open(model.bundle.text_encoder).config()
+    return {
+        "text encode": activations.text(gemma, model.config, dtype)
+        + max(upcast("text_encoder"), upcast("embeddings_processor")),
+        "stage 1 denoise": activations.denoise(model.config, width // 2, height // 2, frames, 24.0, dtype)
+        + upcast("transformer"),
+        "stage 2 denoise": activations.denoise(model.config, width, height, frames, 24.0, dtype)
+        + upcast("transformer (stage 2)"),
+        "decode": activations.decode(model.config, width, height, frames, None, dtype) + upcast("video_decoder"),
+    }
+
+
+@pytest.mark.parametrize("width, height, frames", [(256, 192, 17), (384, 256, 25)])
+def test_each_phases_estimate_is_the_ledgers_within_20_percent(wide_paths, width, height, frames):
+    model = wide_model(wide_paths, "persistent")
+    try:
+        run(model, width, height, frames, f"warm-{width}")
+        phases = run(model, width, height, frames, f"measured-{width}")  # everything built: only activations move
+        expected = estimates(model, width, height, frames)
+    finally:
+        BUDGET.free_all()
+    for name, estimate in expected.items():
+        measured = phases[name].peak_bytes - phases[name].start_bytes
+        assert abs(estimate - measured) <= 0.2 * measured, (name, estimate / MIB, measured / MIB)
+
+
+def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_activations(wide_paths):
+    model = wide_model(wide_paths, "cold_start")
+    transformer = model.estimate_bytes("transformer")
+    budget = transformer // 4
+    BUDGET.budget_bytes = budget
+    try:
+        phases = run(model, 128, 128, 9, "quarter")
+    finally:
+        BUDGET.budget_bytes = None
+    from ltx2_a2v.ltx2.plan import ComponentPlan
+
+    plan = ComponentPlan.read(model.bundle, "transformer")
+    unit_bytes, _ = plan.unit_sizes(POLICIES["fp8_scaled"])
+    upcast = activations.upcast_bytes(plan, POLICIES["fp8_scaled"], torch.float32)
+    for name, (width, height) in {"stage 1 denoise": (64, 64), "stage 2 denoise": (128, 128)}.items():
+        phase = phases[name]
+        assert all(c["streamed"] for c in phase.components), phase.components
+        allowed = (budget + units_in_flight(CPU) * max(unit_bytes.values()) + upcast
+                   + activations.denoise(model.config, width, height, 9, 24.0, torch.float32))
+        assert phase.peak_bytes - phase.start_bytes <= allowed, (name, phase.peak_bytes / MIB, allowed / MIB)
