@@ -10,8 +10,12 @@ setup:
 demo: setup
 	$(PY) tools/demo.py
 
+# The suite on ComfyUI 0.3.75, then the host and node tests on ComfyUI 0.8.0 when its lane is set up (make setup
+# does when ../shared/hosts/comfyui-0.8.0.tar.gz is there).
 test: setup
 	$(PY) -m pytest -m "not long"
+	@if [ -x .venv-080/bin/python ]; then echo "test: ComfyUI 0.8.0 lane"; \
+	  LTX2_COMFYUI=.comfyui-080 .venv-080/bin/python -m pytest -m "not long" tests/host tests/unit/nodes; fi
 
 # Slow tests (the wide preset); .ci/run runs them too.
 test-long: setup

@@ -121,6 +121,9 @@ class ComfyHost:
         self._log.close()
 
     # --- HTTP API ---
+    def system_stats(self) -> dict:
+        return requests.get(f"{self.url}/system_stats", timeout=30).json()
+
     def object_info(self, node_class: str | None = None) -> dict:
         path = f"/object_info/{node_class}" if node_class else "/object_info"
         return requests.get(self.url + path, timeout=30).json()

