@@ -3,16 +3,15 @@ budgeted block streaming, two consecutive runs each.
 
     .venv/bin/python bench/vram.py [--policy fp8_scaled] [--out bench/results]
 
-Each mode runs in a fresh process. Per run: seconds, peak memory over the run (process resident set on a CPU,
-CUDA's peak allocated on a GPU) above the process's level before the first run, and bytes the pack holds
-when idle after it. `streamed` runs with a budget of 25% of the transformer's bytes (every block streamed),
+Each mode runs in a fresh process. Per run: seconds, the run report's peak (the device-memory ledger: tensors
+live on the device at once, memory/ledger.py; CUDA's allocator on a GPU), and bytes the pack holds when idle
+after it. `streamed` runs with a budget of 25% of the transformer's bytes (every block streamed),
 `partly streamed` with 75% (the blocks that fit stay resident, the others stream). Writes vram.json and
 vram.png.
 """
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ STREAM_BUDGET_FRACTION = {"streamed": 0.25, "partly streamed": 0.75}
 
 
 def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
-    """In the child process: two pipeline runs, figures for each."""
+    """In the child process: two pipeline runs, figures for each (the run report's, measured on the ledger)."""
     import torch
     from _pack import import_pack
     from make_sample_media import voice
@@ -36,9 +35,9 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
     from ltx2_a2v.ltx2.model_spec import ModelSpec
-    from ltx2_a2v.memory.accounting import process_rss
+    from ltx2_a2v.ltx2.plan import ComponentPlan
     from ltx2_a2v.memory.budget import BUDGET
-    from ltx2_a2v.memory.meter import PeakMeter
+    from ltx2_a2v.quant import POLICIES
 
     names = file_names(preset)
     bundle = Bundle(*(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
@@ -46,40 +45,31 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
     model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy,
                       residency="persistent" if mode == "persistent" else "cold_start")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    transformer_bytes = model.estimate_bytes("transformer")
+    unit_bytes, other = ComponentPlan.read(bundle, "transformer").unit_sizes(POLICIES[policy])
+    transformer_bytes = other + sum(unit_bytes.values())
     if mode in STREAM_BUDGET_FRACTION:
         BUDGET.budget_bytes = int(STREAM_BUDGET_FRACTION[mode] * transformer_bytes)
     image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
 
-    baseline = process_rss() if device.type == "cpu" else 0
     runs = []
     for run in range(2):
         BUDGET.begin_run(f"run-{run}", policy, model.residency)
         start = time.perf_counter()
-        with PeakMeter(device) as meter:
-            latent = a2v.sample_base(model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96,
-                                     17, 24.0, 4, 3.0)
-            latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
-            a2v.decode(model, device, latent)
+        latent = a2v.sample_base(model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96, 17,
+                                 24.0, 4, 3.0)
+        latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
+        a2v.decode(model, device, latent)
+        report = BUDGET.last_run.as_dict()
         runs.append({
             "seconds": time.perf_counter() - start,
-            "peak_bytes": meter.peak - baseline,
+            "peak_bytes": report["peak_bytes"],  # the ledger: tensors live on the device at once, at most
             "idle_resident_bytes": BUDGET.resident_bytes(),
-            "stages": BUDGET.last_run.as_dict()["stages"],
-            "loads": BUDGET.last_run.as_dict()["loads"],
+            "stages": report["stages"],
+            "loads": report["loads"],
         })
-    largest_unit = 0
-    if mode in STREAM_BUDGET_FRACTION:
-        from ltx2_a2v.ltx2.plan import ComponentPlan
-        from ltx2_a2v.memory.streaming import streaming_units
-
-        meta = ComponentPlan.read(bundle, "transformer").meta
-        fraction = transformer_bytes / sum(math.prod(p.shape) * 2 for p in meta.parameters())
-        largest_unit = int(max(sum(math.prod(p.shape) * 2 for p in meta.get_submodule(u).parameters())
-                               for u in streaming_units(meta)) * fraction)
     return {"mode": mode, "policy": policy, "device": str(device), "transformer_bytes": transformer_bytes,
-            "budget_bytes": BUDGET.budget_bytes, "largest_unit_bytes": largest_unit, "runs": runs}
+            "budget_bytes": BUDGET.budget_bytes, "largest_unit_bytes": max(unit_bytes.values()), "runs": runs}
 
 
 def chart(rows: list[dict], path: Path) -> None:
@@ -104,7 +94,7 @@ def chart(rows: list[dict], path: Path) -> None:
     streamed = next((r for r in rows if r["mode"] == "streamed"), None)
     if streamed:
         mem_ax.axhline((streamed["budget_bytes"] + streamed["largest_unit_bytes"]) / gib, color="grey",
-                       linestyle="--", label="stream budget + one block")
+                       linestyle="--", label="stream budget + one unit")
     mem_ax.set_xticks(list(x), [r["mode"] for r in rows])
     mem_ax.set_ylabel(f"GiB ({rows[0]['device']}, wide preset, {rows[0]['policy']})")
     mem_ax.set_title("Memory")
