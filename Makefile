@@ -10,12 +10,16 @@ setup:
 demo: setup
 	$(PY) tools/demo.py
 
-# The suite on ComfyUI 0.3.75, then the host and node tests on ComfyUI 0.8.0 when its lane is set up (make setup
-# does when ../shared/hosts/comfyui-0.8.0.tar.gz is there).
+# Three lanes (README, "Supported versions"): the pinned one runs the whole suite (torch 2.9.1, transformers
+# 4.57.1, ComfyUI 0.3.75); the ComfyUI 0.8.0 lane the host, node and packaging tests on the same packages (when
+# ../shared/hosts/comfyui-0.8.0.tar.gz is there: make setup then builds it); the newest lane everything but the
+# page test on the newest torch, transformers and torchao (constraints-newest.txt), on ComfyUI 0.8.0 when there.
 test: setup
 	$(PY) -m pytest -m "not long"
-	@if [ -x .venv-080/bin/python ]; then echo "test: ComfyUI 0.8.0 lane"; \
-	  LTX2_COMFYUI=.comfyui-080 .venv-080/bin/python -m pytest -m "not long" tests/host tests/unit/nodes; fi
+	@if [ -x .venv-080/bin/python ]; then echo "test: the ComfyUI 0.8.0 lane"; \
+	  LTX2_COMFYUI=.comfyui-080 .venv-080/bin/python -m pytest -m "not long" tests/host tests/unit/nodes tests/unit/pack; fi
+	@echo "test: the newest lane"
+	LTX2_COMFYUI=$$(cat .venv-newest/host) .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
 
 # Slow tests (the wide preset); .ci/run runs them too.
 test-long: setup

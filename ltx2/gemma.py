@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ltx_core.text_encoders.gemma import EmbeddingsProcessor, GemmaTextEncoder
+from ltx_core.loader import KeyValueOperationResult, SDOps
+from ltx_core.loader.module_ops import ModuleOps
+from ltx_core.text_encoders.gemma import (
+    GEMMA_LLM_KEY_OPS,
+    GEMMA_MODEL_OPS,
+    EmbeddingsProcessor,
+    GemmaTextEncoder,
+)
 from ltx_core.text_encoders.gemma.embeddings_connector import (
     AudioEmbeddings1DConnectorConfigurator,
     Embeddings1DConnectorConfigurator,
@@ -113,3 +120,62 @@ class EmbeddingsProcessorConfigurator:
             audio_connector=AudioEmbeddings1DConnectorConfigurator.from_config(config),
             feature_extractor=extractor,
         )
+
+
+# --- transformers 5.x ---
+# ltx-core 1.0.0 was written for transformers 4.x, where Gemma-3's vision tower nests a `vision_model` and the
+# language model has a second, local rotary embedding (`rotary_emb_local`) and `rope_scaling`. transformers 5.x
+# flattened the vision tower (`vision_tower.embeddings...`), keeps one rotary embedding with a buffer per layer
+# type, and renamed `rope_scaling` to `rope_parameters`. ltx-core's key ops then leave the vision weights on the
+# meta device and its module op fails on the missing attributes. On 4.x ltx-core's own ops are used unchanged;
+# on 5.x these, which map the release's (4.x-named) keys onto the model's names and compute the non-persistent
+# buffers the way transformers computes them itself.
+
+NESTED_VISION = "model.model.vision_tower.vision_model."
+
+
+def _flat_vision_key_ops() -> SDOps:
+    return (
+        SDOps("GEMMA_KEY_OPS_FLAT_VISION")
+        .with_matching(prefix="language_model.model.")
+        .with_replacement("language_model.model.", "model.model.language_model.")
+        .with_matching(prefix="vision_tower.vision_model.")
+        .with_replacement("vision_tower.vision_model.", "model.model.vision_tower.")
+        .with_matching(prefix="multi_modal_projector.")
+        .with_replacement("multi_modal_projector.", "model.model.multi_modal_projector.")
+        .with_kv_operation(
+            operation=lambda key, value: [KeyValueOperationResult(key, value),
+                                          KeyValueOperationResult("model.lm_head.weight", value)],
+            key_prefix="model.model.language_model.embed_tokens.weight",
+        )
+    )
+
+
+def gemma_key_ops(meta_model: torch.nn.Module) -> SDOps:
+    """File keys -> the Gemma model's parameter names, for the transformers release that built `meta_model`."""
+    if any(key.startswith(NESTED_VISION) for key in meta_model.state_dict()):
+        return GEMMA_LLM_KEY_OPS
+    return _flat_vision_key_ops()
+
+
+def _populate_buffers(module: GemmaTextEncoder) -> GemmaTextEncoder:
+    """The model's non-persistent buffers (they are not in the files, and the meta model has none), computed as
+    transformers computes them: each rotary embedding made again on the CPU from its own config, the embedding
+    scale, the vision position ids."""
+    for sub in module.modules():
+        if type(sub).__name__.endswith("RotaryEmbedding"):
+            fresh = type(sub)(config=sub.config, device="cpu")
+            for name, buffer in fresh.named_buffers(recurse=False):
+                sub.register_buffer(name, buffer, persistent=False)
+        if hasattr(sub, "embed_scale") and isinstance(getattr(sub, "embed_scale"), torch.Tensor):
+            sub.register_buffer("embed_scale", torch.tensor(sub.embedding_dim**0.5), persistent=False)
+        if hasattr(sub, "position_ids") and isinstance(getattr(sub, "position_ids"), torch.Tensor):
+            positions = sub.position_ids.shape[-1]
+            sub.register_buffer("position_ids", torch.arange(positions).unsqueeze(0), persistent=False)
+    return module
+
+
+def gemma_module_ops(meta_model: torch.nn.Module) -> tuple:
+    if any(key.startswith(NESTED_VISION) for key in meta_model.state_dict()):
+        return (GEMMA_MODEL_OPS,)
+    return (ModuleOps("GemmaBuffers", matcher=lambda m: isinstance(m, GemmaTextEncoder), mutator=_populate_buffers),)

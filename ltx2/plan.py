@@ -7,12 +7,12 @@ build parses each header once and makes one meta model: the one that is checked,
 loaded into.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from ltx_core.loader import SingleGPUModelBuilder
-from ltx_core.text_encoders.gemma import GEMMA_MODEL_OPS
 from ltx_core.text_encoders.gemma.encoders.base_encoder import module_ops_from_gemma_root
 
 from ..errors import LTX2InputError, LTX2LoadError
@@ -21,7 +21,13 @@ from ..quant.layers import TABLE as QUANTIZED_LAYERS
 from ..quant.layers import select_layers
 from ..quant.policy import Policy
 from .components import COMPONENTS, CONFIGURATORS, Bundle
-from .gemma import EmbeddingsProcessorConfigurator, GemmaRoot, GemmaTextEncoderConfigurator
+from .gemma import (
+    EmbeddingsProcessorConfigurator,
+    GemmaRoot,
+    GemmaTextEncoderConfigurator,
+    gemma_key_ops,
+    gemma_module_ops,
+)
 from .loader import StreamingStateDictLoader
 from .safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
 
@@ -53,7 +59,7 @@ class ComponentPlan:
         if name == "text_encoder":
             root = GemmaRoot.open(path)
             paths, config, configurator = root.weight_files(), root.config(), GemmaTextEncoderConfigurator
-            module_ops = (GEMMA_MODEL_OPS, *module_ops_from_gemma_root(str(root.path)))
+            module_ops = tuple(module_ops_from_gemma_root(str(root.path)))  # its Gemma ops follow the meta model
         else:
             paths = (str(path),)
             if name == "embeddings_processor":
@@ -73,6 +79,10 @@ class ComponentPlan:
             model_loader=StreamingStateDictLoader(headers, config),
         )
         meta = builder.meta_model(config, ())
+        if name == "text_encoder":  # the key and module ops of the transformers release that made the model
+            builder = dataclasses.replace(builder, model_sd_ops=gemma_key_ops(meta),
+                                          module_ops=(*gemma_module_ops(meta), *module_ops))
+            module_ops = builder.module_ops
         shapes = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
         for op in module_ops:  # what the builder would do to its meta model, on this one
             if op.matcher(meta):

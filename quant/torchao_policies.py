@@ -14,8 +14,18 @@ import torch
 
 from .policy import Policy, PolicyUnavailable
 
-# The torchao release this pack is tested with, built for torch 2.9.
-TESTED = "0.15.0"
+# The torchao release built for each torch (torchao's releases are built against one torch minor version); the
+# pack is tested with the first and the last of these.
+TORCHAO_FOR_TORCH = {(2, 9): "0.15.0", (2, 10): "0.16.0", (2, 11): "0.17.0"}
+
+
+def torchao_for(torch_version: str) -> str:
+    """What to install for the torch that is installed: `torchao==X`, or where to look it up."""
+    major, minor = (int("".join(c for c in part if c.isdigit()) or 0) for part in torch_version.split(".")[:2])
+    release = TORCHAO_FOR_TORCH.get((major, minor))
+    if release is None:
+        return f"the torchao release built for torch {major}.{minor} (pytorch/ao's compatibility table)"
+    return f"`pip install torchao=={release}` (the release built for torch {major}.{minor})"
 
 
 def _require_torchao() -> None:
@@ -24,8 +34,8 @@ def _require_torchao() -> None:
         import torchao  # noqa: F401
     except ImportError as error:
         raise PolicyUnavailable(
-            f"torchao cannot be imported ({error}). Install it with `pip install torchao=={TESTED}` "
-            "(the release built for torch 2.9), or pick fp8_scaled, which needs no extra package."
+            f"torchao cannot be imported ({error}). Install {torchao_for(torch.__version__)}, or pick fp8_scaled, "
+            "which needs no extra package."
         ) from None
 
 

@@ -345,6 +345,12 @@ def write_tokenizer(root: Path) -> dict[str, int]:
         extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
     )
     tokenizer.save_pretrained(str(root))
+    # transformers 5.x records the absolute path it read the model from; the same seed must give the same bytes
+    # in any folder, and the file is found by its name anyway.
+    config_path = root / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    if config.pop("vocab_file", None) is not None:
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
     return {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
 
 
@@ -374,10 +380,13 @@ def write_gemma(root: Path, seed: int) -> dict:
         model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config))
     component = ltx2_components.COMPONENTS["text_encoder"]
     # ltx-core wraps the HF model as `.model`; the release files hold the HF model's keys in their older
-    # (transformers < 4.52) layout, which the component's prefixes map to.
+    # (transformers < 4.52) layout, which the component's prefixes map to. transformers 5.x flattened the vision
+    # tower: its keys get the release's `vision_model.` back (ltx2/gemma.py maps it off again when loading).
     tensors = {}
     for key, meta in model.state_dict().items():
         module_key = "model." + key
+        if module_key.startswith("model.model.vision_tower.") and ".vision_model." not in module_key:
+            module_key = module_key.replace("model.model.vision_tower.", "model.model.vision_tower.vision_model.", 1)
         if module_key in ltx2_components.DERIVED_KEYS["text_encoder"]:
             continue
         file_key = _file_key(component, module_key)

@@ -4,17 +4,17 @@
 # .comfyui-080/; its Python is .venv-080, which sees .venv's packages through a .pth file (torch and the rest are
 # shared, not downloaded twice) and has what 0.8.0 asks for beyond them installed in itself (its frontend,
 # comfy-kitchen, ...), so .venv's own ComfyUI 0.3.75 lane is left as it is. Idempotent (a stamp); called by
-# tools/setup_env.sh. Without the tarball it does nothing, and the lane is skipped.
+# tools/setup_env.sh, then the newest lane's set-up. Without the tarball this lane is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARBALL=${LTX2_HOST_080_TARBALL:-../shared/hosts/comfyui-0.8.0.tar.gz}
 HOST=.comfyui-080
 VENV=.venv-080
-[ -f "$TARBALL" ] || exit 0
+[ -f "$TARBALL" ] || exec bash tools/setup_lane_newest.sh
 stamp_src=$( (sha256sum "$TARBALL"; cat tools/setup_host_080.sh .venv/.stamp) | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ] && [ -f "$HOST/main.py" ]; then
-  exit 0
+  exec bash tools/setup_lane_newest.sh
 fi
 
 start=$(date +%s)
@@ -31,3 +31,4 @@ grep -vE '^(torch|torchvision|torchaudio)$' "$HOST/requirements.txt" > .cache/ho
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 echo "$stamp_src" > "$VENV/.stamp"
 echo "setup: ComfyUI 0.8.0 lane ready in $(( $(date +%s) - start )) s"
+exec bash tools/setup_lane_newest.sh

@@ -118,6 +118,12 @@ def pack_frames(host) -> np.ndarray:
 
 
 def test_the_example_graph_gives_the_reference_pipelines_frames(bf16_host, tiny_paths, inputs, monkeypatch):
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        # ltx-core 1.0.0's own Gemma loading fails on transformers 5.x ("SiglipVisionModel has no attribute
+        # vision_model"): the reference cannot run in this lane; the pinned lane (transformers 4.57) compares.
+        pytest.skip("ltx-pipelines' reference cannot load Gemma on transformers 5.x (ltx-core 1.0.0)")
     ours = pack_frames(bf16_host)
     assert bf16_host.vram()["last_run"]["precision"] == "compute transformer bf16, text encoder bf16, VAE bf16"
     theirs = reference_frames(tiny_paths, inputs, monkeypatch)

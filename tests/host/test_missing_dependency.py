@@ -4,6 +4,9 @@ one says what to install (ltx-core: every node; torchao: only the torchao polici
 import textwrap
 
 import pytest
+import torch
+
+from ltx2_a2v.quant.torchao_policies import TORCHAO_FOR_TORCH
 from comfy_host import ComfyHost
 from workflows import PACK_NODES, load_and_report, small_workflow
 
@@ -60,7 +63,9 @@ def test_without_torchao_its_policies_explain_and_the_others_run(hosts_without):
         assert result.status == "error"
         message = result.error()["exception_message"]
         assert message.startswith(f"{field}: torchao cannot be imported")
-        assert "torchao cannot be imported" in message and "pip install torchao==0.15.0" in message
+        # The release built for the torch this lane runs (0.15.0 for torch 2.9, 0.17.0 for torch 2.11).
+        release = TORCHAO_FOR_TORCH[tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])]
+        assert "torchao cannot be imported" in message and f"pip install torchao=={release}" in message
         assert "pick fp8_scaled" in message
     # The whole A2V workflow still runs with a policy that needs no torchao.
     assert host.run(small_workflow("fp8_scaled", prefix="test/no_torchao")).status == "success"

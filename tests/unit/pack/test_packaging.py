@@ -10,15 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _pins(path: Path) -> dict[str, str]:
-    pins = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
-        if match:
-            pins[match.group(1).lower()] = match.group(2)
-    return pins
-
-
 def test_pyproject_has_what_the_comfy_registry_reads():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["name"] and data["project"]["version"]
@@ -27,13 +18,33 @@ def test_pyproject_has_what_the_comfy_registry_reads():
     assert (ROOT / comfy["Icon"]).is_file()
 
 
-def test_runtime_requirements_pin_what_the_test_environment_runs():
-    runtime, dev = _pins(ROOT / "requirements.txt"), _pins(ROOT / "requirements-dev.txt")
-    shared = runtime.keys() & dev.keys()
-    assert {"ltx-core", "torchao", "transformers"} <= shared
-    assert {k: runtime[k] for k in shared} == {k: dev[k] for k in shared}
+def _requirements(path: Path) -> dict[str, str]:
+    """name -> specifier of each requirement line (no -r lines, no comments)."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name = re.split(r"[=<>~! ]", line)[0].lower()
+            found[name] = line[len(name):].strip()
+    return found
+
+
+def test_runtime_requirements_are_ranges_that_hold_both_lanes_pins():
+    """requirements.txt has ranges, never an exact pin that would downgrade what ComfyUI installed; the pinned
+    lane's versions and the newest lane's fall inside them."""
+    from packaging.specifiers import SpecifierSet
+
+    runtime = _requirements(ROOT / "requirements.txt")
+    assert not any(spec.startswith("==") for spec in runtime.values()), runtime
+    assert {"ltx-core", "ltx-pipelines", "transformers"} <= runtime.keys() and "torchao" not in runtime
+    assert not {"torch", "tokenizers", "huggingface_hub", "huggingface-hub"} & runtime.keys()  # ComfyUI's own
+    for constraints in ("constraints.txt", "constraints-newest.txt"):
+        pins = {k.replace("_", "-"): v.removeprefix("==") for k, v in _requirements(ROOT / constraints).items()}
+        for name, spec in runtime.items():
+            if name in pins:
+                assert pins[name] in SpecifierSet(spec), (constraints, name, pins[name], spec)
     declared = {re.split(r"[=<>~ ]", d)[0].lower() for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
-    assert declared == {re.split(r"[=<>~ ]", l.strip())[0].lower() for l in (ROOT / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")}
+    assert declared == set(runtime)
 
 
 def test_serve_refuses_a_models_dir_that_does_not_exist(tmp_path):
@@ -53,9 +64,27 @@ def test_pack_imports_without_comfyui():
     assert result.stdout.strip() == "./web"
 
 
-def test_a_transformers_release_known_to_break_gemma_loading_is_named():
-    from ltx2_a2v.nodes.dependencies import version_problems
+def test_a_transformers_release_below_the_range_is_refused_and_one_past_it_noted():
+    from ltx2_a2v.nodes.dependencies import untested_versions, version_problems
 
-    assert version_problems({"transformers": "4.57.1"}) == []
-    (problem,) = version_problems({"transformers": "5.0.0"})
-    assert problem.startswith("transformers 5.0.0 is installed: ltx-core 1.0.0 loads Gemma-3")
+    assert version_problems({"transformers": "4.57.1"}) == version_problems({"transformers": "5.23.0"}) == []
+    (problem,) = version_problems({"transformers": "4.46.3"})
+    assert problem == "transformers 4.46.3 is installed: ltx-core 1.0.0 needs transformers 4.52 or newer"
+    assert untested_versions({"transformers": "5.23.0"}) == []
+    assert untested_versions({"transformers": "6.1.0"}) == [
+        "transformers 6.1.0 is newer than the releases the LTX-2 pack was tested with"]
+
+
+def test_installing_the_pack_into_this_lanes_comfyui_changes_no_package(tmp_path):
+    """What ComfyUI-Manager runs (pip install -r requirements.txt), dry, in this lane's environment, where
+    ComfyUI's own requirements are installed (transformers 4.57 or 5.23, torch 2.9 or 2.11): pip would install,
+    upgrade or downgrade nothing."""
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
+                           "--report", str(report), "-r", str(ROOT / "requirements.txt")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    would = [f"{i['metadata']['name']} {i['metadata']['version']}" for i in json.loads(report.read_text())["install"]]
+    assert would == []
