@@ -2,7 +2,7 @@
 # Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-long bench-quant bench-vram bench-gpu
+.PHONY: setup demo test test-long bench-quant bench-vram bench-gpu bench-proving-ground gpu-kit
 
 setup:
 	@bash tools/setup_env.sh
@@ -37,3 +37,14 @@ bench-vram: setup
 # bench/results/gpu_a2v.{json,png}. E.g. make bench-gpu ARGS="--models-dir /models --policies fp8_cast"
 bench-gpu: setup
 	$(PY) bench/gpu_a2v.py $(ARGS)
+
+# The proving ground: the two-stage A2V on the `full` bundle (the whole 22B transformer, random weights), per
+# policy and residency, without a ComfyUI host, on a CUDA GPU; writes bench/results/proving_ground.{md,json,png}.
+# E.g. make bench-proving-ground ARGS="--models-dir /scratch/ltx2-full --make-bundle --policies fp8_cast"
+bench-proving-ground: setup
+	$(PY) bench/proving_ground.py $(ARGS)
+
+# Wheels for the proving ground on a GPU machine without a package registry (README, "GPU benchmarks"):
+# make gpu-kit ARGS="--missing <what 'python3 bench/gpu_kit.py check' printed there> --torch 2.11 --python 3.12"
+gpu-kit: setup
+	$(PY) tools/make_gpu_kit.py $(ARGS)

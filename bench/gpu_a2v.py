@@ -7,8 +7,12 @@ users run the pack: through a real ComfyUI host.
 
 One host is started (without --cpu, with --cache-none so that every run is a whole request) and the API
 example workflow is queued `--runs` times per policy x mode x resolution, with those values changed. The
-figures come from the pack's own report (GET /ltx2/vram): the stages' seconds, CUDA's peak allocated and peak
-reserved bytes, and the bytes the pack holds when idle after the run. Every row starts from an empty budget.
+figures come from the pack's own report (GET /ltx2/vram): the phases' seconds (synchronized with the GPU at the
+end of each), CUDA's peak allocated and reserved bytes per phase (the text encoder's, the transformers', the
+decoder's: one maximum over all of them would let a bf16 Gemma hide every transformer figure), and after the run
+what stays held: the pack's components, the allocator's reserved memory, page-locked host memory. The first
+run of a row is reported apart (cold: the loads from disk) from the mean of the others (warm: persistent ones
+reuse what they kept). Every row starts from an empty budget.
 Modes: cold_start, persistent, and streamed (cold_start under a VRAMGuard budget below the transformer's size,
 so that it runs a block at a time; only the policies that stream). A policy the GPU cannot run, or an out of
 memory, becomes a row with its error. Writes the JSON and a chart beside it (same name, .png).
@@ -215,8 +219,21 @@ class RunFailed(RuntimeError):
     pass
 
 
+PHASE_GROUPS = {"text": ("text encode",), "denoise": ("stage 1 denoise", "stage 2 denoise"), "decode": ("decode",)}
+
+
+def phase_peaks(stages: list[dict]) -> dict:
+    """{group: (peak allocated, peak reserved)} over the report's phases of each group."""
+    peaks = {}
+    for group, names in PHASE_GROUPS.items():
+        chosen = [s for s in stages if s["name"] in names]
+        peaks[group] = (max((s["peak_bytes"] for s in chosen), default=0),
+                        max((s.get("peak_reserved_bytes", s["peak_bytes"]) for s in chosen), default=0))
+    return peaks
+
+
 def measure(host, prompt: dict, timeout: float) -> dict:
-    """Runs one prompt; its figures from the pack's report, and what the pack holds once it is idle."""
+    """Runs one prompt; its figures from the pack's report, and what stays held once the pack is idle."""
     start = time.monotonic()
     result = host.run(prompt, timeout)
     wall = time.monotonic() - start
@@ -229,12 +246,16 @@ def measure(host, prompt: dict, timeout: float) -> dict:
     report = state["last_run"]
     if not report or report["run_id"] != result.prompt_id:
         raise RunFailed(f"the pack reported no run for prompt {result.prompt_id}")
+    held = state.get("device_memory") or {}
     return {
-        "seconds": report["elapsed_seconds"],  # the pack's stages; wall_seconds adds queueing and the mp4
+        "seconds": report["elapsed_seconds"],  # the pack's phases; wall_seconds adds queueing and the mp4
         "wall_seconds": round(wall, 3),
         "peak_bytes": report["peak_bytes"],
         "peak_reserved_bytes": report.get("peak_reserved_bytes", report["peak_bytes"]),
+        "phase_peaks": phase_peaks(report["stages"]),
         "idle_resident_bytes": state["resident_bytes"],
+        "idle_reserved_bytes": held.get("reserved_bytes", 0),
+        "idle_pinned_bytes": held.get("pinned_host_bytes", 0),
         "components": report["components"],
         "stages": report["stages"],
     }
@@ -277,8 +298,9 @@ def stream_budget(args: argparse.Namespace, policy: str) -> float:
 
 # --- results ---
 def summarize(row: dict) -> dict:
-    """Adds the row's figures over its runs: mean and min seconds, the highest peaks, what the last run left
-    held; status 'ok', or 'error' (with no figures when not one run finished)."""
+    """Adds the row's figures over its runs: the first run's seconds (cold) and the mean of the others (warm),
+    the highest peaks per phase group, what the last run left held; status 'ok', or 'error' (with no figures
+    when not one run finished)."""
     runs = row["runs"]
     row["status"] = "error" if "error" in row else "ok"
     if row["status"] == "ok" and row["mode"] == "streamed" and not any(
@@ -286,24 +308,31 @@ def summarize(row: dict) -> dict:
         row["status"] = "not streamed"  # the budget was not below the transformer
     if runs:
         seconds = [r["seconds"] for r in runs]
-        row.update(mean_seconds=statistics.mean(seconds), min_seconds=min(seconds),
+        row.update(cold_seconds=seconds[0], warm_seconds=statistics.mean(seconds[1:]) if len(seconds) > 1 else None,
                    peak_bytes=max(r["peak_bytes"] for r in runs),
                    peak_reserved_bytes=max(r["peak_reserved_bytes"] for r in runs),
-                   idle_resident_bytes=runs[-1]["idle_resident_bytes"])
+                   phase_peaks={g: [max(r["phase_peaks"][g][i] for r in runs) for i in (0, 1)] for g in PHASE_GROUPS},
+                   idle_resident_bytes=runs[-1]["idle_resident_bytes"],
+                   idle_reserved_bytes=runs[-1]["idle_reserved_bytes"],
+                   idle_pinned_bytes=runs[-1]["idle_pinned_bytes"])
     return row
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'policy':26s} {'mode':11s} {'resolution':>12s} {'runs':>4s} {'mean s':>8s} {'min s':>8s} "
-            f"{'peak alloc GiB':>14s} {'peak resv GiB':>13s} {'idle GiB':>8s}  status")
+    """Peaks in GiB as allocated/reserved, per phase group; idle: held by the pack / reserved / pinned host."""
+    head = (f"{'policy':26s} {'mode':11s} {'resolution':>12s} {'runs':>4s} {'cold s':>7s} {'warm s':>7s} "
+            f"{'text GiB':>11s} {'denoise GiB':>11s} {'decode GiB':>11s} {'idle GiB':>14s}  status")
     lines = [head, "-" * len(head)]
     for r in rows:
         size = f"{r['width']}x{r['height']}x{r['frames']}"
         if r["runs"]:
-            figures = (f"{r['mean_seconds']:8.2f} {r['min_seconds']:8.2f} {r['peak_bytes'] / GIB:14.2f} "
-                       f"{r['peak_reserved_bytes'] / GIB:13.2f} {r['idle_resident_bytes'] / GIB:8.2f}")
+            warm = f"{r['warm_seconds']:7.2f}" if r["warm_seconds"] is not None else f"{'-':>7s}"
+            peaks = " ".join(f"{a / GIB:5.1f}/{b / GIB:5.1f}" for a, b in (r["phase_peaks"][g] for g in PHASE_GROUPS))
+            idle = (f"{r['idle_resident_bytes'] / GIB:4.1f}/{r['idle_reserved_bytes'] / GIB:4.1f}/"
+                    f"{r['idle_pinned_bytes'] / GIB:4.1f}")
+            figures = f"{r['cold_seconds']:7.2f} {warm} {peaks} {idle:>14s}"
         else:
-            figures = " ".join(f"{'-':>{w}s}" for w in (8, 8, 14, 13, 8))
+            figures = " ".join(f"{'-':>{w}s}" for w in (7, 7, 11, 11, 11, 14))
         status = r["status"]
         if "error" in r:
             first = r["error"].strip().splitlines()[0] if r["error"].strip() else ""
@@ -313,8 +342,9 @@ def table(rows: list[dict]) -> str:
 
 
 def chart(rows: list[dict], path: Path, device: str) -> None:
-    """Mean seconds per run, and memory (peak allocated, peak reserved, held when idle), one bar per policy and
-    mode, grouped by resolution. Rows that failed are marked at zero."""
+    """Seconds per run (cold: light, warm: solid), and memory while the transformers run (peak allocated, peak
+    reserved), the text encoder's peak (dot) and what is held when idle (tick), one bar per policy and mode,
+    grouped by resolution. Rows that failed are marked at zero."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,21 +369,24 @@ def chart(rows: list[dict], path: Path, device: str) -> None:
                             label=label and f"{label} (failed)")
                 label = None
                 continue
-            time_ax.bar(x, r["mean_seconds"], width, color=color, label=label)
+            time_ax.bar(x, r["cold_seconds"], width, color=color, alpha=0.35)
+            if r["warm_seconds"] is not None:
+                time_ax.bar(x, r["warm_seconds"], width, color=color, label=label)
             label = None  # once per series
-            time_ax.errorbar(x, r["min_seconds"], fmt="_", color="black", markersize=8)
-            mem_ax.bar(x, r["peak_reserved_bytes"] / GIB, width, color=color, alpha=0.35)
-            mem_ax.bar(x, r["peak_bytes"] / GIB, width, color=color)
+            denoise, denoise_reserved = r["phase_peaks"]["denoise"]
+            mem_ax.bar(x, denoise_reserved / GIB, width, color=color, alpha=0.35)
+            mem_ax.bar(x, denoise / GIB, width, color=color)
+            mem_ax.plot(x, r["phase_peaks"]["text"][0] / GIB, marker="o", color="black", markersize=4)
             mem_ax.plot(x, r["idle_resident_bytes"] / GIB, marker="_", color="black", markersize=12,
                         markeredgewidth=2)
     for ax in (time_ax, mem_ax):
         ax.set_xticks(range(len(sizes)), [f"{w}x{h}" for w, h in sizes])
     frames = rows[0]["frames"] if rows else 0
-    time_ax.set_ylabel("seconds per run (mean; tick: min)")
+    time_ax.set_ylabel("seconds per run (light: first, cold; solid: mean of the others)")
     time_ax.set_title(f"LTX-2.3 two-stage A2V, {frames} frames, {device}  (x: failed)")
     time_ax.legend(fontsize=7, ncol=2)
     mem_ax.set_ylabel("GiB")
-    mem_ax.set_title("peak allocated (solid), peak reserved (light), held when idle (tick)")
+    mem_ax.set_title("denoising: peak allocated (solid), peak reserved (light); text encoder peak (dot); held when idle (tick)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,17 +1,19 @@
 """Quantization benchmark: every policy on the `wide` preset (the real 22B transformer widths, 2 blocks).
 
-    .venv/bin/python bench/quant.py [--preset wide] [--out bench/results]
+    .venv/bin/python bench/quant.py [--preset wide|deep] [--models-dir DIR] [--out bench/results] [--policies ...]
 
-Each policy runs in a fresh process, so the load's peak memory is that process's own (measured: the peak
-resident set during the load, less the resident set before it). Figures per policy: resident bytes of the
-built transformer, the same for bf16, load peak, load seconds, one denoising step's seconds, and the relative
-L2 error of that step's output against bf16 on the same inputs. Writes quant.json and quant.png.
+`deep` has 8 of the 48 blocks (a 6.6 GB bundle): the load's transient over a larger resident model.
+
+Each policy runs in a fresh process, and the load's peak is that process's own: its resident set's peak
+(VmHWM, reset with /proc/self/clear_refs before the load, so nothing of the parent that started it counts) less
+the resident set before the load; and the ledger's peak (the tensors alive at once, memory/ledger.py). Figures
+per policy: resident bytes of the built transformer, the same for bf16, load peak, load seconds, one denoising
+step's seconds, and the relative L2 error of that step's output against bf16 on the same inputs. Writes quant.json and quant.png.
 """
 
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,14 @@ POLICIES = [
 W8A8 = "fp8_scaled (fp8 matmuls, emulated)"
 
 
+def vm_hwm() -> int:
+    """The process's peak resident set since the last reset (/proc/self/status, VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> dict:
     """Runs in the child process: load, one step, figures."""
     import torch
@@ -42,6 +52,7 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from ltx2_a2v.ltx2.precision import library_default
     from ltx2_a2v.ltx2.plan import ComponentPlan
     from ltx2_a2v.memory.accounting import module_bytes, process_rss
+    from ltx2_a2v.memory.ledger import CPU_LEDGER
     from ltx2_a2v.quant import PolicyUnavailable
     from probe import ProbeShape, denoise_step, probe_inputs
 
@@ -53,11 +64,17 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     inputs = probe_inputs(read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128),
                           dtype=compute)
     row = {"policy": policy}
+    # This process's own peak from here on: ru_maxrss would carry the peak of the parent that started it (the
+    # kernel keeps it across exec), e.g. of writing the 3.1 GB bundle; VmHWM can be reset (clear_refs 5).
+    Path("/proc/self/clear_refs").write_text("5")
     before = process_rss()
+    ledger_start = CPU_LEDGER.allocated
+    CPU_LEDGER.peak = ledger_start
     start = time.perf_counter()
     try:
-        model, report = build(ComponentPlan.read(bundle, "transformer"), "fp8_scaled" if policy == W8A8 else policy,
-                              "cpu", compute)
+        with CPU_LEDGER.tracking():
+            model, report = build(ComponentPlan.read(bundle, "transformer"),
+                                  "fp8_scaled" if policy == W8A8 else policy, "cpu", compute)
     except PolicyUnavailable as exc:
         return {**row, "status": str(exc)}
     if policy == W8A8:
@@ -67,8 +84,8 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
             if isinstance(layer, Fp8ScaledLinear):
                 layer.fp8_matmul, layer.scaled_mm = True, emulated_scaled_mm
     row["load_seconds"] = time.perf_counter() - start
-    # ru_maxrss is the process's peak (KiB on Linux); before the load the process was at `before`.
-    row["load_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    row["load_peak_bytes"] = vm_hwm() - before  # the resident set's peak during the load, above where it began
+    row["load_ledger_peak_bytes"] = CPU_LEDGER.peak - ledger_start  # the tensors alive at once, at most
     row["resident_bytes"] = module_bytes(model)
     row["block_bytes"] = module_bytes(model.transformer_blocks)
     row["blocks"] = len(model.transformer_blocks)
@@ -91,7 +108,7 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     return {**row, "status": "ok"}
 
 
-def chart(rows: list[dict], path: Path) -> None:
+def chart(rows: list[dict], path: Path, preset: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,7 +123,7 @@ def chart(rows: list[dict], path: Path) -> None:
     mem.bar([i + 0.2 for i in x], [r["load_peak_bytes"] / gib for r in ok], 0.4, label="load peak")
     mem.axhline(ok[0]["bf16_resident_bytes"] / gib, color="grey", linestyle="--", label="bf16 resident")
     mem.set_xticks(list(x), names, rotation=30, ha="right")
-    mem.set_ylabel("GiB (wide preset: 2 blocks at 22B widths)")
+    mem.set_ylabel(f"GiB ({preset} preset: {ok[0]['blocks']} blocks at 22B widths)")
     mem.set_title("Transformer memory per policy")
     mem.legend()
     quantized = [r for r in ok if r["policy"] != "none"]
@@ -125,7 +142,7 @@ def chart(rows: list[dict], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="wide", choices=["tiny", "wide"])
+    parser.add_argument("--preset", default="wide", choices=["tiny", "wide", "deep"])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--policies", nargs="*", default=[*POLICIES, W8A8])
@@ -160,23 +177,32 @@ def main() -> int:
             base_per_block = base["block_bytes"] / base["blocks"]
             rest, base_rest = row["resident_bytes"] - row["block_bytes"], base["resident_bytes"] - base["block_bytes"]
             row["ratio_48_blocks"] = (rest + 48 * per_block) / (base_rest + 48 * base_per_block)
+            # Arithmetic: the load's transient (one tensor in flight and the quantizer's scratch) does not grow
+            # with the depth, so at 48 blocks it sits on top of the 48-block resident bytes.
+            resident_48 = rest + 48 * per_block
+            row["peak_over_resident_48"] = (resident_48 + row["load_peak_bytes"] - row["resident_bytes"]) / resident_48
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quant.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")
-    chart(rows, args.out / "quant.png")
+    chart(rows, args.out / "quant.png", args.preset)
     mib = 2**20
-    print(f"\n{'policy':26s} {'resident MiB':>12s} {'x bf16':>7s} {'blocks x':>8s} {'48-blk x':>8s} "
-          f"{'load peak MiB':>13s} {'peak/res':>8s} {'load s':>7s} {'step s':>7s} {'rel err':>8s}")
+    print(f"\n{'policy':36s} {'resident MiB':>12s} {'x bf16':>7s} {'blocks x':>8s} {'48-blk x':>8s} "
+          f"{'load peak MiB':>13s} {'ledger MiB':>10s} {'peak/res':>8s} {'48-blk':>7s} {'load s':>7s} {'step s':>7s} "
+          f"{'rel err':>8s}")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['policy']:26s} {r['status'][:100]}")
+            print(f"{r['policy']:36s} {r['status'][:100]}")
             continue
-        print(f"{r['policy']:26s} {r['resident_bytes'] / mib:12.1f} {r['resident_ratio']:7.3f} "
+        print(f"{r['policy']:36s} {r['resident_bytes'] / mib:12.1f} {r['resident_ratio']:7.3f} "
               f"{r['blocks_ratio']:8.3f} {r['ratio_48_blocks']:8.3f} "
-              f"{r['load_peak_bytes'] / mib:13.1f} {r['peak_over_resident']:8.3f} {r['load_seconds']:7.2f} "
+              f"{r['load_peak_bytes'] / mib:13.1f} {r['load_ledger_peak_bytes'] / mib:10.1f} "
+              f"{r['peak_over_resident']:8.3f} {r['peak_over_resident_48']:7.3f} {r['load_seconds']:7.2f} "
               f"{r['step_seconds']:7.3f} {r['rel_error']:8.4f}")
     print("\nx bf16: whole transformer as built; blocks x: the transformer blocks alone; 48-blk x: arithmetic, "
-          "the measured per-block bytes scaled to the 22B's 48 blocks.")
+          "the measured per-block bytes scaled to the 22B's 48 blocks. load peak: the child's resident set (VmHWM "
+          "reset before the load) above where it began; ledger: the tensors alive at once during the load; "
+          "peak/res: load peak / resident; 48-blk: the same with the transient on the 48-block resident bytes "
+          "(arithmetic).")
     print(f"wrote {args.out / 'quant.json'} and {args.out / 'quant.png'}")
     return 0
 

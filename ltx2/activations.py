@@ -96,3 +96,16 @@ def decode(config: dict, width: int, height: int, num_frames: int, tiling, compu
     channels = config.get("vae", {}).get("decoder_base_channels", 128)
     itemsize = torch.empty((), dtype=compute_dtype).element_size()
     return int(DECODE_FACTOR * channels * width * height * num_frames * itemsize)
+
+
+def largest_base_phase(width: int, height: int, num_frames: int, frame_rate: float, precision) -> tuple[str, int]:
+    """(phase, bytes): the base stage's largest activation estimate at this size, for LTX-2.3 22B's widths (the
+    defaults above). At queue time the model is not known yet, only the sizes; the real model's config is used
+    once the sampler runs (through the budget)."""
+    phases = {
+        "text encode": text({}, {}, precision.text_encoder),
+        "image encode": image_encode(width, height, precision.vae),
+        "stage 1 denoise": denoise({}, width, height, num_frames, frame_rate, precision.transformer),
+    }
+    name = max(phases, key=phases.get)
+    return name, phases[name]

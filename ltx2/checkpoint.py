@@ -1,8 +1,11 @@
-"""Telling an LTX-2 checkpoint from any other safetensors file, from its header alone."""
+"""Telling an LTX-2 checkpoint from any other safetensors file, from its header alone; and the loader's checks of
+the files it is given."""
 
 from pathlib import Path
 
 from ..errors import LTX2InputError
+from .gemma import GemmaRoot
+from .lora import LoraFactors
 from .safetensors_file import read_header
 
 # Key prefixes every LTX-2 audio-video checkpoint holds (transformer, video VAE, audio VAE, vocoder).
@@ -13,12 +16,9 @@ def read_checkpoint_config(path: str | Path, input_name: str = "ckpt_name") -> d
     """The checkpoint's JSON config, after checking that the file is a complete LTX-2 audio-video checkpoint
     (every tensor's bytes present). Nothing beyond the header is read."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LTX2InputError(f"{input_name}: {path} does not exist (deleted or moved?). Refresh the list and pick again.")
-    try:
-        header = read_header(path)
-    except LTX2InputError as exc:
-        raise LTX2InputError(f"{input_name}: {exc}") from exc
+    header = read_header(path, input_name)
     missing = [p for p in REQUIRED_PREFIXES if not any(k.startswith(p) for k in header.entries)]
     if missing or "config" not in header.metadata:
         raise LTX2InputError(
@@ -26,3 +26,15 @@ def read_checkpoint_config(path: str | Path, input_name: str = "ckpt_name") -> d
             "entries). Pick an LTX-2 / LTX-2.3 release checkpoint."
         )
     return header.config()
+
+
+def check_bundle(bundle) -> dict:
+    """What the loader node checks when the files are picked, from headers and small files only: the checkpoint
+    is an LTX-2 one, the Gemma folder is usable (gemma.py), the LoRA's factors are complete and fit the
+    checkpoint's transformer (lora.py). Returns the checkpoint's config."""
+    config = read_checkpoint_config(bundle.checkpoint)
+    if bundle.text_encoder is not None:
+        GemmaRoot.open(bundle.text_encoder)
+    if bundle.distilled_lora is not None:
+        LoraFactors(bundle.distilled_lora, 1.0).check_against_checkpoint(read_header(bundle.checkpoint, "ckpt_name"))
+    return config

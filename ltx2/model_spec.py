@@ -60,7 +60,7 @@ class ModelSpec:
         time during each forward, and any unit can be moved out or back later."""
         device = torch.device(device)
         self.check_policy(name, device)  # before any file is opened
-        plan = plan or ComponentPlan.read(self.bundle, name)
+        plan = plan or ComponentPlan.read(self.bundle, name, on_tensor)
         units = plan.units() if POLICIES[self.policy_for(name)].streamable else []
         streamer = Streamer(device, units, streamed) if units else None
         module, report = build(plan, self.policy_for(name), device, self.precision_on(device).of(name),
@@ -83,7 +83,8 @@ class ModelSpec:
         if name == "spatial_upsampler":
             files = [bundle.spatial_upsampler]
         elif name == "text_encoder":
-            files = sorted(p for p in bundle.text_encoder.iterdir()) if bundle.text_encoder else []
+            # Every top-level file (shards, config, tokenizer, image processor); sub-folders are never read.
+            files = sorted(p for p in bundle.text_encoder.iterdir() if not p.is_dir()) if bundle.text_encoder else []
         elif name == "embeddings_processor" and bundle.text_encoder is not None:
             files = [bundle.checkpoint, bundle.text_encoder / "config.json"]  # sized by Gemma's config
         else:
@@ -114,7 +115,7 @@ class ModelSpec:
         plans: list[ComponentPlan] = []
 
         def need() -> Need:
-            plans.append(ComponentPlan.read(self.bundle, name))
+            plans.append(ComponentPlan.read(self.bundle, name, on_tensor))
             unit_bytes, other = plans[0].unit_sizes(policy)
             upcast = activation_estimates.upcast_bytes(plans[0], policy, compute, fp8_matmul(policy, device, compute))
             if unit_bytes and not policy.streamable:
@@ -131,8 +132,14 @@ class ModelSpec:
             return module, streamer, report.summary()
 
         label = f"{name} (stage 2)" if with_distilled_lora else name
+        files = self.files_of(name, with_distilled_lora)
+        built_from = identities(files)
+
+        def alive() -> bool:  # the same files, unchanged (a stat each)
+            return identities(files) == built_from
+
         return BUDGET.use(self.component_key(name, device, with_distilled_lora), label, policy.name, device, need,
-                          make, activations)
+                          make, activations, alive, group=self.bundle.checkpoint)
 
 
 def fp8_matmul(policy, device: torch.device, compute_dtype: torch.dtype) -> bool:

@@ -7,13 +7,16 @@ build parses each header once and makes one meta model: the one that is checked,
 loaded into.
 """
 
+import contextlib
 import dataclasses
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from ltx_core.loader import SingleGPUModelBuilder
-from ltx_core.text_encoders.gemma.encoders.base_encoder import module_ops_from_gemma_root
 
 from ..errors import LTX2InputError, LTX2LoadError
 from ..memory.streaming import streaming_units, unit_of
@@ -32,6 +35,39 @@ from .loader import StreamingStateDictLoader
 from .safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
 
 SCALE_SUFFIXES = (".weight_scale", ".input_scale")
+# Parameters a model may have beyond its files' tensors: those derived from another (Gemma's lm_head is its token
+# embedding), with room to spare.
+DERIVED_SLACK = 16
+
+
+@contextlib.contextmanager
+def bounded_build(name: str, where: str, tensors: int, check: Callable[[str], None] | None = None):
+    """Around the making of a meta model from a file's config: stops it as soon as it has registered more
+    parameters than the files hold tensors (each parameter is read from one), and calls `check` (the interrupt)
+    at most every 0.2 s. A config claiming thousands of layers over a file holding 48 is then refused after 48,
+    in milliseconds, instead of building the whole model first; and the making can be interrupted."""
+    owner, count, last = threading.get_ident(), 0, [time.monotonic()]
+
+    def on_parameter(module, param_name, param):  # noqa: ARG001 - torch's hook signature
+        nonlocal count
+        if threading.get_ident() != owner:
+            return None
+        count += 1
+        if count > tensors + DERIVED_SLACK:
+            raise LTX2LoadError(
+                f"{name}: the config of {where} describes more weights than its files hold ({tensors} tensors): it "
+                "asks for more layers or blocks than are there. The file is damaged or of another model; download "
+                "it again.")
+        if check is not None and time.monotonic() - last[0] > 0.2:
+            last[0] = time.monotonic()
+            check("")
+        return None
+
+    handle = torch.nn.modules.module.register_module_parameter_registration_hook(on_parameter)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @dataclass
@@ -46,9 +82,10 @@ class ComponentPlan:
     _scales: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @classmethod
-    def read(cls, bundle: Bundle, name: str) -> "ComponentPlan":
+    def read(cls, bundle: Bundle, name: str, check: Callable[[str], None] | None = None) -> "ComponentPlan":
         """Reads the headers and makes the meta model; refuses files that do not match the config, naming the
-        key, before any weight is read."""
+        key, before any weight is read. `check` is called now and then while the meta model is made (the
+        interrupt)."""
         if name not in COMPONENTS:
             raise LTX2InputError(f"Unknown LTX-2 component '{name}'. Known: {', '.join(COMPONENTS)}.")
         component = COMPONENTS[name]
@@ -59,7 +96,7 @@ class ComponentPlan:
         if name == "text_encoder":
             root = GemmaRoot.open(path)
             paths, config, configurator = root.weight_files(), root.config(), GemmaTextEncoderConfigurator
-            module_ops = tuple(module_ops_from_gemma_root(str(root.path)))  # its Gemma ops follow the meta model
+            module_ops = root.tokenizer_ops()  # its Gemma ops follow the meta model
         else:
             paths = (str(path),)
             if name == "embeddings_processor":
@@ -78,7 +115,9 @@ class ComponentPlan:
             module_ops=module_ops,
             model_loader=StreamingStateDictLoader(headers, config),
         )
-        meta = builder.meta_model(config, ())
+        where = paths[0] if len(paths) == 1 else str(Path(paths[0]).parent)
+        with bounded_build(name, where, sum(len(h.entries) for h in headers.values()), check):
+            meta = builder.meta_model(config, ())
         if name == "text_encoder":  # the key and module ops of the transformers release that made the model
             builder = dataclasses.replace(builder, model_sd_ops=gemma_key_ops(meta),
                                           module_ops=(*gemma_module_ops(meta), *module_ops))

@@ -33,7 +33,7 @@ import torch
 from ..errors import LTX2InputError
 from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
 from .faults import inject_oom
-from .ledger import PhaseMeter
+from .ledger import PhaseMeter, device_figures
 from .report import PhaseRecord, RunReport
 from .streaming import Streamer, split_units, units_in_flight
 
@@ -83,6 +83,8 @@ class ComponentRecord:
     last_use: float = field(default_factory=time.monotonic)
     in_use: int = 0
     handle: object = None  # the host's registration (nodes/patcher.py)
+    alive: Callable[[], bool] | None = None  # False once the files it was built from changed or vanished
+    group: object = None  # the set of files it belongs with (one model's bundle)
 
     @property
     def streamed(self) -> bool:
@@ -140,6 +142,10 @@ class VramBudget:
     def budget_for(self, device: torch.device) -> int:
         if self.budget_bytes is not None:
             return self.budget_bytes
+        return self.capacity(device)
+
+    def capacity(self, device: torch.device) -> int:
+        """What the device can give the pack at most: its memory less the host's reserve."""
         reserve = (self.bridge.reserve_bytes(device) if self.bridge is not None and device.type != "cpu"
                    else DEFAULT_RESERVE.get(device.type, GIB))
         return device_total_bytes(device) - reserve
@@ -159,18 +165,30 @@ class VramBudget:
     # --- components ---
     @contextlib.contextmanager
     def use(self, key: tuple, name: str, policy: str, device: torch.device, need: Callable[[], Need], build: Build,
-            activations: int = 0):
+            activations: int = 0, alive: Callable[[], bool] | None = None, group: object = None):
         """Yields the component for `key`: the resident one, or one built by `build(streamed units)` after making
         room for `need()` (asked only when a build is needed: it reads file headers) and the phase's
         `activations`. A component that cannot fit even once every idle one is evicted keeps the units that fit
         resident and streams the others. In cold_start it is freed when the block ends; in persistent it stays
-        while it fits."""
+        while it fits. `alive()` says whether the files it is built from are still the ones it was built from: a
+        kept component whose files changed or vanished is dropped, never served. `group` names the set it belongs
+        with (one model's files): room is made from other sets first."""
+        capacity = self.capacity(device)
+        if activations > capacity:
+            # Refused before anything is built: such a phase would run out of memory (or, on a CPU, swap for hours
+            # with no interrupt point inside one huge operation).
+            raise LTX2InputError(
+                f"{name}: this phase needs about {activations / GIB:.1f} GiB beside the weights at this size "
+                f"(estimate), more than {device} can give ({capacity / GIB:.1f} GiB). Lower the size or the number "
+                "of frames, or the decode's tiles.")
         with self._lock:
             self._forget_unloaded()
+            self.drop_dead()
             self.device = device
             record = self.records.get(key)
             if record is None or record.module is None:
-                record = self._build(key, name, policy, device, need(), build, activations)
+                record = self._build(key, name, policy, device, need(), build, activations, group)
+                record.alive = alive
             self.records.move_to_end(key)
             record.in_use += 1
             if self.bridge is not None:
@@ -198,7 +216,7 @@ class VramBudget:
                     self.enforce(device)
 
     def _build(self, key: tuple, name: str, policy: str, device: torch.device, need: Need, build: Build,
-               activations: int) -> ComponentRecord:
+               activations: int, group: object = None) -> ComponentRecord:
         working = activations + need.upcast_bytes
         room, streamed, holds = self.room_for(device) - working, [], need.total
         if need.total > room and need.unit_bytes:
@@ -208,28 +226,39 @@ class VramBudget:
             holds = need.other_bytes + sum(need.unit_bytes[u] for u in resident) + units_in_flight(device) * largest
         elif need.total > room and need.cannot_stream:
             raise LTX2InputError(need.cannot_stream)
-        self.make_room(holds + working, device, keep=key)
+        self.make_room(holds + working, device, keep=key, group=group)
         try:
             inject_oom(f"load:{name}")
             module, streamer, report_line = build(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()
             raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, phase="loading", device=device)) from exc
-        record = ComponentRecord(key, name, module, module_bytes(module), device, policy, streamer, need.upcast_bytes)
+        record = ComponentRecord(key, name, module, module_bytes(module), device, policy, streamer, need.upcast_bytes,
+                                 group=group)
         self.records[key] = record
         if self.last_run is not None:
             self.last_run.loads.append(report_line)
         return record
 
-    def make_room(self, nbytes: int, device: torch.device, keep: tuple | None = None) -> None:
-        """Evict our idle components (most recently used first) until `nbytes` more fit the budget; then ask the
-        host's manager to free what its other models hold beyond that."""
+    def drop_dead(self) -> None:
+        """Evict the idle components whose files changed or vanished since they were built: never served again,
+        and not left beside their replacement."""
+        for key in [k for k, r in self.records.items() if r.in_use == 0 and r.alive is not None and not r.alive()]:
+            self.evict(key)
+
+    def make_room(self, nbytes: int, device: torch.device, keep: tuple | None = None, group: object = None) -> None:
+        """Evict our idle components until `nbytes` more fit the budget: first those of other sets than `group`
+        (another checkpoint's, say), least recently used first; then the group's own, most recently used first.
+        Then ask the host's manager to free what its other models hold beyond that."""
         budget = self.budget_for(device)
         # A run uses its components in the same order every time (text encoder, transformer, VAE, stage-2
         # transformer, decoder). When they do not all fit, the idle component used longest ago is the one the next
         # phases need soonest: least recently used first rebuilt every big component on every run. Most recently
-        # used first rebuilds half as many, the fewest possible for such a cycle (tests/unit/memory).
-        for key in reversed(list(self.records)):
+        # used first rebuilds half as many, the fewest possible for such a cycle (tests/unit/memory). Components
+        # of another set go before any of this one's, or two sets would keep evicting each other's.
+        order = [k for k, r in self.records.items() if group is not None and r.group != group]
+        order += [k for k in reversed(self.records) if k not in order]
+        for key in order:
             if self.resident_bytes(device) + nbytes <= budget:
                 break
             record = self.records[key]
@@ -322,6 +351,8 @@ class VramBudget:
         self.mode = mode
         if mode == "cold_start":
             self.free_all()  # components kept by an earlier persistent run
+        else:
+            self.drop_dead()
         return self.last_run
 
     @contextlib.contextmanager
@@ -350,6 +381,7 @@ class VramBudget:
                 for r in list(self.records.values())
             ],
             "resident_bytes": self.resident_bytes(),
+            "device_memory": device_figures(self.device) if self.device is not None else None,
             "last_run": self.last_run.as_dict() if self.last_run else None,
             "stage": self._running_state(),
         }

@@ -127,8 +127,22 @@ class PhaseMeter:
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
+            # Kernels run asynchronously: the phase ends (and its seconds are taken) when the GPU is done.
+            torch.cuda.synchronize(self.device)
             self.peak = torch.cuda.max_memory_allocated(self.device)
             self.peak_reserved = torch.cuda.max_memory_reserved(self.device)
         else:
             self._tracking.__exit__(*exc)
             self.peak = self.peak_reserved = CPU_LEDGER.peak
+
+
+def device_figures(device: torch.device) -> dict:
+    """What the device holds now, for the state the page and the benchmarks read: the ledger's allocated bytes,
+    the allocator's reserved bytes (CUDA's cache, on top of what is allocated), and page-locked host memory held
+    by torch's caching host allocator (block streaming's stores on a GPU)."""
+    figures = {"allocated_bytes": allocated_bytes(device), "reserved_bytes": reserved_bytes(device),
+               "pinned_host_bytes": 0}
+    if device.type == "cuda":
+        stats = torch.cuda.host_memory_stats()
+        figures["pinned_host_bytes"] = int(stats.get("reserved_bytes.current", stats.get("allocated_bytes.current", 0)))
+    return figures

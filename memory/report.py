@@ -26,6 +26,7 @@ class RunReport:
     phases: list[PhaseRecord] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
     loads: list[str] = field(default_factory=list)  # one line per component built: policy, layers, notes
+    notes: list[str] = field(default_factory=list)  # what the user should know about the inputs (a prompt cut)
     resident_after: int = 0
 
     def as_dict(self) -> dict:
@@ -40,6 +41,7 @@ class RunReport:
             "resident_bytes_after": self.resident_after,
             "components": list(self.components),
             "loads": list(self.loads),
+            "notes": list(self.notes),
             "stages": [{"name": p.name, "seconds": round(p.seconds, 3), "peak_bytes": p.peak_bytes,
                         "peak_reserved_bytes": p.peak_reserved_bytes, "start_bytes": p.start_bytes,
                         "components": list(p.components)}
@@ -53,4 +55,5 @@ class RunReport:
                  f"  {self.precision}"]
         lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
         lines += [f"  built {line}" for line in self.loads]
+        lines += [f"  note: {line}" for line in self.notes]
         return "\n".join(lines)

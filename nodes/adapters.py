@@ -5,11 +5,13 @@ import torch
 from ..errors import LTX2InputError
 
 
-def audio_in(audio) -> tuple[torch.Tensor, int]:
+def audio_in(audio) -> tuple[torch.Tensor, object]:
     """ComfyUI's AUDIO ({'waveform': [batch, channels, samples], 'sample_rate'}) -> (waveform, sample rate)."""
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
         raise LTX2InputError("audio: no audio was given. Connect a LoadAudio node (any sample rate, mono or stereo).")
-    return torch.as_tensor(audio["waveform"]), int(audio["sample_rate"])
+    if not isinstance(audio["waveform"], torch.Tensor):
+        raise LTX2InputError("audio: its waveform is not a tensor. Connect a LoadAudio node.")
+    return audio["waveform"], audio["sample_rate"]  # checked by the pipeline (ltx2/a2v/inputs.py)
 
 
 def audio_out(audio) -> dict:

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 from ..ltx2.a2v.limits import TILE_LIMITS, check_numbers, check_tiles
 from .adapters import audio_out
 from .run import node_run
-from .types import LTX2LatentType, LTX2ModelType
+from .types import LTX2LatentType, LTX2ModelType, check_links, expect
 
 
 def _tile(name: str, default: int, step: int, tooltip: str) -> io.Int.Input:
@@ -36,7 +36,11 @@ class LTX2Decode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24) -> bool | str:
+    def validate_inputs(cls, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24, model=None,
+                        latent=None) -> bool | str:
+        problem = check_links(model=model, latent=latent)
+        if problem:
+            return problem
         tiles = dict(spatial_tile=spatial_tile, spatial_overlap=spatial_overlap, temporal_tile=temporal_tile,
                      temporal_overlap=temporal_overlap)
         if None in tiles.values():  # linked: checked when the node runs, by ltx-core
@@ -49,7 +53,11 @@ class LTX2Decode(io.ComfyNode):
         from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
 
         from ..ltx2.a2v import stages as a2v
+        from ..ltx2.a2v.latent import A2VLatent
+        from ..ltx2.model_spec import ModelSpec
 
+        expect(model, ModelSpec, "model")
+        expect(latent, A2VLatent, "latent")
         tiling = TilingConfig(
             spatial_config=SpatialTilingConfig(spatial_tile, spatial_overlap) if spatial_tile else None,
             temporal_config=TemporalTilingConfig(temporal_tile, temporal_overlap) if temporal_tile else None,

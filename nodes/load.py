@@ -72,7 +72,7 @@ class LoadLTX2Quantized(io.ComfyNode):
         # Imported here so that the node registers even when ltx-core or torch is missing.
         import comfy.model_management
 
-        from ..ltx2.checkpoint import read_checkpoint_config
+        from ..ltx2.checkpoint import check_bundle
         from ..ltx2.components import Bundle
         from ..ltx2.model_spec import ModelSpec
         from .precision import comfy_precision
@@ -86,10 +86,11 @@ class LoadLTX2Quantized(io.ComfyNode):
         lora = None
         if distilled_lora != model_files.NONE:
             lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))
+        bundle = Bundle(checkpoint=checkpoint, text_encoder=model_files.resolve_text_encoder(text_encoder),
+                        distilled_lora=lora)
         model = ModelSpec(
-            bundle=Bundle(checkpoint=checkpoint, text_encoder=model_files.resolve_text_encoder(text_encoder),
-                          distilled_lora=lora),
-            config=read_checkpoint_config(checkpoint),
+            bundle=bundle,
+            config=check_bundle(bundle),
             quantization=quantization,
             text_encoder_quantization=text_encoder_quantization,
             residency=residency,

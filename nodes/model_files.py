@@ -37,6 +37,18 @@ def resolve_file(input_name: str, name: str, folders: tuple[str, ...]) -> Path:
         path = folder_paths.get_full_path(folder, name)
         if path is not None:
             return Path(path)
+    # ComfyUI lists every name with the extension but resolves only regular files: a FIFO, a link to a device or a
+    # broken link is listed, then "not there". Say what it is instead (open_regular does, without blocking).
+    from ..ltx2.safetensors_file import open_regular
+
+    for folder in folders:
+        for base in folder_paths.get_folder_paths(folder):
+            candidate = os.path.join(base, name)
+            if os.path.commonpath([os.path.abspath(base), os.path.abspath(candidate)]) == os.path.abspath(base) \
+                    and os.path.lexists(candidate):
+                fd, _ = open_regular(candidate, input_name)  # raises, naming what it is
+                os.close(fd)
+                return Path(candidate)
     where = " or ".join(f"models/{f}/" for f in folders)
     raise LTX2InputError(f"{input_name}: '{name}' is not in {where} (deleted or moved?). Refresh the page and pick again.")
 

@@ -2,13 +2,12 @@
 
 from comfy_api.latest import io
 
-from ..ltx2.a2v.limits import LIMITS, check_numbers, check_size
+from ..ltx2.a2v.limits import LIMITS, check_numbers, check_prompt, check_size
 from .adapters import audio_in, image_in
 from .run import node_run
-from .types import LTX2LatentType, LTX2ModelType
+from .types import UNCONNECTED, LTX2LatentType, LTX2ModelType, check_links, expect
 
 STAGES = ("base", "refine")
-UNCONNECTED = object()
 # ltx-core's stage-2 (distilled LoRA) schedule has 3 steps, whatever `steps` says.
 REFINE_STEPS = 3
 
@@ -53,34 +52,42 @@ class A2VSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width, height, num_frames, frame_rate, cfg, stage, latent=UNCONNECTED,
-                        image_crf=33) -> bool | str:
-        # Taken here: the size rules (multiples of 32, 8k+1 frames) and the floats' finiteness, which ComfyUI
-        # does not check; the limits of what is taken here are then checked here too (check_numbers).
-        problem = check_numbers(LIMITS, width=width, height=height, num_frames=num_frames, frame_rate=frame_rate,
-                                cfg=cfg, image_crf=image_crf)
+    def validate_inputs(cls, width, height, num_frames, frame_rate, cfg, stage, prompt=None, negative_prompt=None,
+                        model=None, image=None, audio=None, latent=UNCONNECTED, image_crf=33) -> bool | str:
+        # Taken here: values given where a link belongs, the floats' finiteness, the prompts' length and the size
+        # rules (multiples of 32, 8k+1 frames), which ComfyUI does not check; ComfyUI then skips its own min/max
+        # for what is taken here, so check_numbers checks them.
+        problem = (check_links(model=model, image=image, audio=audio, latent=latent)
+                   or check_numbers(LIMITS, width=width, height=height, num_frames=num_frames, frame_rate=frame_rate,
+                                    cfg=cfg, image_crf=image_crf)
+                   or check_prompt("prompt", prompt) or check_prompt("negative_prompt", negative_prompt))
         if problem:
             return problem
-        if None not in (width, height, num_frames):
-            problem = check_size(width, height, num_frames)
-            if problem:
-                return problem
         if stage not in STAGES:
             return f"stage: '{stage}' is not one of {', '.join(STAGES)}."
         # At queue time a connected input arrives as None (its value does not exist yet) and an unconnected one
         # not at all, which leaves the default.
         if stage == "refine" and latent is UNCONNECTED:
             return "latent: the refine stage needs a latent. Connect SpatialUpscale's output to this sampler's latent input."
+        if None not in (width, height, num_frames, frame_rate):
+            problem = check_size(width, height, num_frames)
+            if problem is None and stage == "base":
+                problem = _fits(width, height, num_frames, frame_rate)
+            return problem or True
         return True
 
     @classmethod
     def execute(cls, model, image, audio, prompt, negative_prompt, seed, width, height, num_frames, frame_rate,
                 steps, cfg, stage, latent=None, image_crf=33) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
+        from ..ltx2.a2v.latent import A2VLatent
+        from ..ltx2.model_spec import ModelSpec
 
+        expect(model, ModelSpec, "model")
         if stage == "refine":
             if latent is None:
                 raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
+            expect(latent, A2VLatent, "latent")
             with node_run(model, REFINE_STEPS) as run:
                 return io.NodeOutput(a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress,
                                                        run.on_tensor, image_crf))
@@ -89,3 +96,28 @@ class A2VSampler(io.ComfyNode):
             return io.NodeOutput(a2v.sample_base(model, run.device, image_in(image), waveform, rate, prompt,
                                                  negative_prompt, seed, width, height, num_frames, frame_rate, steps,
                                                  cfg, run.progress, run.on_tensor, image_crf))
+
+
+def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | None:
+    """Refuses, at queue time, a base stage whose largest phase cannot fit the device even with every weight
+    streamed: its activations alone, estimated for LTX-2.3 22B (ltx2/activations.py), exceed what the device can
+    give. Such a job would run out of memory, or on a CPU swap inside one operation no interrupt can reach."""
+    from .dependencies import missing_packages
+
+    if missing_packages():  # the node says so when it runs
+        return None
+    import comfy.model_management
+
+    from ..ltx2.activations import largest_base_phase
+    from ..memory.accounting import GIB
+    from ..memory.budget import BUDGET
+    from .precision import comfy_precision
+
+    device = comfy.model_management.get_torch_device()
+    phase, needed = largest_base_phase(width, height, num_frames, frame_rate, comfy_precision(device))
+    capacity = BUDGET.capacity(device)
+    if needed <= capacity:
+        return None
+    return (f"width x height x num_frames: {width}x{height}x{num_frames} needs about {needed / GIB:.0f} GiB in "
+            f"{phase} beside the weights (estimate), more than this device can give ({capacity / GIB:.1f} GiB). "
+            "Lower num_frames or the size (e.g. 384x256x97 for a 768x512 video).")

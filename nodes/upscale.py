@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from . import model_files
 from .run import node_run
-from .types import LTX2LatentType, LTX2ModelType
+from .types import LTX2LatentType, LTX2ModelType, check_links, expect
 
 
 class SpatialUpscale(io.ComfyNode):
@@ -26,7 +26,10 @@ class SpatialUpscale(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, upscale_model) -> bool | str:
+    def validate_inputs(cls, upscale_model, model=None, latent=None) -> bool | str:
+        problem = check_links(model=model, latent=latent)
+        if problem:
+            return problem
         options = model_files.file_names("latent_upscale_models")
         if upscale_model not in options:
             return f"upscale_model: '{upscale_model}' is not in models/latent_upscale_models/ ({', '.join(options) or 'none found'})."
@@ -35,7 +38,11 @@ class SpatialUpscale(io.ComfyNode):
     @classmethod
     def execute(cls, model, latent, upscale_model) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
+        from ..ltx2.a2v.latent import A2VLatent
+        from ..ltx2.model_spec import ModelSpec
 
+        expect(model, ModelSpec, "model")
+        expect(latent, A2VLatent, "latent")
         path = model_files.resolve_file("upscale_model", upscale_model, ("latent_upscale_models",))
         model = dataclasses.replace(model, bundle=dataclasses.replace(model.bundle, spatial_upsampler=path))
         with node_run(model) as run:

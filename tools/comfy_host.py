@@ -160,7 +160,13 @@ class ComfyHost:
         return children[0].memory_info().rss if children else 0
 
     def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
+        """ComfyUI's /free, done before this returns. The server only sets a flag that its worker reads after the
+        next prompt it takes (or when its wait for one times out, up to minutes later): a prompt queued right
+        after could run on the old caches. So a prompt that does nothing but set the pack's budget to its
+        default (VRAMGuard, budget 0) is run after it: once it is done, so is the free."""
         requests.post(f"{self.url}/free", json={"unload_models": unload_models, "free_memory": free_memory}, timeout=30)
+        done = self.run({"1": {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0, "action": "enforce"}}}, 120)
+        assert done.status == "success", done.messages
 
     # --- websocket ---
     def wait(self, prompt_id: str, timeout: float = 600.0, on_message=None) -> PromptResult:

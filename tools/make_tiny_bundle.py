@@ -1,6 +1,6 @@
 """Writes a small, randomly initialised LTX-2.3 bundle laid out exactly like the release files.
 
-    .venv/bin/python tools/make_tiny_bundle.py --models-dir DIR [--preset tiny|wide] [--seed N]
+    .venv/bin/python tools/make_tiny_bundle.py --models-dir DIR [--preset tiny|wide|deep|full] [--seed N] [--device cuda]
 
 DIR gets ComfyUI's model-folder layout:
     checkpoints/ltx-2.3-<preset>-dev.safetensors                     transformer, VAEs, vocoder, text projection
@@ -33,7 +33,10 @@ import_pack()
 from ltx2_a2v.ltx2 import components as ltx2_components  # noqa: E402
 from ltx2_a2v.ltx2.gemma import EmbeddingsProcessorConfigurator  # noqa: E402
 
-RANK = {"tiny": 8, "wide": 384}
+RANK = {"tiny": 8, "wide": 384, "deep": 384, "full": 384}
+# Where random tensors are drawn (make_bundle's `device`): the CPU by default; a GPU draws the `full` preset's 19 B
+# values in seconds (other values than the CPU's for the same seed, equally deterministic).
+_DEVICE = torch.device("cpu")
 
 _TRANSFORMER_COMMON = {
     "activation_fn": "gelu-approximate",
@@ -157,6 +160,11 @@ PRESETS = {
     "tiny": {"transformer": _transformer(2, 32, 2, 16, layers=2)},
     # The LTX-2.3 22B widths: 32 x 128 video, 32 x 64 audio; 2 of its 48 blocks.
     "wide": {"transformer": _transformer(32, 128, 32, 64, layers=2)},
+    # 8 of the 48 blocks: the load's transient measured where it weighs less than on `wide` (bench/quant.py).
+    "deep": {"transformer": _transformer(32, 128, 32, 64, layers=8)},
+    # The whole 22B transformer (48 blocks at the real widths; 38 GB in bf16), everything else as small as `tiny`'s:
+    # the GPU proving ground (bench/proving_ground.py).
+    "full": {"transformer": _transformer(32, 128, 32, 64, layers=48)},
 }
 
 UPSAMPLER_CONFIG = {
@@ -235,7 +243,9 @@ def file_names(preset: str) -> dict[str, str]:
 def random_tensor(seed: int, key: str, shape: tuple[int, ...], dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     """A deterministic tensor for `key`, scaled so that activations stay finite through the network."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    gen = torch.Generator(_DEVICE).manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    if _DEVICE.type != "cpu" and len(shape) > 1 and math.prod(shape) >= 2**20:
+        return (torch.randn(shape, generator=gen, device=_DEVICE) / math.sqrt(math.prod(shape[1:]))).to(dtype).cpu()
     name = key.rsplit(".", 1)[-1]
     if name == "std-of-means":
         value = 0.5 + torch.rand(shape, generator=gen)
@@ -334,14 +344,22 @@ def write_tokenizer(root: Path) -> dict[str, int]:
         eos_id=1,
         bos_id=2,
         unk_id=3,
+        pad_piece="<pad>",  # Gemma's names for them: the tokenizer's bos_token "<bos>" must be id 2 here too
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        unk_piece="<unk>",
         user_defined_symbols=SPECIAL_TOKENS,
         byte_fallback=True,
         num_threads=1,
         minloglevel=2,
     )
     (root / "tokenizer.model").write_bytes(model_bytes.getvalue())
-    tokenizer = GemmaTokenizerFast(
-        vocab_file=str(root / "tokenizer.model"),
+    # transformers' own conversion of the SentencePiece model, as from_pretrained does on a folder holding only
+    # tokenizer.model, in 4.x and 5.x alike. (5.x's GemmaTokenizerFast(vocab_file=...) no longer converts it: it
+    # makes a tokenizer of the special tokens alone, which reads every word as <unk>.)
+    tokenizer = GemmaTokenizerFast.from_pretrained(
+        str(root),
+        add_bos_token=True,  # as Gemma's release: 4.x's default, not 5.x's
         extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
     )
     tokenizer.save_pretrained(str(root))
@@ -425,10 +443,13 @@ def write_fp8_checkpoint(src: Path, dst: Path) -> None:
     save_file(tensors, str(dst), metadata=header.metadata)
 
 
-def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False) -> dict[str, Path]:
+def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False,
+                device: str = "cpu") -> dict[str, Path]:
     """Writes the bundle and returns the absolute path of each part."""
+    global _DEVICE
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset '{preset}'. Choose one of: {', '.join(PRESETS)}.")
+    _DEVICE = torch.device(device)
     models_dir = Path(models_dir)
     paths = {part: models_dir / rel for part, rel in file_names(preset).items()}
     for path in paths.values():
@@ -449,8 +470,9 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fp8", action="store_true", help="also write the checkpoint as an fp8 release stores it")
+    parser.add_argument("--device", default="cpu", help="where to draw the random values (cuda: the full preset fast)")
     args = parser.parse_args()
-    paths = make_bundle(args.models_dir, args.preset, args.seed, fp8=args.fp8)
+    paths = make_bundle(args.models_dir, args.preset, args.seed, fp8=args.fp8, device=args.device)
     for part, path in paths.items():
         size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
         print(f"{part:18s} {size / 2**20:9.1f} MiB  {path}")

@@ -106,6 +106,28 @@ def set_widgets(page, node_type: str, **values) -> None:
         }""", [node_type, values])
 
 
+def widget_values(page, node_type: str, name: str) -> list:
+    """The widget's value on every node of a type."""
+    return page.evaluate("([type, name]) => app.graph.nodes.filter(n => n.type === type)"
+                         ".map(n => n.widgets.find(w => w.name === name).value)", [node_type, name])
+
+
+def queue_errors(page) -> tuple[dict, str]:
+    """Queues the workflow as the Run button does, when the server refuses it: ({node id: [(input, details)]} as
+    the page keeps them to mark inputs red, the error dialog's text); the dialog is closed."""
+    logged = len(page.ltx2_console)
+    page.evaluate("() => app.queuePrompt(0)")
+    errors = page.evaluate("() => JSON.parse(JSON.stringify(app.lastNodeErrors ?? {}))")
+    page.wait_for_selector(".p-dialog", timeout=10_000)
+    text = page.locator(".p-dialog").first.inner_text()
+    close_dialogs(page)
+    # ComfyUI logs the refusal it shows (its stack passes through the pack's queuePrompt wrapper): expected here.
+    page.ltx2_console[logged:] = [m for m in page.ltx2_console[logged:]
+                                  if not m.startswith("error: PromptExecutionError")]
+    return {node: [(e.get("extra_info", {}).get("input_name"), e["details"]) for e in error["errors"]]
+            for node, error in errors.items()}, text
+
+
 def record_guard_panel(page) -> None:
     """From now on, every state the VRAMGuard panel shows is kept in window.ltx2Seen (for the live check)."""
     page.evaluate(

@@ -50,7 +50,25 @@ def check_numbers(limits: dict[str, tuple], **values) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
             return f"{name}: {value} is not a number. Give a value in {low}..{high}, e.g. {hint}."
         if not low <= value <= high:
-            return f"{name}: {value} is outside {low}..{high}; try {hint}."
+            shown = f"{value:.3g}" if abs(value) >= 1e9 else value  # 1e30 given for an INT arrives as 31 digits
+            return f"{name}: {shown} is outside {low}..{high}; try {hint}."
+    return None
+
+
+# Prompts are cut to the text encoder's 1024 tokens (gemma.MAX_TOKENS): about 4,000 characters of English, 1,000
+# of Chinese. A longer text only costs its tokenization (which cannot be interrupted), so it is refused before.
+MAX_PROMPT_CHARS = 16_384
+
+
+def check_prompt(name: str, text) -> str | None:
+    """A message when `text` is not a prompt the text encoder can take, or None."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        return f"{name}: expected text, got {type(text).__name__}."
+    if len(text) > MAX_PROMPT_CHARS:
+        return (f"{name}: {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (the text encoder reads at most "
+                "1024 tokens, about 4,000 characters of English). Shorten it.")
     return None
 
 

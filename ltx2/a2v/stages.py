@@ -44,12 +44,15 @@ from ltx_pipelines.utils.media_io import normalize_latent, preprocess, resize_an
 from ltx_pipelines.utils.samplers import euler_denoising_loop
 from ltx_pipelines.utils.types import PipelineComponents
 
+from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.faults import inject_oom
 from .. import activations
 from ..gemma import GemmaRoot
 from ..model_spec import ModelSpec
-from .inputs import conditioning_audio, first_image
+from .inputs import conditioning_audio, first_image, playable
+from .interrupts import interruptible
+from .limits import check_prompt
 from .latent import A2VLatent
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
@@ -68,21 +71,40 @@ def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None)
     return generator.manual_seed(seed)
 
 
-def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor = None):
+def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor = None,
+                    names: tuple[str, ...] = ("prompt", "negative_prompt")):
+    for name, text in zip(names, prompts):
+        problem = check_prompt(name, text)
+        if problem:
+            raise LTX2InputError(problem)
     working = 0
     if model.bundle.text_encoder is not None:
         working = activations.text(GemmaRoot.open(model.bundle.text_encoder).config(), model.config,
                                    model.precision_on(device).text_encoder)
     with BUDGET.phase("text encode", device):
-        with model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder:
+        with model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
+                interruptible(encoder, on_tensor):
+            _note_cut_prompts(encoder, names, prompts)
             raw = [encoder.encode(p) for p in prompts]
             del encoder
-        with model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor:
+        with model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor, \
+                interruptible(processor, on_tensor):
             # The contexts go to the transformer: in its compute dtype (the text family's may differ).
             dtype = model.precision_on(device).transformer
             encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
             del processor, raw
         return encoded
+
+
+def _note_cut_prompts(encoder, names, prompts: list[str]) -> None:
+    """The run report says when a prompt is longer than the text encoder reads (it cuts it to its token limit, as
+    ltx-pipelines does), and how much was dropped."""
+    tokenizer = encoder.tokenizer
+    for name, text in zip(names, prompts):
+        count = len(tokenizer.tokenizer(text)["input_ids"])
+        if count > tokenizer.max_length and BUDGET.last_run is not None:
+            BUDGET.last_run.notes.append(f"{name} cut to the text encoder's {tokenizer.max_length} tokens: it has "
+                                         f"{count}, the last {count - tokenizer.max_length} were not read")
 
 
 def _prompt_key(model: ModelSpec, prompt: str, device: torch.device) -> tuple:
@@ -109,7 +131,8 @@ def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, heigh
     pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
     working = activations.image_encode(width, height, precision.vae)
     with BUDGET.phase("image encode", device), \
-            model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder:
+            model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
+            interruptible(encoder, on_tensor):
         encoded = encoder(pixels)
         del encoder
     return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
@@ -160,7 +183,8 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
         positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
         working = activations.audio_encode(seconds, audio.sampling_rate)
         with BUDGET.phase("audio encode", device), \
-                model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc:
+                model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc, \
+                interruptible(enc, on_tensor):
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
             del enc
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
@@ -172,7 +196,8 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
         sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
         working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
         with BUDGET.phase("stage 1 denoise", device), \
-                model.component("transformer", device, on_tensor=on_tensor, activations=working) as tr:
+                model.component("transformer", device, on_tensor=on_tensor, activations=working) as tr, \
+                interruptible(tr, on_tensor):
             denoise = multi_modal_guider_denoising_func(
                 video_guider=MultiModalGuider(params=_guider_params(model, cfg), negative_context=negative.video_encoding),
                 audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
@@ -202,7 +227,8 @@ def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress:
     """2x spatial upsample of the video latent (ltx-core's upsample_video)."""
     with torch.inference_mode(), BUDGET.phase("upscale", device):
         with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
-                model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler:
+                model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler, \
+                interruptible(encoder, on_tensor), interruptible(upsampler, on_tensor):
             video = upsample_video(latent.video.to(device), encoder, upsampler)
             del encoder, upsampler
     if progress is not None:
@@ -220,7 +246,7 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
         if kept is not None and kept[0] == _prompt_key(model, prompt, device):
             positive = _to(kept[1], device)
         else:
-            (positive,) = _encode_prompts(model, [prompt], device, on_tensor)
+            (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
         shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
                                 fps=latent.frame_rate)
         conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, image_crf, device,
@@ -229,7 +255,8 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
         dtype = model.precision_on(device).transformer
         working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
         with BUDGET.phase("stage 2 denoise", device), model.component(
-                "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working) as tr:
+                "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working) as tr, \
+                interruptible(tr, on_tensor):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
             state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
                              noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device, dtype),
@@ -240,7 +267,8 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
 
 def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
            on_tensor: OnTensor = None, tiling: TilingConfig | None = None) -> tuple[torch.Tensor, Audio]:
-    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length.
+    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length, as
+    a container can carry it (inputs.playable).
 
     Tiled as `tiling` says (default: the reference's `TilingConfig.default()`, 512 px and 64 frames with
     overlaps; `TilingConfig()` decodes in one piece); progress is reported after each temporal tile."""
@@ -251,7 +279,8 @@ def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: 
     working = activations.decode(model.config, latent.width, latent.height, latent.num_frames,
                                  tiling if tiled else None, model.precision_on(device).vae)
     with torch.inference_mode(), BUDGET.phase("decode", device):
-        with model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder:
+        with model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder, \
+                interruptible(decoder, on_tensor):
             generator = _generator(device, latent.seed, latent)
             for chunk in decode_video(latent.video.to(device), decoder, tiling if tiled else None, generator):
                 chunks.append(chunk.cpu())
@@ -261,4 +290,4 @@ def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: 
     frames = torch.cat(chunks, dim=0).float() / 255.0
     samples = round(latent.num_frames / latent.frame_rate * latent.audio.sampling_rate)
     audio = Audio(waveform=latent.audio.waveform[0, :, :samples].cpu(), sampling_rate=latent.audio.sampling_rate)
-    return frames, audio
+    return frames, playable(audio)

@@ -80,7 +80,9 @@ def test_checkpoint_of_another_family_is_refused_before_loading(host, checkpoint
     _good_run_follows(host)
 
 
-def test_missing_or_misshaped_tensor_is_named_when_the_stage_builds(host, tiny_paths, checkpoints):
+def test_missing_or_misshaped_tensor_is_named_before_anything_is_built(host, tiny_paths, checkpoints):
+    # The loader compares the checkpoint's header with the LoRA's (ltx2/checkpoint.py, check_bundle): a
+    # transformer weight missing or mis-shaped is found there, naming the key and both files.
     folder, made = checkpoints
     _write_checkpoint(folder / "missing-key.safetensors", tiny_paths,
                       drop="model.diffusion_model.transformer_blocks.1.ff.net.2.weight")
@@ -91,8 +93,8 @@ def test_missing_or_misshaped_tensor_is_named_when_the_stage_builds(host, tiny_p
                         ("bad-shape.safetensors", "transformer_blocks.0.attn1.to_k.weight")):
         prompt = small_workflow(prefix=f"test/{name}")
         prompt["3"]["inputs"]["ckpt_name"] = name
-        message = _error_of(host.run(prompt), "A2VSampler")
-        assert words in message
+        message = _error_of(host.run(prompt), "LoadLTX2Quantized")
+        assert words in message and name in message
         assert host.vram()["resident_bytes"] == 0  # nothing half-built kept
     assert host.run(small_workflow(prefix="test/after-bad-files", seed=9)).status == "success"
 

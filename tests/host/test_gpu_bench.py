@@ -95,8 +95,11 @@ def test_workflow_takes_the_cells_values_and_streams_under_a_guard():
     assert persistent["3"]["inputs"]["residency"] == "persistent" and "11" not in persistent
 
 
-def run(seconds, peak, reserved, idle, components=("transformer",)):
-    return {"seconds": seconds, "peak_bytes": peak, "peak_reserved_bytes": reserved, "idle_resident_bytes": idle,
+def run(seconds, peak, reserved, idle, components=("transformer",), text=0):
+    """One run as measure() gives it: the denoising phases peak at `peak` / `reserved`, the text encoder at `text`."""
+    return {"seconds": seconds, "peak_bytes": max(peak, text), "peak_reserved_bytes": max(reserved, text),
+            "phase_peaks": {"text": (text, text), "denoise": (peak, reserved), "decode": (peak // 4, reserved // 4)},
+            "idle_resident_bytes": idle, "idle_reserved_bytes": idle + 2**30, "idle_pinned_bytes": 0,
             "components": list(components)}
 
 
@@ -104,14 +107,15 @@ def row(mode="persistent", runs=(), **extra):
     return {"policy": "fp8_cast", "mode": mode, "width": 768, "height": 512, "frames": 97, "runs": list(runs), **extra}
 
 
-def test_rows_aggregate_their_runs():
+def test_rows_aggregate_their_runs_cold_apart_from_warm_and_by_phase():
     gib = 2**30
-    summary = gpu_a2v.summarize(row(runs=[run(60.0, 50 * gib, 52 * gib, 40 * gib),
+    summary = gpu_a2v.summarize(row(runs=[run(60.0, 50 * gib, 52 * gib, 40 * gib, text=70 * gib),
                                           run(39.0, 57 * gib, 58 * gib, 51 * gib), run(42.0, 56 * gib, 59 * gib, 51 * gib)]))
     assert summary["status"] == "ok"
-    assert summary["mean_seconds"] == pytest.approx(47.0) and summary["min_seconds"] == 39.0
-    assert summary["peak_bytes"] == 57 * gib and summary["peak_reserved_bytes"] == 59 * gib
-    assert summary["idle_resident_bytes"] == 51 * gib  # what the last run left held
+    assert summary["cold_seconds"] == 60.0 and summary["warm_seconds"] == pytest.approx(40.5)  # the first apart
+    # A bf16 text encoder's 70 GiB does not hide the transformers' figures: each phase group has its own.
+    assert summary["phase_peaks"]["denoise"] == [57 * gib, 59 * gib] and summary["phase_peaks"]["text"][0] == 70 * gib
+    assert summary["idle_resident_bytes"] == 51 * gib and summary["idle_reserved_bytes"] == 52 * gib  # the last run
     failed = gpu_a2v.summarize(row(error="A2VSampler: out of memory while running on cuda:0"))
     assert failed["status"] == "error" and "mean_seconds" not in failed
     unstreamed = gpu_a2v.summarize(row("streamed", [run(1.0, 1, 1, 0)]))
@@ -122,15 +126,16 @@ def test_rows_aggregate_their_runs():
 
 def test_table_has_a_line_per_row_with_figures_or_the_error():
     gib = 2**30
-    ok = gpu_a2v.summarize(row(runs=[run(39.84, int(57.92 * gib), int(59.5 * gib), int(51.7 * gib))]))
+    ok = gpu_a2v.summarize(row(runs=[run(88.8, int(23.9 * gib), int(25.0 * gib), 0),
+                                     run(39.84, int(57.92 * gib), int(59.5 * gib), int(51.7 * gib))]))
     failed = gpu_a2v.summarize(row("cold_start", error="LoadLTX2Quantized: quantization: torchao_fp8_dynamic runs "
                                                      "fp8 matmuls on compute capability 8.9+ " + "x" * 200 + "\nsecond line"))
     lines = gpu_a2v.table([ok, failed]).splitlines()
-    assert len(lines) == 4 and "peak alloc GiB" in lines[0] and "idle GiB" in lines[0]
-    assert lines[2].split() == ["fp8_cast", "persistent", "768x512x97", "1", "39.84", "39.84", "57.92", "59.50",
-                                "51.70", "ok"]
+    assert len(lines) == 4 and "denoise GiB" in lines[0] and "idle GiB" in lines[0]
+    assert lines[2].split() == ["fp8_cast", "persistent", "768x512x97", "2", "88.80", "39.84", "0.0/", "0.0",
+                                "57.9/", "59.5", "14.5/", "14.9", "51.7/52.7/", "0.0", "ok"]
     assert "error: LoadLTX2Quantized: quantization: torchao_fp8_dynamic" in lines[3] and lines[3].endswith("...")
-    assert "second line" not in lines[3] and lines[3].split()[4:9] == ["-"] * 5
+    assert "second line" not in lines[3] and lines[3].split()[4:10] == ["-"] * 6
 
 
 def test_whole_loop_on_the_cpu_through_a_real_host(models_dir, tmp_path, capsys):
@@ -149,7 +154,7 @@ def test_whole_loop_on_the_cpu_through_a_real_host(models_dir, tmp_path, capsys)
     for mode in ("cold_start", "persistent", "streamed"):
         r = rows["none", mode]
         assert r["status"] == "ok" and len(r["runs"]) == 1 and (r["width"], r["height"], r["frames"]) == (256, 192, 17)
-        assert r["mean_seconds"] > 0 and r["peak_bytes"] > 0 and r["peak_reserved_bytes"] > 0
+        assert r["cold_seconds"] > 0 and r["phase_peaks"]["denoise"][0] > 0 and r["phase_peaks"]["text"][0] > 0
         assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in r["runs"][0]["stages"]}
     assert rows["none", "persistent"]["idle_resident_bytes"] > 0
     assert rows["none", "cold_start"]["idle_resident_bytes"] == 0

@@ -1,6 +1,7 @@
 """The page in a real browser (Debian's Chromium through Playwright): the example workflow is listed in the
 template browser with the project's thumbnail, loads by drag and drop with no node type missing, shows the
-pack's widgets, runs from the Run button, and the VRAMGuard widget shows the run's figures as they happen.
+pack's widgets, shows a value refused at the queue under its input, runs from the Run button, and the VRAMGuard
+widget shows the run's figures as they happen.
 
 The screenshot is saved under the test's tmp folder. The README's picture is this test's screenshot:
 
@@ -60,6 +61,22 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         assert all(node["visible"] for nodes in shown.values() for node in nodes)
         policy = next(r for r in shown["LoadLTX2Quantized"][0]["rows"] if r["role"] == "policy")
         assert "fp8_scaled" in policy["text"] and "cold_start" in policy["text"]
+
+        # A value refused at the queue is shown under the input its message is about, not under each input
+        # ComfyUI hands the node's check (web/js/ltx2_page.js, keepNamedInputs).
+        samplers = [str(i) for i in page.evaluate("() => app.graph.nodes.filter(n => n.type === 'A2VSampler')"
+                                                  ".map(n => n.id)")]
+        negative = pb.widget_values(page, "A2VSampler", "negative_prompt")
+        pb.set_widgets(page, "A2VSampler", negative_prompt="blurry " * 3000)
+        errors, dialog = pb.queue_errors(page)
+        assert sorted(errors) == sorted(samplers), errors
+        for node in samplers:
+            assert errors[node] == [("negative_prompt", "negative_prompt - negative_prompt: 21,000 characters; the "
+                                     "limit is 16,384 (the text encoder reads at most 1024 tokens, about 4,000 "
+                                     "characters of English). Shorten it.")], errors[node]
+        # The dialog lists it once per node (ComfyUI's own list: once per input the check takes, a dozen).
+        assert dialog.count("Custom validation failed for node") == len(samplers), dialog
+        pb.set_widgets(page, "A2VSampler", negative_prompt=negative[0])
 
         pb.set_widgets(page, "A2VSampler", **SMALL)
         pb.record_guard_panel(page)

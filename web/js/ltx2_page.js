@@ -65,7 +65,7 @@ const loaderPanel = {
 };
 
 const guardPanel = {
-  height: 266,
+  height: 282,
   draw(node, root) {
     const budget = vram?.budget_bytes; // null until the pack first ran: the device's memory less a reserve
     const used = vram?.resident_bytes ?? 0;
@@ -95,7 +95,10 @@ const guardPanel = {
     // Which compute dtypes ran (float32 on a CPU, bf16 on Ampere and newer; ComfyUI's flags decide over that).
     const compute = el("div", "ltx2-status", run?.precision ?? "");
     compute.dataset.role = "precision";
-    root.replaceChildren(bar, legend, status, compute, reportTable(run));
+    // What the user should know about the inputs, e.g. a prompt cut to the text encoder's token limit.
+    const notes = el("div", "ltx2-status ltx2-note", (run?.notes ?? []).join("; "));
+    notes.dataset.role = "notes";
+    root.replaceChildren(bar, legend, status, compute, notes, reportTable(run));
   },
 };
 
@@ -262,6 +265,42 @@ function listen() {
   }
 }
 
+// --- queue-time errors: under the input they are about ---
+// ComfyUI attaches a node's validate_inputs message to every input the method takes: the page then marks each of
+// the node's widgets red and lists the one message once per input. The pack's messages start with the input(s)
+// they are about ("cfg: nan is not a number ...", "width and height must be ..."), so only those entries are
+// kept (the first one when the message names no input of the list). Prompts sent over the API get ComfyUI's
+// response unchanged.
+const PACK_NODES = new Set(["LoadLTX2Quantized", "A2VSampler", "SpatialUpscale", "LTX2Decode", "VRAMGuard"]);
+
+export function keepNamedInputs(nodeErrors) {
+  for (const nodeError of Object.values(nodeErrors ?? {})) {
+    if (!PACK_NODES.has(nodeError.class_type)) continue;
+    const custom = nodeError.errors.filter((e) => e.type === "custom_validation_failed" && e.extra_info?.input_name);
+    if (custom.length < 2) continue;
+    const first = custom[0];
+    const message = first.details.slice(first.extra_info.input_name.length + 3); // "<input> - <message>"
+    const head = message.split(/[:;]/)[0];
+    const named = custom.filter((e) => new RegExp(`(^|[^\\w])${e.extra_info.input_name}($|[^\\w])`).test(head));
+    const keep = new Set(named.length ? named : [first]);
+    nodeError.errors = nodeError.errors.filter((e) => !custom.includes(e) || keep.has(e));
+  }
+}
+
+function filterQueueErrors() {
+  const queuePrompt = api.queuePrompt.bind(api);
+  api.queuePrompt = async (...args) => {
+    try {
+      const result = await queuePrompt(...args);
+      keepNamedInputs(result?.node_errors);
+      return result;
+    } catch (error) {
+      keepNamedInputs(error?.response?.node_errors); // the page shows these (ComfyUI's PromptExecutionError)
+      throw error;
+    }
+  };
+}
+
 const STYLE = `
 .ltx2-panel { font: 12px/1.35 sans-serif; color: var(--input-text, #ddd); padding: 4px 6px; box-sizing: border-box;
   overflow: hidden; height: 100%; }
@@ -292,6 +331,7 @@ app.registerExtension({
   name: "ltx2_a2v.page",
   async setup() {
     document.head.append(el("style", null, STYLE));
+    filterQueueErrors();
     listen();
     await refresh();
   },

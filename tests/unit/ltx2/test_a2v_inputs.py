@@ -1,4 +1,5 @@
-"""What the sampler accepts: any image size, any audio rate and channel count, and clear words for bad values."""
+"""What the sampler accepts: any image of a sensible size, audio at any rate a container can carry and any channel
+count, and clear words for bad values; what it hands on (AUDIO) is always something SaveVideo can write."""
 
 import math
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.ltx2.a2v.inputs import conditioning_audio, first_image
-from ltx2_a2v.ltx2.a2v.limits import LIMITS, check_numbers, check_size
+from ltx2_a2v.ltx2.a2v.inputs import AAC_RATES, MAX_SIDE, MIN_SIDE, conditioning_audio, first_image, playable
+from ltx2_a2v.ltx2.a2v.limits import LIMITS, MAX_PROMPT_CHARS, check_numbers, check_prompt, check_size
 
 
 def tone(seconds: float, rate: int, channels: int) -> torch.Tensor:
@@ -64,3 +65,49 @@ def test_a_float_that_is_not_a_number_is_refused_by_name(value):
 
 def test_a_linked_value_is_checked_when_it_exists():
     assert check_numbers(LIMITS, frame_rate=None) is None
+
+
+@pytest.mark.parametrize("rate", [1, 4000, 384_000, 22050.5, float("nan"), True])
+def test_a_rate_no_container_takes_is_refused_by_name(rate):
+    with pytest.raises(LTX2InputError, match=f"^audio: a sample rate of {rate} Hz cannot be the video's soundtrack"):
+        conditioning_audio(torch.zeros(1, 2, 100), rate, seconds=1.0)
+
+
+@pytest.mark.parametrize("peak", [1e30, 32767.0])
+def test_a_clip_far_louder_than_full_scale_is_refused(peak):
+    with pytest.raises(LTX2InputError, match="^audio: the clip peaks at .* times full scale"):
+        conditioning_audio(tone(0.5, 16000, 1) * peak, 16000, seconds=0.5)
+
+
+def test_integer_samples_are_read_as_pcm():
+    pcm = (tone(0.5, 16000, 1) * 32767).to(torch.int16)
+    audio = conditioning_audio(pcm, 16000, seconds=0.5)
+    assert 0.99 < float(audio.waveform.abs().max()) <= 1.0
+
+
+def test_what_is_handed_on_is_always_writable():
+    """SaveVideo's AAC takes some rates only and samples in -1..1: a clip at another rate is resampled, peaks
+    above full scale are clipped."""
+    odd = playable(conditioning_audio(tone(0.5, 37_000, 2) * 2, 37_000, seconds=0.5))
+    assert odd.sampling_rate == 48_000 and odd.waveform.shape[-1] == 24_000 and odd.waveform.abs().max() <= 1.0
+    for rate in (16_000, 44_100):
+        assert rate in AAC_RATES and playable(conditioning_audio(tone(0.5, rate, 1), rate, 0.5)).sampling_rate == rate
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 3), (1, MIN_SIDE - 1, 640, 3), (1, 64, MAX_SIDE + 1, 3)])
+def test_an_image_too_small_or_too_large_is_refused_saying_the_range(shape):
+    with pytest.raises(LTX2InputError, match=f"^image: .* px; give an image {MIN_SIDE} to {MAX_SIDE} px on each side"):
+        first_image(torch.zeros(shape))
+
+
+def test_8_bit_images_are_taken_and_other_integers_refused():
+    assert first_image(torch.full((32, 32, 3), 255, dtype=torch.uint8)).max() == 1.0
+    with pytest.raises(LTX2InputError, match="^image: pixels of type torch.int32"):
+        first_image(torch.zeros(32, 32, 3, dtype=torch.int32))
+
+
+def test_a_prompt_over_the_limit_is_refused_before_tokenization():
+    assert check_prompt("negative_prompt", "x" * MAX_PROMPT_CHARS) is None
+    assert check_prompt("negative_prompt", "x" * (MAX_PROMPT_CHARS + 1)).startswith(
+        f"negative_prompt: {MAX_PROMPT_CHARS + 1:,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    assert check_prompt("prompt", 5) == "prompt: expected text, got int."

@@ -63,6 +63,18 @@ def test_text_encoder_and_projection_give_transformer_sized_context(tiny_paths):
     assert 0 < int(mask.sum()) < 1024
 
 
+def test_the_bundle_tokenizer_reads_words_as_gemma_does(tiny_paths):
+    """Written in any lane, the tokenizer starts with <bos> (id 2) and reads its corpus' words as words: a
+    tokenizer of the special tokens alone (what transformers 5.x made of the SentencePiece model when handed it as
+    vocab_file) reads every word as <unk>, and every prompt would give the same encoding."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_paths["text_encoder"]))
+    ids = tokenizer("a young woman speaks calmly")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id == 2 and (tokenizer.eos_token_id, tokenizer.pad_token_id) == (1, 0)
+    assert tokenizer.unk_token_id not in ids and len(set(ids)) == len(ids) == 6, ids
+
+
 def test_distilled_lora_targets_real_transformer_keys(tiny_paths):
     layout = read_header(tiny_paths["distilled_lora"]).entries
     transformer_keys = set(build_component(_bundle(tiny_paths), "transformer")[0].state_dict())

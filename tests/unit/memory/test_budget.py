@@ -18,13 +18,13 @@ def linear(nbytes: int) -> torch.nn.Module:
 
 
 def use(budget: VramBudget, name: str, nbytes: int, builds: list | None = None, need: Need | None = None,
-        activations: int = 0):
+        activations: int = 0, alive=None, group=None):
     def build(streamed):
         if builds is not None:
             builds.append((name, list(streamed)))
         return linear(nbytes), None, f"{name}: built"
 
-    return budget.use((name,), name, "none", CPU, lambda: need or Need(nbytes), build, activations)
+    return budget.use((group, name), name, "none", CPU, lambda: need or Need(nbytes), build, activations, alive, group)
 
 
 def test_cold_start_holds_nothing_after_use():
@@ -124,3 +124,46 @@ def test_persistent_over_budget_keeps_some_big_components_across_runs():
     # on average. Least-recently-used eviction rebuilt all three on every run: [3, 3, 3, 3, 3, 3].
     assert per_run[0] == 3
     assert all(n <= 2 for n in per_run[1:]) and sum(per_run[1:]) <= 1.5 * len(per_run[1:]), per_run
+
+
+def test_a_kept_component_whose_files_changed_is_dropped_never_served():
+    budget, builds, files = VramBudget(), [], {"same": True}
+    budget.mode = "persistent"
+    with use(budget, "transformer", 4096, builds, alive=lambda: files["same"]) as first:
+        pass
+    files["same"] = False  # the checkpoint was replaced: the budget's next act drops what was built from it
+    with use(budget, "video_decoder", 1024, builds):
+        assert [r.name for r in budget.records.values()] == ["video_decoder"]
+    files["same"] = True
+    with use(budget, "transformer", 4096, builds, alive=lambda: files["same"]) as again:
+        assert again is not first and [name for name, _ in builds].count("transformer") == 2
+
+
+def test_room_is_made_from_another_checkpoints_components_first():
+    """Two checkpoints' sets under a budget for one: the other set goes, least recently used first, before any of
+    the set being used; otherwise the two would evict each other's components at every phase and never settle."""
+    budget, builds = VramBudget(), []
+    budget.mode = "persistent"
+    budget.budget_bytes = 3 * 1024
+    for name in ("text_encoder", "transformer", "video_decoder"):
+        with use(budget, name, 1024, builds, group="a.safetensors"):
+            pass
+    with use(budget, "text_encoder", 1024, builds, group="b.safetensors"):
+        pass
+    # a's text encoder, used longest ago, made room; a's others stay while b's set grows.
+    assert [(r.group, r.name) for r in budget.records.values()] == [
+        ("a.safetensors", "transformer"), ("a.safetensors", "video_decoder"), ("b.safetensors", "text_encoder")]
+    for name in ("transformer", "video_decoder", "text_encoder", "transformer", "video_decoder"):
+        with use(budget, name, 1024, builds, group="b.safetensors"):
+            pass
+    assert {r.group for r in budget.records.values()} == {"b.safetensors"}
+    assert len(builds) == 6  # b's three were built once each, then served
+
+
+def test_a_phase_whose_activations_cannot_fit_the_device_is_refused_before_any_build():
+    budget, builds = VramBudget(), []
+    too_much = budget.capacity(CPU) + 1
+    with pytest.raises(LTX2InputError, match="^transformer: this phase needs about .* GiB beside the weights"):
+        with use(budget, "transformer", 4096, builds, activations=too_much):
+            pass
+    assert not builds and not budget.records

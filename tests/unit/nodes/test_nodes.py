@@ -58,6 +58,36 @@ def test_sampler_refuses_bad_values_naming_the_input(change, words):
     assert words in A2VSampler.validate_inputs(**sampler_values(**change))
 
 
+@pytest.mark.parametrize("node, values", [
+    (A2VSampler, sampler_values(model="x")),
+    (A2VSampler, sampler_values(audio=[1, 2], stage="refine", latent=None)),
+    (SpatialUpscale, dict(upscale_model="ltx-2.3-tiny-spatial-upscaler-x2.safetensors", model=None, latent=3)),
+    (LTX2Decode, dict(model={"a": 1}, latent=None)),
+])
+def test_a_value_where_a_link_belongs_is_refused_naming_the_socket(node, values):
+    name = next(k for k in ("model", "audio", "latent") if values.get(k) is not None)
+    assert node.validate_inputs(**values).startswith(f"{name}: the prompt gives a value (")
+
+
+def test_a_value_of_another_type_at_run_time_is_refused_naming_the_socket():
+    from ltx2_a2v.nodes.types import expect
+
+    with pytest.raises(LTX2InputError, match="^model: got a str, not what this input takes. Connect the model output"):
+        expect("x", dict, "model")
+
+
+def test_prompts_over_the_limit_are_refused_at_queue_time():
+    problem = A2VSampler.validate_inputs(**sampler_values(negative_prompt="x" * 20_000_000))
+    assert problem.startswith("negative_prompt: 20,000,000 characters; the limit is 16,384")
+
+
+def test_a_job_whose_activations_cannot_fit_the_device_is_refused_at_queue_time():
+    problem = A2VSampler.validate_inputs(**sampler_values(width=4096, height=4096, num_frames=1025))
+    assert problem.startswith("width x height x num_frames: 4096x4096x1025 needs about ")
+    assert "Lower num_frames or the size" in problem
+    assert A2VSampler.validate_inputs(**sampler_values()) is True  # 384x256x97 fits
+
+
 def test_sampler_takes_linked_values_and_a_connected_latent():
     assert A2VSampler.validate_inputs(**sampler_values(frame_rate=None, cfg=None, stage="refine"), latent=None) is True
 
