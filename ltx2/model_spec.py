@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from ..errors import LTX2InputError
-from ..memory.budget import BUDGET, Need
+from ..memory.budget import BUDGET
+from ..memory.records import Need
 from ..memory.streaming import Streamer
 from ..quant import POLICIES, check_policy, get_policy
 from . import activations as activation_estimates

@@ -3,4 +3,4 @@
 (report.py) and the test-only fault switch (faults.py).
 
 A leaf of the pack beside quant/: it imports torch, never ComfyUI or the model layer; the host's memory manager
-plugs in through budget.Bridge."""
+plugs in through records.Bridge."""

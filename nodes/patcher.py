@@ -18,7 +18,8 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
-from ..memory.budget import BUDGET, ComponentRecord
+from ..memory.budget import BUDGET
+from ..memory.records import ComponentRecord
 
 
 class _Holder(torch.nn.Module):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.memory.budget import Need, VramBudget
+from ltx2_a2v.memory.budget import VramBudget
+from ltx2_a2v.memory.records import Need
 from ltx2_a2v.memory.streaming import split_units
 
 CPU = torch.device("cpu")

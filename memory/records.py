@@ -1,0 +1,82 @@
+"""What the budget keeps of each component, what a build needs, and how the budget talks to the host's memory
+manager: the budget's data, apart from its decisions (budget.py)."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from .streaming import Streamer
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a component will hold once built, by streaming unit (transformer blocks, big top-level layers) and
+    the rest, and the largest weight it copies to its compute dtype during a forward. No units: it cannot be
+    streamed, and `cannot_stream` says why when that matters."""
+
+    other_bytes: int
+    unit_bytes: dict[str, int] = field(default_factory=dict)
+    cannot_stream: str = ""
+    upcast_bytes: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.other_bytes + sum(self.unit_bytes.values())
+
+
+# build(streamed units) -> (the component, its Streamer or None, one line for the run report)
+Build = Callable[[list[str]], tuple[torch.nn.Module, Streamer | None, str]]
+
+
+@dataclass
+class ComponentRecord:
+    """A component the budget holds."""
+
+    key: tuple
+    name: str  # for people: "transformer (stage 2)"
+    module: torch.nn.Module | None
+    nbytes: int  # on the device now
+    device: torch.device
+    policy: str
+    streamer: Streamer | None = None  # a streamable component's units, resident or kept out
+    upcast_bytes: int = 0  # its forward's largest compute-dtype copy of a weight
+    last_use: float = field(default_factory=time.monotonic)
+    in_use: int = 0
+    handle: object = None  # the host's registration (nodes/patcher.py)
+    alive: Callable[[], bool] | None = None  # False once the files it was built from changed or vanished
+    group: object = None  # the set of files it belongs with (one model's bundle)
+
+    @property
+    def streamed(self) -> bool:
+        return self.streamer is not None and bool(self.streamer.streamed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}, streamed" if self.streamed else self.name
+
+    @property
+    def total_bytes(self) -> int:
+        """Device bytes plus those kept out of memory by streaming."""
+        if self.streamer is None:
+            return self.nbytes
+        return self.nbytes + sum(self.streamer.unit_bytes(u) for u in self.streamer.streamed)
+
+
+class Bridge(Protocol):
+    """How the budget talks to the host's memory manager (ComfyUI's, in nodes/patcher.py)."""
+
+    def reserve_bytes(self, device: torch.device) -> int:
+        """What the host keeps free on the device for everything else (ComfyUI: --reserve-vram)."""
+
+    def make_room(self, nbytes: int, device: torch.device) -> None:
+        """Free other models until `nbytes` more fit on the device (before a build)."""
+
+    def load(self, record: ComponentRecord, working_bytes: int) -> object:
+        """Register the component with the host for this use (its weights plus `working_bytes` of activations),
+        or refresh its registration; returns the handle."""
+
+    def release(self, handle: object) -> None:
+        """The component is gone from the budget: let the host's record of it go."""
