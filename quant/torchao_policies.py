@@ -39,28 +39,33 @@ def _require_torchao() -> None:
         ) from None
 
 
+# The GPU-only policies: the compute capability each needs, what it runs there, and what to pick elsewhere.
+GPU_NEEDS = {
+    "torchao_fp8_dynamic": (
+        (8, 9),
+        "runs fp8 matmuls on tensor cores of compute capability 8.9+ (RTX 40xx, L4, H100, Blackwell)",
+        "Pick fp8_scaled (fp8 storage, same memory, any device) or torchao_int8_weight_only.",
+    ),
+    # The tile-packed int4 format runs on tinygemm's kernels (`aten._weight_int4pack_mm`), built into torch for
+    # NVIDIA GPUs of compute capability 8.0+; torchao's default "plain" format would need fbgemm-gpu-genai's
+    # Hopper-only kernels instead.
+    "torchao_int4_weight_only": (
+        (8, 0),
+        "uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, RTX 30xx and newer)",
+        "Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory).",
+    ),
+}
+
+
 def check(policy: Policy, device: torch.device) -> None:
     _require_torchao()
+    if policy.name not in GPU_NEEDS:
+        return
+    capability, what, instead = GPU_NEEDS[policy.name]
     cuda = device.type == "cuda" and torch.cuda.is_available()
-    if policy.name == "torchao_fp8_dynamic":
-        if not cuda or torch.cuda.get_device_capability(device) < (8, 9):
-            where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
-            raise PolicyUnavailable(
-                f"torchao_fp8_dynamic runs fp8 matmuls on tensor cores of compute capability 8.9+ "
-                f"(RTX 40xx, L4, H100, Blackwell); this device is {where}. Pick fp8_scaled (fp8 storage, same "
-                "memory, any device) or torchao_int8_weight_only."
-            )
-    if policy.name == "torchao_int4_weight_only":
-        # The tile-packed int4 format runs on tinygemm's kernels (`aten._weight_int4pack_mm`), built into torch
-        # for NVIDIA GPUs of compute capability 8.0+ (A100, RTX 30xx and newer); torchao's default "plain"
-        # format would need fbgemm-gpu-genai's Hopper-only kernels instead.
-        if not cuda or torch.cuda.get_device_capability(device) < (8, 0):
-            where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
-            raise PolicyUnavailable(
-                f"torchao_int4_weight_only uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, "
-                f"RTX 30xx and newer); this device is {where}. Pick torchao_int8_weight_only or fp8_scaled (half of "
-                "bf16's memory)."
-            )
+    if not cuda or torch.cuda.get_device_capability(device) < capability:
+        where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
+        raise PolicyUnavailable(f"{policy.name} {what}; this device is {where}. {instead}")
 
 
 def config_for(policy: Policy):

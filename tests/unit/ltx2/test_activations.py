@@ -57,18 +57,24 @@ def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[st
     }
 
 
-@pytest.mark.parametrize("width, height, frames", [(256, 192, 17), (384, 256, 25)])
-def test_each_phases_estimate_is_the_ledgers_within_20_percent(wide_paths, width, height, frames):
+def test_each_phases_estimate_is_the_ledgers_within_20_percent(wide_paths):
+    # One persistent model: a first, small run builds every component, so each measured run moves only its
+    # activations (one warm-up for all sizes keeps this long test short on an AVX2-only CPU).
     model = wide_model(wide_paths, "persistent")
+    misses = []
     try:
-        run(model, width, height, frames, f"warm-{width}")
-        phases = run(model, width, height, frames, f"measured-{width}")  # everything built: only activations move
-        expected = estimates(model, width, height, frames)
+        run(model, 128, 128, 9, "warm")
+        for width, height, frames in [(256, 192, 17), (384, 256, 25)]:
+            phases = run(model, width, height, frames, f"measured-{width}")
+            for name, estimate in estimates(model, width, height, frames).items():
+                measured = phases[name].peak_bytes - phases[name].start_bytes
+                print(f"{width}x{height}x{frames} {name}: estimate {estimate / MIB:.0f} MiB, "
+                      f"ledger {measured / MIB:.0f} MiB ({estimate / measured:.2f})")
+                if abs(estimate - measured) > 0.2 * measured:
+                    misses.append((width, height, frames, name, estimate / MIB, measured / MIB))
     finally:
         BUDGET.free_all()
-    for name, estimate in expected.items():
-        measured = phases[name].peak_bytes - phases[name].start_bytes
-        assert abs(estimate - measured) <= 0.2 * measured, (name, estimate / MIB, measured / MIB)
+    assert not misses, misses
 
 
 def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_activations(wide_paths):

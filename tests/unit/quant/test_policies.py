@@ -84,6 +84,24 @@ def test_fp8_w8a8_on_a_mocked_sm86_gpu_names_the_gpu_and_recommendation_falls_ba
     assert recommend_policy("cuda") == "fp8_scaled"
 
 
+@pytest.mark.parametrize("capability, refused", [
+    ((7, 5), {"torchao_fp8_dynamic", "torchao_int4_weight_only"}),
+    ((8, 6), {"torchao_fp8_dynamic"}),
+    ((8, 9), set()),
+])
+def test_gpu_policies_on_a_mocked_gpu_are_refused_below_their_capability_only(monkeypatch, capability, refused):
+    """A GPU cannot exist here: torch.cuda answers with the capability given."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"a GPU of capability {capability}")
+    for name in ("torchao_fp8_dynamic", "torchao_int4_weight_only"):
+        if name in refused:
+            with pytest.raises(PolicyUnavailable, match=rf"{name} .*this device is a GPU of capability .*\. Pick "):
+                check_policy(get_policy(name), "cuda")
+        else:
+            check_policy(get_policy(name), "cuda")
+
+
 def test_text_encoder_policy_errors_name_their_input():
     with pytest.raises(PolicyUnavailable, match="^text_encoder_quantization: "):
         check_policy(get_policy("torchao_int4_weight_only"), "cpu", "text_encoder_quantization")
