@@ -17,7 +17,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -m "not long"
 	@if [ -x .venv-080/bin/python ]; then echo "test: the ComfyUI 0.8.0 lane"; \
-	  LTX2_COMFYUI=.comfyui-080 .venv-080/bin/python -m pytest -m "not long" tests/host tests/unit/nodes tests/unit/pack; fi
+	  LTX2_COMFYUI=build/comfyui-080 .venv-080/bin/python -m pytest -m "not long" tests/host tests/unit/nodes tests/unit/pack; fi
 	@echo "test: the newest lane"
 	LTX2_COMFYUI=$$(cat .venv-newest/host) .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The second host lane: ComfyUI 0.8.0, the first release with native LTX-2, from the source tree beside the project
 # (../shared/hosts/comfyui-0.8.0.tar.gz, or LTX2_HOST_080_TARBALL), when it is there. Its tree goes to
-# .comfyui-080/; its Python is .venv-080, which sees .venv's packages through a .pth file (torch and the rest are
+# build/comfyui-080/; its Python is .venv-080, which sees .venv's packages through a .pth file (torch and the rest are
 # shared, not downloaded twice) and has what 0.8.0 asks for beyond them installed in itself (its frontend,
 # comfy-kitchen, ...), so .venv's own ComfyUI 0.3.75 lane is left as it is. Idempotent (a stamp); called by
 # tools/setup_env.sh, then the newest lane's set-up. Without the tarball this lane is skipped.
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARBALL=${LTX2_HOST_080_TARBALL:-../shared/hosts/comfyui-0.8.0.tar.gz}
-HOST=.comfyui-080
+HOST=build/comfyui-080
 VENV=.venv-080
 [ -f "$TARBALL" ] || exec bash tools/setup_lane_newest.sh
 stamp_src=$( (sha256sum "$TARBALL"; cat tools/setup_host_080.sh .venv/.stamp) | sha256sum | cut -d' ' -f1)

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The newest lane: the newest torch, transformers and torchao the package registry serves that work together
 # (constraints-newest.txt), with the rest of requirements-dev.txt at its newest, in its own .venv-newest, running
-# ComfyUI 0.8.0 (.comfyui-080) when that lane is set up, else the pinned lane's 0.3.75. Idempotent (a stamp);
+# ComfyUI 0.8.0 (build/comfyui-080) when that lane is set up, else the pinned lane's 0.3.75. Idempotent (a stamp);
 # called by tools/setup_env.sh, which turns pip's download cache off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=.venv-newest
-HOST=.comfyui-080
+HOST=build/comfyui-080
 [ -f "$HOST/main.py" ] || HOST=.comfyui
 stamp_src=$(cat constraints-newest.txt requirements.txt requirements-dev.txt tools/setup_lane_newest.sh "$HOST/requirements.txt" | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ]; then

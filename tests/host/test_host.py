@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_host_is_the_comfyui_of_this_lane(host):
-    """The default lane runs ComfyUI 0.3.75 (.comfyui), the second lane 0.8.0 (LTX2_COMFYUI=.comfyui-080)."""
+    """The default lane runs ComfyUI 0.3.75 (.comfyui), the second lane 0.8.0 (LTX2_COMFYUI=build/comfyui-080)."""
     tree = ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")
     version = re.search(r'__version__ = "([^"]+)"', (tree / "comfyui_version.py").read_text())[1]
     assert host.system_stats()["system"]["comfyui_version"] == version
