@@ -68,17 +68,21 @@ def build(
     if scales and policy.on_fp8_release is not None:
         # Quantizing fp8 weights again (LTX-2 issue 193: fp8_cast on an fp8 file gives garbage) is never done: the
         # policy that takes the stored fp8 weights and scales as they are builds them.
-        report.notes.append(f"{plan.bundle.checkpoint.name} is already fp8: {policy.name} keeps its fp8 weights as "
+        report.notes.append(f"{Path(plan.where).name} is already fp8: {policy.name} keeps its fp8 weights as "
                             "stored")
         policy = POLICIES[policy.on_fp8_release]
-        selected = set(scales)  # every stored fp8 linear is read by the policy's fp8 layers
+        selected |= set(scales)  # every stored fp8 linear is read by the policy's fp8 layers
     elif scales:
-        report.notes.append(f"{plan.bundle.checkpoint.name} is fp8: weights dequantized to bf16 before {policy.name}")
+        report.notes.append(f"{Path(plan.where).name} is fp8: weights dequantized to bf16 before {policy.name}")
     elif policy.needs_fp8_release:
         raise LTX2InputError(
             f"{input_name}: {policy.name} uses the scales stored in an fp8 release checkpoint, and "
             f"{plan.bundle.checkpoint.name} is not one. Pick torchao_fp8_dynamic, or the fp8 checkpoint."
         )
+    packed = {f: n for f, n in plan.stored_formats.items() if f not in ("float8_e4m3fn", "float8_e5m2")}
+    if packed:
+        report.notes.append(", ".join(f"{n} {f} weights" for f, n in packed.items()) + " dequantized to bf16 with "
+                            f"comfy-kitchen before {policy.name}")
     backend = backend_for(policy)
 
     fuser = None
@@ -90,7 +94,7 @@ def build(
             )
         fuser = LoraFactors(*lora)
         fuser.check_against(plan.shapes)
-        report.notes.append(f"LoRA {Path(lora[0]).name} x{lora[1]} fused before quantizing")
+        report.notes.append(f"LoRA {Path(lora[0]).name} x{lora[1]} ({fuser.describe()}) fused before quantizing")
 
     keeps_release = bool(scales) and policy.on_fp8_release == policy.name
 
@@ -100,7 +104,8 @@ def build(
             if kept is not None:
                 return kept
         if key.endswith(SCALE_SUFFIXES):
-            return []  # a stored fp8 scale: folded into its weight below
+            return []  # a stored scale: folded into its weight below
+        value = plan.unpack(key, value)  # nvfp4, mxfp8, int8 as ComfyUI packs them: bf16
         if value.dtype in FP8_DTYPES:
             value = value.float() * scales.get(key, torch.tensor(1.0))
         if value.is_floating_point():

@@ -4,7 +4,7 @@ the files it is given."""
 from pathlib import Path
 
 from ..errors import LTX2InputError
-from .gemma import GemmaRoot
+from .gemma_file import open_text_encoder
 from .lora import LoraFactors
 from .safetensors_file import read_header
 
@@ -34,7 +34,7 @@ def check_bundle(bundle) -> dict:
     checkpoint's transformer (lora.py). Returns the checkpoint's config."""
     config = read_checkpoint_config(bundle.checkpoint)
     if bundle.text_encoder is not None:
-        GemmaRoot.open(bundle.text_encoder)
+        open_text_encoder(bundle.text_encoder)
     if bundle.distilled_lora is not None:
         LoraFactors(bundle.distilled_lora, 1.0).check_against_checkpoint(read_header(bundle.checkpoint, "ckpt_name"))
     return config

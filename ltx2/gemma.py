@@ -71,6 +71,7 @@ class GemmaRoot:
     (ltx-core searches the folder recursively; the pack does not)."""
 
     path: Path
+    file_key = None  # its files name their keys as the key ops expect (a single file renames: gemma_file.py)
 
     @classmethod
     def open(cls, path: str | Path) -> "GemmaRoot":

@@ -1,8 +1,16 @@
-"""A LoRA file (ComfyUI's key names), checked against the weights it changes and fused into each one as that
-weight streams by, with ltx-core's numerics: `(B * strength) @ A` in the factors' dtype, rounded to the weight's
-dtype, then added to the weight in its dtype (ltx-core's `apply_loras`). The stage-2 transformer then equals what
-ltx-pipelines builds, without the full bf16 model in memory that ltx-core's fusion needs."""
+"""A LoRA file, checked against the weights it changes and fused into each one as that weight streams by, with
+ltx-core's numerics: `(B * scale) @ A` in the factors' dtype, rounded to the weight's dtype, then added to the
+weight in its dtype (ltx-core's `apply_loras`). The stage-2 transformer then equals what ltx-pipelines builds,
+without the full bf16 model in memory that ltx-core's fusion needs.
 
+The key spellings ComfyUI reads: `<module>.lora_A.weight` / `.lora_B.weight` (PEFT) or `.lora_down.weight` /
+`.lora_up.weight` (kohya), under `diffusion_model.`, `model.diffusion_model.` or no prefix, each module with its
+own rank (the distilled LoRA 1.1 "dynamic" file's ranks differ per layer). An `<module>.alpha` is read as the
+format defines it, scale = strength x alpha / rank (ComfyUI's reading); without one the scale is the strength
+(ltx-core's, which never reads alpha: the release's distilled LoRA has none).
+"""
+
+import math
 from pathlib import Path
 
 import torch
@@ -10,7 +18,25 @@ import torch
 from ..errors import LTX2InputError
 from .safetensors_file import SafetensorsHeader, read_header, read_tensor, shown
 
-PREFIX = "diffusion_model."
+PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+SPELLINGS = ((".lora_A.weight", ".lora_B.weight"), (".lora_down.weight", ".lora_up.weight"))
+# alpha / rank beyond this is no LoRA's: kohya's and PEFT's files keep alpha at or below a few times the rank.
+MAX_ALPHA_RATIO = 64.0
+# A fused change larger than this many times the weight it changes has taken the weight over (huge but finite
+# factors): the video would be noise or black, so the file is refused instead.
+MAX_CHANGE_RATIO = 100.0
+
+
+def _module_of(key: str) -> tuple[str, int] | None:
+    """(module name without prefix, which factor: 0 = A / down, 1 = B / up) of a factor key, else None."""
+    for a_suffix, b_suffix in SPELLINGS:
+        for which, suffix in enumerate((a_suffix, b_suffix)):
+            if key.endswith(suffix):
+                module = key[: -len(suffix)]
+                for prefix in PREFIXES:
+                    module = module.removeprefix(prefix)
+                return module, which
+    return None
 
 
 class LoraFactors:
@@ -20,16 +46,39 @@ class LoraFactors:
         self.header: SafetensorsHeader = read_header(self.path, input_name)
         self.strength = strength
         self.targets: dict[str, tuple[str, str]] = {}  # model weight key -> (A key, B key)
+        self.scales: dict[str, float] = {}  # model weight key -> alpha / rank, where the file gives an alpha
+        factors: dict[str, list[str | None]] = {}
         for key in self.header.entries:
-            if key.endswith((".lora_A.weight", ".lora_B.weight")):
-                module = key.removeprefix(PREFIX).rsplit(".lora_", 1)[0]
-                a_key, b_key = f"{PREFIX}{module}.lora_A.weight", f"{PREFIX}{module}.lora_B.weight"
-                missing = b_key if b_key not in self.header.entries else a_key if a_key not in self.header.entries else None
-                if missing is not None:
-                    raise self._bad(f"{shown(key)} has no partner {shown(missing)}")
-                self.targets[module + ".weight"] = (a_key, b_key)
+            found = _module_of(key)
+            if found is not None:
+                module, which = found
+                pair = factors.setdefault(module, [None, None])
+                if pair[which] is not None:
+                    raise self._bad(f"{shown(module)} has two {('A', 'B')[which]} factors ({shown(pair[which])} and "
+                                    f"{shown(key)})")
+                pair[which] = key
+        for module, (a_key, b_key) in factors.items():
+            if a_key is None or b_key is None:
+                have, lacks = (a_key, "B (up)") if b_key is None else (b_key, "A (down)")
+                partner = a_key.replace("lora_A", "lora_B").replace("lora_down", "lora_up") if b_key is None \
+                    else b_key.replace("lora_B", "lora_A").replace("lora_up", "lora_down")
+                raise self._bad(f"{shown(have)} has no partner {shown(partner)} (its {lacks} factor)")
+            self.targets[module + ".weight"] = (a_key, b_key)
+            alpha_key = a_key.rsplit(".lora_", 1)[0] + ".alpha"
+            if alpha_key in self.header.entries:
+                self.scales[module + ".weight"] = self._alpha_ratio(alpha_key, a_key)
         if not self.targets:
-            raise self._bad("it holds no lora_A / lora_B factors")
+            raise self._bad("it holds no lora_A / lora_B (or lora_down / lora_up) factors")
+
+    def _alpha_ratio(self, alpha_key: str, a_key: str) -> float:
+        entry, rank = self.header.entries[alpha_key], self.header.entries[a_key].shape[0]
+        if entry.shape not in ((), (1,)):
+            raise self._bad(f"{shown(alpha_key)} is not one number")
+        alpha = float(read_tensor(self.header, alpha_key).reshape(()).double())
+        if not math.isfinite(alpha) or rank == 0 or not 0 <= alpha / rank <= MAX_ALPHA_RATIO:
+            raise self._bad(f"{shown(alpha_key)} is {alpha:g} for rank {rank}: a scale of alpha / rank outside 0 to "
+                            f"{MAX_ALPHA_RATIO:g}, which no trained LoRA has")
+        return alpha / rank
 
     def _bad(self, what: str, against: str = "") -> LTX2InputError:
         if against:  # it may be the other file that is wrong
@@ -41,6 +90,18 @@ class LoraFactors:
             f"{self.input_name}: {self.path.name} is not a usable LoRA for this checkpoint: {what}. Pick the LoRA "
             "released with this checkpoint, or download it again."
         )
+
+    def describe(self) -> str:
+        """For the load report: how many layers, their ranks, and how alpha was read."""
+        ranks = sorted({self.header.entries[a].shape[0] for a, _ in self.targets.values()})
+        rank = f"rank {ranks[0]}" if len(ranks) == 1 else f"ranks {ranks[0]} to {ranks[-1]}"
+        if not self.scales:
+            alpha = "no alpha (scale = strength)"
+        else:
+            ratios = sorted(set(self.scales.values()))
+            alpha = (f"alpha read: scale = strength x alpha / rank ({ratios[0]:g}" +
+                     (f" to {ratios[-1]:g})" if len(ratios) > 1 else ")"))
+        return f"{len(self.targets)} layers, {rank}, {alpha}"
 
     def check_against(self, shapes: dict[str, tuple[int, ...]], against: str = "") -> None:
         """Every target is a 2-D weight of the model, and A [rank, in] and B [out, rank] multiply to its shape
@@ -54,7 +115,7 @@ class LoraFactors:
             if len(a) != 2 or len(b) != 2 or len(weight) != 2 or a[0] != b[1] or (b[0], a[1]) != tuple(weight):
                 raise self._bad(f"{shown(a_key)} {list(a)} and {shown(b_key)} {list(b)} do not make the shape of "
                                 f"{shown(key)} {list(weight)}", against)
-        floating = {e.dtype for k, e in self.header.entries.items() if k.endswith(".weight")}
+        floating = {self.header.entries[k].dtype for pair in self.targets.values() for k in pair}
         if not all(d.is_floating_point for d in floating):
             raise self._bad(f"its factors are stored as {', '.join(map(str, sorted(floating, key=str)))}, not floats")
 
@@ -72,5 +133,17 @@ class LoraFactors:
         a, b = read_tensor(self.header, a_key), read_tensor(self.header, b_key)
         if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
             raise self._bad(f"{shown(a_key)} or {shown(b_key)} holds NaN or infinite values")
-        delta = torch.matmul(b.to(weight.device) * self.strength, a.to(weight.device)).to(weight.dtype)
+        # Without an alpha the factor is the strength itself, as ltx-core multiplies it (the same bits).
+        scale = self.strength * self.scales[key] if key in self.scales else self.strength
+        delta = torch.matmul(b.to(weight.device) * scale, a.to(weight.device)).to(weight.dtype)
+        # Each factor finite is not enough: huge ones (1e38, or bf16's 3e19) multiply to infinities, or to a change
+        # that drowns the weight.
+        if not torch.isfinite(delta).all():
+            raise self._bad(f"{shown(a_key)} times {shown(b_key)} overflows {weight.dtype} (its factors are far "
+                            "larger than any trained LoRA's)")
+        # Norms in the tensors' own dtype (accumulated in float32): no float32 copy of a 22B weight is made.
+        change, size = float(torch.linalg.vector_norm(delta)), float(torch.linalg.vector_norm(weight))
+        if not change <= MAX_CHANGE_RATIO * max(size, 1e-3):
+            raise self._bad(f"{shown(a_key)} times {shown(b_key)} changes {shown(key)} by {change / max(size, 1e-12):.3g} "
+                            "times its own size, which no trained LoRA does")
         return delta.add_(weight)

@@ -83,11 +83,15 @@ class ModelSpec:
         bundle = self.bundle
         if name == "spatial_upsampler":
             files = [bundle.spatial_upsampler]
+        elif name == "text_encoder" and bundle.text_encoder is not None and not bundle.text_encoder.is_dir():
+            files = [bundle.text_encoder]  # a single ComfyUI-layout file (gemma_file.py)
         elif name == "text_encoder":
             # Every top-level file (shards, config, tokenizer, image processor); sub-folders are never read.
             files = sorted(p for p in bundle.text_encoder.iterdir() if not p.is_dir()) if bundle.text_encoder else []
         elif name == "embeddings_processor" and bundle.text_encoder is not None:
-            files = [bundle.checkpoint, bundle.text_encoder / "config.json"]  # sized by Gemma's config
+            # Sized by Gemma's config: the folder's config.json, or a single file's own shapes.
+            gemma = bundle.text_encoder
+            files = [bundle.checkpoint, gemma / "config.json" if gemma.is_dir() else gemma]
         else:
             files = [bundle.checkpoint]
         if with_distilled_lora and bundle.distilled_lora is not None:

@@ -26,15 +26,15 @@ from ..quant.policy import Policy
 from .components import COMPONENTS, CONFIGURATORS, Bundle
 from .gemma import (
     EmbeddingsProcessorConfigurator,
-    GemmaRoot,
     GemmaTextEncoderConfigurator,
     gemma_key_ops,
     gemma_module_ops,
 )
+from .gemma_file import open_text_encoder
 from .loader import StreamingStateDictLoader
 from .safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
+from .stored_formats import SCALE_SUFFIXES, StoredLayout, read_layout
 
-SCALE_SUFFIXES = (".weight_scale", ".input_scale")
 # Parameters a model may have beyond its files' tensors: those derived from another (Gemma's lm_head is its token
 # embedding), with room to spare.
 DERIVED_SLACK = 16
@@ -79,7 +79,9 @@ class ComponentPlan:
     meta: torch.nn.Module  # the one meta model of this build (the builder's base module ops applied)
     shapes: dict[str, tuple[int, ...]]  # model key -> shape, every tensor the config asks for
     renames: dict[str, str]  # file key -> model key, for the file keys this component reads
+    layouts: dict[str, StoredLayout] = field(default_factory=dict)  # path -> how the file stores its weights
     _scales: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    _packed: dict[str, tuple[StoredLayout, str]] = field(default_factory=dict, repr=False)  # model key -> file key
 
     @classmethod
     def read(cls, bundle: Bundle, name: str, check: Callable[[str], None] | None = None) -> "ComponentPlan":
@@ -93,19 +95,22 @@ class ComponentPlan:
         if path is None:
             raise LTX2InputError(f"{name}: no {component.file} file was given; pick one in the loader node.")
         module_ops: tuple = ()
+        rename = None
         if name == "text_encoder":
-            root = GemmaRoot.open(path)
+            root = open_text_encoder(path)
             paths, config, configurator = root.weight_files(), root.config(), GemmaTextEncoderConfigurator
             module_ops = root.tokenizer_ops()  # its Gemma ops follow the meta model
+            rename = root.file_key  # a single ComfyUI-layout file names its keys otherwise than the release folder
         else:
             paths = (str(path),)
             if name == "embeddings_processor":
                 if bundle.text_encoder is None:
                     raise LTX2InputError("embeddings_processor: its size follows the text encoder; pick a text_encoder.")
-                configurator = EmbeddingsProcessorConfigurator(*GemmaRoot.open(bundle.text_encoder).text_dims())
+                configurator = EmbeddingsProcessorConfigurator(*open_text_encoder(bundle.text_encoder).text_dims())
             else:
                 configurator = CONFIGURATORS[name]
-        headers = {p: read_header(p) for p in paths}
+        layouts = {p: read_layout(read_header(p), rename) for p in paths}
+        headers = {p: layout.header for p, layout in layouts.items()}
         if name != "text_encoder":
             config = headers[paths[0]].config()
         builder = SingleGPUModelBuilder(
@@ -126,7 +131,7 @@ class ComponentPlan:
         for op in module_ops:  # what the builder would do to its meta model, on this one
             if op.matcher(meta):
                 meta = op.mutator(meta)
-        plan = cls(bundle, name, builder, headers, meta, shapes, {})
+        plan = cls(bundle, name, builder, headers, meta, shapes, {}, layouts)
         plan.renames = plan._check_files(needed=set(shapes) | set(meta.state_dict()))
         return plan
 
@@ -144,7 +149,8 @@ class ComponentPlan:
         a parameter is missing and returns a half-built model; here the file is refused, naming the key."""
         sd_ops = self.builder.model_sd_ops
         found, renames = {}, {}
-        for header in self.headers.values():
+        for path, header in self.headers.items():
+            layout = self.layouts[path]
             for key, entry in header.entries.items():
                 mapped = key if sd_ops is None else sd_ops.apply_to_key(key)
                 if mapped is None:
@@ -153,7 +159,11 @@ class ComponentPlan:
                 placeholder = torch.empty(entry.shape, dtype=entry.dtype, device="meta")
                 results = [(mapped, placeholder)] if sd_ops is None else sd_ops.apply_to_key_value(mapped, placeholder)
                 for new_key, value in results:
-                    found[new_key] = (key, tuple(value.shape))
+                    shape = tuple(value.shape)
+                    if layout.unpacked(key) and new_key in self.shapes and layout.fits(key, self.shapes[new_key]):
+                        shape = self.shapes[new_key]  # packed (nvfp4 ...): what it unpacks to
+                        self._packed[mapped] = (layout, key)
+                    found[new_key] = (key, shape)
                     if new_key in needed or key.endswith(SCALE_SUFFIXES):
                         renames[key] = mapped
         missing = [k for k in self.shapes if k not in found]
@@ -180,19 +190,32 @@ class ComponentPlan:
         in fp8 with a scale each); empty otherwise. Read once (the scales are one number per weight)."""
         if self._scales is None:
             self._scales = {}
-            for header in self.headers.values():
-                for key, entry in header.entries.items():
-                    if key.endswith(".weight_scale") and key in self.renames:
+            for path, header in self.headers.items():
+                fp8 = self.layouts[path].fp8_weights()
+                for key in header.entries:
+                    # (Each fp8 weight has its scale: stored_formats.read_layout refused the file otherwise.)
+                    if key.endswith(".weight_scale") and key in self.renames and key.removesuffix("_scale") in fp8:
                         weight = self.renames[key].removesuffix("_scale")
                         self._scales[weight] = read_tensor(header, key).float()
-                    elif entry.dtype in FP8_DTYPES and key in self.renames and key.endswith(".weight"):
-                        if f"{key}_scale" not in header.entries:
-                            # Used unscaled, such a weight is hundreds of times too large: the output is noise.
-                            raise LTX2LoadError(
-                                f"{self.name}: '{key}' in {self.where} is stored in fp8 without its '{key}_scale'. "
-                                "The file is damaged or was converted wrongly; download the release again."
-                            )
         return self._scales
+
+    def unpack(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """The model weight `key` in bf16 when its file packs it (nvfp4, mxfp8, int8: stored_formats.py), else
+        `value` as it is."""
+        if key not in self._packed:
+            return value
+        layout, file_key = self._packed[key]
+        return layout.dequantize(file_key, value, self.shapes[key])
+
+    @property
+    def stored_formats(self) -> dict[str, int]:
+        """{format: how many weights}, over the component's files (for the load report)."""
+        counts: dict[str, int] = {}
+        for layout in self.layouts.values():
+            for key, fmt in layout.formats.items():
+                if key in self.renames:
+                    counts[fmt] = counts.get(fmt, 0) + 1
+        return counts
 
     def selected(self, policy: Policy, keep_edge_blocks: bool = False) -> tuple[set[str], dict[str, str]]:
         """(weight keys the policy quantizes, {layer: why not} for the others), from the layer table."""
@@ -208,14 +231,16 @@ class ComponentPlan:
         selected, _ = self.selected(policy)
         keeps_fp8 = policy.on_fp8_release is not None
         sizes = {}
-        for header in self.headers.values():
+        for path, header in self.headers.items():
+            layout = self.layouts[path]
             for key, entry in header.entries.items():
                 if key not in self.renames or key.endswith(SCALE_SUFFIXES):
                     continue
-                mapped, elements = self.renames[key], entry.nbytes // entry.dtype.itemsize
-                if mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8):
+                mapped, elements = self.renames[key], layout.elements(key, entry)
+                unpacked = layout.unpacked(key) is not None  # dequantized to bf16 while it loads
+                if mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8 and not unpacked):
                     sizes[mapped] = int(elements * policy.weight_bytes if mapped in selected else elements)
-                elif entry.dtype.is_floating_point:
+                elif entry.dtype.is_floating_point or unpacked:
                     sizes[mapped] = elements * 2
                 else:
                     sizes[mapped] = entry.nbytes

@@ -26,7 +26,7 @@ class LoadLTX2Quantized(io.ComfyNode):
                 io.Combo.Input("ckpt_name", options=model_files.checkpoint_names(),
                                tooltip="The LTX-2.3 checkpoint, e.g. ltx-2.3-22b-dev.safetensors"),
                 io.Combo.Input("text_encoder", options=model_files.text_encoder_names(),
-                               tooltip="The Gemma-3 folder under models/text_encoders/"),
+                               tooltip="Gemma-3: a single file (bf16, fp8, nvfp4) or the release folder"),
                 io.Combo.Input("quantization", options=policy_names(), default="none",
                                tooltip="How the transformer is stored. fp8_scaled: half of bf16, any device. "
                                        "torchao_fp8_dynamic: fastest on RTX 40xx / H100+."),

@@ -19,8 +19,9 @@ def checkpoint_names() -> list[str]:
 
 
 def text_encoder_names() -> list[str]:
-    """Folders under text_encoders/ that hold a model config: a Gemma-3 root is a folder, not one file."""
-    names = set()
+    """What `text_encoder` offers: Gemma-3 release folders under text_encoders/ (a folder holding a config.json)
+    and single .safetensors files there (ComfyUI's own layout: gemma_3_12B_it*.safetensors)."""
+    names = {n for n in folder_paths.get_filename_list("text_encoders") if n.endswith(".safetensors")}
     for base in folder_paths.get_folder_paths("text_encoders"):
         if os.path.isdir(base):
             names |= {e.name for e in os.scandir(base) if e.is_dir() and (Path(e.path) / "config.json").is_file()}
@@ -54,14 +55,17 @@ def resolve_file(input_name: str, name: str, folders: tuple[str, ...]) -> Path:
 
 
 def resolve_text_encoder(name: str) -> Path:
+    if name.endswith(".safetensors") and not any((Path(b) / name).is_dir()
+                                                 for b in folder_paths.get_folder_paths("text_encoders")):
+        return resolve_file("text_encoder", name, ("text_encoders",))
     if name in text_encoder_names():
         for base in folder_paths.get_folder_paths("text_encoders"):
             path = Path(base) / name
             if path.is_dir():
                 return path
     raise LTX2InputError(
-        f"text_encoder: folder '{name}' is not in models/text_encoders/ (or has no config.json). Copy the whole "
-        "Gemma-3 folder there and refresh the page."
+        f"text_encoder: '{name}' is not in models/text_encoders/ (a Gemma-3 folder with its config.json, or a single "
+        "gemma_3_12B_it*.safetensors file). Put it there and refresh the page."
     )
 
 
@@ -78,4 +82,6 @@ def identities(ckpt_name: str, text_encoder: str, distilled_lora: str) -> tuple:
         root = Path(base) / text_encoder
         if root.is_dir():
             found += [identity(p) for p in sorted(root.iterdir())]
+        elif root.is_file():
+            found.append(identity(root))
     return tuple(found)

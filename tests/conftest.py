@@ -34,10 +34,10 @@ def wide_paths(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_paths(models_dir) -> dict[str, Path]:
-    from make_tiny_bundle import file_names
+    from make_tiny_bundle import FP8_FILE_NAMES, file_names
 
     paths = {part: models_dir / rel for part, rel in file_names("tiny").items()}
-    paths["fp8_checkpoint"] = paths["checkpoint"].with_name(paths["checkpoint"].stem + "-fp8.safetensors")
+    paths.update({part: models_dir / rel.format(preset="tiny") for part, rel in FP8_FILE_NAMES.items()})
     return paths
 
 

@@ -91,11 +91,22 @@ def _transformer(video_heads: int, video_head_dim: int, audio_heads: int, audio_
     }
 
 
+# Every field a reader of the release's `vae` config reads, written out: ltx-core and ComfyUI default the ones
+# left out differently (ltx-core: pixel norm, uniform log-variance; ComfyUI: group norm, per-channel), and ComfyUI
+# needs `dims` to build the VAE at all.
 _VAE = {
+    "_class_name": "CausalVideoAutoencoder",
+    "dims": 3,
+    "in_channels": 3,
+    "out_channels": 3,
     "latent_channels": 128,
     "patch_size": 4,
+    "norm_layer": "pixel_norm",
+    "latent_log_var": "uniform",
+    "causal_decoder": False,
     "spatial_padding_mode": "zeros",
     "timestep_conditioning": False,
+    "encoder_base_channels": 128,
     "decoder_base_channels": 16,
     # 32x spatial, 8x temporal compression, as the release; one block per stage.
     "encoder_blocks": [
@@ -105,12 +116,15 @@ _VAE = {
         ["compress_all_res", {"multiplier": 1}],
         ["compress_all_res", {"multiplier": 1}],
     ],
+    # Built in reverse: the decoder starts with a res block at the latent's resolution, as the release's does (and
+    # as ComfyUI's detection of an LTX VAE looks for: decoder.up_blocks.0.res_blocks.0).
     "decoder_blocks": [
         ["res_x", {"num_layers": 1}],
         ["compress_space", {"multiplier": 2}],
         ["compress_time", {"multiplier": 2}],
         ["compress_all", {"multiplier": 1}],
         ["compress_all", {"multiplier": 2}],
+        ["res_x", {"num_layers": 1}],
     ],
 }
 
@@ -118,13 +132,24 @@ _AUDIO_VAE = {
     "model": {
         "params": {
             "sampling_rate": 16000,
+            # Written out in full, as for the video VAE: ComfyUI reads out_ch, in_channels, resolution and norm_type
+            # from here, with no defaults.
             "ddconfig": {
                 "ch": 128,
+                "out_ch": 2,
+                "in_channels": 2,
+                "resolution": 256,
                 "ch_mult": [1, 1, 1],
                 "num_res_blocks": 1,
                 "attn_resolutions": [],
                 "mid_block_add_attention": False,
                 "z_channels": 8,
+                "double_z": True,
+                "dropout": 0.0,
+                "downsample_time": False,
+                "norm_type": "pixel",
+                "causality_axis": "height",
+                "mel_bins": 64,
             },
         }
     },
@@ -204,9 +229,11 @@ def gemma_config(token_ids: dict[str, int]) -> dict:
             "head_dim": 32,
             "query_pre_attn_scalar": 32,
             "vocab_size": VOCAB_SIZE,
-            "max_position_embeddings": 2048,
-            "sliding_window": 512,
-            "sliding_window_pattern": 2,
+            # What shapes cannot tell is Gemma-3-12B's (ltx-core's GEMMA3_CONFIG_FOR_LTX), as a single ComfyUI-layout
+            # file of this Gemma is read (ltx2/gemma_file.py): the folder and the file then encode alike.
+            "max_position_embeddings": 131072,
+            "sliding_window": 1024,
+            "sliding_window_pattern": 6,
             "rope_theta": 1000000.0,
             "rope_local_base_freq": 10000.0,
             "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
@@ -235,9 +262,21 @@ def file_names(preset: str) -> dict[str, str]:
     return {
         "checkpoint": f"checkpoints/ltx-2.3-{preset}-dev.safetensors",
         "distilled_lora": f"loras/ltx-2.3-{preset}-distilled-lora-384.safetensors",
+        # The distilled LoRA 1.1 as ComfyUI's templates use it: a rank per layer, with alpha keys.
+        "distilled_lora_dynamic": f"loras/ltx-2.3-{preset}-distilled-lora-dynamic.safetensors",
         "spatial_upsampler": f"latent_upscale_models/ltx-2.3-{preset}-spatial-upscaler-x2.safetensors",
         "text_encoder": f"text_encoders/gemma-3-{preset}-it",
+        # The same Gemma as one file in ComfyUI's layout (gemma_3_12B_it.safetensors).
+        "text_encoder_file": f"text_encoders/gemma_3_{preset}_it.safetensors",
     }
+
+
+# With --fp8: the release's fp8 checkpoint and ComfyUI's quantized Gemma files.
+FP8_FILE_NAMES = {
+    "fp8_checkpoint": "checkpoints/ltx-2.3-{preset}-dev-fp8.safetensors",
+    "text_encoder_fp8": "text_encoders/gemma_3_{preset}_it_fp8_scaled.safetensors",
+    "text_encoder_fp4": "text_encoders/gemma_3_{preset}_it_fp4_mixed.safetensors",
+}
 
 
 def random_tensor(seed: int, key: str, shape: tuple[int, ...], dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
@@ -306,19 +345,39 @@ def write_upsampler(path: Path, seed: int) -> None:
     save_file(tensors, str(path), metadata={"config": json.dumps(UPSAMPLER_CONFIG, sort_keys=True)})
 
 
-def write_lora(path: Path, preset: str, seed: int) -> None:
-    """A LoRA on every linear of the transformer blocks, under ComfyUI's `diffusion_model.` key names."""
+def write_lora(path: Path, preset: str, seed: int, dynamic: bool = False) -> None:
+    """A LoRA on every linear of the transformer blocks, under ComfyUI's `diffusion_model.` key names. `dynamic`:
+    as the distilled LoRA 1.1 "dynamic" file, each layer at its own rank (the full rank, 3/4 and 1/2 of it in
+    turn), with an `alpha` key each (alpha = rank: the scale is the strength, as in the uniform file)."""
     model = _meta(ltx2_components.CONFIGURATORS["transformer"], checkpoint_config(preset))
     rank = RANK[preset]
     tensors = {}
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.startswith("transformer_blocks."):
-            r = min(rank, module.in_features, module.out_features)
-            a_key, b_key = f"diffusion_model.{name}.lora_A.weight", f"diffusion_model.{name}.lora_B.weight"
-            tensors[a_key] = random_tensor(seed, a_key, (r, module.in_features))
-            tensors[b_key] = (random_tensor(seed, b_key, (module.out_features, r)).float() * 0.1).to(torch.bfloat16)
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+               and n.startswith("transformer_blocks.")]
+    for i, (name, module) in enumerate(linears):
+        r = min(rank, module.in_features, module.out_features)
+        if dynamic:
+            r = max(1, r * (4 - i % 3) // 4)
+        a_key, b_key = f"diffusion_model.{name}.lora_A.weight", f"diffusion_model.{name}.lora_B.weight"
+        tensors[a_key] = random_tensor(seed, a_key, (r, module.in_features))
+        tensors[b_key] = (random_tensor(seed, b_key, (module.out_features, r)).float() * 0.1).to(torch.bfloat16)
+        if dynamic:
+            tensors[f"diffusion_model.{name}.alpha"] = torch.tensor(float(r), dtype=torch.bfloat16)
     # One metadata entry only: safetensors writes the metadata map in no fixed order, and the bytes must not vary.
     save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def _sorted_metadata(path: Path) -> None:
+    """safetensors writes a header's metadata map in no fixed order: with two entries or more, the same file would
+    differ from run to run. The header is written again with its keys sorted (the same bytes, reordered)."""
+    with open(path, "r+b") as f:
+        length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(length))
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (length - len(raw))  # safetensors pads the header with spaces too
+        f.seek(8)
+        f.write(raw)
 
 
 def write_tokenizer(root: Path) -> dict[str, int]:
@@ -422,25 +481,91 @@ def write_gemma(root: Path, seed: int) -> dict:
     return config
 
 
-def write_fp8_checkpoint(src: Path, dst: Path) -> None:
-    """The checkpoint as an fp8 release file stores it: block linear weights in float8_e4m3fn with a per-tensor
-    `weight_scale` and an `input_scale` (the layout ltx-core's fp8_scaled_mm and LoRA fusion read)."""
+def _fp8(value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float8_e4m3fn weight, its float32 scalar scale), as Lightricks' and ComfyUI's fp8 files store a weight."""
+    scale = value.float().abs().amax().clamp(min=1e-12) / torch.finfo(torch.float8_e4m3fn).max
+    return (value.float() / scale).to(torch.float8_e4m3fn), scale.reshape(())
+
+
+def _quantization_tensors(layers: dict[str, dict], spelling: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """How ComfyUI's files say which layers are quantized (its QUANTIZATION.md): a `_quantization_metadata` header
+    entry, or a `<layer>.comfy_quant` tensor (the config's JSON as bytes) per layer. (tensors, metadata)."""
+    if spelling == "metadata":
+        return {}, {"_quantization_metadata": json.dumps({"format_version": "1.0", "layers": layers}, sort_keys=True)}
+    return ({f"{layer}.comfy_quant": torch.tensor(list(json.dumps(conf).encode()), dtype=torch.uint8)
+             for layer, conf in layers.items()}, {})
+
+
+def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> None:
+    """The checkpoint as Lightricks' fp8 release stores it: block linear weights in float8_e4m3fn with a float32
+    scalar `weight_scale` and an `input_scale`, declared to ComfyUI as its QUANTIZATION.md says (`spelling`:
+    "metadata" or "comfy_quant"); or "scaled_fp8", the legacy spelling of older Comfy-Org / kijai files (a marker
+    tensor, `.scale_weight` / `.scale_input`)."""
     from ltx2_a2v.ltx2.safetensors_file import iter_tensors, read_header
     from ltx2_a2v.quant.layers import select_layers
 
     header = read_header(src)
     model = _meta(ltx2_components.CONFIGURATORS["transformer"], header.config())
     targets = {"model.diffusion_model." + k for k in select_layers(model, "transformer", fp8=True).weight_keys()}
-    tensors = {}
+    weight_scale, input_scale = ("scale_weight", "scale_input") if spelling == "scaled_fp8" else \
+        ("weight_scale", "input_scale")
+    tensors, layers = {}, {}
     for key, value in iter_tensors(header):
         if key in targets:
-            scale = value.float().abs().amax().clamp(min=1e-12) / torch.finfo(torch.float8_e4m3fn).max
-            tensors[key] = (value.float() / scale).to(torch.float8_e4m3fn)
-            tensors[key.removesuffix(".weight") + ".weight_scale"] = scale.reshape(())
-            tensors[key.removesuffix(".weight") + ".input_scale"] = torch.ones((), dtype=torch.float32)
+            layer = key.removesuffix(".weight")
+            tensors[key], tensors[f"{layer}.{weight_scale}"] = _fp8(value)
+            tensors[f"{layer}.{input_scale}"] = torch.ones((), dtype=torch.float32)
+            layers[layer] = {"format": "float8_e4m3fn"}
         else:
             tensors[key] = value
-    save_file(tensors, str(dst), metadata=header.metadata)
+    metadata = dict(header.metadata)
+    if spelling == "scaled_fp8":
+        tensors["model.diffusion_model.scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
+    else:
+        extra, quant_metadata = _quantization_tensors(layers, spelling)
+        tensors.update(extra)
+        metadata.update(quant_metadata)
+    save_file(tensors, str(dst), metadata=metadata)
+    _sorted_metadata(dst)
+
+
+# ComfyUI's single-file Gemma: its key prefixes for the release folder's (ltx2/gemma_file.py reads them back).
+_GEMMA_FILE_PREFIXES = {"language_model.model.": "model.", "vision_tower.vision_model.": "vision_model.",
+                        "multi_modal_projector.": "multi_modal_projector."}
+_GEMMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> None:
+    """The Gemma folder as one file in ComfyUI's layout (gemma_3_12B_it*.safetensors): `model.`, `vision_model.`,
+    `multi_modal_projector.` keys and the SentencePiece model as a uint8 `spiece_model` tensor. `quantized`:
+    "fp8" (every language-model linear in float8_e4m3fn with a scalar scale, as gemma_3_12B_it_fp8_scaled) or
+    "fp4_mixed" (as gemma_3_12B_it_fp4_mixed: nvfp4, packed by comfy-kitchen as ComfyUI packs it, except the
+    first layer's linears in fp8); declared in a `_quantization_metadata` entry."""
+    from ltx2_a2v.ltx2.safetensors_file import iter_tensors, read_header
+
+    tensors, layers = {}, {}
+    for shard in sorted(folder.glob("model-*.safetensors")):
+        for key, value in iter_tensors(read_header(shard)):
+            prefix = next(p for p in _GEMMA_FILE_PREFIXES if key.startswith(p))
+            name = _GEMMA_FILE_PREFIXES[prefix] + key[len(prefix):]
+            layer = name.removesuffix(".weight")
+            is_linear = name.startswith("model.layers.") and layer.rsplit(".", 1)[-1] in _GEMMA_LINEARS
+            if quantized is None or not is_linear or not name.endswith(".weight"):
+                tensors[name] = value
+            elif quantized == "fp8" or layer.startswith("model.layers.0."):
+                tensors[name], tensors[f"{layer}.weight_scale"] = _fp8(value)
+                layers[layer] = {"format": "float8_e4m3fn"}
+            else:
+                import comfy_kitchen as kitchen
+
+                scale = value.float().abs().amax().clamp(min=1e-12) / (448.0 * 6.0)  # fp8 block scales x fp4's max
+                tensors[name], block_scale = kitchen.quantize_nvfp4(value, scale, pad_16x=True)
+                tensors[f"{layer}.weight_scale"] = block_scale
+                tensors[f"{layer}.weight_scale_2"] = scale.reshape(())
+                layers[layer] = {"format": "nvfp4"}
+    tensors["spiece_model"] = torch.frombuffer(bytearray((folder / "tokenizer.model").read_bytes()), dtype=torch.uint8)
+    metadata = _quantization_tensors(layers, "metadata")[1] if layers else {"format": "pt"}
+    save_file(tensors, str(path), metadata=metadata)
 
 
 def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False,
@@ -455,12 +580,16 @@ def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     gemma = write_gemma(paths["text_encoder"], seed)
+    write_gemma_file(paths["text_encoder"], paths["text_encoder_file"])
     write_checkpoint(paths["checkpoint"], preset, seed, gemma)
     write_lora(paths["distilled_lora"], preset, seed)
+    write_lora(paths["distilled_lora_dynamic"], preset, seed, dynamic=True)
     write_upsampler(paths["spatial_upsampler"], seed)
     if fp8:
-        paths["fp8_checkpoint"] = paths["checkpoint"].with_name(paths["checkpoint"].stem + "-fp8.safetensors")
+        paths.update({part: models_dir / rel.format(preset=preset) for part, rel in FP8_FILE_NAMES.items()})
         write_fp8_checkpoint(paths["checkpoint"], paths["fp8_checkpoint"])
+        write_gemma_file(paths["text_encoder"], paths["text_encoder_fp8"], "fp8")
+        write_gemma_file(paths["text_encoder"], paths["text_encoder_fp4"], "fp4_mixed")
     return paths
 
 

@@ -48,7 +48,7 @@ from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.faults import inject_oom
 from .. import activations
-from ..gemma import GemmaRoot
+from ..gemma_file import open_text_encoder
 from ..model_spec import ModelSpec
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
@@ -79,7 +79,7 @@ def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, 
             raise LTX2InputError(problem)
     working = 0
     if model.bundle.text_encoder is not None:
-        working = activations.text(GemmaRoot.open(model.bundle.text_encoder).config(), model.config,
+        working = activations.text(open_text_encoder(model.bundle.text_encoder).config(), model.config,
                                    model.precision_on(device).text_encoder)
     with BUDGET.phase("text encode", device):
         with model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
