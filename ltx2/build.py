@@ -62,6 +62,9 @@ def build(
     policy = get_policy(policy_name, input_name, text_encoder=plan.name == "text_encoder")
     check_policy(policy, device, input_name)  # before a single weight is read
     report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
+    if plan.defaults:
+        report.notes.append(f"{Path(plan.where).name} lacks {', '.join(plan.defaults)}: ltx-core's defaults taken "
+                            "(release files have them; other readers may take other defaults)")
     selected, report.skipped = plan.selected(policy, keep_edge_blocks)
 
     scales = plan.fp8_scales()

@@ -24,6 +24,7 @@ from ..quant.layers import TABLE as QUANTIZED_LAYERS
 from ..quant.layers import select_layers
 from ..quant.policy import Policy
 from .components import COMPONENTS, CONFIGURATORS, Bundle
+from .config_fields import defaults_taken
 from .gemma import (
     EmbeddingsProcessorConfigurator,
     GemmaTextEncoderConfigurator,
@@ -82,6 +83,7 @@ class ComponentPlan:
     layouts: dict[str, StoredLayout] = field(default_factory=dict)  # path -> how the file stores its weights
     _scales: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     _packed: dict[str, tuple[StoredLayout, str]] = field(default_factory=dict, repr=False)  # model key -> file key
+    defaults: list[str] = field(default_factory=list)  # release config fields the file lacks (config_fields.py)
 
     @classmethod
     def read(cls, bundle: Bundle, name: str, check: Callable[[str], None] | None = None) -> "ComponentPlan":
@@ -133,6 +135,7 @@ class ComponentPlan:
                 meta = op.mutator(meta)
         plan = cls(bundle, name, builder, headers, meta, shapes, {}, layouts)
         plan.renames = plan._check_files(needed=set(shapes) | set(meta.state_dict()))
+        plan.defaults = defaults_taken(name, config)
         return plan
 
     @property

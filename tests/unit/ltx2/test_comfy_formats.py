@@ -173,3 +173,15 @@ def test_factors_whose_product_is_not_a_lora_are_refused(tiny_paths, tmp_path, d
     weight = torch.full((tensors[b_key].shape[0], tensors[a_key].shape[1]), 0.02, dtype=torch.bfloat16)
     with pytest.raises(LTX2InputError, match=r"overflows|times its own size"):
         lora.fuse(key, weight)
+
+
+def test_a_config_field_the_release_has_is_named_when_a_default_is_taken(tiny_paths, tmp_path):
+    """ltx-core takes its defaults without a word, and ComfyUI other ones: the load report names what was missing."""
+    tensors, metadata = tensors_of(tiny_paths["checkpoint"])
+    config = json.loads(metadata["config"])
+    del config["vae"]["dims"], config["vae"]["norm_layer"]
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"config": json.dumps(config)})
+    _, report = build_component(Bundle(checkpoint=tmp_path / "old.safetensors"), "video_decoder")
+    assert "old.safetensors lacks vae.dims, vae.norm_layer: ltx-core's defaults taken" in report.summary()
+    _, report = build_component(Bundle(checkpoint=tiny_paths["checkpoint"]), "video_decoder")
+    assert "lacks" not in report.summary()
