@@ -2,7 +2,7 @@
 # Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-long bench-quant bench-vram bench-gpu bench-proving-ground gpu-kit
+.PHONY: setup demo test test-long bench-quant bench-formats bench-vram bench-gpu bench-proving-ground gpu-kit
 
 setup:
 	@bash tools/setup_env.sh
@@ -28,6 +28,11 @@ test-long: setup
 # Quantization benchmark on the wide preset: prints a table, writes bench/results/quant.{json,png}.
 bench-quant: setup
 	$(PY) bench/quant.py
+
+# The files a ComfyUI user has (single-file Gemma in bf16 / fp8 / nvfp4, the fp8 checkpoint in ComfyUI's three
+# spellings): load seconds, ledger peak, resident bytes, error; writes bench/results/formats.json.
+bench-formats: setup
+	$(PY) bench/formats.py --preset wide
 
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
 bench-vram: setup
