@@ -31,6 +31,11 @@ POLICIES = [
 W8A8 = "fp8_scaled (fp8 matmuls, emulated)"
 
 
+def process_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def vm_hwm() -> int:
     """The process's peak resident set since the last reset (/proc/self/status, VmHWM), in bytes."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -51,9 +56,9 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from ltx2_a2v.ltx2.components import Bundle
     from ltx2_a2v.ltx2.precision import library_default
     from ltx2_a2v.ltx2.plan import ComponentPlan
-    from ltx2_a2v.memory.accounting import module_bytes, process_rss
+    from ltx2_a2v.memory.accounting import module_bytes
     from ltx2_a2v.memory.ledger import CPU_LEDGER
-    from ltx2_a2v.quant import PolicyUnavailable
+    from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy
     from probe import ProbeShape, denoise_step, probe_inputs
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -72,17 +77,21 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     CPU_LEDGER.peak = ledger_start
     start = time.perf_counter()
     try:
+        chosen = POLICIES["fp8_scaled" if policy == W8A8 else policy]
+        check_policy(chosen, "cpu")
         with CPU_LEDGER.tracking():
-            model, report = build(ComponentPlan.read(bundle, "transformer"),
-                                  "fp8_scaled" if policy == W8A8 else policy, "cpu", compute)
+            model, report = build(ComponentPlan.read(bundle, "transformer"), chosen, "cpu", compute)
     except PolicyUnavailable as exc:
         return {**row, "status": str(exc)}
     if policy == W8A8:
-        from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear, emulated_scaled_mm
+        from fp8_emulation import emulated_scaled_mm
 
+        from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear
+
+        torch._scaled_mm = emulated_scaled_mm  # this child process only
         for layer in model.modules():
             if isinstance(layer, Fp8ScaledLinear):
-                layer.fp8_matmul, layer.scaled_mm = True, emulated_scaled_mm
+                layer.fp8_matmul = True
     row["load_seconds"] = time.perf_counter() - start
     row["load_peak_bytes"] = vm_hwm() - before  # the resident set's peak during the load, above where it began
     row["load_ledger_peak_bytes"] = CPU_LEDGER.peak - ledger_start  # the tensors alive at once, at most

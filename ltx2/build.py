@@ -15,7 +15,7 @@ import torch
 
 from ..errors import LTX2InputError, LTX2LoadError
 from ..memory.accounting import module_bytes
-from ..quant import POLICIES, backend_for, check_policy, get_policy
+from ..quant import POLICIES, Policy
 from .loader import StreamingStateDictLoader
 from .lora import LoraFactors
 from .plan import SCALE_SUFFIXES, ComponentPlan
@@ -44,25 +44,23 @@ class LoadReport:
 
 def build(
     plan: ComponentPlan,
-    policy_name: str = "none",
+    policy: Policy = POLICIES["none"],
     device: torch.device | str = "cpu",
     compute_dtype: torch.dtype = STORAGE_DTYPE,
     lora: tuple[Path, float] | None = None,
     keep_out: Callable[[str, torch.Tensor], bool] | None = None,
     on_tensor: Callable[[str], None] | None = None,
-    keep_edge_blocks: bool = False,
 ) -> tuple[torch.nn.Module, LoadReport]:
-    """Builds the plan's component under `policy_name`, with `lora` = (path, strength) fused first, computing in
-    `compute_dtype`. Completely, or raises: never a half-loaded model.
+    """Builds the plan's component under `policy` (checked for this device by whoever chose it: the loader node's
+    spec, before any file is read), with `lora` = (path, strength) fused first, computing in `compute_dtype`.
+    Completely, or raises: never a half-loaded model.
 
     `keep_out(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
     the parameters it takes stay on the meta device, for it to bring in when they are needed."""
     device = torch.device(device)
     input_name = "text_encoder_quantization" if plan.name == "text_encoder" else "quantization"
-    policy = get_policy(policy_name, input_name, text_encoder=plan.name == "text_encoder")
-    check_policy(policy, device, input_name)  # before a single weight is read
     report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
-    selected, report.skipped = plan.selected(policy, keep_edge_blocks)
+    selected, report.skipped = plan.selected(policy)
 
     scales = plan.fp8_scales()
     if scales and policy.on_fp8_release is not None:
@@ -79,7 +77,7 @@ def build(
             f"{input_name}: {policy.name} uses the scales stored in an fp8 release checkpoint, and "
             f"{plan.bundle.checkpoint.name} is not one. Pick torchao_fp8_dynamic, or the fp8 checkpoint."
         )
-    backend = backend_for(policy)
+    backend = policy.backend
 
     fuser = None
     if lora is not None and lora[1] != 0:

@@ -14,7 +14,7 @@ from ltx2_a2v.ltx2.model_spec import ModelSpec
 from ltx2_a2v.ltx2.plan import ComponentPlan
 from ltx2_a2v.ltx2.safetensors_file import read_header, read_tensor
 from ltx2_a2v.memory.accounting import module_bytes
-from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy, get_policy, recommend_policy
+from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy, get_policy
 from ltx2_a2v.quant.fp8_scaled import quantize_rows
 from ltx2_a2v.quant.layers import select_layers
 
@@ -59,10 +59,10 @@ def test_cpu_policy_loads_and_denoises_under_inference_mode(bundle, reference, p
 
 @pytest.mark.parametrize("policy", GPU_POLICIES)
 def test_gpu_only_policy_refuses_this_cpu_before_reading_any_weight(tiny_paths, tmp_path, policy):
-    # The checkpoint does not even exist: the refusal must come first.
+    # The checkpoint does not even exist: the refusal must come first, when the spec is made.
     missing = Bundle(checkpoint=tmp_path / "not-there.safetensors")
-    with pytest.raises(PolicyUnavailable, match="Pick"):
-        ModelSpec(missing, {}, quantization=policy).build("transformer")
+    with pytest.raises(PolicyUnavailable, match="^quantization: .*Pick"):
+        ModelSpec(missing, {}, quantization=policy).checked_on("cpu")
 
 
 @pytest.fixture
@@ -78,10 +78,9 @@ def test_fp8_scaled_mm_without_tensorrt_llm_on_a_mocked_gpu_names_the_package_an
         check_policy(get_policy("fp8_scaled_mm"), "cuda")
 
 
-def test_fp8_w8a8_on_a_mocked_sm86_gpu_names_the_gpu_and_recommendation_falls_back(mocked_gpu):
+def test_fp8_w8a8_on_a_mocked_sm86_gpu_names_the_gpu(mocked_gpu):
     with pytest.raises(PolicyUnavailable, match="compute capability 8.9.*this device is NVIDIA GeForce RTX 3090"):
         check_policy(get_policy("torchao_fp8_dynamic"), "cuda")
-    assert recommend_policy("cuda") == "fp8_scaled"
 
 
 @pytest.mark.parametrize("capability, refused", [
@@ -105,10 +104,6 @@ def test_gpu_policies_on_a_mocked_gpu_are_refused_below_their_capability_only(mo
 def test_text_encoder_policy_errors_name_their_input():
     with pytest.raises(PolicyUnavailable, match="^text_encoder_quantization: "):
         check_policy(get_policy("torchao_int4_weight_only"), "cpu", "text_encoder_quantization")
-
-
-def test_recommendation_for_a_cpu_is_a_policy_that_runs_here():
-    assert recommend_policy("cpu") == "fp8_scaled"
 
 
 def test_torchao_leaves_global_torch_settings_alone(bundle):
@@ -196,9 +191,9 @@ def test_text_encoder_policies_encode(bundle, policy):
     assert all(torch.isfinite(h.float()).all() for h in hidden)
 
 
-def test_text_encoder_refuses_a_transformer_only_policy(bundle):
+def test_text_encoder_refuses_a_transformer_only_policy_when_the_spec_is_made(bundle):
     with pytest.raises(LTX2InputError, match="text_encoder_quantization: unknown policy 'fp8_cast'"):
-        build_component(bundle, "text_encoder", "fp8_cast")
+        ModelSpec(bundle, {}, text_encoder_quantization="fp8_cast")
 
 
 @pytest.mark.parametrize("policy", ["fp8_cast", "fp8_scaled", "torchao_fp8_weight_only"])
