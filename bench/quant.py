@@ -8,7 +8,8 @@ Each policy runs in a fresh process, and the load's peak is that process's own: 
 (VmHWM, reset with /proc/self/clear_refs before the load, so nothing of the parent that started it counts) less
 the resident set before the load; and the ledger's peak (the tensors alive at once, memory/ledger.py). Figures
 per policy: resident bytes of the built transformer, the same for bf16, load peak, load seconds, one denoising
-step's seconds, and the relative L2 error of that step's output against bf16 on the same inputs. Writes quant.json and quant.png.
+step's seconds, and the relative L2 error of that step's output against bf16 on the same inputs. Writes quant.json
+and quant.png.
 """
 
 import argparse
@@ -51,15 +52,16 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from make_tiny_bundle import file_names
 
     import_pack()
+    from probe import ProbeShape, denoise_step, probe_inputs
+
     from ltx2_a2v.ltx2.build import build
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.precision import library_default
     from ltx2_a2v.ltx2.plan import ComponentPlan
+    from ltx2_a2v.ltx2.precision import library_default
     from ltx2_a2v.memory.accounting import module_bytes
     from ltx2_a2v.memory.ledger import CPU_LEDGER
     from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy
-    from probe import ProbeShape, denoise_step, probe_inputs
 
     torch.set_num_threads(os.cpu_count() or 1)
     bundle = Bundle(checkpoint=models_dir / file_names(preset)["checkpoint"])

@@ -43,7 +43,8 @@ def _sizes(section: dict, table: str) -> dict:
 def _widths(config: dict) -> tuple[int, int]:
     """(video, audio) widths of the transformer's streams."""
     t = _sizes(config.get("transformer", {}), "transformer")
-    return t["num_attention_heads"] * t["attention_head_dim"], t["audio_num_attention_heads"] * t["audio_attention_head_dim"]
+    video = t["num_attention_heads"] * t["attention_head_dim"]
+    return video, t["audio_num_attention_heads"] * t["audio_attention_head_dim"]
 
 
 def upcast_bytes(plan: ComponentPlan, policy: Policy, compute_dtype: torch.dtype, fp8_matmul: bool = False) -> int:
@@ -73,7 +74,8 @@ def transformer_tokens(width: int, height: int, num_frames: int, frame_rate: flo
     return video, audio
 
 
-def denoise(config: dict, width: int, height: int, num_frames: int, frame_rate: float, compute_dtype: torch.dtype) -> int:
+def denoise(config: dict, width: int, height: int, num_frames: int, frame_rate: float,
+            compute_dtype: torch.dtype) -> int:
     video_width, audio_width = _widths(config)
     video, audio = transformer_tokens(width, height, num_frames, frame_rate)
     itemsize = torch.empty((), dtype=compute_dtype).element_size()

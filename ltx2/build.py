@@ -131,7 +131,8 @@ def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.devic
     model) and ends with `model.to(device)`, which torchao's int8 tensors cannot go through. Its parts are: meta
     model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict."""
     base = plan.builder.model_loader
-    loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor, only_keys=set(plan.renames))
+    loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor,
+                                      only_keys=set(plan.renames))
     model, plan.meta = plan.meta, None  # the plan's meta model becomes the component: a plan builds once
     if model is None:
         raise RuntimeError(f"{plan.name}: this plan has built its component already; read a new one")
@@ -150,7 +151,8 @@ def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.devic
         raise LTX2LoadError(f"{plan.name}: could not load its weights: {exc}") from exc
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers and not keeping_out:  # block streaming keeps some tensors out, on purpose
-        raise LTX2LoadError(f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}.")
+        raise LTX2LoadError(f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, "
+                            f"e.g. {', '.join(leftovers[:3])}.")
     # Inference only: without this, a forward outside inference_mode/no_grad would try to track gradients
     # through tensors made under inference_mode, and fail.
     return model.eval().requires_grad_(False)

@@ -80,11 +80,13 @@ class VramBudget:
 
     def room_for(self, device: torch.device) -> int:
         """Bytes a new component may take once every idle component of ours is evicted."""
-        in_use = sum(r.nbytes for r in self.records.values() if r.module is not None and r.in_use and r.device == device)
+        in_use = sum(r.nbytes for r in self.records.values()
+                     if r.module is not None and r.in_use and r.device == device)
         return self.budget_for(device) - in_use
 
     def resident_bytes(self, device: torch.device | None = None) -> int:
-        return sum(r.nbytes for r in self.records.values() if r.module is not None and (device is None or r.device == device))
+        return sum(r.nbytes for r in self.records.values()
+                   if r.module is not None and (device is None or r.device == device))
 
     # --- components ---
     @contextlib.contextmanager

@@ -52,7 +52,8 @@ class RunReport:
         lines = [f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
                  f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})",
                  f"  {self.precision}"]
-        lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
+        lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB"
+                  for s in d["stages"]]
         lines += [f"  built {line}" for line in self.loads]
         lines += [f"  note: {line}" for line in self.notes]
         return "\n".join(lines)

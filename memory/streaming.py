@@ -259,4 +259,5 @@ class Streamer:
 def _to_meta(module: torch.nn.Module) -> None:
     for sub in module.modules():
         for name, param in list(sub.named_parameters(recurse=False)):
-            sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=False))
+            sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"),
+                                                            requires_grad=False))

@@ -36,7 +36,8 @@ class LoadLTX2Quantized(io.ComfyNode):
                                        "torchao_fp8_dynamic: fastest on RTX 40xx / H100+."),
                 io.Combo.Input("text_encoder_quantization", options=policy_names(text_encoder=True), default="none"),
                 io.Combo.Input("residency", options=list(RESIDENCY), default="cold_start",
-                               tooltip="cold_start frees the model after each run; persistent keeps it within the budget"),
+                               tooltip="cold_start frees the model after each run; persistent keeps it within the "
+                                       "budget"),
                 io.Combo.Input("distilled_lora", options=model_files.file_names("loras", with_none=True),
                                tooltip="The distilled LoRA for stage 2, e.g. ltx-2.3-22b-distilled-lora-384"),
                 io.Float.Input("distilled_lora_strength", default=1.0, min=low, max=high, step=0.05),

@@ -57,7 +57,8 @@ def select_layers(model: torch.nn.Module, component: str, fp8: bool = False,
     if component not in TABLE:
         return selection
     scope, skips = TABLE[component]
-    blocks = sorted({int(m.group(1)) for n, _ in model.named_modules() if (m := re.match(r"^transformer_blocks\.(\d+)\.", n))})
+    blocks = sorted({int(m.group(1)) for n, _ in model.named_modules()
+                     if (m := re.match(r"^transformer_blocks\.(\d+)\.", n))})
     edges = {blocks[0], blocks[-1]} if keep_edge_blocks and blocks else set()
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.Linear):

@@ -36,6 +36,9 @@ POLICIES: dict[str, Policy] = {
         Policy("torchao_int8_weight_only", "torchao Int8WeightOnlyConfig",
                Torchao(lambda ao: ao.Int8WeightOnlyConfig(version=1, set_inductor_config=False)),
                runs_on="any", text_encoder=True),
+        Policy("torchao_int8_dynamic", "torchao Int8DynamicActivationInt8WeightConfig: int8 weights, activations "
+               "quantized per token", Torchao(lambda ao: ao.Int8DynamicActivationInt8WeightConfig(
+                   set_inductor_config=False)), runs_on="any"),
         Policy("torchao_int4_weight_only", "torchao Int4WeightOnlyConfig, group size 128",
                Torchao(lambda ao: ao.Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d",
                                                           set_inductor_config=False), gpu=INT4_KERNELS),

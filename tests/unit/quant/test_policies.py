@@ -3,7 +3,6 @@ refuse this machine before reading a weight; layers are chosen by the declared t
 
 import pytest
 import torch
-
 from building import build_component
 from probe import denoise_step, probe_inputs
 
@@ -18,7 +17,8 @@ from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy, get_policy
 from ltx2_a2v.quant.fp8_scaled import quantize_rows
 from ltx2_a2v.quant.layers import select_layers
 
-CPU_POLICIES = ["none", "fp8_cast", "fp8_scaled", "torchao_fp8_weight_only", "torchao_int8_weight_only"]
+CPU_POLICIES = ["none", "fp8_cast", "fp8_scaled", "torchao_fp8_weight_only", "torchao_int8_weight_only",
+                "torchao_int8_dynamic"]
 GPU_POLICIES = ["fp8_scaled_mm", "torchao_fp8_dynamic", "torchao_int4_weight_only"]
 
 
@@ -74,7 +74,8 @@ def mocked_gpu(monkeypatch):
 
 
 def test_fp8_scaled_mm_without_tensorrt_llm_on_a_mocked_gpu_names_the_package_and_alternatives(mocked_gpu):
-    with pytest.raises(PolicyUnavailable, match=r"^quantization: fp8_scaled_mm needs TensorRT-LLM.*Pick torchao_fp8_dynamic"):
+    with pytest.raises(PolicyUnavailable,
+                       match=r"^quantization: fp8_scaled_mm needs TensorRT-LLM.*Pick torchao_fp8_dynamic"):
         check_policy(get_policy("fp8_scaled_mm"), "cuda")
 
 
@@ -147,8 +148,10 @@ def test_fp8_policies_skip_linears_whose_dims_are_not_multiples_of_16():
     block.ok = torch.nn.Linear(32, 64)
     block.odd = torch.nn.Linear(32, 40)
     fp8 = select_layers(layer, "transformer", fp8=True)
-    assert fp8.quantize == ["transformer_blocks.0.ok"] and "not multiples of 16" in fp8.skipped["transformer_blocks.0.odd"]
-    assert select_layers(layer, "transformer", fp8=False).quantize == ["transformer_blocks.0.ok", "transformer_blocks.0.odd"]
+    assert fp8.quantize == ["transformer_blocks.0.ok"]
+    assert "not multiples of 16" in fp8.skipped["transformer_blocks.0.odd"]
+    assert select_layers(layer, "transformer", fp8=False).quantize == ["transformer_blocks.0.ok",
+                                                                       "transformer_blocks.0.odd"]
 
 
 def test_distilled_lora_is_fused_before_quantizing(bundle, tiny_paths):
@@ -201,7 +204,8 @@ def test_fp8_release_checkpoint_is_never_quantized_twice(tiny_paths, reference, 
     fp8 = Bundle(checkpoint=tiny_paths["fp8_checkpoint"])
     model, report = build_component(fp8, "transformer", policy)
     assert any("already fp8" in n for n in report.notes)
-    stored = read_tensor(read_header(tiny_paths["fp8_checkpoint"]), "model.diffusion_model.transformer_blocks.0.ff.net.2.weight")
+    stored = read_tensor(read_header(tiny_paths["fp8_checkpoint"]),
+                         "model.diffusion_model.transformer_blocks.0.ff.net.2.weight")
     assert torch.equal(model.transformer_blocks[0].ff.net[2].weight.view(torch.uint8), stored.view(torch.uint8))
     inputs, expected, _ = reference
     out = torch.cat([t.flatten() for t in denoise_step(model, *inputs)]).float()
