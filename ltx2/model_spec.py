@@ -2,6 +2,7 @@
 dtypes. Components are built only when a stage needs them, through the process's budget, so choosing a model
 costs nothing until it is used."""
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,12 +134,12 @@ class ComponentLoad(ComponentRequest):
         self.spec, self.component, self.with_distilled_lora, self.on_tensor = spec, name, with_distilled_lora, on_tensor
         self.policy = spec.policy_for(name)
         self.compute = spec.precision_on(device).of(name)
-        self.files = spec.files_of(name, with_distilled_lora)
-        self.built_from = identities(self.files)
         self.plan: ComponentPlan | None = None
+        files = spec.files_of(name, with_distilled_lora)
         super().__init__(key=spec.component_key(name, device, with_distilled_lora),
                          label=f"{name} (stage 2)" if with_distilled_lora else name, policy_name=self.policy.name,
-                         device=device, activations=activations, group=spec.bundle.checkpoint)
+                         device=device, activations=activations, group=spec.bundle.checkpoint,
+                         alive=functools.partial(files_unchanged, files, identities(files)))
 
     def need(self) -> Need:
         self.plan = ComponentPlan.read(self.spec.bundle, self.component, self.on_tensor)
@@ -161,5 +162,7 @@ class ComponentLoad(ComponentRequest):
                                                          self.on_tensor, streamed, plan=plan)
         return Made(module, streamer, report.summary())
 
-    def alive(self) -> bool:  # the same files, unchanged (a stat each)
-        return identities(self.files) == self.built_from
+
+def files_unchanged(files: list[Path], built_from: tuple) -> bool:
+    """Whether `files` are still the ones a component was built from (a stat each)."""
+    return identities(files) == built_from

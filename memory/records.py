@@ -38,9 +38,10 @@ class Made(NamedTuple):
 class ComponentRequest:
     """What a stage asks the budget for: which component (`key`: everything its weights depend on; `label`: for
     people), under which policy, on which device, with how many bytes of activations beside it, in which set of
-    files (`group`: room is made from other sets first). Subclasses say what it will hold (`need`, asked only when
-    it must be made: it may read file headers), how to make it with some units kept streamed (`make`), and whether
-    a kept copy is still the one asked for (`alive`)."""
+    files (`group`: room is made from other sets first), and whether a kept copy is still the one asked for
+    (`alive`, kept with the component: it must hold nothing big). Subclasses say what it will hold (`need`, asked
+    only when it must be made: it may read file headers) and how to make it with some units kept streamed
+    (`make`)."""
 
     key: tuple
     label: str
@@ -48,6 +49,7 @@ class ComponentRequest:
     device: torch.device
     activations: int = 0
     group: object = None
+    alive: Callable[[], bool] | None = None  # None: always
 
     def need(self) -> Need:
         raise NotImplementedError
@@ -55,9 +57,6 @@ class ComponentRequest:
     def make(self, streamed: list[str]) -> Made:
         """The component with the units named in `streamed` kept out of memory (streamed during its forward)."""
         raise NotImplementedError
-
-    def alive(self) -> bool:
-        return True
 
 
 @dataclass

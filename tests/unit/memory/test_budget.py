@@ -30,7 +30,6 @@ class PlainRequest(ComponentRequest):
     nbytes: int = 0
     builds: list | None = None
     needs: Need | None = None
-    is_alive: object = None
 
     def need(self) -> Need:
         return self.needs or Need(self.nbytes)
@@ -40,13 +39,10 @@ class PlainRequest(ComponentRequest):
             self.builds.append((self.label, list(streamed)))
         return Made(linear(self.nbytes), None, f"{self.label}: built")
 
-    def alive(self) -> bool:
-        return self.is_alive is None or self.is_alive()
-
 
 def use(budget: VramBudget, name: str, nbytes: int, builds: list | None = None, need: Need | None = None,
         activations: int = 0, alive=None, group=None):
-    return budget.use(PlainRequest((group, name), name, "none", CPU, activations, group, nbytes, builds, need, alive))
+    return budget.use(PlainRequest((group, name), name, "none", CPU, activations, group, alive, nbytes, builds, need))
 
 
 def test_cold_start_holds_nothing_after_use():
