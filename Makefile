@@ -53,3 +53,9 @@ bench-proving-ground: setup
 # make gpu-kit ARGS="--missing <what 'python3 bench/gpu_kit.py check' printed there> --torch 2.11 --python 3.12"
 gpu-kit: setup
 	$(PY) tools/make_gpu_kit.py $(ARGS)
+
+# The style the README declares: ruff's checks and its formatting (configured in pyproject.toml).
+.PHONY: lint
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .

@@ -37,7 +37,8 @@ def main() -> None:
     from ltx2_a2v.ltx2.build import build
     from ltx2_a2v.ltx2.components import Bundle
     from ltx2_a2v.ltx2.plan import ComponentPlan
-    from ltx2_a2v.memory.ledger import PhaseMeter
+    from ltx2_a2v.memory.ledger import StageMeter
+    from ltx2_a2v.quant import POLICIES
 
     scratch = tempfile.TemporaryDirectory(prefix="ltx2-formats-")
     models = args.models_dir or Path(scratch.name)
@@ -66,8 +67,8 @@ def main() -> None:
         gc.collect()  # the previous row's module, freed now rather than during this row's build
         with torch.inference_mode():
             start = time.perf_counter()
-            with PhaseMeter(device) as meter:
-                module, report = build(ComponentPlan.read(bundle, name), policy, device, torch.float32)
+            with StageMeter(device) as meter:
+                module, report = build(ComponentPlan.read(bundle, name), POLICIES[policy], device, torch.float32)
             seconds = time.perf_counter() - start
             row = {"component": name, "file": paths[part].name, "policy": policy, "seconds": round(seconds, 3),
                    "ledger_peak_mib": round((meter.peak - meter.start) / 2**20, 2),

@@ -92,6 +92,7 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
     image = torch.rand(1, 512, 768, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(args.frames / 24.0 + 0.5).astype("float32") / 32768).view(1, 1, -1)
     try:
+        model.checked_on(device)  # a policy this GPU cannot run: a row with its message
         if mode == "streamed":
             BUDGET.budget_bytes = model.estimate_bytes("transformer") // 4
             row["budget_bytes"] = BUDGET.budget_bytes

@@ -8,7 +8,8 @@ Each policy runs in a fresh process, and the load's peak is that process's own: 
 (VmHWM, reset with /proc/self/clear_refs before the load, so nothing of the parent that started it counts) less
 the resident set before the load; and the ledger's peak (the tensors alive at once, memory/ledger.py). Figures
 per policy: resident bytes of the built transformer, the same for bf16, load peak, load seconds, one denoising
-step's seconds, and the relative L2 error of that step's output against bf16 on the same inputs. Writes quant.json and quant.png.
+step's seconds, and the relative L2 error of that step's output against bf16 on the same inputs. Writes quant.json
+and quant.png.
 """
 
 import argparse
@@ -31,6 +32,11 @@ POLICIES = [
 W8A8 = "fp8_scaled (fp8 matmuls, emulated)"
 
 
+def process_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def vm_hwm() -> int:
     """The process's peak resident set since the last reset (/proc/self/status, VmHWM), in bytes."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -46,15 +52,16 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     from make_tiny_bundle import file_names
 
     import_pack()
+    from probe import ProbeShape, denoise_step, probe_inputs
+
     from ltx2_a2v.ltx2.build import build
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.precision import library_default
     from ltx2_a2v.ltx2.plan import ComponentPlan
-    from ltx2_a2v.memory.accounting import module_bytes, process_rss
+    from ltx2_a2v.ltx2.precision import library_default
+    from ltx2_a2v.memory.accounting import module_bytes
     from ltx2_a2v.memory.ledger import CPU_LEDGER
-    from ltx2_a2v.quant import PolicyUnavailable
-    from probe import ProbeShape, denoise_step, probe_inputs
+    from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy
 
     torch.set_num_threads(os.cpu_count() or 1)
     bundle = Bundle(checkpoint=models_dir / file_names(preset)["checkpoint"])
@@ -72,17 +79,21 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     CPU_LEDGER.peak = ledger_start
     start = time.perf_counter()
     try:
+        chosen = POLICIES["fp8_scaled" if policy == W8A8 else policy]
+        check_policy(chosen, "cpu")
         with CPU_LEDGER.tracking():
-            model, report = build(ComponentPlan.read(bundle, "transformer"),
-                                  "fp8_scaled" if policy == W8A8 else policy, "cpu", compute)
+            model, report = build(ComponentPlan.read(bundle, "transformer"), chosen, "cpu", compute)
     except PolicyUnavailable as exc:
         return {**row, "status": str(exc)}
     if policy == W8A8:
-        from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear, emulated_scaled_mm
+        from fp8_emulation import emulated_scaled_mm
 
+        from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear
+
+        torch._scaled_mm = emulated_scaled_mm  # this child process only
         for layer in model.modules():
             if isinstance(layer, Fp8ScaledLinear):
-                layer.fp8_matmul, layer.scaled_mm = True, emulated_scaled_mm
+                layer.fp8_matmul = True
     row["load_seconds"] = time.perf_counter() - start
     row["load_peak_bytes"] = vm_hwm() - before  # the resident set's peak during the load, above where it began
     row["load_ledger_peak_bytes"] = CPU_LEDGER.peak - ledger_start  # the tensors alive at once, at most

@@ -1,4 +1,4 @@
-"""What a phase needs on the device besides the weights, estimated from the shapes before it runs, so the budget
+"""What a stage needs on the device besides the weights, estimated from the shapes before it runs, so the budget
 can keep room for it (memory/budget.py) and ask ComfyUI for weights and activations together.
 
 Two parts. Upcasts: a layer whose weight is stored narrower than it computes (bf16 weights computing in float32
@@ -6,13 +6,12 @@ on a CPU; fp8 weights without fp8 matmuls) holds a compute-dtype copy of that we
 largest such weight is live at once (ltx2/precision.py, quant/). Then the tensors that grow with the input,
 per token, pixel or frame. The per-unit factors were measured with the device-memory ledger (memory/ledger.py)
 on the `wide` preset (the 22B transformer's widths) at several sizes, float32 on a CPU, as the peak above what
-was live when the phase began, less the upcast: tests/unit/ltx2/test_activations.py checks them against the
+was live when the stage began, less the upcast: tests/unit/ltx2/test_activations.py checks them against the
 ledger again (within 20 %).
 """
 
-import math
-
 import torch
+from ltx_core.types import VIDEO_SCALE_FACTORS, AudioLatentShape, VideoLatentShape, VideoPixelShape
 
 from ..quant.policy import Policy
 from .plan import SCALE_SUFFIXES, ComponentPlan
@@ -25,6 +24,27 @@ PROMPT_TOKENS = 1024  # ltx-core pads every prompt to this many tokens
 DECODE_FACTOR = 1.1  # decoder activations per decoded pixel-frame, per decoder base channel (72 B in float32 with 16)
 ENCODE_FACTOR = 69  # video-encoder activations per pixel of the conditioning image (277 B in float32)
 AUDIO_FACTOR = 64  # audio-encoder activations per audio sample
+
+# LTX-2.3 22B's widths, where a config does not give them (at queue time no model is known yet; ltx-core's
+# configurators fall back to the same full-size values when a key is missing).
+DEFAULTS_22B = {
+    "transformer": {"num_attention_heads": 32, "attention_head_dim": 128,
+                    "audio_num_attention_heads": 32, "audio_attention_head_dim": 64},
+    "vae": {"decoder_base_channels": 128},
+    "gemma": {"hidden_size": 3840, "num_hidden_layers": 48, "intermediate_size": 15360},  # Gemma-3-12B's text_config
+}
+
+
+def _sizes(section: dict, table: str) -> dict:
+    """A config section's sizes, the 22B's where it gives none."""
+    return {**DEFAULTS_22B[table], **section}
+
+
+def _widths(config: dict) -> tuple[int, int]:
+    """(video, audio) widths of the transformer's streams."""
+    t = _sizes(config.get("transformer", {}), "transformer")
+    video = t["num_attention_heads"] * t["attention_head_dim"]
+    return video, t["audio_num_attention_heads"] * t["audio_attention_head_dim"]
 
 
 def upcast_bytes(plan: ComponentPlan, policy: Policy, compute_dtype: torch.dtype, fp8_matmul: bool = False) -> int:
@@ -45,19 +65,19 @@ def upcast_bytes(plan: ComponentPlan, policy: Policy, compute_dtype: torch.dtype
     return largest
 
 
-def transformer_tokens(config: dict, width: int, height: int, num_frames: int, frame_rate: float) -> tuple[int, int]:
-    """(video tokens, audio tokens) of one denoising pass: the latent is 32x smaller in space, 8x in time (+1)."""
-    video = (num_frames - 1) // 8 * (1 if num_frames > 1 else 0) + 1
-    video *= (height // 32) * (width // 32)
-    audio = math.ceil(num_frames / frame_rate * 25)  # the audio latent's 25 frames per second
+def transformer_tokens(width: int, height: int, num_frames: int, frame_rate: float) -> tuple[int, int]:
+    """(video tokens, audio tokens) of one denoising pass, from ltx-core's latent shapes (the video VAE's
+    VIDEO_SCALE_FACTORS; the audio latent's frames per second of audio)."""
+    pixels = VideoPixelShape(batch=1, frames=num_frames, height=height, width=width, fps=frame_rate)
+    video = VideoLatentShape.from_pixel_shape(pixels, scale_factors=VIDEO_SCALE_FACTORS).token_count()
+    audio = AudioLatentShape.from_duration(batch=1, duration=num_frames / frame_rate).token_count()
     return video, audio
 
 
-def denoise(config: dict, width: int, height: int, num_frames: int, frame_rate: float, compute_dtype: torch.dtype) -> int:
-    transformer = config.get("transformer", {})
-    video_width = transformer.get("num_attention_heads", 32) * transformer.get("attention_head_dim", 128)
-    audio_width = transformer.get("audio_num_attention_heads", 32) * transformer.get("audio_attention_head_dim", 64)
-    video, audio = transformer_tokens(config, width, height, num_frames, frame_rate)
+def denoise(config: dict, width: int, height: int, num_frames: int, frame_rate: float,
+            compute_dtype: torch.dtype) -> int:
+    video_width, audio_width = _widths(config)
+    video, audio = transformer_tokens(width, height, num_frames, frame_rate)
     itemsize = torch.empty((), dtype=compute_dtype).element_size()
     return TOKEN_FACTOR * itemsize * (video * video_width + audio * audio_width)
 
@@ -66,11 +86,10 @@ def text(gemma_config: dict, config: dict, compute_dtype: torch.dtype) -> int:
     """Gemma's hidden states of every layer (kept for the embeddings processor), plus the larger of Gemma's own
     working tensors and the processor's (its feature extractor concatenates and normalizes every layer's states,
     then one connector block runs at the transformer's width)."""
-    text_config = gemma_config.get("text_config", {})
-    hidden, layers = text_config.get("hidden_size", 3840), text_config.get("num_hidden_layers", 48) + 1
-    intermediate = text_config.get("intermediate_size", 15360)
-    transformer = config.get("transformer", {})
-    width = transformer.get("num_attention_heads", 32) * transformer.get("attention_head_dim", 128)
+    gemma_sizes = _sizes(gemma_config.get("text_config", {}), "gemma")
+    hidden, layers = gemma_sizes["hidden_size"], gemma_sizes["num_hidden_layers"] + 1
+    intermediate = gemma_sizes["intermediate_size"]
+    width, _ = _widths(config)
     itemsize = torch.empty((), dtype=compute_dtype).element_size()
     states = layers * PROMPT_TOKENS * hidden * itemsize
     gemma = 3 * PROMPT_TOKENS * intermediate * itemsize
@@ -93,19 +112,19 @@ def decode(config: dict, width: int, height: int, num_frames: int, tiling, compu
         width, height = min(width, spatial.tile_size_in_pixels), min(height, spatial.tile_size_in_pixels)
     if temporal is not None:
         num_frames = min(num_frames, temporal.tile_size_in_frames + 1)
-    channels = config.get("vae", {}).get("decoder_base_channels", 128)
+    channels = _sizes(config.get("vae", {}), "vae")["decoder_base_channels"]
     itemsize = torch.empty((), dtype=compute_dtype).element_size()
     return int(DECODE_FACTOR * channels * width * height * num_frames * itemsize)
 
 
-def largest_base_phase(width: int, height: int, num_frames: int, frame_rate: float, precision) -> tuple[str, int]:
-    """(phase, bytes): the base stage's largest activation estimate at this size, for LTX-2.3 22B's widths (the
-    defaults above). At queue time the model is not known yet, only the sizes; the real model's config is used
+def largest_base_stage(width: int, height: int, num_frames: int, frame_rate: float, precision) -> tuple[str, int]:
+    """(stage, bytes): the base stage's largest activation estimate at this size, for LTX-2.3 22B's widths
+    (DEFAULTS_22B). At queue time the model is not known yet, only the sizes; the real model's config is used
     once the sampler runs (through the budget)."""
-    phases = {
+    stages = {
         "text encode": text({}, {}, precision.text_encoder),
         "image encode": image_encode(width, height, precision.vae),
         "stage 1 denoise": denoise({}, width, height, num_frames, frame_rate, precision.transformer),
     }
-    name = max(phases, key=phases.get)
-    return name, phases[name]
+    name = max(stages, key=stages.get)
+    return name, stages[name]

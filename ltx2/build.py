@@ -15,7 +15,7 @@ import torch
 
 from ..errors import LTX2InputError, LTX2LoadError
 from ..memory.accounting import module_bytes
-from ..quant import POLICIES, backend_for, check_policy, get_policy
+from ..quant import POLICIES, Policy
 from .loader import StreamingStateDictLoader
 from .lora import LoraFactors
 from .plan import SCALE_SUFFIXES, ComponentPlan
@@ -44,28 +44,26 @@ class LoadReport:
 
 def build(
     plan: ComponentPlan,
-    policy_name: str = "none",
+    policy: Policy = POLICIES["none"],
     device: torch.device | str = "cpu",
     compute_dtype: torch.dtype = STORAGE_DTYPE,
     lora: tuple[Path, float] | None = None,
     keep_out: Callable[[str, torch.Tensor], bool] | None = None,
     on_tensor: Callable[[str], None] | None = None,
-    keep_edge_blocks: bool = False,
 ) -> tuple[torch.nn.Module, LoadReport]:
-    """Builds the plan's component under `policy_name`, with `lora` = (path, strength) fused first, computing in
-    `compute_dtype`. Completely, or raises: never a half-loaded model.
+    """Builds the plan's component under `policy` (checked for this device by whoever chose it: the loader node's
+    spec, before any file is read), with `lora` = (path, strength) fused first, computing in `compute_dtype`.
+    Completely, or raises: never a half-loaded model.
 
     `keep_out(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
     the parameters it takes stay on the meta device, for it to bring in when they are needed."""
     device = torch.device(device)
     input_name = "text_encoder_quantization" if plan.name == "text_encoder" else "quantization"
-    policy = get_policy(policy_name, input_name, text_encoder=plan.name == "text_encoder")
-    check_policy(policy, device, input_name)  # before a single weight is read
     report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
     if plan.defaults:
         report.notes.append(f"{Path(plan.where).name} lacks {', '.join(plan.defaults)}: ltx-core's defaults taken "
                             "(release files have them; other readers may take other defaults)")
-    selected, report.skipped = plan.selected(policy, keep_edge_blocks)
+    selected, report.skipped = plan.selected(policy)
 
     scales = plan.fp8_scales()
     if scales and policy.on_fp8_release is not None:
@@ -86,7 +84,7 @@ def build(
     if packed:
         report.notes.append(", ".join(f"{n} {f} weights" for f, n in packed.items()) + " dequantized to bf16 with "
                             f"comfy-kitchen before {policy.name}")
-    backend = backend_for(policy)
+    backend = policy.backend
 
     fuser = None
     if lora is not None and lora[1] != 0:
@@ -141,7 +139,8 @@ def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.devic
     model) and ends with `model.to(device)`, which torchao's int8 tensors cannot go through. Its parts are: meta
     model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict."""
     base = plan.builder.model_loader
-    loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor, only_keys=set(plan.renames))
+    loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor,
+                                      only_keys=set(plan.renames))
     model, plan.meta = plan.meta, None  # the plan's meta model becomes the component: a plan builds once
     if model is None:
         raise RuntimeError(f"{plan.name}: this plan has built its component already; read a new one")
@@ -160,7 +159,8 @@ def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.devic
         raise LTX2LoadError(f"{plan.name}: could not load its weights: {exc}") from exc
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers and not keeping_out:  # block streaming keeps some tensors out, on purpose
-        raise LTX2LoadError(f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}.")
+        raise LTX2LoadError(f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, "
+                            f"e.g. {', '.join(leftovers[:3])}.")
     # Inference only: without this, a forward outside inference_mode/no_grad would try to track gradients
     # through tensors made under inference_mode, and fail.
     return model.eval().requires_grad_(False)

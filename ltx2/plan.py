@@ -220,9 +220,9 @@ class ComponentPlan:
                     counts[fmt] = counts.get(fmt, 0) + 1
         return counts
 
-    def selected(self, policy: Policy, keep_edge_blocks: bool = False) -> tuple[set[str], dict[str, str]]:
+    def selected(self, policy: Policy) -> tuple[set[str], dict[str, str]]:
         """(weight keys the policy quantizes, {layer: why not} for the others), from the layer table."""
-        selection = select_layers(self.meta, self.name, fp8=policy.fp8, keep_edge_blocks=keep_edge_blocks)
+        selection = select_layers(self.meta, self.name, fp8=policy.fp8)
         if not (self.quantizable and policy.quantizes):
             return set(), selection.skipped
         return selection.weight_keys(), selection.skipped

@@ -38,10 +38,15 @@ DTYPES = {
     "F8_E5M2": torch.float8_e5m2,
 }
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
 # Asked for with LTX2_DROP_PAGE_CACHE=1: tell the kernel the pages just read will not be read again, so a 43 GB
 # read does not push other files out of the page cache. Off by default: the page cache is what makes the next
-# cold_start run's reads fast when RAM allows.
-DROP_PAGE_CACHE = os.environ.get("LTX2_DROP_PAGE_CACHE") == "1"
+# cold_start run's reads fast when RAM allows. Read when a tensor is read: the environment as it is then counts.
+def drop_page_cache() -> bool:
+    return os.environ.get("LTX2_DROP_PAGE_CACHE") == "1"
+
+
 # Bounds no model file of the pack's comes near, so that a hostile or damaged header costs little to refuse: the
 # 22B checkpoint has about 4,600 tensors, its fp8 release about 7,300 with the scales (86 and 142 per block in
 # the test bundle's layout, 48 blocks), in a header of about 1 MB; a Gemma shard or the LoRA fewer. The format's own limit is 100 MB of header.
@@ -244,7 +249,7 @@ def iter_tensors(header: SafetensorsHeader, keys: set[str] | None = None) -> Ite
             yield entry.key, buffer.view(entry.dtype).reshape(entry.shape)
             # Release this buffer before the next is allocated (the caller may already have dropped it).
             del buffer, view
-            if DROP_PAGE_CACHE and hasattr(os, "posix_fadvise"):
+            if drop_page_cache() and hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(f.fileno(), entry.start, entry.nbytes, os.POSIX_FADV_DONTNEED)
 
 

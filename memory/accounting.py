@@ -1,7 +1,6 @@
 """Counting the bytes tensors hold, and giving freed memory back: what every part of the pack measures with."""
 
 import ctypes
-import os
 
 import torch
 
@@ -75,8 +74,3 @@ def device_total_bytes(device: torch.device) -> int:
     import psutil
 
     return psutil.virtual_memory().total
-
-
-def process_rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -1,20 +1,21 @@
 """One memory budget for every component the pack builds, in one process: every decision about what is resident
 is taken here.
 
-The budget knows each component it holds (bytes on the device, bytes kept out by block streaming, device, last
-use). In `cold_start` a component lives only while a phase uses it, so the pack holds nothing when idle; in
+The budget knows each component it holds (bytes on the device, bytes kept out by block streaming, device). A
+stage asks for one with a request (records.py's ComponentRequest: what it is, what it needs, how to make it). In
+`cold_start` a component lives only while a stage uses it, so the pack holds nothing when idle; in
 `persistent` components stay between runs as long as they fit; when they do not, the most recently used idle one
-is evicted first (runs repeat one order of components, see make_room). A phase's activations are part of the
-budget: before building, room is made for the weights plus what the phase will need beside them (its estimate,
+is evicted first (runs repeat one order of components, see make_room). A stage's activations are part of the
+budget: before making a component, room is made for the weights plus what the stage will need beside them (its estimate,
 ltx2/activations.py), first from our own idle components, then through the host's memory manager
-(`Bridge.make_room`). A component that cannot fit even alone is built block-streamed (streaming.py) when its maker
+(`Bridge.make_room`). A component that cannot fit even alone is made block-streamed (streaming.py) when its request
 says how it splits into units.
 
 Every component in use, and every kept one, is known to the host's manager (`Bridge.load`, ComfyUI's
 load_models_gpu in nodes/patcher.py): when another model needs room the host can shrink a streamable component a
 unit at a time (`shrink`) instead of dropping it, grow it back (`grow`), or unload it (`unloaded_by_host`).
 
-It keeps the run report too: per phase seconds, the device-memory ledger's peak (ledger.py) and the components
+It keeps the run report too: per stage seconds, the device-memory ledger's peak (ledger.py) and the components
 used. Nothing here imports ComfyUI.
 """
 
@@ -24,24 +25,23 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
 
 import torch
 
 from ..errors import LTX2InputError
 from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
 from .faults import inject_oom
-from .ledger import PhaseMeter, device_figures
-from .records import Bridge, Build, ComponentRecord, Need
-from .report import PhaseRecord, RunReport
+from .ledger import StageMeter, device_figures
+from .records import Bridge, ComponentRecord, ComponentRequest, Need
+from .report import RunReport, StageRecord
 from .streaming import split_units, units_in_flight
 
 # Kept free for the host program and whatever else shares the device, without a host to say how much (the
-# ComfyUI bridge takes ComfyUI's own reserve, --reserve-vram). Activations are budgeted per phase, not here.
+# ComfyUI bridge takes ComfyUI's own reserve, --reserve-vram). Activations are budgeted per stage, not here.
 DEFAULT_RESERVE = {"cuda": 1 * GIB, "cpu": 4 * GIB}
 
 OOM_ADVICE = (
-    "{name}: out of memory while {phase} on {device}. The LTX-2 nodes have freed everything they held. To fit: pick "
+    "{name}: out of memory while {doing} on {device}. The LTX-2 nodes have freed everything they held. To fit: pick "
     "a smaller quantization (fp8_scaled halves the transformer), set a VRAMGuard budget_gb below the free memory (a "
     "transformer over the budget then runs a block at a time), or use residency cold_start."
 )
@@ -55,8 +55,8 @@ class VramBudget:
         self.records: OrderedDict[tuple, ComponentRecord] = OrderedDict()
         self.last_run: RunReport | None = None
         self.device: torch.device | None = None  # the device last used, for the state's budget
-        self.running: tuple[str, float, PhaseMeter] | None = None  # the phase running now: name, start, meter
-        self._phase_components: list[dict] = []  # what the running phase used
+        self.running: tuple[str, float, StageMeter] | None = None  # the stage running now: name, start, meter
+        self._stage_components: list[dict] = []  # what the running stage used
         self._unloaded: list[ComponentRecord] = []  # dropped by the host: forgotten the next time the budget acts
         self._lock = threading.RLock()
 
@@ -80,33 +80,30 @@ class VramBudget:
 
     def room_for(self, device: torch.device) -> int:
         """Bytes a new component may take once every idle component of ours is evicted."""
-        in_use = sum(r.nbytes for r in self.records.values() if r.module is not None and r.in_use and r.device == device)
+        in_use = sum(r.nbytes for r in self.records.values()
+                     if r.module is not None and r.in_use and r.device == device)
         return self.budget_for(device) - in_use
 
     def resident_bytes(self, device: torch.device | None = None) -> int:
-        return sum(r.nbytes for r in self.records.values() if r.module is not None and (device is None or r.device == device))
-
-    def holds(self, key: tuple) -> bool:
-        record = self.records.get(key)
-        return record is not None and record.module is not None
+        return sum(r.nbytes for r in self.records.values()
+                   if r.module is not None and (device is None or r.device == device))
 
     # --- components ---
     @contextlib.contextmanager
-    def use(self, key: tuple, name: str, policy: str, device: torch.device, need: Callable[[], Need], build: Build,
-            activations: int = 0, alive: Callable[[], bool] | None = None, group: object = None):
-        """Yields the component for `key`: the resident one, or one built by `build(streamed units)` after making
-        room for `need()` (asked only when a build is needed: it reads file headers) and the phase's
-        `activations`. A component that cannot fit even once every idle one is evicted keeps the units that fit
-        resident and streams the others. In cold_start it is freed when the block ends; in persistent it stays
-        while it fits. `alive()` says whether the files it is built from are still the ones it was built from: a
-        kept component whose files changed or vanished is dropped, never served. `group` names the set it belongs
-        with (one model's files): room is made from other sets first."""
+    def use(self, request: ComponentRequest):
+        """Yields the component `request` asks for: the resident one, or one made by `request.make(streamed units)`
+        after making room for `request.need()` (asked only when one must be made: it reads file headers) and the
+        stage's activations. A component that cannot fit even once every idle one is evicted keeps the units that
+        fit resident and streams the others. In cold_start it is freed when the block ends; in persistent it stays
+        while it fits. A kept component whose request says it is no longer alive (its files changed or vanished)
+        is dropped, never served."""
+        key, name, device, activations = request.key, request.label, request.device, request.activations
         capacity = self.capacity(device)
         if activations > capacity:
-            # Refused before anything is built: such a phase would run out of memory (or, on a CPU, swap for hours
+            # Refused before anything is made: such a stage would run out of memory (or, on a CPU, swap for hours
             # with no interrupt point inside one huge operation).
             raise LTX2InputError(
-                f"{name}: this phase needs about {activations / GIB:.1f} GiB beside the weights at this size "
+                f"{name}: this stage needs about {activations / GIB:.1f} GiB beside the weights at this size "
                 f"(estimate), more than {device} can give ({capacity / GIB:.1f} GiB). Lower the size or the number "
                 "of frames, or the decode's tiles.")
         with self._lock:
@@ -114,9 +111,12 @@ class VramBudget:
             self.drop_dead()
             self.device = device
             record = self.records.get(key)
-            if record is None or record.module is None:
-                record = self._build(key, name, policy, device, need(), build, activations, group)
-                record.alive = alive
+            plan = None if record is not None and record.module is not None else self._make_room_for(request)
+        if plan is not None:
+            # Made outside the lock: reading the weights takes long, and the page's reads of the state (another
+            # thread) must not wait for it. Only the prompt's thread changes the records.
+            record = self._make(request, *plan)
+        with self._lock:
             self.records.move_to_end(key)
             record.in_use += 1
             if self.bridge is not None:
@@ -124,18 +124,17 @@ class VramBudget:
             if self.last_run is not None and record.label not in self.last_run.components:
                 self.last_run.components.append(record.label)
             if self.running is not None:
-                self._phase_components.append({"name": record.name, "bytes": record.nbytes,
+                self._stage_components.append({"name": record.name, "bytes": record.nbytes,
                                                "streamed": record.streamed})
         out_of_memory = False
         try:
             yield record.module
         except torch.OutOfMemoryError as exc:
             out_of_memory = True
-            raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, phase="running", device=device)) from exc
+            raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, doing="running", device=device)) from exc
         finally:
             with self._lock:
                 record.in_use -= 1
-                record.last_use = time.monotonic()
                 if out_of_memory:
                     self.free_all()
                 elif self.mode == "cold_start" or record.module is None:
@@ -143,9 +142,11 @@ class VramBudget:
                 else:
                     self.enforce(device)
 
-    def _build(self, key: tuple, name: str, policy: str, device: torch.device, need: Need, build: Build,
-               activations: int, group: object = None) -> ComponentRecord:
-        working = activations + need.upcast_bytes
+    def _make_room_for(self, request: ComponentRequest) -> tuple[Need, list[str]]:
+        """(what the request's component needs, the units to stream) once room is made for it: evicting idle
+        components, then asking the host. Refused by name when it cannot fit and cannot be streamed."""
+        device, need = request.device, request.need()
+        working = request.activations + need.upcast_bytes
         room, streamed, holds = self.room_for(device) - working, [], need.total
         if need.total > room and need.unit_bytes:
             units = list(need.unit_bytes)
@@ -154,18 +155,24 @@ class VramBudget:
             holds = need.other_bytes + sum(need.unit_bytes[u] for u in resident) + units_in_flight(device) * largest
         elif need.total > room and need.cannot_stream:
             raise LTX2InputError(need.cannot_stream)
-        self.make_room(holds + working, device, keep=key, group=group)
+        self.make_room(holds + working, device, keep=request.key, group=request.group)
+        return need, streamed
+
+    def _make(self, request: ComponentRequest, need: Need, streamed: list[str]) -> ComponentRecord:
         try:
-            inject_oom(f"load:{name}")
-            module, streamer, report_line = build(streamed)
+            inject_oom(f"load:{request.label}")
+            made = request.make(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()
-            raise torch.OutOfMemoryError(OOM_ADVICE.format(name=name, phase="loading", device=device)) from exc
-        record = ComponentRecord(key, name, module, module_bytes(module), device, policy, streamer, need.upcast_bytes,
-                                 group=group)
-        self.records[key] = record
-        if self.last_run is not None:
-            self.last_run.loads.append(report_line)
+            raise torch.OutOfMemoryError(OOM_ADVICE.format(name=request.label, doing="loading",
+                                                           device=request.device)) from exc
+        record = ComponentRecord(request.key, request.label, made.module, module_bytes(made.module), request.device,
+                                 request.policy_name, made.streamer, need.upcast_bytes, alive=request.alive,
+                                 group=request.group)
+        with self._lock:
+            self.records[request.key] = record
+            if self.last_run is not None:
+                self.last_run.loads.append(made.report_line)
         return record
 
     def drop_dead(self) -> None:
@@ -181,7 +188,7 @@ class VramBudget:
         budget = self.budget_for(device)
         # A run uses its components in the same order every time (text encoder, transformer, VAE, stage-2
         # transformer, decoder). When they do not all fit, the idle component used longest ago is the one the next
-        # phases need soonest: least recently used first rebuilt every big component on every run. Most recently
+        # stages need soonest: least recently used first rebuilt every big component on every run. Most recently
         # used first rebuilds half as many, the fewest possible for such a cycle (tests/unit/memory). Components
         # of another set go before any of this one's, or two sets would keep evicting each other's.
         order = [k for k, r in self.records.items() if group is not None and r.group != group]
@@ -214,9 +221,10 @@ class VramBudget:
         empty_cache(record.device)
 
     def free_all(self) -> None:
-        for key in [k for k, r in self.records.items() if r.in_use == 0]:
-            self.evict(key)
-        self._forget_unloaded()
+        with self._lock:
+            for key in [k for k, r in self.records.items() if r.in_use == 0]:
+                self.evict(key)
+            self._forget_unloaded()
 
     # --- the host's memory manager, shrinking, growing or dropping our components ---
     def shrink(self, key: tuple, nbytes: int) -> int:
@@ -258,7 +266,7 @@ class VramBudget:
             record = self.records.get(key)
             if record is None:
                 return
-            if record.in_use:  # freed by `use` when the phase ends
+            if record.in_use:  # freed by `use` when the stage ends
                 record.module = None
                 return
             self.records.pop(key)
@@ -284,38 +292,42 @@ class VramBudget:
         return self.last_run
 
     @contextlib.contextmanager
-    def phase(self, name: str, device: torch.device):
+    def stage(self, name: str, device: torch.device):
         """A timed part of a run (text encode, stage 1 denoise, ...), with its peak memory, for the report."""
         start = time.perf_counter()
-        self._phase_components = []
-        with PhaseMeter(device) as meter:
+        self._stage_components = []
+        with StageMeter(device) as meter:
             self.running = (name, start, meter)
             try:
                 yield
             finally:
                 self.running = None
         if self.last_run is not None:
-            self.last_run.phases.append(PhaseRecord(name, time.perf_counter() - start, meter.peak, meter.peak_reserved,
-                                                    self._phase_components, meter.start))
+            self.last_run.stages.append(StageRecord(name, time.perf_counter() - start, meter.peak, meter.peak_reserved,
+                                                    self._stage_components, meter.start))
             self.last_run.resident_after = self.resident_bytes()
 
     def state(self) -> dict:
-        return {
-            "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
-            "mode": self.mode,
-            "components": [
-                {"name": r.label, "bytes": r.nbytes, "streamed_bytes": r.total_bytes - r.nbytes,
-                 "device": str(r.device), "resident": r.module is not None, "policy": r.policy, "in_use": r.in_use > 0}
-                for r in list(self.records.values())
-            ],
-            "resident_bytes": self.resident_bytes(),
-            "device_memory": device_figures(self.device) if self.device is not None else None,
-            "last_run": self.last_run.as_dict() if self.last_run else None,
-            "stage": self._running_state(),
-        }
+        """What the page and GET /ltx2/vram show. Read on the server's thread while the prompt's thread changes the
+        records: under the budget's lock, which is never held while a component is made (that takes long)."""
+        with self._lock:
+            return {
+                "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
+                "mode": self.mode,
+                "components": [
+                    {"name": r.label, "bytes": r.nbytes, "streamed_bytes": r.total_bytes - r.nbytes,
+                     "device": str(r.device), "resident": r.module is not None, "policy": r.policy,
+                     "in_use": r.in_use > 0}
+                    for r in self.records.values()
+                ],
+                "resident_bytes": self.resident_bytes(),
+                "device_memory": device_figures(self.device) if self.device is not None else None,
+                "last_run": self.last_run.as_dict() if self.last_run else None,
+                "stage": self._running_state(),
+            }
 
     def _running_state(self) -> dict | None:
-        """The phase running now, for the page: its name, seconds so far and peak so far."""
+        """The stage running now, for the page: its name, seconds so far and peak so far."""
         running = self.running
         if running is None:
             return None

@@ -99,17 +99,17 @@ def reserved_bytes(device: torch.device) -> int:
     return CPU_LEDGER.allocated
 
 
-class PhaseMeter:
-    """The ledger's peak over one phase of a run (allocated, and reserved on a GPU), from the bytes already live
+class StageMeter:
+    """The ledger's peak over one stage of a run (allocated, and reserved on a GPU), from the bytes already live
     when it starts."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.peak = self.peak_reserved = 0
-        self.start = 0  # bytes live when the phase began (resident components, the run's latents)
+        self.start = 0  # bytes live when the stage began (resident components, the run's latents)
         self._tracking = contextlib.nullcontext()
 
-    def __enter__(self) -> "PhaseMeter":
+    def __enter__(self) -> "StageMeter":
         self.start = allocated_bytes(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -120,14 +120,14 @@ class PhaseMeter:
         return self
 
     def so_far(self) -> int:
-        """The peak up to now, while the phase runs."""
+        """The peak up to now, while the stage runs."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device)
         return CPU_LEDGER.peak
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
-            # Kernels run asynchronously: the phase ends (and its seconds are taken) when the GPU is done.
+            # Kernels run asynchronously: the stage ends (and its seconds are taken) when the GPU is done.
             torch.cuda.synchronize(self.device)
             self.peak = torch.cuda.max_memory_allocated(self.device)
             self.peak_reserved = torch.cuda.max_memory_reserved(self.device)

@@ -1,10 +1,9 @@
-"""What the budget keeps of each component, what a build needs, and how the budget talks to the host's memory
-manager: the budget's data, apart from its decisions (budget.py)."""
+"""What the budget is asked for, what it keeps of each component, and how it talks to the host's memory manager:
+the budget's data, apart from its decisions (budget.py)."""
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 
@@ -27,8 +26,37 @@ class Need:
         return self.other_bytes + sum(self.unit_bytes.values())
 
 
-# build(streamed units) -> (the component, its Streamer or None, one line for the run report)
-Build = Callable[[list[str]], tuple[torch.nn.Module, Streamer | None, str]]
+class Made(NamedTuple):
+    """A component just made for the budget."""
+
+    module: torch.nn.Module
+    streamer: Streamer | None  # a streamable component's units
+    report_line: str  # for the run report's `loads`
+
+
+@dataclass
+class ComponentRequest:
+    """What a stage asks the budget for: which component (`key`: everything its weights depend on; `label`: for
+    people), under which policy, on which device, with how many bytes of activations beside it, in which set of
+    files (`group`: room is made from other sets first), and whether a kept copy is still the one asked for
+    (`alive`, kept with the component: it must hold nothing big). Subclasses say what it will hold (`need`, asked
+    only when it must be made: it may read file headers) and how to make it with some units kept streamed
+    (`make`)."""
+
+    key: tuple
+    label: str
+    policy_name: str
+    device: torch.device
+    activations: int = 0
+    group: object = None
+    alive: Callable[[], bool] | None = None  # None: always
+
+    def need(self) -> Need:
+        raise NotImplementedError
+
+    def make(self, streamed: list[str]) -> Made:
+        """The component with the units named in `streamed` kept out of memory (streamed during its forward)."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -43,10 +71,9 @@ class ComponentRecord:
     policy: str
     streamer: Streamer | None = None  # a streamable component's units, resident or kept out
     upcast_bytes: int = 0  # its forward's largest compute-dtype copy of a weight
-    last_use: float = field(default_factory=time.monotonic)
     in_use: int = 0
     handle: object = None  # the host's registration (nodes/patcher.py)
-    alive: Callable[[], bool] | None = None  # False once the files it was built from changed or vanished
+    alive: Callable[[], bool] | None = None  # False once the files it was made from changed or vanished
     group: object = None  # the set of files it belongs with (one model's bundle)
 
     @property

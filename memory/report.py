@@ -1,6 +1,5 @@
-"""The run report: what one prompt's run did, phase by phase (the JSON calls them "stages", as the page and the
-API have since the first release): seconds, the device-memory ledger's peak (memory/ledger.py), the components
-used and built."""
+"""The run report: what one prompt's run did, stage by stage: seconds, the device-memory ledger's peak
+(memory/ledger.py), the components used and built."""
 
 from dataclasses import dataclass, field
 
@@ -8,13 +7,13 @@ from .accounting import GIB
 
 
 @dataclass
-class PhaseRecord:
+class StageRecord:
     name: str
     seconds: float
     peak_bytes: int
     peak_reserved_bytes: int = 0  # allocated plus the allocator's cache (CUDA); the same as peak_bytes on a CPU
     components: list[dict] = field(default_factory=list)  # {name, bytes, streamed} of each component it used
-    start_bytes: int = 0  # the ledger when the phase began: what was already live (kept components, latents)
+    start_bytes: int = 0  # the ledger when the stage began: what was already live (kept components, latents)
 
 
 @dataclass
@@ -23,7 +22,7 @@ class RunReport:
     policy: str = ""
     mode: str = ""
     precision: str = ""  # the compute dtypes the run used
-    phases: list[PhaseRecord] = field(default_factory=list)
+    stages: list[StageRecord] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
     loads: list[str] = field(default_factory=list)  # one line per component built: policy, layers, notes
     notes: list[str] = field(default_factory=list)  # what the user should know about the inputs (a prompt cut)
@@ -35,9 +34,9 @@ class RunReport:
             "policy": self.policy,
             "mode": self.mode,
             "precision": self.precision,
-            "elapsed_seconds": round(sum(p.seconds for p in self.phases), 3),
-            "peak_bytes": max((p.peak_bytes for p in self.phases), default=0),
-            "peak_reserved_bytes": max((p.peak_reserved_bytes for p in self.phases), default=0),
+            "elapsed_seconds": round(sum(p.seconds for p in self.stages), 3),
+            "peak_bytes": max((p.peak_bytes for p in self.stages), default=0),
+            "peak_reserved_bytes": max((p.peak_reserved_bytes for p in self.stages), default=0),
             "resident_bytes_after": self.resident_after,
             "components": list(self.components),
             "loads": list(self.loads),
@@ -45,7 +44,7 @@ class RunReport:
             "stages": [{"name": p.name, "seconds": round(p.seconds, 3), "peak_bytes": p.peak_bytes,
                         "peak_reserved_bytes": p.peak_reserved_bytes, "start_bytes": p.start_bytes,
                         "components": list(p.components)}
-                       for p in self.phases],
+                       for p in self.stages],
         }
 
     def text(self) -> str:
@@ -53,7 +52,8 @@ class RunReport:
         lines = [f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
                  f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after ({self.mode}, {self.policy})",
                  f"  {self.precision}"]
-        lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB" for s in d["stages"]]
+        lines += [f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB"
+                  for s in d["stages"]]
         lines += [f"  built {line}" for line in self.loads]
         lines += [f"  note: {line}" for line in self.notes]
         return "\n".join(lines)

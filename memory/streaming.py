@@ -42,7 +42,7 @@ def split_units(units: list[str], unit_bytes: dict[str, int], other_bytes: int, 
     """(resident, streamed): units kept in memory, in model order, while they fit `room` together with the layers
     that are no unit and `in_flight` streamed units (2 on a GPU, where the next unit is copied while the current
     one computes); the rest streamed. Every byte moved per forward costs host-to-device bandwidth, so the more
-    that stays resident the faster the phase."""
+    that stays resident the faster the stage."""
     largest = max((unit_bytes.get(u, 0) for u in units), default=0)
     free = room - other_bytes - in_flight * largest
     resident = []
@@ -259,4 +259,5 @@ class Streamer:
 def _to_meta(module: torch.nn.Module) -> None:
     for sub in module.modules():
         for name, param in list(sub.named_parameters(recurse=False)):
-            sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=False))
+            sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"),
+                                                            requires_grad=False))

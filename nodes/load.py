@@ -1,10 +1,12 @@
-"""LoadLTX2Quantized: picks the files, the policies and the residency. Nothing is read beyond the checkpoint's
-header here; components are built when a stage needs them."""
+"""LoadLTX2Quantized ("Prepare LTX-2 (quantized)"): picks the files, the policies and the residency, checks that
+this device runs the policies, and outputs the spec (ltx2/model_spec.py). Nothing is read beyond the checkpoint's
+header here; components are built, quantized, when a stage needs them. The node id says "Load" because saved
+workflows name it so."""
 
 from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import check_numbers
-from ..quant import check_policy, get_policy, policy_names
+from ..quant import policy_names
 from . import model_files
 from .dependencies import require_packages
 from .types import LTX2ModelType
@@ -19,9 +21,11 @@ class LoadLTX2Quantized(io.ComfyNode):
         low, high, _ = LIMITS["distilled_lora_strength"]
         return io.Schema(
             node_id="LoadLTX2Quantized",
-            display_name="Load LTX-2 (quantized)",
+            display_name="Prepare LTX-2 (quantized)",
             category="LTX-2",
-            description="Chooses the LTX-2 files and how they are quantized. Components are built when a stage needs them.",
+            description="Prepares the LTX-2 model: chooses its files and how they are quantized, and checks that this "
+                        "device runs that. Nothing is loaded here: each component is built, quantized, when a stage "
+                        "needs it.",
             inputs=[
                 io.Combo.Input("ckpt_name", options=model_files.checkpoint_names(),
                                tooltip="The LTX-2.3 checkpoint, e.g. ltx-2.3-22b-dev.safetensors"),
@@ -32,7 +36,8 @@ class LoadLTX2Quantized(io.ComfyNode):
                                        "torchao_fp8_dynamic: fastest on RTX 40xx / H100+."),
                 io.Combo.Input("text_encoder_quantization", options=policy_names(text_encoder=True), default="none"),
                 io.Combo.Input("residency", options=list(RESIDENCY), default="cold_start",
-                               tooltip="cold_start frees the model after each run; persistent keeps it within the budget"),
+                               tooltip="cold_start frees the model after each run; persistent keeps it within the "
+                                       "budget"),
                 io.Combo.Input("distilled_lora", options=model_files.file_names("loras", with_none=True),
                                tooltip="The distilled LoRA for stage 2, e.g. ltx-2.3-22b-distilled-lora-384"),
                 io.Float.Input("distilled_lora_strength", default=1.0, min=low, max=high, step=0.05),
@@ -78,11 +83,7 @@ class LoadLTX2Quantized(io.ComfyNode):
         from .precision import comfy_precision
 
         checkpoint = model_files.resolve_file("ckpt_name", ckpt_name, model_files.CHECKPOINT_FOLDERS)
-        # A policy this machine cannot run is refused here, before any weight is read.
         device = comfy.model_management.get_torch_device()
-        check_policy(get_policy(quantization), device)
-        check_policy(get_policy(text_encoder_quantization, "text_encoder_quantization", text_encoder=True), device,
-                     "text_encoder_quantization")
         lora = None
         if distilled_lora != model_files.NONE:
             lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))
@@ -96,5 +97,5 @@ class LoadLTX2Quantized(io.ComfyNode):
             residency=residency,
             distilled_lora_strength=distilled_lora_strength,
             precision=comfy_precision(device),
-        )
+        ).checked_on(device)  # a policy this machine cannot run is refused here, before any weight is read
         return io.NodeOutput(model)

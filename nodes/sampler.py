@@ -99,7 +99,7 @@ class A2VSampler(io.ComfyNode):
 
 
 def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | None:
-    """Refuses, at queue time, a base stage whose largest phase cannot fit the device even with every weight
+    """Refuses, at queue time, a base stage whose largest part cannot fit the device even with every weight
     streamed: its activations alone, estimated for LTX-2.3 22B (ltx2/activations.py), exceed what the device can
     give. Such a job would run out of memory, or on a CPU swap inside one operation no interrupt can reach."""
     from .dependencies import missing_packages
@@ -108,16 +108,16 @@ def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | 
         return None
     import comfy.model_management
 
-    from ..ltx2.activations import largest_base_phase
+    from ..ltx2.activations import largest_base_stage
     from ..memory.accounting import GIB
     from ..memory.budget import BUDGET
     from .precision import comfy_precision
 
     device = comfy.model_management.get_torch_device()
-    phase, needed = largest_base_phase(width, height, num_frames, frame_rate, comfy_precision(device))
+    stage, needed = largest_base_stage(width, height, num_frames, frame_rate, comfy_precision(device))
     capacity = BUDGET.capacity(device)
     if needed <= capacity:
         return None
     return (f"width x height x num_frames: {width}x{height}x{num_frames} needs about {needed / GIB:.0f} GiB in "
-            f"{phase} beside the weights (estimate), more than this device can give ({capacity / GIB:.1f} GiB). "
+            f"{stage} beside the weights (estimate), more than this device can give ({capacity / GIB:.1f} GiB). "
             "Lower num_frames or the size (e.g. 384x256x97 for a 768x512 video).")

@@ -10,7 +10,7 @@ LTX2LatentType = io.Custom("LTX2_LATENT")
 
 # Where each socket's value comes from, for the message when a prompt gives a value instead of a link.
 SOURCES = {
-    "model": "the model output of Load LTX-2 (quantized)",
+    "model": "the model output of Prepare LTX-2 (quantized)",
     "latent": "the latent output of LTX-2 A2V Sampler or LTX-2 Spatial Upscale",
     "image": "an IMAGE output (LoadImage)",
     "audio": "an AUDIO output (LoadAudio)",

@@ -11,17 +11,15 @@ no bf16 copy of the weight is ever made. Elsewhere the weight is upcast to the c
 output rescaled in place.
 """
 
+import functools
+
 import torch
 from ltx_core.loader.module_ops import ModuleOps
 
-from .policy import Policy
+from .policy import Backend, Policy
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = torch.finfo(FP8).max
-
-
-def check(policy: Policy, device: torch.device) -> None:  # noqa: ARG001 - plain torch ops, any device
-    return None
 
 
 def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,25 +42,7 @@ def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[tor
     return q, scale
 
 
-def quantize(policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:  # noqa: ARG001
-    q, scale = quantize_rows(weight)
-    return [(key, q), (key.removesuffix(".weight") + ".weight_scale", scale)]
-
-
 SCALE_SUFFIXES = (".weight_scale", ".input_scale")
-
-
-def stored_fp8(policy: Policy, key: str, tensor: torch.Tensor,  # noqa: ARG001
-               scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
-    """An fp8 release's linears are exactly this policy's layout (fp8 weight, float32 scale) once its scale (one
-    per tensor) is repeated per row: kept as stored. Its stored scales are read with their weights, not kept on
-    their own (an input scale has no use here: activations are scaled per token)."""
-    if key.endswith(SCALE_SUFFIXES):
-        return []
-    if tensor.dtype == FP8 and key in scales:
-        return [(key, tensor), (key.removesuffix(".weight") + ".weight_scale",
-                                scales[key].float().expand(tensor.shape[0], 1).clone())]
-    return None
 
 
 def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,14 +52,14 @@ def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fp8_matmul_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
-                      bias: torch.Tensor | None, scaled_mm=None) -> torch.Tensor:
+                      bias: torch.Tensor | None) -> torch.Tensor:
     """x @ (weight * weight_scale).T + bias with both operands in fp8: per-token activation scales, per-row
     weight scales, accumulated in float32 by the tensor cores, written in x's dtype. `weight` is [out, in]
     row-major, so `weight.t()` is the column-major right operand _scaled_mm wants."""
     rows = x.reshape(-1, x.shape[-1])
     xq, x_scale = quantize_tokens(rows)
-    out = (scaled_mm or torch._scaled_mm)(xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1),
-                    bias=None if bias is None else bias.to(x.dtype), out_dtype=x.dtype)
+    out = torch._scaled_mm(xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1),
+                           bias=None if bias is None else bias.to(x.dtype), out_dtype=x.dtype)
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
@@ -110,12 +90,11 @@ def upcast_fp8_cpu(weight: torch.Tensor, dtype: torch.dtype, chunk_elements: int
 class Fp8ScaledLinear(torch.nn.Linear):
     """A Linear whose weight is fp8 with a per-row scale; the forward computes in the input's dtype."""
 
-    fp8_matmul = False  # set per layer by prepare() where the GPU multiplies fp8
-    scaled_mm = None  # torch._scaled_mm; the quantization benchmark emulates it on a CPU to measure the error
+    fp8_matmul = False  # set per layer by Fp8Scaled.prepare() where the GPU multiplies fp8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8_matmul and x.dtype == torch.bfloat16:
-            return fp8_matmul_linear(x, self.weight, self.weight_scale, self.bias, self.scaled_mm)
+            return fp8_matmul_linear(x, self.weight, self.weight_scale, self.bias)
         # The scale belongs to output channels, so it is applied to the (small) output rather than to the weight:
         # one upcast pass over the weight per forward instead of three. fp8 values are exact in bf16 and float32.
         # In place: the product is computed in float32 and rounded once into the output, no second output-sized
@@ -140,29 +119,23 @@ def _convert(model: torch.nn.Module, weight_keys: set[str]) -> torch.nn.Module:
     return model
 
 
-def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:  # noqa: ARG001
-    return (ModuleOps("Fp8ScaledLinear", matcher=lambda model: True, mutator=lambda model: _convert(model, weight_keys)),)
-
-
-def emulated_scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
-                       bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """What `torch._scaled_mm` computes with row-wise scales, on any device: fp8 products are exact in float32,
-    where the tensor cores accumulate. For measuring the fp8 matmul's error where no such GPU is at hand."""
-    out = (a.float() * scale_a) @ (b.float() * scale_b)
-    return (out if bias is None else out + bias.float()).to(out_dtype)
-
-
 def fp8_matmul_available(device: torch.device, compute_dtype: torch.dtype) -> str | None:
-    """Why this device cannot multiply in fp8 here, or None when it can.
-
-    Checked by running one small `_scaled_mm` with row-wise scales: whether a given torch build supports
-    row-wise scaling on a given GPU (8.9 vs 9.0, CUDA version) is easier to ask than to tabulate."""
+    """Why this device cannot multiply in fp8 here, or None when it can."""
+    device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
         return f"device '{device}' has no fp8 tensor cores"
     if torch.cuda.get_device_capability(device) < (8, 9):
         return f"{torch.cuda.get_device_name(device)} is compute capability below 8.9"
     if compute_dtype != torch.bfloat16:
         return "the transformer computes in float32 (fp8 matmuls write bf16)"
+    return _scaled_mm_fails(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.cache
+def _scaled_mm_fails(index: int) -> str | None:
+    """Runs one small `_scaled_mm` with row-wise scales on GPU `index`, once per process: whether a given torch
+    build supports row-wise scaling on a given GPU (8.9 vs 9.0, CUDA version) is easier to ask than to tabulate."""
+    device = torch.device("cuda", index)
     try:
         a = torch.ones(16, 16, device=device, dtype=torch.bfloat16)
         fp8_matmul_linear(a, a.to(FP8), torch.ones(16, 1, device=device), None)
@@ -171,13 +144,41 @@ def fp8_matmul_available(device: torch.device, compute_dtype: torch.dtype) -> st
     return None
 
 
-def prepare(policy: Policy, model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype) -> list[str]:  # noqa: ARG001
-    layers = [m for m in model.modules() if isinstance(m, Fp8ScaledLinear)]
-    if not layers:
-        return []
-    why_not = fp8_matmul_available(device, compute_dtype)
-    for layer in layers:
-        layer.fp8_matmul = why_not is None
-    if why_not is None:
-        return [f"{len(layers)} linears multiply in fp8 (torch._scaled_mm, per-token activation scales)"]
-    return [f"fp8 weights upcast per forward: {why_not}"]
+class Fp8Scaled(Backend):
+    """Plain torch ops: runs on any device; fp8 matmuls where the GPU has them."""
+
+    def quantize(self, policy: Policy, key: str, weight: torch.Tensor,
+                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+        q, scale = quantize_rows(weight)
+        return [(key, q), (key.removesuffix(".weight") + ".weight_scale", scale)]
+
+    def stored_fp8(self, policy: Policy, key: str, tensor: torch.Tensor,
+                   scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
+        """An fp8 release's linears are exactly this policy's layout (fp8 weight, float32 scale) once its scale (one
+        per tensor) is repeated per row: kept as stored. Its stored scales are read with their weights, not kept on
+        their own (an input scale has no use here: activations are scaled per token)."""
+        if key.endswith(SCALE_SUFFIXES):
+            return []
+        if tensor.dtype == FP8 and key in scales:
+            return [(key, tensor), (key.removesuffix(".weight") + ".weight_scale",
+                                    scales[key].float().expand(tensor.shape[0], 1).clone())]
+        return None
+
+    def module_ops(self, policy: Policy, weight_keys: set[str]) -> tuple:
+        return (ModuleOps("Fp8ScaledLinear", matcher=lambda model: True,
+                          mutator=lambda model: _convert(model, weight_keys)),)
+
+    def prepare(self, policy: Policy, model: torch.nn.Module, device: torch.device,
+                compute_dtype: torch.dtype) -> list[str]:
+        layers = [m for m in model.modules() if isinstance(m, Fp8ScaledLinear)]
+        if not layers:
+            return []
+        why_not = fp8_matmul_available(device, compute_dtype)
+        for layer in layers:
+            layer.fp8_matmul = why_not is None
+        if why_not is None:
+            return [f"{len(layers)} linears multiply in fp8 (torch._scaled_mm, per-token activation scales)"]
+        return [f"fp8 weights upcast per forward: {why_not}"]
+
+    def multiplies_fp8(self, device: torch.device, compute_dtype: torch.dtype) -> bool:
+        return fp8_matmul_available(device, compute_dtype) is None

@@ -46,27 +46,18 @@ class LayerSelection:
         return {f"{name}.weight" for name in self.quantize}
 
 
-def select_layers(model: torch.nn.Module, component: str, fp8: bool = False,
-                  keep_edge_blocks: bool = False) -> LayerSelection:
-    """The Linear layers of `model` (a meta model is enough) that a policy quantizes, and why the others are not.
-
-    `keep_edge_blocks` keeps the first and last transformer blocks in bf16, as NVIDIA ModelOpt does for video
-    DiTs (they see the raw latents and produce the final output).
-    """
+def select_layers(model: torch.nn.Module, component: str, fp8: bool = False) -> LayerSelection:
+    """The Linear layers of `model` (a meta model is enough) that a policy quantizes, and why the others are not."""
     selection = LayerSelection()
     if component not in TABLE:
         return selection
     scope, skips = TABLE[component]
-    blocks = sorted({int(m.group(1)) for n, _ in model.named_modules() if (m := re.match(r"^transformer_blocks\.(\d+)\.", n))})
-    edges = {blocks[0], blocks[-1]} if keep_edge_blocks and blocks else set()
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.Linear):
             continue
         reason = next((why for pattern, why in skips if re.search(pattern, name)), None)
         if reason is None and not re.search(scope, name):
             reason = "outside the repeated blocks"
-        if reason is None and edges and int(name.split(".")[1]) in edges:
-            reason = "first / last block kept in bf16"
         if reason is None and fp8 and (module.in_features % FP8_MULTIPLE or module.out_features % FP8_MULTIPLE):
             reason = f"dims {module.out_features}x{module.in_features} not multiples of {FP8_MULTIPLE}"
         if reason is None:

@@ -1,8 +1,7 @@
-"""What a quantization policy is: data (a name, a version, where it runs, its rules), and the protocol of the
-backend module that does its work. The registry (registry.py) holds the policies; nothing here imports a backend."""
+"""What a quantization policy is: data (a name, where it runs, its rules, the backend that does its work), and the
+base class of those backends, whose defaults are "nothing to do". The registry (registry.py) holds the policies."""
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
@@ -13,12 +12,45 @@ class PolicyUnavailable(LTX2InputError):
     """The policy cannot run on this device or with the installed packages (raised before any weight is read)."""
 
 
+class Backend:
+    """How one family of policies does its work. Every method has a default (bf16 kept as stored, nothing to
+    check, no layer classes, nothing to ready): a backend overrides only what its policies change."""
+
+    def check(self, policy: "Policy", device: torch.device) -> None:
+        """Raise PolicyUnavailable if this device or these packages cannot run the policy."""
+
+    def quantize(self, policy: "Policy", key: str, weight: torch.Tensor,
+                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+        """The tensors to keep for one selected linear weight (bf16, LoRA already fused), for a model that
+        computes in `compute_dtype`."""
+        return [(key, weight)]
+
+    def stored_fp8(self, policy: "Policy", key: str, tensor: torch.Tensor,
+                   scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
+        """For a policy named by some policy's `on_fp8_release`: the tensors to keep for one tensor of an fp8
+        release file (`scales`: weight key -> its stored scale), or None to dequantize it and go the usual way."""
+        return None
+
+    def module_ops(self, policy: "Policy", weight_keys: set[str]) -> tuple:
+        """ltx-core ModuleOps applied to the meta model before loading (layer classes that read the new tensors)."""
+        return ()
+
+    def prepare(self, policy: "Policy", model: torch.nn.Module, device: torch.device,
+                compute_dtype: torch.dtype) -> list[str]:
+        """Readies the built model for `device` (e.g. picks the fp8 matmul where the GPU has one); notes for the
+        load report."""
+        return []
+
+    def multiplies_fp8(self, device: torch.device, compute_dtype: torch.dtype) -> bool:
+        """Whether the policy's layers multiply in fp8 on `device` (then no weight is upcast in a forward)."""
+        return False
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
-    version: int
     description: str
-    backend: str  # the module of quant/ that implements it
+    backend: Backend  # does the work (quant/ltx_core_policies.py, fp8_scaled.py, torchao_policies.py)
     runs_on: str  # for people: where it runs
     weight_bytes: float = 1.0  # bytes per element of a quantized linear weight (bf16: 2; scales are not counted)
     fp8: bool = False  # stores fp8 weights: fp8 kernels need both dims multiples of 16
@@ -30,36 +62,7 @@ class Policy:
     on_fp8_release: str | None = None
     needs_fp8_release: bool = False  # works only from a release's own fp8 weights and scales
     fuses_lora: bool = True  # a LoRA can be fused into the weights before this policy quantizes them
-    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def quantizes(self) -> bool:
         return self.weight_bytes < 2
-
-    def option(self, key: str, default=None):
-        return dict(self.options).get(key, default)
-
-
-class Backend(Protocol):
-    """A module of quant/ implementing one family of policies."""
-
-    def check(self, policy: Policy, device: torch.device) -> None:
-        """Raise PolicyUnavailable if this device or these packages cannot run the policy."""
-
-    def quantize(self, policy: Policy, key: str, weight: torch.Tensor,
-                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
-        """The tensors to keep for one selected linear weight (bf16, LoRA already fused), for a model that
-        computes in `compute_dtype`."""
-
-    def stored_fp8(self, policy: Policy, key: str, tensor: torch.Tensor,
-                   scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
-        """For a policy named by some policy's `on_fp8_release`: the tensors to keep for one tensor of an fp8
-        release file (`scales`: weight key -> its stored scale), or None to dequantize it and go the usual way."""
-
-    def module_ops(self, policy: Policy, weight_keys: set[str]) -> tuple:
-        """ltx-core ModuleOps applied to the meta model before loading (layer classes that read the new tensors)."""
-
-    def prepare(self, policy: Policy, model: torch.nn.Module, device: torch.device,
-                compute_dtype: torch.dtype) -> list[str]:
-        """Readies the built model for `device` (e.g. picks the fp8 matmul where the GPU has one); notes for the
-        load report."""

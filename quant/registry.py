@@ -1,37 +1,48 @@
-"""The policy registry: every policy as data, one line each; its backend is the quant/ module it names. Adding a
-policy is one backend module (or a function in an existing one) plus one line here. Unknown names list the
-valid ones."""
-
-import importlib
+"""The policy registry: every policy as data, one line each, with the backend that does its work. Adding a torchao
+variant or another ltx-core policy is one line here; a new family is one Backend subclass plus its line. Unknown
+names list the valid ones."""
 
 import torch
 
 from ..errors import LTX2InputError
+from .fp8_scaled import Fp8Scaled
+from .ltx_core_policies import LtxCoreFp8Cast, LtxCoreFp8ScaledMm
 from .policy import Backend, Policy, PolicyUnavailable
+from .torchao_policies import FP8_TENSOR_CORES, INT4_KERNELS, Torchao
 
 POLICIES: dict[str, Policy] = {
     p.name: p
     for p in (
-        Policy("none", 1, "bf16 as stored", "ltx_core_policies", "any", weight_bytes=2, text_encoder=True,
+        Policy("none", "bf16 as stored", Backend(), runs_on="any", weight_bytes=2, text_encoder=True,
                streamable=True),
-        Policy("fp8_cast", 1, "ltx-core's fp8_cast: block linears cast to float8_e4m3fn while loading, upcast in "
-               "forward (no scale)", "ltx_core_policies", "any", fp8=True, streamable=True,
+        Policy("fp8_cast", "ltx-core's fp8_cast: block linears cast to float8_e4m3fn while loading, upcast in "
+               "forward (no scale)", LtxCoreFp8Cast(), runs_on="any", fp8=True, streamable=True,
                on_fp8_release="fp8_scaled"),
-        Policy("fp8_scaled", 1, "float8_e4m3fn weights with one scale per output row; fp8 matmuls on compute "
-               "capability 8.9+, upcast elsewhere", "fp8_scaled", "any", fp8=True, text_encoder=True,
+        Policy("fp8_scaled", "float8_e4m3fn weights with one scale per output row; fp8 matmuls on compute "
+               "capability 8.9+, upcast elsewhere", Fp8Scaled(), runs_on="any", fp8=True, text_encoder=True,
                streamable=True, on_fp8_release="fp8_scaled"),
-        Policy("fp8_scaled_mm", 1, "ltx-core's fp8_scaled_mm: W8A8 through TensorRT-LLM", "ltx_core_policies",
-               "NVIDIA GPU with tensorrt_llm", fp8=True, on_fp8_release="fp8_scaled_mm", needs_fp8_release=True,
-               fuses_lora=False),
-        Policy("torchao_fp8_dynamic", 1, "torchao Float8DynamicActivationFloat8WeightConfig, per-row scales",
-               "torchao_policies", "NVIDIA GPU, compute capability 8.9+", fp8=True, on_fp8_release="fp8_scaled",
-               options=(("granularity", "per_row"),)),
-        Policy("torchao_fp8_weight_only", 1, "torchao Float8WeightOnlyConfig", "torchao_policies", "any", fp8=True,
-               text_encoder=True, on_fp8_release="fp8_scaled"),
-        Policy("torchao_int8_weight_only", 1, "torchao Int8WeightOnlyConfig", "torchao_policies", "any",
-               text_encoder=True),
-        Policy("torchao_int4_weight_only", 1, "torchao Int4WeightOnlyConfig, group size 128", "torchao_policies",
-               "NVIDIA GPU (SM 8.0+)", weight_bytes=0.5, options=(("group_size", 128),)),
+        Policy("fp8_scaled_mm", "ltx-core's fp8_scaled_mm: W8A8 through TensorRT-LLM", LtxCoreFp8ScaledMm(),
+               runs_on="NVIDIA GPU with tensorrt_llm", fp8=True, on_fp8_release="fp8_scaled_mm",
+               needs_fp8_release=True, fuses_lora=False),
+        Policy("torchao_fp8_dynamic", "torchao Float8DynamicActivationFloat8WeightConfig, per-row scales",
+               Torchao(lambda ao: ao.Float8DynamicActivationFloat8WeightConfig(
+                   granularity=ao.PerRow(), set_inductor_config=False), gpu=FP8_TENSOR_CORES),
+               runs_on="NVIDIA GPU, compute capability 8.9+", fp8=True, on_fp8_release="fp8_scaled"),
+        Policy("torchao_fp8_weight_only", "torchao Float8WeightOnlyConfig",
+               Torchao(lambda ao: ao.Float8WeightOnlyConfig(set_inductor_config=False)),
+               runs_on="any", fp8=True, text_encoder=True, on_fp8_release="fp8_scaled"),
+        # Version 1 (AffineQuantizedTensor), although torchao 0.15 marks it deprecated: its version 2 (Int8Tensor)
+        # gave a 14% matmul error where version 1 gives 0.9% (random bf16 weights, CPU, per-row either way).
+        Policy("torchao_int8_weight_only", "torchao Int8WeightOnlyConfig",
+               Torchao(lambda ao: ao.Int8WeightOnlyConfig(version=1, set_inductor_config=False)),
+               runs_on="any", text_encoder=True),
+        Policy("torchao_int8_dynamic", "torchao Int8DynamicActivationInt8WeightConfig: int8 weights, activations "
+               "quantized per token", Torchao(lambda ao: ao.Int8DynamicActivationInt8WeightConfig(
+                   set_inductor_config=False)), runs_on="any"),
+        Policy("torchao_int4_weight_only", "torchao Int4WeightOnlyConfig, group size 128",
+               Torchao(lambda ao: ao.Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d",
+                                                          set_inductor_config=False), gpu=INT4_KERNELS),
+               runs_on="NVIDIA GPU (SM 8.0+)", weight_bytes=0.5),
     )
 }
 
@@ -47,30 +58,10 @@ def get_policy(name: str, input_name: str = "quantization", text_encoder: bool =
     return POLICIES[name]
 
 
-def backend_for(policy: Policy) -> Backend:
-    """The policy's backend module, imported on first use: a backend may import packages (torchao) that only
-    it needs, so the other policies work where those are missing."""
-    return importlib.import_module(f".{policy.backend}", __package__)
-
-
 def check_policy(policy: Policy, device: torch.device | str, input_name: str = "quantization") -> None:
     """Raises PolicyUnavailable, naming the input, what is missing and what to pick instead, before any weight is
     read."""
     try:
-        backend_for(policy).check(policy, torch.device(device))
+        policy.backend.check(policy, torch.device(device))
     except PolicyUnavailable as error:
         raise PolicyUnavailable(f"{input_name}: {error}") from None
-
-
-def recommend_policy(device: torch.device | str) -> str:
-    """The best transformer policy for `device`: fp8 W8A8 where the tensor cores run it, else scaled fp8
-    storage (half the bytes of bf16 at a lower error than fp8_cast, on any device)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        if torch.cuda.get_device_capability(device) >= (8, 9):
-            try:
-                check_policy(POLICIES["torchao_fp8_dynamic"], device)
-                return "torchao_fp8_dynamic"
-            except PolicyUnavailable:
-                pass
-    return "fp8_scaled"

@@ -1,4 +1,5 @@
-"""torchao's quantizers (fp8 dynamic W8A8, fp8 / int8 / int4 weight-only), applied one weight at a time.
+"""torchao's quantizers, applied one weight at a time: one backend, configured per policy by the torchao config it
+builds (`Torchao(config=...)` in the registry) and, for the GPU-only ones, the GPU it needs.
 
 Each selected weight is wrapped in a bias-less Linear of its own, quantized with `quantize_`, and its
 quantized tensor subclass is what the model receives: the bf16 model never exists in memory. The subclass
@@ -9,10 +10,12 @@ settings of the whole ComfyUI process when a model is quantized.
 """
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from .policy import Policy, PolicyUnavailable
+from .policy import Backend, Policy, PolicyUnavailable
 
 # The torchao release built for each torch (torchao's releases are built against one torch minor version); the
 # pack is tested with the first and the last of these.
@@ -39,88 +42,60 @@ def _require_torchao() -> None:
         ) from None
 
 
-# The GPU-only policies: the compute capability each needs, what it runs there, and what to pick elsewhere.
-GPU_NEEDS = {
-    "torchao_fp8_dynamic": (
-        (8, 9),
-        "runs fp8 matmuls on tensor cores of compute capability 8.9+ (RTX 40xx, L4, H100, Blackwell)",
-        "Pick fp8_scaled (fp8 storage, same memory, any device) or torchao_int8_weight_only.",
-    ),
-    # The tile-packed int4 format runs on tinygemm's kernels (`aten._weight_int4pack_mm`), built into torch for
-    # NVIDIA GPUs of compute capability 8.0+; torchao's default "plain" format would need fbgemm-gpu-genai's
-    # Hopper-only kernels instead.
-    "torchao_int4_weight_only": (
-        (8, 0),
-        "uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, RTX 30xx and newer)",
-        "Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory).",
-    ),
-}
+@dataclass(frozen=True)
+class GpuNeed:
+    """What a GPU-only policy needs, what it runs there, and what to pick elsewhere."""
+
+    capability: tuple[int, int]
+    what: str
+    instead: str
 
 
-def check(policy: Policy, device: torch.device) -> None:
-    _require_torchao()
-    if policy.name not in GPU_NEEDS:
-        return
-    capability, what, instead = GPU_NEEDS[policy.name]
-    cuda = device.type == "cuda" and torch.cuda.is_available()
-    if not cuda or torch.cuda.get_device_capability(device) < capability:
-        where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
-        raise PolicyUnavailable(f"{policy.name} {what}; this device is {where}. {instead}")
+FP8_TENSOR_CORES = GpuNeed(
+    (8, 9), "runs fp8 matmuls on tensor cores of compute capability 8.9+ (RTX 40xx, L4, H100, Blackwell)",
+    "Pick fp8_scaled (fp8 storage, same memory, any device) or torchao_int8_weight_only.")
+# The tile-packed int4 format runs on tinygemm's kernels (`aten._weight_int4pack_mm`), built into torch for NVIDIA
+# GPUs of compute capability 8.0+; torchao's default "plain" format would need fbgemm-gpu-genai's Hopper-only
+# kernels instead.
+INT4_KERNELS = GpuNeed(
+    (8, 0), "uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, RTX 30xx and newer)",
+    "Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory).")
 
 
-def config_for(policy: Policy):
-    from torchao.quantization import (
-        Float8DynamicActivationFloat8WeightConfig,
-        Float8WeightOnlyConfig,
-        Int4WeightOnlyConfig,
-        Int8WeightOnlyConfig,
-        PerRow,
-        PerTensor,
-    )
+@dataclass(frozen=True)
+class Torchao(Backend):
+    """`config(torchao.quantization)` -> the torchao config of the policy (built when used: torchao is imported
+    only by the policies that need it); `gpu`: what it needs of a GPU, None when it runs anywhere."""
 
-    if policy.name == "torchao_fp8_dynamic":
-        granularity = PerRow() if policy.option("granularity") == "per_row" else PerTensor()
-        return Float8DynamicActivationFloat8WeightConfig(granularity=granularity, set_inductor_config=False)
-    if policy.name == "torchao_fp8_weight_only":
-        return Float8WeightOnlyConfig(set_inductor_config=False)
-    if policy.name == "torchao_int8_weight_only":
-        # Version 1 (AffineQuantizedTensor), although torchao 0.15 marks it deprecated: its version 2 (Int8Tensor)
-        # gave a 14% matmul error where version 1 gives 0.9% (random bf16 weights, CPU, per-row either way).
-        return Int8WeightOnlyConfig(set_inductor_config=False, version=1)
-    if policy.name == "torchao_int4_weight_only":
-        return Int4WeightOnlyConfig(group_size=policy.option("group_size"), int4_packing_format="tile_packed_to_4d",
-                                    set_inductor_config=False)
-    raise RuntimeError(f"policy {policy.name} is not a torchao policy")
+    config: Callable[[object], object]
+    gpu: GpuNeed | None = None
 
+    def check(self, policy: Policy, device: torch.device) -> None:
+        _require_torchao()
+        if self.gpu is None:
+            return
+        cuda = device.type == "cuda" and torch.cuda.is_available()
+        if not cuda or torch.cuda.get_device_capability(device) < self.gpu.capability:
+            where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
+            raise PolicyUnavailable(f"{policy.name} {self.gpu.what}; this device is {where}. {self.gpu.instead}")
 
-def quantize(policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
-    from torchao.quantization import quantize_
+    def quantize(self, policy: Policy, key: str, weight: torch.Tensor,
+                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+        import torchao.quantization
 
-    # torchao's tensors dequantize to the dtype they were made from, and their matmul needs the activations in
-    # it: quantized from the compute dtype, they multiply compute-dtype activations (the stored bytes and values
-    # are the same; a bf16 weight is exact in float32).
-    if weight.is_floating_point() and weight.dtype.itemsize < compute_dtype.itemsize:
-        weight = weight.to(compute_dtype)
+        # torchao's tensors dequantize to the dtype they were made from, and their matmul needs the activations in
+        # it: quantized from the compute dtype, they multiply compute-dtype activations (the stored bytes and
+        # values are the same; a bf16 weight is exact in float32).
+        if weight.is_floating_point() and weight.dtype.itemsize < compute_dtype.itemsize:
+            weight = weight.to(compute_dtype)
 
-    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
-    layer.weight = torch.nn.Parameter(weight, requires_grad=False)
-    # torchao 0.15's Float8Tensor cannot be used inside inference_mode (where ComfyUI runs every node) when it
-    # was made outside it ("Cannot set version_counter for inference tensor"); the loader therefore always
-    # quantizes inside inference_mode (see ltx2/build.py).
-    with warnings.catch_warnings():
-        # The deprecation notice of Int8WeightOnlyConfig version 1, chosen on purpose (see config_for).
-        warnings.filterwarnings("ignore", message="Config Deprecation: version 1 of Int8WeightOnlyConfig")
-        quantize_(layer, config_for(policy))
-    return [(key, layer.weight.detach())]
-
-
-def stored_fp8(policy: Policy, key: str, tensor: torch.Tensor, scales) -> None:  # noqa: ARG001
-    return None  # no torchao policy takes an fp8 release as stored (see the registry's on_fp8_release)
-
-
-def module_ops(policy: Policy, weight_keys: set[str]) -> tuple:  # noqa: ARG001 - the tensor subclass does the work
-    return ()
-
-
-def prepare(policy: Policy, model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype) -> list[str]:  # noqa: ARG001
-    return []
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+        layer.weight = torch.nn.Parameter(weight, requires_grad=False)
+        # torchao 0.15's Float8Tensor cannot be used inside inference_mode (where ComfyUI runs every node) when it
+        # was made outside it ("Cannot set version_counter for inference tensor"); the loader therefore always
+        # quantizes inside inference_mode (see ltx2/build.py).
+        with warnings.catch_warnings():
+            # The deprecation notice of Int8WeightOnlyConfig version 1, chosen on purpose (see the registry).
+            warnings.filterwarnings("ignore", message="Config Deprecation: version 1 of Int8WeightOnlyConfig")
+            torchao.quantization.quantize_(layer, self.config(torchao.quantization))
+        return [(key, layer.weight.detach())]

@@ -41,6 +41,16 @@ def tiny_paths(models_dir) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture()
+def budget():
+    """The process's one budget (memory/budget.py's BUDGET), as a test finds it, given back as it was: its size,
+    mode, host bridge and last run restored, and whatever the test left in it freed."""
+    from ltx2_a2v.memory.budget import BUDGET
+
+    saved = BUDGET.budget_bytes, BUDGET.mode, BUDGET.bridge, BUDGET.last_run
+    yield BUDGET
+    BUDGET.free_all()
+    BUDGET.budget_bytes, BUDGET.mode, BUDGET.bridge, BUDGET.last_run = saved
 
 
 @pytest.fixture(scope="session")

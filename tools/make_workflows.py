@@ -30,7 +30,7 @@ NEGATIVE = "blurry, low quality, still frame, distorted face, watermark"
 GRAPH = {
     "1": ("LoadImage", "Image (first frame)", {"image": "ltx2_a2v_portrait.png", "upload": "image"}, {}, (0, 0)),
     "2": ("LoadAudio", "Audio (drives the lips)", {"audio": "ltx2_a2v_voice.wav"}, {}, (0, 360)),
-    "3": ("LoadLTX2Quantized", "Load LTX-2 (quantized)", {
+    "3": ("LoadLTX2Quantized", "Prepare LTX-2 (quantized)", {
         "ckpt_name": "ltx-2.3-tiny-dev.safetensors",
         "text_encoder": "gemma-3-tiny-it",
         "quantization": "fp8_scaled",

@@ -3,6 +3,9 @@ torch."""
 
 import math
 
+# The video VAE's compression, ltx-core's VIDEO_SCALE_FACTORS (space 32x, time 8x plus the first frame), as plain
+# numbers so that the nodes check sizes without importing torch (a test checks them against ltx-core's).
+VAE_SPACE, VAE_TIME = 32, 8
 # The sampler's numeric inputs: (min, max, what to suggest). The node's schema declares the same limits.
 LIMITS = {
     "width": (64, 4096, "384 for stage 1 of a 768-wide video"),
@@ -27,13 +30,16 @@ def check_tiles(spatial_tile: int, spatial_overlap: int, temporal_tile: int, tem
     """ltx-core's rules for tile sizes (its TilingConfig raises on a bad one, at decode time; here they are said
     at queue time): spatial tiles of 64+ px, multiples of 32; temporal tiles of 16+ frames, multiples of 8; an
     overlap smaller than its tile, in the same multiples. 0 turns that tiling off."""
-    if spatial_tile and (spatial_tile < 64 or spatial_tile % 32 or spatial_overlap % 32 or spatial_overlap >= spatial_tile):
-        return (f"spatial_tile / spatial_overlap: {spatial_tile} / {spatial_overlap} px; tiles are 64 px or more and "
-                "overlaps smaller than the tile, both multiples of 32. Try 512 / 64, or 0 for no spatial tiling.")
-    if temporal_tile and (temporal_tile < 16 or temporal_tile % 8 or temporal_overlap % 8 or temporal_overlap >= temporal_tile):
-        return (f"temporal_tile / temporal_overlap: {temporal_tile} / {temporal_overlap} frames; tiles are 16 frames "
-                "or more and overlaps smaller than the tile, both multiples of 8. Try 64 / 24, or 0 for no temporal "
-                "tiling.")
+    if spatial_tile and (spatial_tile < 2 * VAE_SPACE or spatial_tile % VAE_SPACE or spatial_overlap % VAE_SPACE
+                         or spatial_overlap >= spatial_tile):
+        return (f"spatial_tile / spatial_overlap: {spatial_tile} / {spatial_overlap} px; tiles are {2 * VAE_SPACE} px "
+                f"or more and overlaps smaller than the tile, both multiples of {VAE_SPACE}. Try 512 / 64, or 0 for no "
+                "spatial tiling.")
+    if temporal_tile and (temporal_tile < 2 * VAE_TIME or temporal_tile % VAE_TIME or temporal_overlap % VAE_TIME
+                          or temporal_overlap >= temporal_tile):
+        return (f"temporal_tile / temporal_overlap: {temporal_tile} / {temporal_overlap} frames; tiles are "
+                f"{2 * VAE_TIME} frames or more and overlaps smaller than the tile, both multiples of {VAE_TIME}. Try "
+                "64 / 24, or 0 for no temporal tiling.")
     return None
 
 
@@ -77,10 +83,12 @@ def check_size(width: int, height: int, num_frames: int) -> str | None:
 
     Sizes are multiples of 32 (the video VAE compresses 32x); a stage-1 size that is then upscaled 2x therefore
     gives a final size that is a multiple of 64. Frames are 8k+1 (the VAE compresses time 8x, plus the first)."""
-    if width % 32 or height % 32 or width < 32 or height < 32:
-        fix_w, fix_h = max(32, round(width / 32) * 32), max(32, round(height / 32) * 32)
-        return f"width and height must be multiples of 32; got {width}x{height}. Try {fix_w}x{fix_h}."
-    if num_frames < 1 or (num_frames - 1) % 8:
-        low = max(1, (num_frames - 1) // 8 * 8 + 1)
-        return f"num_frames must be 8k+1 (1, 9, 17, 25, ...); got {num_frames}. Try {low} or {low + 8}."
+    s, t = VAE_SPACE, VAE_TIME
+    if width % s or height % s or width < s or height < s:
+        fix_w, fix_h = max(s, round(width / s) * s), max(s, round(height / s) * s)
+        return f"width and height must be multiples of {s}; got {width}x{height}. Try {fix_w}x{fix_h}."
+    if num_frames < 1 or (num_frames - 1) % t:
+        low = max(1, (num_frames - 1) // t * t + 1)
+        return (f"num_frames must be {t}k+1 ({', '.join(str(t * k + 1) for k in range(4))}, ...); got {num_frames}. "
+                f"Try {low} or {low + t}.")
     return None

@@ -4,7 +4,7 @@ It is ltx-pipelines' A2VidPipelineTwoStage (text encode -> audio encode -> image
 size with the audio latent frozen -> 2x latent upsample -> stage 2 with the distilled LoRA -> tiled decode), cut
 into the graph's nodes and giving its frames for the same inputs and seed. ltx-pipelines' helpers are used
 wherever they run without a GPU (its pipeline and `encode_prompts` call `torch.cuda.synchronize()`
-unconditionally). Each phase builds the components it needs, runs, and lets them go: a name bound to a component
+unconditionally). Each stage builds the components it needs, runs, and lets them go: a name bound to a component
 is deleted inside the block that holds it, so nothing keeps it alive once the budget lets it go.
 
 What is the reference's is kept so, on purpose:
@@ -81,7 +81,7 @@ def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, 
     if model.bundle.text_encoder is not None:
         working = activations.text(open_text_encoder(model.bundle.text_encoder).config(), model.config,
                                    model.precision_on(device).text_encoder)
-    with BUDGET.phase("text encode", device):
+    with BUDGET.stage("text encode", device):
         with model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
                 interruptible(encoder, on_tensor):
             _note_cut_prompts(encoder, names, prompts)
@@ -130,7 +130,7 @@ def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, heigh
     pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
     pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
     working = activations.image_encode(width, height, precision.vae)
-    with BUDGET.phase("image encode", device), \
+    with BUDGET.stage("image encode", device), \
             model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
             interruptible(encoder, on_tensor):
         encoded = encoder(pixels)
@@ -182,7 +182,7 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
     with torch.inference_mode():
         positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
         working = activations.audio_encode(seconds, audio.sampling_rate)
-        with BUDGET.phase("audio encode", device), \
+        with BUDGET.stage("audio encode", device), \
                 model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc, \
                 interruptible(enc, on_tensor):
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
@@ -195,7 +195,7 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
         conditionings = _image_conditioning(model, image, width, height, image_crf, device, on_tensor)
         sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
         working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
-        with BUDGET.phase("stage 1 denoise", device), \
+        with BUDGET.stage("stage 1 denoise", device), \
                 model.component("transformer", device, on_tensor=on_tensor, activations=working) as tr, \
                 interruptible(tr, on_tensor):
             denoise = multi_modal_guider_denoising_func(
@@ -225,7 +225,7 @@ def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
 def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
             on_tensor: OnTensor = None) -> A2VLatent:
     """2x spatial upsample of the video latent (ltx-core's upsample_video)."""
-    with torch.inference_mode(), BUDGET.phase("upscale", device):
+    with torch.inference_mode(), BUDGET.stage("upscale", device):
         with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
                 model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler, \
                 interruptible(encoder, on_tensor), interruptible(upsampler, on_tensor):
@@ -254,7 +254,7 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
         sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
         dtype = model.precision_on(device).transformer
         working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
-        with BUDGET.phase("stage 2 denoise", device), model.component(
+        with BUDGET.stage("stage 2 denoise", device), model.component(
                 "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working) as tr, \
                 interruptible(tr, on_tensor):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
@@ -278,7 +278,7 @@ def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: 
     chunks = []
     working = activations.decode(model.config, latent.width, latent.height, latent.num_frames,
                                  tiling if tiled else None, model.precision_on(device).vae)
-    with torch.inference_mode(), BUDGET.phase("decode", device):
+    with torch.inference_mode(), BUDGET.stage("decode", device):
         with model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder, \
                 interruptible(decoder, on_tensor):
             generator = _generator(device, latent.seed, latent)

@@ -8,7 +8,15 @@ import torch
 
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.a2v.inputs import AAC_RATES, MAX_SIDE, MIN_SIDE, conditioning_audio, first_image, playable
-from ltx2_a2v.ltx2.a2v.limits import LIMITS, MAX_PROMPT_CHARS, check_numbers, check_prompt, check_size
+from ltx2_a2v.ltx2.a2v.limits import (
+    LIMITS,
+    MAX_PROMPT_CHARS,
+    VAE_SPACE,
+    VAE_TIME,
+    check_numbers,
+    check_prompt,
+    check_size,
+)
 
 
 def tone(seconds: float, rate: int, channels: int) -> torch.Tensor:
@@ -111,3 +119,10 @@ def test_a_prompt_over_the_limit_is_refused_before_tokenization():
     assert check_prompt("negative_prompt", "x" * (MAX_PROMPT_CHARS + 1)).startswith(
         f"negative_prompt: {MAX_PROMPT_CHARS + 1:,} characters; the limit is {MAX_PROMPT_CHARS:,}")
     assert check_prompt("prompt", 5) == "prompt: expected text, got int."
+
+
+def test_the_size_rules_are_ltx_cores_vae_scale_factors():
+    from ltx_core.types import VIDEO_SCALE_FACTORS
+
+    assert (VAE_SPACE, VAE_SPACE, VAE_TIME) == (VIDEO_SCALE_FACTORS.width, VIDEO_SCALE_FACTORS.height,
+                                                VIDEO_SCALE_FACTORS.time)

@@ -1,4 +1,4 @@
-"""Activations in the budget, on the `wide` preset (the 22B transformer's widths): the estimate of each phase
+"""Activations in the budget, on the `wide` preset (the 22B transformer's widths): the estimate of each stage
 matches the device-memory ledger within 20 %, and a transformer run under a budget of a quarter of its size stays
 within the budget, one unit in flight and its activations."""
 
@@ -36,11 +36,11 @@ def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> 
     latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 3)
     stages.decode(model, CPU, latent)
     return {p.name + ("" if p.name != "image encode" else f" {i}"): p
-            for i, p in enumerate(BUDGET.last_run.phases)}
+            for i, p in enumerate(BUDGET.last_run.stages)}
 
 
 def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[str, int]:
-    """Each phase's estimate (ltx2/activations.py) plus the largest upcast of the components it uses."""
+    """Each stage's estimate (ltx2/activations.py) plus the largest upcast of the components it uses."""
     def upcast(label: str) -> int:
         return next(r.upcast_bytes for r in BUDGET.records.values() if r.name == label)
 
@@ -57,43 +57,36 @@ def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[st
     }
 
 
-def test_each_phases_estimate_is_the_ledgers_within_20_percent(wide_paths):
+def test_each_stages_estimate_is_the_ledgers_within_20_percent(wide_paths, budget):
     # One persistent model: a first, small run builds every component, so each measured run moves only its
     # activations (one warm-up for all sizes keeps this long test short on an AVX2-only CPU).
     model = wide_model(wide_paths, "persistent")
     misses = []
-    try:
-        run(model, 128, 128, 9, "warm")
-        for width, height, frames in [(256, 192, 17), (384, 256, 25)]:
-            phases = run(model, width, height, frames, f"measured-{width}")
-            for name, estimate in estimates(model, width, height, frames).items():
-                measured = phases[name].peak_bytes - phases[name].start_bytes
-                print(f"{width}x{height}x{frames} {name}: estimate {estimate / MIB:.0f} MiB, "
-                      f"ledger {measured / MIB:.0f} MiB ({estimate / measured:.2f})")
-                if abs(estimate - measured) > 0.2 * measured:
-                    misses.append((width, height, frames, name, estimate / MIB, measured / MIB))
-    finally:
-        BUDGET.free_all()
+    run(model, 128, 128, 9, "warm")
+    for width, height, frames in [(256, 192, 17), (384, 256, 25)]:
+        stages_run = run(model, width, height, frames, f"measured-{width}")
+        for name, estimate in estimates(model, width, height, frames).items():
+            measured = stages_run[name].peak_bytes - stages_run[name].start_bytes
+            print(f"{width}x{height}x{frames} {name}: estimate {estimate / MIB:.0f} MiB, "
+                  f"ledger {measured / MIB:.0f} MiB ({estimate / measured:.2f})")
+            if abs(estimate - measured) > 0.2 * measured:
+                misses.append((width, height, frames, name, estimate / MIB, measured / MIB))
     assert not misses, misses
 
 
-def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_activations(wide_paths):
+def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_activations(wide_paths, budget):
     model = wide_model(wide_paths, "cold_start")
-    transformer = model.estimate_bytes("transformer")
-    budget = transformer // 4
-    BUDGET.budget_bytes = budget
-    try:
-        phases = run(model, 128, 128, 9, "quarter")
-    finally:
-        BUDGET.budget_bytes = None
+    quarter = model.estimate_bytes("transformer") // 4
+    budget.budget_bytes = quarter
+    stages_run = run(model, 128, 128, 9, "quarter")
     from ltx2_a2v.ltx2.plan import ComponentPlan
 
     plan = ComponentPlan.read(model.bundle, "transformer")
     unit_bytes, _ = plan.unit_sizes(POLICIES["fp8_scaled"])
     upcast = activations.upcast_bytes(plan, POLICIES["fp8_scaled"], torch.float32)
     for name, (width, height) in {"stage 1 denoise": (64, 64), "stage 2 denoise": (128, 128)}.items():
-        phase = phases[name]
-        assert all(c["streamed"] for c in phase.components), phase.components
-        allowed = (budget + units_in_flight(CPU) * max(unit_bytes.values()) + upcast
+        stage = stages_run[name]
+        assert all(c["streamed"] for c in stage.components), stage.components
+        allowed = (quarter + units_in_flight(CPU) * max(unit_bytes.values()) + upcast
                    + activations.denoise(model.config, width, height, 9, 24.0, torch.float32))
-        assert phase.peak_bytes - phase.start_bytes <= allowed, (name, phase.peak_bytes / MIB, allowed / MIB)
+        assert stage.peak_bytes - stage.start_bytes <= allowed, (name, stage.peak_bytes / MIB, allowed / MIB)

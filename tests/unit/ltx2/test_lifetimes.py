@@ -12,28 +12,27 @@ from ltx2_a2v.ltx2.a2v import stages
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.model_spec import ModelSpec
-from ltx2_a2v.memory.budget import BUDGET
 
 CPU = torch.device("cpu")
 
 
-def test_no_component_outlives_its_block_in_cold_start(tiny_paths, monkeypatch):
+def test_no_component_outlives_its_block_in_cold_start(tiny_paths, monkeypatch, budget):
     built: list[tuple[str, list[weakref.ref]]] = []
-    build = ModelSpec.build
+    materialize = ModelSpec.materialize
 
     def watched(self, name, *args, **kwargs):
-        in_use = {r.name.removesuffix(" (stage 2)") for r in BUDGET.records.values() if r.in_use}
+        in_use = {r.name.removesuffix(" (stage 2)") for r in budget.records.values() if r.in_use}
         alive = [earlier for earlier, refs in built if earlier not in in_use and any(r() is not None for r in refs)]
         assert not alive, f"building {name} while {alive} still hold tensors"
-        module, report, streamer = build(self, name, *args, **kwargs)
+        module, report, streamer = materialize(self, name, *args, **kwargs)
         built.append((name, [weakref.ref(t) for t in (*module.parameters(), *module.buffers())]))
         return module, report, streamer
 
-    monkeypatch.setattr(ModelSpec, "build", watched)
+    monkeypatch.setattr(ModelSpec, "materialize", watched)
     bundle = Bundle(tiny_paths["checkpoint"], tiny_paths["text_encoder"], tiny_paths["spatial_upsampler"],
                     tiny_paths["distilled_lora"])
     model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled")
-    BUDGET.begin_run("lifetimes", "fp8_scaled", "cold_start")
+    budget.begin_run("lifetimes", "fp8_scaled", "cold_start")
     image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
     voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
     latent = stages.sample_base(model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 1, 64, 64, 9, 24.0, 2,
@@ -43,4 +42,4 @@ def test_no_component_outlives_its_block_in_cold_start(tiny_paths, monkeypatch):
     names = [name for name, _ in built]
     assert names[:2] == ["text_encoder", "embeddings_processor"] and names[-1] == "video_decoder"
     assert all(r() is None for _, refs in built for r in refs)  # and nothing is held after the run
-    assert not BUDGET.records
+    assert not budget.records

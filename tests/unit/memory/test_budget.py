@@ -1,14 +1,19 @@
 """The budget on its own (plain modules stand in for components): cold_start holds nothing after use,
 persistent keeps what fits and evicts idle components to make room (most recently used first: runs repeat one
 order), a component over the budget is streamed when it can be and refused by name when it cannot, a negative
-budget is refused, the run report records each phase."""
+budget is refused, the run report records each stage, the state is read safely while another thread uses the
+budget."""
+
+import sys
+import threading
+from dataclasses import dataclass
 
 import pytest
 import torch
 
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.memory.budget import VramBudget
-from ltx2_a2v.memory.records import Need
+from ltx2_a2v.memory.records import ComponentRequest, Made, Need
 from ltx2_a2v.memory.streaming import split_units
 
 CPU = torch.device("cpu")
@@ -18,14 +23,26 @@ def linear(nbytes: int) -> torch.nn.Module:
     return torch.nn.Linear(1, nbytes // 4, bias=False)  # float32: 4 bytes per weight
 
 
+@dataclass
+class PlainRequest(ComponentRequest):
+    """A plain module of `nbytes` standing in for a component; what it makes is appended to `builds`."""
+
+    nbytes: int = 0
+    builds: list | None = None
+    needs: Need | None = None
+
+    def need(self) -> Need:
+        return self.needs or Need(self.nbytes)
+
+    def make(self, streamed: list[str]) -> Made:
+        if self.builds is not None:
+            self.builds.append((self.label, list(streamed)))
+        return Made(linear(self.nbytes), None, f"{self.label}: built")
+
+
 def use(budget: VramBudget, name: str, nbytes: int, builds: list | None = None, need: Need | None = None,
         activations: int = 0, alive=None, group=None):
-    def build(streamed):
-        if builds is not None:
-            builds.append((name, list(streamed)))
-        return linear(nbytes), None, f"{name}: built"
-
-    return budget.use((group, name), name, "none", CPU, lambda: need or Need(nbytes), build, activations, alive, group)
+    return budget.use(PlainRequest((group, name), name, "none", CPU, activations, group, alive, nbytes, builds, need))
 
 
 def test_cold_start_holds_nothing_after_use():
@@ -77,15 +94,15 @@ def test_a_budget_that_is_not_a_size_is_refused_by_name(gb):
         VramBudget().set_budget_gb(gb)
 
 
-def test_run_report_records_phases_with_time_and_peak():
+def test_run_report_records_stages_with_time_and_peak():
     budget = VramBudget()
     budget.begin_run("run-1", "fp8_scaled", "cold_start", "compute transformer float32")
-    with budget.phase("stage 1 denoise", CPU):
-        block = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the phase
+    with budget.stage("stage 1 denoise", CPU):
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the stage
         del block
-    (phase,) = budget.last_run.as_dict()["stages"]
+    (stage,) = budget.last_run.as_dict()["stages"]
     # The ledger counts the tensors themselves: exactly the block's bytes above what was live before.
-    assert phase["name"] == "stage 1 denoise" and phase["peak_bytes"] - phase["start_bytes"] == 64 * 2**20
+    assert stage["name"] == "stage 1 denoise" and stage["peak_bytes"] - stage["start_bytes"] == 64 * 2**20
     assert budget.last_run.as_dict()["precision"] == "compute transformer float32"
     assert "stage 1 denoise" in budget.last_run.text()
 
@@ -121,7 +138,7 @@ def test_persistent_over_budget_keeps_some_big_components_across_runs():
                 pass
             assert budget.resident_bytes() <= budget.budget_bytes
         per_run.append(sum(1 for name, _ in builds[before:] if name in big))
-    # Three big components cycling through room for two: at best one is rebuilt at every other phase, 1.5 a run
+    # Three big components cycling through room for two: at best one is rebuilt at every other stage, 1.5 a run
     # on average. Least-recently-used eviction rebuilt all three on every run: [3, 3, 3, 3, 3, 3].
     assert per_run[0] == 3
     assert all(n <= 2 for n in per_run[1:]) and sum(per_run[1:]) <= 1.5 * len(per_run[1:]), per_run
@@ -142,7 +159,7 @@ def test_a_kept_component_whose_files_changed_is_dropped_never_served():
 
 def test_room_is_made_from_another_checkpoints_components_first():
     """Two checkpoints' sets under a budget for one: the other set goes, least recently used first, before any of
-    the set being used; otherwise the two would evict each other's components at every phase and never settle."""
+    the set being used; otherwise the two would evict each other's components at every stage and never settle."""
     budget, builds = VramBudget(), []
     budget.mode = "persistent"
     budget.budget_bytes = 3 * 1024
@@ -161,10 +178,42 @@ def test_room_is_made_from_another_checkpoints_components_first():
     assert len(builds) == 6  # b's three were built once each, then served
 
 
-def test_a_phase_whose_activations_cannot_fit_the_device_is_refused_before_any_build():
+def test_a_stage_whose_activations_cannot_fit_the_device_is_refused_before_any_build():
     budget, builds = VramBudget(), []
     too_much = budget.capacity(CPU) + 1
-    with pytest.raises(LTX2InputError, match="^transformer: this phase needs about .* GiB beside the weights"):
+    with pytest.raises(LTX2InputError, match="^transformer: this stage needs about .* GiB beside the weights"):
         with use(budget, "transformer", 4096, builds, activations=too_much):
             pass
     assert not builds and not budget.records
+
+
+def test_the_state_is_read_whole_from_another_thread_while_a_run_adds_and_drops_components():
+    """GET /ltx2/vram reads the state on the server's thread while the prompt's thread changes the records."""
+    budget, errors, done = VramBudget(), [], threading.Event()
+    budget.mode = "persistent"
+    budget.begin_run("run", "none", "persistent")
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                state = budget.state()
+                assert state["resident_bytes"] == sum(c["bytes"] for c in state["components"] if c["resident"])
+            except Exception as error:  # noqa: BLE001 - any failure of a read is the finding
+                errors.append(error)
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: a read meets the records mid-change
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(1000):
+            with use(budget, f"component {i}", 64):
+                pass
+            if i % 100 == 99:
+                budget.free_all()
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert not errors, errors[0]

@@ -136,8 +136,7 @@ def test_audio_adapters_refuse_a_missing_clip_and_give_what_save_video_reads():
     waveform, rate = audio_in({"waveform": torch.zeros(1, 2, 100), "sample_rate": 16000})
     assert waveform.shape == (1, 2, 100) and rate == 16000
 
-    class Audio:  # ltx-core's Audio: a waveform [channels, samples] and its rate
-        waveform, sampling_rate = torch.zeros(2, 100), 16000
+    from ltx_core.types import Audio
 
-    out = audio_out(Audio())
+    out = audio_out(Audio(waveform=torch.zeros(2, 100), sampling_rate=16000))
     assert out["waveform"].shape == (1, 2, 100) and out["sample_rate"] == 16000

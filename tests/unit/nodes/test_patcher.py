@@ -10,18 +10,15 @@ from probe import denoise_step, probe_inputs
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.model_spec import ModelSpec
-from ltx2_a2v.memory.budget import BUDGET
 from ltx2_a2v.nodes.patcher import ComfyBridge
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture()
-def bridged():
-    BUDGET.bridge, BUDGET.mode = ComfyBridge(), "persistent"
-    yield
-    BUDGET.free_all()
-    BUDGET.bridge, BUDGET.mode = None, "cold_start"
+def bridged(budget):
+    budget.bridge, budget.mode = ComfyBridge(), "persistent"
+    return budget
 
 
 def test_comfyui_shrinks_a_kept_transformer_by_blocks_grows_it_back_and_unloads_it(tiny_paths, bridged):
@@ -32,7 +29,7 @@ def test_comfyui_shrinks_a_kept_transformer_by_blocks_grows_it_back_and_unloads_
     with model.component("transformer", CPU) as transformer:
         expected = denoise_step(transformer, *inputs)
         del transformer
-    (record,) = BUDGET.records.values()
+    (record,) = bridged.records.values()
     assert any(loaded.model is record.handle for loaded in mm.current_loaded_models)  # ComfyUI knows it
     whole, block = record.nbytes, record.streamer.unit_bytes("transformer_blocks.1")
 
@@ -46,4 +43,4 @@ def test_comfyui_shrinks_a_kept_transformer_by_blocks_grows_it_back_and_unloads_
         del transformer
 
     mm.unload_all_models()  # the page's "unload models"
-    assert not BUDGET.records and not any(getattr(m.model, "record_key", None) for m in mm.current_loaded_models)
+    assert not bridged.records and not any(getattr(m.model, "record_key", None) for m in mm.current_loaded_models)

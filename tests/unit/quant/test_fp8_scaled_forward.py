@@ -3,13 +3,15 @@ the fp8-matmul path (per-token activation scales, row-wise weight scales) stays 
 with row-wise scales exists only on CUDA GPUs of compute capability 8.9+, so on this CPU the matmul itself is
 emulated (fp8 products are exact in float32, which is how the tensor cores accumulate)."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from ltx2_a2v.quant.fp8_scaled import (
     CPU_UPCAST_FACTOR,
     Fp8ScaledLinear,
-    emulated_scaled_mm,
     fp8_matmul_available,
     fp8_matmul_linear,
     quantize_rows,
@@ -46,11 +48,16 @@ def test_upcast_path_rescales_in_place_with_the_out_of_place_numerics(case, dtyp
     assert out.dtype == dtype and torch.equal(out, expected)
 
 
-def test_fp8_matmul_path_error_against_bf16(case):
+def test_fp8_matmul_path_error_against_bf16_with_a_mocked_gpu_scaled_mm(case, monkeypatch):
+    """A GPU cannot exist here: torch._scaled_mm is the emulation the quantization benchmark uses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from fp8_emulation import emulated_scaled_mm
+
+    monkeypatch.setattr(torch, "_scaled_mm", emulated_scaled_mm)
     weight, bias, x = case
     layer = layer_from(weight, bias)
     exact = torch.nn.functional.linear(x.float(), weight.float(), bias.float())
-    w8a8 = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias, scaled_mm=emulated_scaled_mm)
+    w8a8 = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias)
     weight_only = layer(x)
     error = float((w8a8.float() - exact).norm() / exact.norm())
     assert w8a8.shape == exact.shape and w8a8.dtype == torch.bfloat16
