@@ -15,7 +15,7 @@ from ..quant import POLICIES, check_policy, get_policy
 from . import activations as activation_estimates
 from .build import LoadReport, build
 from .components import Bundle
-from .file_identity import identities
+from .file_identity import file_key, file_keys, identities
 from .plan import ComponentPlan
 from .precision import Precision, library_default
 
@@ -96,10 +96,11 @@ class ModelSpec:
 
     def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
         """Everything the built weights depend on: the files (as they are on disk now: a replaced file is not taken
-        for the old one, file_identity.py), policy, LoRA strength, device, compute dtype."""
+        for the old one; by identity, not name: links and names of one file share one component,
+        file_identity.py), policy, LoRA strength, device, compute dtype."""
         lora = self.distilled_lora_strength if with_distilled_lora else None
         return (name, self.policy_for(name), lora, str(device), self.precision_on(device).of(name),
-                identities(self.files_of(name, with_distilled_lora)))
+                file_keys(self.files_of(name, with_distilled_lora)))
 
     def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None,
                   activations: int = 0):
@@ -140,7 +141,7 @@ class ModelSpec:
             return identities(files) == built_from
 
         return BUDGET.use(self.component_key(name, device, with_distilled_lora), label, policy.name, device, need,
-                          make, activations, alive, group=self.bundle.checkpoint)
+                          make, activations, alive, group=file_key(self.bundle.checkpoint))
 
 
 def fp8_matmul(policy, device: torch.device, compute_dtype: torch.dtype) -> bool:
