@@ -27,6 +27,9 @@ from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV1, F
 from ltx_core.text_encoders.gemma.tokenizer import LTXVGemmaTokenizer
 
 from ..errors import LTX2InputError
+from . import bounded_json
+from .config_ranges import check_gemma_config
+from .gemma_files import check_tokenizer_files
 from .safetensors_file import open_regular, shown
 
 # Files the tokenizer and image processor are made from (tokenizer_ops), plus the config we read.
@@ -51,7 +54,9 @@ def read_json(path: Path, root: Path) -> dict:
     with os.fdopen(fd, "rb") as f:
         raw = f.read()
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = bounded_json.loads(raw.decode("utf-8"))
+    except bounded_json.TooDeep as exc:
+        raise _bad(root, f"has a {path.name} {exc}, not a Gemma-3 one (a few levels)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad(root, f"has a {path.name} that is not JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
@@ -91,8 +96,9 @@ class GemmaRoot:
         if missing:
             raise _bad(root, f"lacks {', '.join(missing)} at its top level",
                        "Copy the whole Gemma-3 release folder, not only its weights.")
+        check_tokenizer_files(root)  # the tokenizer and processor files: named when bad (gemma_files.py)
         gemma = cls(root)
-        gemma.config()  # checked now, before anything is built from it
+        check_gemma_config(gemma.config(), root)  # checked now, before anything is built or estimated from it
         gemma.weight_files()
         return gemma
 
@@ -153,9 +159,12 @@ class GemmaRoot:
             module.processor = Gemma3Processor(image_processor=image_processor, tokenizer=module.tokenizer.tokenizer)
             return module
 
+        tokenizer = ModuleOps("TokenizerLoad", mutator=load_tokenizer,
+                              matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.tokenizer is None)
+        if not check_tokenizer_files(self.path):  # an image processor transformers does not know: A2V needs none
+            return (tokenizer,)
         return (
-            ModuleOps("TokenizerLoad", matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.tokenizer is None,
-                      mutator=load_tokenizer),
+            tokenizer,
             ModuleOps("ProcessorLoad", matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.processor is None,
                       mutator=load_processor),
         )

@@ -16,7 +16,7 @@ from ..quant import POLICIES, Policy, check_policy, get_policy
 from . import activations as activation_estimates
 from .build import LoadReport, build
 from .components import Bundle
-from .file_identity import identities
+from .file_identity import file_key, file_keys, identities
 from .plan import ComponentPlan
 from .precision import Precision, library_default
 
@@ -113,10 +113,11 @@ class ModelSpec:
 
     def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
         """Everything the built weights depend on: the files (as they are on disk now: a replaced file is not taken
-        for the old one, file_identity.py), policy, LoRA strength, device, compute dtype."""
+        for the old one; by identity, not name: links and names of one file share one component,
+        file_identity.py), policy, LoRA strength, device, compute dtype."""
         lora = self.distilled_lora_strength if with_distilled_lora else None
         return (name, self.policy_for(name).name, lora, str(device), self.precision_on(device).of(name),
-                identities(self.files_of(name, with_distilled_lora)))
+                file_keys(self.files_of(name, with_distilled_lora)))
 
     def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None,
                   activations: int = 0):
@@ -142,7 +143,7 @@ class ComponentLoad(ComponentRequest):
         files = spec.files_of(name, with_distilled_lora)
         super().__init__(key=spec.component_key(name, device, with_distilled_lora),
                          label=f"{name} (stage 2)" if with_distilled_lora else name, policy_name=self.policy.name,
-                         device=device, activations=activations, group=spec.bundle.checkpoint,
+                         device=device, activations=activations, group=file_key(spec.bundle.checkpoint),
                          alive=functools.partial(files_unchanged, files, identities(files)))
 
     def need(self) -> Need:

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 
 from ..errors import LTX2InputError
+from . import bounded_json
+from .config_ranges import check_ltx_config
 
 DTYPES = {
     "BOOL": torch.bool,
@@ -79,9 +81,16 @@ class SafetensorsHeader:
         if "config" not in self.metadata:
             return {}
         try:
-            return json.loads(self.metadata["config"])
+            config = bounded_json.loads(self.metadata["config"])
+        except bounded_json.TooDeep as exc:
+            raise LTX2InputError(f"{self.path.name}: its 'config' metadata entry is {exc}, not an LTX-2 config "
+                                 "(a few levels). The file is damaged or not an LTX-2 checkpoint; download it "
+                                 "again.") from None
         except json.JSONDecodeError as exc:
             raise LTX2InputError(f"{self.path.name}: its 'config' metadata entry is not valid JSON ({exc}).") from exc
+        if isinstance(config, dict):
+            check_ltx_config(config, self.path)  # sizes beyond every release, refused naming the file
+        return config
 
 
 def shown(value, limit: int = 80) -> str:
@@ -102,7 +111,9 @@ def _bad(path: Path, what: str) -> LTX2InputError:
 def parse_header(raw: bytes, file_size: int, path: Path) -> SafetensorsHeader:
     """Parses the bytes after the 8-byte length prefix; `file_size` bounds every tensor's data."""
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = bounded_json.loads(raw.decode("utf-8"))
+    except bounded_json.TooDeep as exc:
+        raise _bad(path, f"its header is {exc} (a safetensors header has 3)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad(path, f"its header is not JSON ({exc.__class__.__name__})") from None
     if not isinstance(header, dict):

@@ -51,6 +51,7 @@ class VramBudget:
     def __init__(self, bridge: Bridge | None = None):
         self.bridge = bridge
         self.budget_bytes: int | None = None  # None: the device's total less a reserve
+        self.prompt_id: str | None = None  # the prompt whose budget this is (begin_prompt)
         self.mode = "cold_start"
         self.records: OrderedDict[tuple, ComponentRecord] = OrderedDict()
         self.last_run: RunReport | None = None
@@ -66,6 +67,14 @@ class VramBudget:
             raise LTX2InputError(f"budget_gb: {gb} is not a size. Give 0 for the device's memory less a reserve, or a "
                                  "size in GB.")
         self.budget_bytes = None if gb == 0 else int(gb * GIB)
+
+    def begin_prompt(self, prompt_id: str, budget_gb: float) -> None:
+        """The first call for a prompt sets its budget (0: the default); later calls for it change nothing. A
+        budget never outlives its prompt, so one client's VRAMGuard cannot govern another's runs."""
+        with self._lock:
+            if prompt_id != self.prompt_id:
+                self.prompt_id = prompt_id
+                self.set_budget_gb(budget_gb)
 
     def budget_for(self, device: torch.device) -> int:
         if self.budget_bytes is not None:

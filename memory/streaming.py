@@ -82,6 +82,10 @@ class PinnedStore:
         return sum(t.nbytes for t in self.tensors.values())
 
 
+class SpillFull(OSError):
+    """The spill file's disk is full (or the process may write no more): a clear message, nothing left behind."""
+
+
 class SpillStore:
     """Units written to a nameless temp file, read back when used; gone with the store.
 
@@ -91,6 +95,7 @@ class SpillStore:
     """
 
     def __init__(self, folder: str | None = None):
+        self.folder = folder or tempfile.gettempdir()
         self._file = tempfile.TemporaryFile(prefix="ltx2-stream-", dir=folder)
         self.index: dict[str, tuple[int, torch.dtype, tuple[int, ...], int]] = {}
 
@@ -98,7 +103,17 @@ class SpillStore:
         tensor = tensor.detach().contiguous().cpu()
         raw = tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
         offset = self._file.seek(0, os.SEEK_END)
-        self._file.write(raw)
+        try:
+            self._file.write(raw)
+            self._file.flush()  # a full disk is found here, for this unit, not at a later read
+        except OSError as exc:
+            # The file goes at once (it has no name: closing it gives its room back), and the build that was
+            # streaming into it fails; the budget then holds nothing of it.
+            self.close()
+            raise SpillFull(
+                f"block streaming: the spill file in {self.folder} could not take {len(raw) / 2**20:.0f} MiB more "
+                f"after {offset / 2**20:.0f} MiB ({exc.strerror or exc}). Free disk room there (TMPDIR chooses the "
+                "folder), or raise budget_gb in VRAMGuard so that fewer blocks are streamed.") from None
         self.index[key] = (offset, tensor.dtype, tuple(tensor.shape), len(raw))
 
     def get(self, key: str, device: torch.device) -> torch.Tensor:

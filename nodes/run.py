@@ -13,6 +13,7 @@ import torch
 from server import PromptServer
 
 from .dependencies import require_packages
+from .prompt_budget import apply_prompt_budget
 from .routes import publish
 
 
@@ -52,6 +53,7 @@ def node_run(model, steps: int = 1):
     require_packages()
     from ..memory.budget import BUDGET
 
+    apply_prompt_budget()
     precision = model.precision.describe() if model.precision is not None else ""
     BUDGET.begin_run(str(PromptServer.instance.last_prompt_id), model.quantization, model.residency, precision)
     progress, on_tensor = _callbacks(steps)

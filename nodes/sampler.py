@@ -69,6 +69,10 @@ class A2VSampler(io.ComfyNode):
         # not at all, which leaves the default.
         if stage == "refine" and latent is UNCONNECTED:
             return "latent: the refine stage needs a latent. Connect SpatialUpscale's output to this sampler's latent input."
+        if stage == "base" and latent is not UNCONNECTED:
+            # The base stage makes its latent from the image and audio: a latent given to it would be ignored.
+            return ("latent: the base stage starts from noise and does not read a latent. Disconnect it, or set "
+                    "stage to refine to refine that latent.")
         if None not in (width, height, num_frames, frame_rate):
             problem = check_size(width, height, num_frames)
             if problem is None and stage == "base":
@@ -91,6 +95,9 @@ class A2VSampler(io.ComfyNode):
             with node_run(model, REFINE_STEPS) as run:
                 return io.NodeOutput(a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress,
                                                        run.on_tensor, image_crf))
+        if latent is not None:  # a prompt that skipped validation (ComfyUI validates before queueing)
+            raise ValueError("latent: the base stage starts from noise and does not read a latent. Disconnect it, "
+                             "or set stage to refine.")
         waveform, rate = audio_in(audio)
         with node_run(model, steps) as run:
             return io.NodeOutput(a2v.sample_base(model, run.device, image_in(image), waveform, rate, prompt,

@@ -1,11 +1,13 @@
 """VRAMGuard: sets the pack's memory budget, frees on demand, and reports the last run.
 
-It passes any value through, so it can sit between two nodes to order when the freeing happens.
+It passes any value through, so it can sit between two nodes to order when the freeing happens. Its budget
+governs the whole prompt it belongs to, wherever it sits, and no other prompt (prompt_budget.py).
 """
 
 from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import check_numbers
+from .prompt_budget import apply_prompt_budget
 from .routes import publish
 
 ACTIONS = ("enforce", "free_ltx2", "free_all")
@@ -47,7 +49,11 @@ class VRAMGuard(io.ComfyNode):
         from ..memory.accounting import GIB
         from ..memory.budget import BUDGET
 
-        BUDGET.set_budget_gb(budget_gb)
+        # The prompt's budget: the smallest any of its guards gives as a value (prompt_budget.py); a budget_gb
+        # that came by a link is known only now, and lowers it for the rest of this prompt.
+        apply_prompt_budget()
+        if budget_gb and (BUDGET.budget_bytes is None or budget_gb * GIB < BUDGET.budget_bytes):
+            BUDGET.set_budget_gb(budget_gb)
         device = mm.get_torch_device()
         if action == "enforce":
             BUDGET.enforce(device)

@@ -148,9 +148,16 @@ class ComfyHost:
         requests.post(f"{self.url}/interrupt", timeout=30)
 
     def vram(self, diagnostics: bool = False) -> dict:
-        """The pack's budget state (GET /ltx2/vram); with diagnostics, the count of live tensors too."""
-        query = "?diagnostics=1" if diagnostics else ""
-        return requests.get(f"{self.url}/ltx2/vram{query}", timeout=60).json()
+        """The pack's budget state (GET /ltx2/vram); with diagnostics, the count of live tensors too, asked again
+        while the server says to wait (409: a prompt runs or waits; 429: a walk ran just now)."""
+        if not diagnostics:
+            return requests.get(f"{self.url}/ltx2/vram", timeout=60).json()
+        deadline = time.monotonic() + 120
+        while True:
+            response = requests.get(f"{self.url}/ltx2/vram?diagnostics=1", timeout=60)
+            if response.status_code not in (409, 429) or time.monotonic() > deadline:
+                return response.json()
+            time.sleep(float(response.headers.get("Retry-After", 1)))
 
     def rss(self) -> int:
         """Resident memory of the ComfyUI process (serve.py's child)."""

@@ -75,6 +75,13 @@ def check_prompt(name: str, text) -> str | None:
     if len(text) > MAX_PROMPT_CHARS:
         return (f"{name}: {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (the text encoder reads at most "
                 "1024 tokens, about 4,000 characters of English). Shorten it.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # JSON's \ud800 escapes arrive as lone surrogates, which are not text: the tokenizer fails on them.
+        return (f"{name}: character {exc.start + 1} (U+{ord(text[exc.start]):04X}, half of a surrogate pair) is not "
+                "valid Unicode text. Remove it, or send the whole character (both halves of the pair, or the "
+                "character itself).")
     return None
 
 

@@ -52,7 +52,7 @@ from ..gemma_file import open_text_encoder
 from ..model_spec import ModelSpec
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
-from .limits import check_prompt
+from .limits import LIMITS, check_prompt
 from .latent import A2VLatent
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
@@ -224,7 +224,16 @@ def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
 
 def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
             on_tensor: OnTensor = None) -> A2VLatent:
-    """2x spatial upsample of the video latent (ltx-core's upsample_video)."""
+    """2x spatial upsample of the video latent (ltx-core's upsample_video). The result keeps within the limits
+    the sampler states for width and height (checked before anything is built: stage 1 at 4096x64 would make an
+    8192x128 video)."""
+    width, height = latent.width * 2, latent.height * 2
+    high = max(LIMITS["width"][1], LIMITS["height"][1])
+    if max(width, height) > high:
+        raise LTX2InputError(
+            f"width / height: upscaling {latent.width}x{latent.height} makes a {width}x{height} video, past the "
+            f"{high} limit of width and height. Give the base sampler at most {high // 2} for each side when an "
+            "upscale follows (one less upscale for a chain).")
     with torch.inference_mode(), BUDGET.stage("upscale", device):
         with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
                 model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler, \
@@ -233,7 +242,7 @@ def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress:
             del encoder, upsampler
     if progress is not None:
         progress(1, 1)
-    return replace(latent, video=video, width=latent.width * 2, height=latent.height * 2)
+    return replace(latent, video=video, width=width, height=height)
 
 
 def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, prompt: str, seed: int,

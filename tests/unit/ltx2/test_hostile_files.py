@@ -150,14 +150,21 @@ def copy_checkpoint(src, dst, drop=(), config=None, change=None):
     return dst
 
 
-def test_a_config_claiming_thousands_of_layers_is_refused_before_the_model_is_made(tiny_paths, tmp_path):
+@pytest.mark.parametrize("count, error, words", [
+    # Beyond any release (48): refused as the config is read, naming the key (config_ranges.py).
+    (2000, LTX2InputError, r"deep\.safetensors: its 'config' metadata's transformer section gives num_layers = 2000, "
+                           r"outside what any release uses"),
+    # Within the range but more than the file holds: refused while the meta model is made (plan.py).
+    (200, LTX2LoadError, r"transformer: the config of .*deep\.safetensors describes more weights than its files hold"),
+])
+def test_a_config_claiming_thousands_of_layers_is_refused_before_the_model_is_made(tiny_paths, tmp_path, count,
+                                                                                   error, words):
     def layers(config):
-        config["transformer"]["num_layers"] = 2000
+        config["transformer"]["num_layers"] = count
         return config
 
     broken = copy_checkpoint(tiny_paths["checkpoint"], tmp_path / "deep.safetensors", config=layers)
-    with pytest.raises(LTX2LoadError, match=r"transformer: the config of .*deep\.safetensors describes more weights "
-                                            r"than its files hold"):
+    with pytest.raises(error, match=words):
         ComponentPlan.read(Bundle(checkpoint=broken), "transformer")
 
 

@@ -58,3 +58,30 @@ def test_a_process_killed_while_its_units_are_spilled_leaves_nothing_behind(tmp_
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_gives_a_clear_error_and_leaves_nothing(tmp_path):
+    """The disk fills while units are spilled: the file may grow to 1 MiB (RLIMIT_FSIZE in a child, as a full
+    disk; where the tests run as root a 1 MiB tmpfs gives the same ENOSPC path). The error names the folder and
+    what to do, the file is closed (its room given back), and nothing is named in the folder."""
+    child = textwrap.dedent(f"""
+        import resource, signal, sys, torch
+        sys.path.insert(0, {str(TOOLS)!r})
+        from _pack import import_pack
+        import_pack()
+        from ltx2_a2v.memory.streaming import SpillFull, SpillStore
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        store = SpillStore(folder={str(tmp_path)!r})
+        store.put("first", torch.zeros(600 << 10, dtype=torch.uint8))
+        try:
+            store.put("second", torch.zeros(600 << 10, dtype=torch.uint8))
+        except SpillFull as exc:
+            print(store._file.closed, exc, flush=True)
+    """)
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(f"True block streaming: the spill file in {tmp_path} could not take 1 MiB more "
+                                 "after 1 MiB"), out.stdout
+    assert "Free disk room there" in out.stdout and "raise budget_gb" in out.stdout
+    assert list(tmp_path.iterdir()) == []
