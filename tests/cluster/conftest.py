@@ -1,0 +1,133 @@
+"""The cluster's test rig: a real Redis (Debian's redis-server, append-only file on) on a free port, and real
+Celery workers (`python -m cluster worker`) in their own process groups, attached to real ComfyUI hosts."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from comfy_host import MEDIA, free_port  # noqa: E402  (tools/)
+
+from cluster.app import app, use_broker  # noqa: E402
+
+REDIS = "/usr/bin/redis-server"
+# Short enough that a dead worker's job comes back within seconds, longer than any test job (a job that outlives it
+# is handed out a second time). The production rule is in the README: longer than the longest job.
+VISIBILITY_TIMEOUT = 20
+WORKER_ENV = {"LTX2_CLUSTER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+              "LTX2_CLUSTER_TRANSPORT_OPTIONS": '{"unacked_restore_interval": 1, "unacked_restore_throttle": 1}'}
+
+
+class RedisServer:
+    def __init__(self, work_dir: Path):
+        self.port, self.dir = free_port(), work_dir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(
+            [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir), "--appendonly", "yes",
+             "--save", "", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start:\n{(self.dir / 'redis.log').read_text()}")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM: Redis writes its append-only file and exits, as in a planned restart."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class Worker:
+    """`python -m cluster worker` in its own process group (what a machine's death takes down: the worker, its pool
+    process and, when it started one, its ComfyUI)."""
+
+    def __init__(self, name: str, broker: str, results: Path, log: Path, *args: str, env: dict | None = None):
+        self.name, self.log_path = name, log
+        env = {**os.environ, **WORKER_ENV, "LTX2_CLUSTER_BROKER": broker, **(env or {})}
+        env.pop("LTX2_CLUSTER_BACKEND", None)
+        self._log = open(log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cluster", "worker", "--name", name, "--results-dir", str(results),
+             "--loglevel", "INFO", *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def wait_ready(self, timeout: float = 300.0) -> "Worker":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log()}")
+            if any(self.name in reply for reply in (app.control.ping(timeout=1.0) or [])):
+                return self
+        raise TimeoutError(f"worker {self.name} not ready within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-6000:]
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: nothing gets to clean up or hand its job back."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def media_inputs() -> dict[str, bytes]:
+    """The sample portrait and voice clip, sent with the job as bytes."""
+    return {path.name: path.read_bytes() for path in MEDIA.iterdir()}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    if not Path(REDIS).exists():
+        pytest.fail(f"{REDIS} is missing: run `make setup` (tools/setup_redis.sh installs Debian's redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    use_broker(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_worker(redis_server, tmp_path):
+    started = []
+
+    def start(name: str, results: Path, *args: str, env: dict | None = None) -> Worker:
+        worker = Worker(name, redis_server.url, results, tmp_path / f"{name.split('@')[0]}.log", *args, env=env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def fresh_queue(redis_server):
+    """Each test starts on an empty broker and result backend."""
+    redis.Redis(port=redis_server.port).flushall()
