@@ -71,19 +71,21 @@ def test_an_unreachable_comfyui_is_retried_with_backoff_a_bounded_number_of_time
     assert worker.log().count("Retry in") == 3 and time.monotonic() - started > 5
 
 
-def test_a_cancelled_job_is_interrupted_on_its_worker_and_the_next_one_runs(worker, host):
+def test_a_cancelled_job_is_interrupted_on_its_worker_and_the_next_one_runs(worker, host, tmp_path):
     slow = small_workflow(prefix="cluster/cancelled", steps=40)
     job_id = cluster.submit(Job(slow, media_inputs()))
     wait_for_state(job_id, lambda s: s["state"] == "PROGRESS" and s.get("class_type") == "A2VSampler")
     cluster.cancel(job_id)
-    state = wait_for_state(job_id, lambda s: s["state"] == "REVOKED", 60)
-    assert state["error"] == "TaskRevokedError: cancelled while running node 4 on w1@test"
     queued = cluster.submit(Job(small_workflow(prefix="cluster/never"), media_inputs()))
     cluster.cancel(queued)
     good = cluster.submit(Job(small_workflow(prefix="cluster/after_cancel"), media_inputs()))
     assert cluster.result(good, timeout=300)["outputs"]
-    assert cluster.status(queued)["state"] == "REVOKED"
-    assert not list((host.output_dir / "cluster").glob("never*"))  # it never reached ComfyUI
+    assert cluster.status(job_id)["state"] == cluster.status(queued)["state"] == "REVOKED"
+    # ComfyUI stopped the cancelled prompt (it never saved) and never saw the queued one.
+    assert "Interrupting prompt" in host.log() or "Processing interrupted" in host.log()
+    assert not list((host.output_dir / "cluster").glob("cancelled*"))
+    assert not list((host.output_dir / "cluster").glob("never*"))
+    assert not (tmp_path / "results" / job_id / "9-0.mp4").exists()
 
 
 def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(redis_server, make_worker, host, fresh_queue,
