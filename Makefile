@@ -3,6 +3,7 @@
 PY := .venv/bin/python
 
 .PHONY: setup demo test test-long bench-quant bench-vram bench-gpu bench-proving-ground gpu-kit
+.PHONY: bench-cluster
 
 setup:
 	@bash tools/setup_env.sh
@@ -28,6 +29,11 @@ test-long: setup
 # Quantization benchmark on the wide preset: prints a table, writes bench/results/quant.{json,png}.
 bench-quant: setup
 	$(PY) bench/quant.py
+
+# Cluster benchmark on the tiny bundle: jobs/minute with 1 and 2 workers, the queue's overhead per job against
+# ComfyUI directly (README, "Scaling past one GPU"); writes bench/results/cluster.json.
+bench-cluster: setup
+	$(PY) bench/cluster.py $(ARGS)
 
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
 bench-vram: setup

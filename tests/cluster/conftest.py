@@ -2,7 +2,6 @@
 Celery workers (`python -m cluster worker`) in their own process groups, attached to real ComfyUI hosts."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +14,11 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from comfy_host import MEDIA, free_port  # noqa: E402  (tools/)
+from comfy_host import MEDIA  # noqa: E402  (tools/)
+from local_redis import REDIS, RedisServer  # noqa: E402  (tools/)
 
 from cluster.app import app, use_broker  # noqa: E402
 
-REDIS = "/usr/bin/redis-server"
 # How long a delivered job may stay unacknowledged before Redis hands it out again. It must exceed the longest job
 # (or a job runs twice): a tiny job takes seconds alone but over a minute on two cores shared with other work, so
 # the tests that do not kill a worker keep 600 s; the failover test sets its own. A lost job is looked for every
@@ -27,34 +26,6 @@ REDIS = "/usr/bin/redis-server"
 VISIBILITY_TIMEOUT = 600
 WORKER_ENV = {"LTX2_CLUSTER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
               "LTX2_CLUSTER_TRANSPORT_OPTIONS": '{"unacked_restore_interval": 1, "unacked_restore_throttle": 1}'}
-
-
-class RedisServer:
-    def __init__(self, work_dir: Path):
-        self.port, self.dir = free_port(), work_dir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self) -> "RedisServer":
-        self.process = subprocess.Popen(
-            [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir), "--appendonly", "yes",
-             "--save", "", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start:\n{(self.dir / 'redis.log').read_text()}")
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SIGTERM: Redis writes its append-only file and exits, as in a planned restart."""
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 class Worker:
