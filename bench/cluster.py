@@ -153,8 +153,9 @@ def main() -> int:
     print(f"| ComfyUI directly, one after another | {figures['direct_seconds']:.2f} | "
           f"{figures['jobs_per_minute']['direct (1 ComfyUI)']:.1f} |")
     print(f"| through the queue, one after another (1 worker) | {figures['queued_seconds']:.2f} | |")
-    print(f"| {args.jobs} jobs at once, 1 worker | {one / args.jobs:.2f} | {figures['jobs_per_minute']['1 worker']:.1f} |")
-    print(f"| {args.jobs} jobs at once, 2 workers | {two / args.jobs:.2f} | {figures['jobs_per_minute']['2 workers']:.1f} |")
+    for label, seconds in (("1 worker", one), ("2 workers", two)):
+        print(f"| {args.jobs} jobs at once, {label} | {seconds / args.jobs:.2f} | "
+              f"{figures['jobs_per_minute'][label]:.1f} |")
     print(f"\nqueue overhead per job: {figures['overhead_seconds']:+.2f} s (median of {args.rounds})")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cluster.json").write_text(json.dumps(figures, indent=1))

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_argument("--input", type=parse_input, action="append", default=[], metavar="NAME=PATH")
     sub.add_argument("--by-path", action="store_true",
                      help="send the inputs' paths (shared storage every worker mounts), not their bytes")
-    sub.add_argument("--job-id", help="your own id (resubmitting it does not make a second job)")
+    sub.add_argument("--job-id", help="your own id (resubmitted, it runs again into the same folder: overwritten)")
     sub.add_argument("--wait", action="store_true", help="wait and print the result")
     for name in ("status", "result", "cancel"):
         sub = commands.add_parser(name)

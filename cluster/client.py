@@ -16,8 +16,8 @@ from .tasks import CANCEL_KEY, run_job
 
 
 def submit(job: Job, job_id: str | None = None) -> str:
-    """Queues the job; returns its id (the given one, so a client that resubmits after a crash does not create a
-    second job with the same id; Celery's task id is the job id)."""
+    """Queues the job; returns its id (Celery's task id). Given an id, a job submitted again under it (a client
+    retrying after a crash) runs again into the same folder: its outputs are overwritten, not doubled."""
     job_id = job_id or uuid.uuid4().hex
     run_job.apply_async(args=(job.message(),), task_id=job_id)
     return job_id

@@ -84,7 +84,8 @@ def run_worker(name: str, results_dir: Path, comfyui_url: str | None = None, mod
                comfyui_port: int | None = None, comfyui_args: list[str] = (), loglevel: str = "INFO") -> None:
     if comfyui_url is None:
         if models_dir is None:
-            raise SystemExit("worker: give --comfyui-url (a running ComfyUI with this pack) or --models-dir (start one)")
+            raise SystemExit("worker: give --comfyui-url (a running ComfyUI with this pack) or --models-dir (to start "
+                             "one)")
         comfy = ManagedComfyUI(models_dir, work_dir or results_dir.parent / f"comfyui-{name}", cuda_device, cpu,
                                comfyui_port, list(comfyui_args))
         atexit.register(comfy.stop)

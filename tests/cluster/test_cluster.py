@@ -11,7 +11,7 @@ from workflows import small_workflow
 
 import cluster
 from cluster import Job
-from cluster.errors import ComfyUnavailable, PromptRefused
+from cluster.errors import ComfyUnavailable, JobFailed, PromptRefused
 
 
 def wait_for_state(job_id: str, wanted, seconds: float = 120.0) -> dict:
@@ -54,6 +54,15 @@ def test_a_refused_workflow_fails_at_once_with_the_nodes_message_and_is_not_retr
         cluster.result(job_id, timeout=60)
     assert time.monotonic() - started < 30
     assert cluster.status(job_id)["state"] == "FAILURE"
+    assert "Retry in" not in worker.log()
+
+
+def test_a_node_failing_while_running_fails_the_job_with_its_message_and_is_not_retried(worker):
+    workflow = small_workflow(prefix="cluster/empty_audio")
+    workflow["2"] = {"class_type": "EmptyAudio", "inputs": {"duration": 0.0, "sample_rate": 16000, "channels": 1}}
+    job_id = cluster.submit(Job(workflow, media_inputs()))
+    with pytest.raises(JobFailed, match=r"node 4 \(A2VSampler\): .*audio: the clip is empty"):
+        cluster.result(job_id, timeout=300)
     assert "Retry in" not in worker.log()
 
 

@@ -53,7 +53,8 @@ def cluster_violations(root: Path) -> list[str]:
                 wrong.append(f"{path.relative_to(root)}:{line} (cluster) imports the pack's {target}")
             elif what in COMFY:
                 wrong.append(f"{path.relative_to(root)}:{line} (cluster) imports ComfyUI's {what}")
-    pack_files = [root / "__init__.py", root / "errors.py", *(p for layer in RANK for p in (root / layer).rglob("*.py"))]
+    pack_files = [root / "__init__.py", root / "errors.py",
+                  *(p for layer in RANK for p in (root / layer).rglob("*.py"))]
     for path in (p for p in pack_files if p.is_file()):
         wrong += [f"{path.relative_to(root)}:{line} imports cluster" for line, what in imports(path, root)
                   if what in ("pack:cluster", "cluster")]
