@@ -6,7 +6,8 @@ against queueing the same workflow on ComfyUI directly.
 A throw-away Redis and two ComfyUI hosts (tools/comfy_host.py, --cpu) on this machine; the workers are
 `python -m cluster worker --comfyui-url ...`, one per host. The job is the two-stage example workflow at 128x96,
 17 frames, 3 + 3 steps (tests/workflows.py's size), with the sample portrait and voice clip sent as bytes.
-- direct: upload, queue, follow the websocket, fetch the mp4 over /view, on host A, `--rounds` times in a row;
+- direct: upload (to a folder of the run's own, as the worker does), queue, follow the websocket, fetch the mp4 over
+  /view, on host A, `--rounds` times in a row;
 - overhead: the same through the queue with one worker (submit, wait for the result), minus direct;
 - jobs/minute: `--jobs` jobs submitted at once, with 1 worker, then 2, until the last is done.
 Prints a table and writes cluster.json.
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from common import ROOT, ensure_bundle
@@ -47,14 +49,16 @@ def inputs() -> dict[str, bytes]:
 
 
 def direct_run(url: str, prefix: str) -> float:
-    """What a client does without the queue: the same HTTP work the worker does."""
+    """What a client does without the queue: the same HTTP work the worker does. The inputs go to a folder of the
+    run's own, as a worker puts them in the job's: with the same file names ComfyUI would reuse its cached outputs
+    of every node and run nothing but the save."""
     from cluster.comfy_client import ComfyClient
     from cluster.job import pointed_at_uploads
     from cluster.outputs import output_refs
 
     started = time.perf_counter()
     comfy = ComfyClient(url)
-    uploaded = {name: comfy.upload(name, data, "direct") for name, data in inputs().items()}
+    uploaded = {name: comfy.upload(name, data, f"direct/{uuid.uuid4().hex}") for name, data in inputs().items()}
     comfy.connect()
     prompt_id = comfy.queue(pointed_at_uploads(workflow(prefix), uploaded))
     status, _ = comfy.follow(prompt_id, lambda m: None, lambda: False)

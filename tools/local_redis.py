@@ -32,7 +32,7 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start:\n{(self.dir / 'redis.log').read_text()}")
+                    raise RuntimeError(f"redis-server did not start:\n{(self.dir / 'redis.log').read_text()}") from None
                 time.sleep(0.1)
 
     def stop(self) -> None:

@@ -2,11 +2,14 @@
 HTTP API, and what happens on bad input, an unreachable ComfyUI, a cancel and a Redis restart. The two-worker
 failover is in test_failover.py (long)."""
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import media_inputs
+from cluster_rig import MEDIA, ROOT, media_inputs
 from workflows import small_workflow
 
 import cluster
@@ -99,9 +102,21 @@ def test_a_cancelled_job_is_interrupted_on_its_worker_and_the_next_one_runs(work
 
 def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(redis_server, make_worker, host, fresh_queue,
                                                                    tmp_path):
-    job_id = cluster.submit(Job(small_workflow(prefix="cluster/restart"), media_inputs()))
+    """Through the command line, the inputs named by path (shared storage: here the same machine)."""
+    def command(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "cluster", "--broker", redis_server.url, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    workflow = tmp_path / "workflow.json"
+    workflow.write_text(json.dumps(small_workflow(prefix="cluster/restart")))
+    job_id = command("submit", str(workflow), "--by-path",
+                     *(f"--input={path.name}={path}" for path in MEDIA.iterdir())).strip()
+    assert json.loads(command("status", job_id))["state"] == "PENDING"
     time.sleep(1.5)  # the append-only file is written to disk once a second
     redis_server.stop()
     redis_server.start()
     make_worker("w2@test", tmp_path / "results", "--comfyui-url", host.url).wait_ready()
-    assert Path(cluster.result(job_id, timeout=300)["outputs"][0]).is_file()
+    result = json.loads(command("result", job_id, "--timeout", "300"))
+    assert Path(result["outputs"][0]).is_file() and result["outputs"][0].startswith(str(tmp_path / "results"))

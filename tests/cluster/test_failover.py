@@ -1,20 +1,23 @@
 """Two workers, each with the ComfyUI it started, share six jobs; one is killed (SIGKILL to its process group: the
 worker, its pool process and its ComfyUI, as when a machine dies) in the middle of a job. Every job completes, each
-output is there exactly once, and the frames are those of the same workflow queued on one ComfyUI directly."""
+output is there exactly once, and the frames are those of the same workflow queued on one ComfyUI directly. Then the
+other worker's ComfyUI crashes mid-job: the worker starts it again and the job, retried, completes."""
 
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
-from conftest import media_inputs
+from cluster_rig import media_inputs
 from workflows import read_mp4, saved_mp4, small_workflow
 
 import cluster
 from cluster import Job
 
 # Longer than any job here on two busy cores, short enough that the lost job comes back within the test.
-FAILOVER_ENV = {"LTX2_CLUSTER_VISIBILITY_TIMEOUT": "150"}
+# Retries 2, 4, ... 128 s apart: room for a ComfyUI to start again on busy cores.
+FAILOVER_ENV = {"LTX2_CLUSTER_VISIBILITY_TIMEOUT": "150", "LTX2_CLUSTER_MAX_RETRIES": "7"}
 SEEDS = (1, 2, 3, 1, 2, 3)  # each seed twice: the same job run on both workers gives the same frames
 
 
@@ -55,3 +58,17 @@ def test_six_jobs_on_two_workers_one_killed_mid_job_every_job_done_once(make_wor
     for i, seed in enumerate(SEEDS[:3]):
         direct = read_mp4(saved_mp4(host, host.run(small_workflow(prefix=f"cluster/direct{seed}", seed=seed))))[0]
         assert np.array_equal(frames[jobs[i]], direct) and np.array_equal(frames[jobs[i + 3]], direct), seed
+
+    # b@test's ComfyUI crashes in the sampler (SIGKILL to ComfyUI's main.py, under the worker's tools/serve.py).
+    job = cluster.submit(Job(small_workflow(prefix="cluster/crash", seed=1), media_inputs()))
+    deadline = time.monotonic() + 600
+    while not (cluster.status(job).get("class_type") == "A2VSampler") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    comfyui = [p for p in psutil.Process(workers["b@test"].process.pid).children(recursive=True)
+               if any(part.endswith("main.py") for part in p.cmdline())]
+    assert len(comfyui) == 1, comfyui
+    comfyui[0].kill()
+    crashed = cluster.result(job, timeout=900)
+    assert crashed["attempt"] > 1 and crashed["worker"] == "b@test"
+    assert np.array_equal(read_mp4(Path(crashed["outputs"][0]))[0], frames[jobs[0]])
+    assert "starting it again" in workers["b@test"].log()
