@@ -8,7 +8,8 @@ A throw-away Redis and two ComfyUI hosts (tools/comfy_host.py, --cpu) on this ma
 17 frames, 3 + 3 steps (tests/workflows.py's size), with the sample portrait and voice clip sent as bytes.
 - direct: upload (to a folder of the run's own, as the worker does), queue, follow the websocket, fetch the mp4 over
   /view, on host A, `--rounds` times in a row;
-- overhead: the same through the queue with one worker (submit, wait for the result), minus direct;
+- overhead: the same through the queue with one worker (submit, wait for the result); each job's wall time less
+  ComfyUI's own time for its prompt (history), queued minus direct;
 - jobs/minute: `--jobs` jobs submitted at once, with 1 worker, then 2, until the last is done.
 Prints a table and writes cluster.json.
 """
@@ -48,7 +49,16 @@ def inputs() -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in MEDIA.iterdir()}
 
 
-def direct_run(url: str, prefix: str) -> float:
+def execution_seconds(url: str, prompt_id: str) -> float:
+    """ComfyUI's own time for the prompt, from execution_start to execution_success (its history's status messages,
+    millisecond stamps): what is left of a job's wall time once it is taken away is the overhead around it."""
+    from cluster.comfy_client import ComfyClient
+
+    messages = dict(ComfyClient(url).history(prompt_id)["status"]["messages"])
+    return (messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"]) / 1000
+
+
+def direct_run(url: str, prefix: str) -> tuple[float, float]:
     """What a client does without the queue: the same HTTP work the worker does. The inputs go to a folder of the
     run's own, as a worker puts them in the job's: with the same file names ComfyUI would reuse its cached outputs
     of every node and run nothing but the save."""
@@ -66,7 +76,7 @@ def direct_run(url: str, prefix: str) -> float:
     assert status == "success", status
     for _, ref in output_refs(comfy.history(prompt_id)):
         comfy.view(ref)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, execution_seconds(url, prompt_id)
 
 
 def start_worker(name: str, url: str, broker: str, results: Path, log: Path) -> subprocess.Popen:
@@ -124,15 +134,15 @@ def main() -> int:
             host.wait_ready()
             direct_run(host.url, "bench/warmup")  # first run on a host: imports, first loads
         direct = [direct_run(hosts[0].url, f"bench/direct{i}") for i in range(args.rounds)]
-        print(f"direct: {[round(s, 2) for s in direct]} s", flush=True)
+        print(f"direct (wall, in ComfyUI): {[(round(w, 2), round(e, 2)) for w, e in direct]} s", flush=True)
 
         workers.append(start_worker("w1@bench", hosts[0].url, redis_server.url, work / "results", work / "w1.log"))
         queued = []
         for i in range(args.rounds):
             started = time.perf_counter()
-            cluster.result(cluster.submit(cluster.Job(workflow(f"bench/queued{i}"), inputs())), timeout=3600)
-            queued.append(time.perf_counter() - started)
-        print(f"queued: {[round(s, 2) for s in queued]} s", flush=True)
+            done = cluster.result(cluster.submit(cluster.Job(workflow(f"bench/queued{i}"), inputs())), timeout=3600)
+            queued.append((time.perf_counter() - started, execution_seconds(hosts[0].url, done["prompt_id"])))
+        print(f"queued (wall, in ComfyUI): {[(round(w, 2), round(e, 2)) for w, e in queued]} s", flush=True)
         one = batch(args.jobs, "one")
         workers.append(start_worker("w2@bench", hosts[1].url, redis_server.url, work / "results", work / "w2.log"))
         two = batch(args.jobs, "two")
@@ -144,23 +154,31 @@ def main() -> int:
             host.stop()
         redis_server.stop()
 
+    # Around each job: its wall time less ComfyUI's own time for the prompt. Direct: upload, queue, websocket,
+    # /view; queued: the same on the worker plus the broker, the worker's delivery and the result. The difference of
+    # the two is the queue's overhead, and it does not depend on how long the sampling took (which, on cores shared
+    # with other work, varies by more than the overhead).
+    around_direct = statistics.median(w - e for w, e in direct)
+    around_queued = statistics.median(w - e for w, e in queued)
     figures = {
-        "cpu": cpu_name(), "cores": os.cpu_count(),
+        "cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
         "jobs": args.jobs, "rounds": args.rounds,
-        "direct_seconds": statistics.median(direct), "queued_seconds": statistics.median(queued),
-        "overhead_seconds": statistics.median(queued) - statistics.median(direct),
-        "jobs_per_minute": {"direct (1 ComfyUI)": 60 / statistics.median(direct),
-                            "1 worker": 60 * args.jobs / one, "2 workers": 60 * args.jobs / two},
+        "direct_seconds": statistics.median(w for w, _ in direct),
+        "queued_seconds": statistics.median(w for w, _ in queued),
+        "around_direct_seconds": around_direct, "around_queued_seconds": around_queued,
+        "overhead_seconds": around_queued - around_direct,
+        "jobs_per_minute": {"1 worker": 60 * args.jobs / one, "2 workers": 60 * args.jobs / two},
         "runs": {"direct": direct, "queued": queued, "batch_1_worker": one, "batch_2_workers": two},
     }
-    print("\n| | seconds per job | jobs per minute |\n|---|---|---|")
-    print(f"| ComfyUI directly, one after another | {figures['direct_seconds']:.2f} | "
-          f"{figures['jobs_per_minute']['direct (1 ComfyUI)']:.1f} |")
-    print(f"| through the queue, one after another (1 worker) | {figures['queued_seconds']:.2f} | |")
+    print("\n| | seconds per job | of which around ComfyUI's run | jobs per minute |\n|---|---|---|---|")
+    print(f"| ComfyUI directly, one after another | {figures['direct_seconds']:.2f} | {around_direct:.2f} | |")
+    print(f"| through the queue, one after another (1 worker) | {figures['queued_seconds']:.2f} | "
+          f"{around_queued:.2f} | |")
     for label, seconds in (("1 worker", one), ("2 workers", two)):
-        print(f"| {args.jobs} jobs at once, {label} | {seconds / args.jobs:.2f} | "
+        print(f"| {args.jobs} jobs at once, {label} | {seconds / args.jobs:.2f} | | "
               f"{figures['jobs_per_minute'][label]:.1f} |")
-    print(f"\nqueue overhead per job: {figures['overhead_seconds']:+.2f} s (median of {args.rounds})")
+    print(f"\nqueue overhead per job: {figures['overhead_seconds']:+.2f} s (medians of {args.rounds}); "
+          f"load average {figures['load_average'][0]:.1f} on {figures['cores']} cores")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cluster.json").write_text(json.dumps(figures, indent=1))
     shutil.rmtree(work, ignore_errors=True)
