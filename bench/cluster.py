@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def main() -> int:
     import cluster
     from cluster.app import use_broker
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that `finally` stops the servers and workers
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     models = work / "models"
     models.mkdir()
