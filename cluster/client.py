@@ -26,9 +26,9 @@ def submit(job: Job, job_id: str | None = None) -> str:
 def status(job_id: str) -> dict:
     """PENDING (queued, or unknown), STARTED, PROGRESS (with the node, step and seconds), SUCCESS, FAILURE (with the
     error), RETRY, REVOKED (cancelled)."""
-    handle = AsyncResult(job_id, app=app)
-    state = {"job_id": job_id, "state": handle.state}
-    info = handle.info
+    meta = app.backend.get_task_meta(job_id)  # a read, with no subscription left behind
+    state = {"job_id": job_id, "state": meta["status"]}
+    info = meta["result"]
     if isinstance(info, dict):
         state.update({k: v for k, v in info.items() if k not in state})
     elif isinstance(info, BaseException):

@@ -1,6 +1,7 @@
 """Fixtures of the cluster tests: a real Redis (Debian's redis-server, append-only file on) on a free port, and a
 factory of real Celery workers (cluster_rig.py)."""
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import redis
 from cluster_rig import Worker  # first: it puts the repository on sys.path, for `cluster`
 from local_redis import REDIS, RedisServer  # tools/
 
-from cluster.app import use_broker
+from cluster.app import app, use_broker
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,12 @@ def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     use_broker(server.url)
     yield server
+    # Celery's job handles unsubscribe from Redis when collected; collected after Redis has gone, each would retry
+    # its reconnection and fail the session's end. So: collect them now, then close the subscription.
+    gc.collect()
+    consumer = app.backend.result_consumer
+    consumer.stop()
+    consumer._pubsub = None
     server.stop()
 
 
