@@ -3,6 +3,7 @@
 PY := .venv/bin/python
 
 .PHONY: setup demo test test-long bench-quant bench-formats bench-vram bench-gpu bench-proving-ground gpu-kit
+.PHONY: bench-cluster
 
 setup:
 	@bash tools/setup_env.sh
@@ -33,6 +34,11 @@ bench-quant: setup
 # spellings): load seconds, ledger peak, resident bytes, error; writes bench/results/formats.json.
 bench-formats: setup
 	$(PY) bench/formats.py --preset wide
+
+# Cluster benchmark on the tiny bundle: jobs/minute with 1 and 2 workers, the queue's overhead per job against
+# ComfyUI directly (README, "Scaling past one GPU"); writes bench/results/cluster.json.
+bench-cluster: setup
+	$(PY) bench/cluster.py $(ARGS)
 
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
 bench-vram: setup

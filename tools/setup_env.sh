@@ -26,6 +26,7 @@ if [ ! -x /usr/bin/chromium ]; then
   "${as_root[@]}" apt-get update -qq
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+bash tools/setup_redis.sh  # the cluster tests' broker (Debian's redis-server), only when missing
 
 if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ] && [ -f "$HOST/main.py" ]; then
   exec bash tools/setup_host_080.sh

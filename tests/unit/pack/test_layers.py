@@ -1,5 +1,6 @@
 """The pack's layers import downward only (nodes -> ltx2 -> quant | memory -> errors), function-local imports
-included, and ComfyUI is imported only by the node layer and the entry point."""
+included, and ComfyUI is imported only by the node layer and the entry point. cluster/ stands beside them: a client
+of ComfyUI's HTTP API that imports no layer of the pack nor ComfyUI, and no layer (nor the entry point) imports it."""
 
 import ast
 from pathlib import Path
@@ -43,6 +44,23 @@ def violations(root: Path) -> list[str]:
     return wrong
 
 
+def cluster_violations(root: Path) -> list[str]:
+    wrong = []
+    for path in sorted((root / "cluster").rglob("*.py")):
+        for line, what in imports(path, root):
+            target = what.removeprefix("pack:")
+            if (what.startswith("pack:") and target != "cluster") or what in RANK or what == "ltx2_a2v":
+                wrong.append(f"{path.relative_to(root)}:{line} (cluster) imports the pack's {target}")
+            elif what in COMFY:
+                wrong.append(f"{path.relative_to(root)}:{line} (cluster) imports ComfyUI's {what}")
+    pack_files = [root / "__init__.py", root / "errors.py",
+                  *(p for layer in RANK for p in (root / layer).rglob("*.py"))]
+    for path in (p for p in pack_files if p.is_file()):
+        wrong += [f"{path.relative_to(root)}:{line} imports cluster" for line, what in imports(path, root)
+                  if what in ("pack:cluster", "cluster")]
+    return wrong
+
+
 def test_every_import_goes_down_a_layer_and_only_nodes_import_comfyui():
     assert violations(ROOT) == []
 
@@ -61,4 +79,25 @@ def test_an_upward_or_sideways_import_and_a_comfyui_import_are_caught(tmp_path):
         "memory/z.py:1 (memory) imports ComfyUI's comfy",
         "quant/x.py:2 (quant) imports ltx2",
         "quant/y.py:1 (quant) imports memory",
+    ]
+
+
+def test_cluster_and_the_pack_do_not_import_each_other():
+    assert (ROOT / "cluster" / "tasks.py").is_file()
+    assert cluster_violations(ROOT) == []
+
+
+def test_a_cluster_import_of_the_pack_or_comfyui_and_a_pack_import_of_cluster_are_caught(tmp_path):
+    (tmp_path / "cluster").mkdir()
+    (tmp_path / "cluster" / "a.py").write_text("from ..memory.budget import BUDGET\nfrom .app import app\n")
+    (tmp_path / "cluster" / "b.py").write_text("def f():\n    import comfy.utils\n    import ltx2\n")
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "nodes" / "c.py").write_text("from ..cluster import submit\n")
+    (tmp_path / "__init__.py").write_text("import cluster\n")
+    assert sorted(cluster_violations(tmp_path)) == [
+        "__init__.py:1 imports cluster",
+        "cluster/a.py:1 (cluster) imports the pack's memory",
+        "cluster/b.py:2 (cluster) imports ComfyUI's comfy",
+        "cluster/b.py:3 (cluster) imports the pack's ltx2",
+        "nodes/c.py:1 imports cluster",
     ]
