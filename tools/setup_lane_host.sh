@@ -20,7 +20,8 @@ if [ ! -f "$TREE/main.py" ] || [ ! -f "$TREE/requirements.txt" ] || [ ! -f "$TRE
   exit 1
 fi
 tree=$(cd "$TREE" && pwd)
-stamp_src=$( (echo "$tree"; cat "$tree/requirements.txt" tools/setup_lane_host.sh .venv-newest/.stamp) | sha256sum | cut -d' ' -f1)
+stamp_src=$( (echo "$tree"; cat "$tree/requirements.txt" tools/setup_lane_host.sh .venv-newest/.stamp) | sha256sum |
+  cut -d' ' -f1)
 if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$stamp_src" ]; then
   exit 0
 fi
