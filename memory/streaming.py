@@ -113,7 +113,10 @@ class PinnedStore:
         self._count(-self._counted)
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the host's count goes with the process
+            pass
 
 
 class SpillStore:

@@ -21,9 +21,13 @@ page (torchao's subclasses; fp8 weights whose scales live in our modules), and b
 where ModelPatcherDynamic expects weights on the offload device and loads any non-`comfy.ops` weight whole. So
 ComponentPatcher stays a legacy ModelPatcher (`is_dynamic()` False: none of ModelPatcherDynamic's asserts is on
 our path), a component is resident or block-streamed by the budget as on any host, and with Dynamic VRAM:
-- our pins are asked of and counted by ComfyUI, by their bytes, when block streaming makes them (ComfyPins), and a
-  load that pins nothing asks for no pins (ComfyBridge.load);
-- ComfyUI's dynamic models give up their pages before a kept component of ours is shrunk (partially_unload);
+- our pins are asked of and counted by ComfyUI, by their bytes, when block streaming makes them (ComfyPins); a
+  later load of a component already whole on the device asks for no pins (ComfyBridge.load). Its first load, which
+  registers it, asks what `load_models_gpu` asks of any legacy model (pins the size of the model): ComfyUI gives a
+  legacy model no other way to size that request, and model_size() also sizes ComfyUI's VRAM decisions;
+- ComfyUI's dynamic models give up their pages before a kept component of ours is shrunk (partially_unload). A
+  request for more than the whole component still unloads it at once: ComfyUI does not ask a legacy model to
+  shrink then;
 - the default budget leaves `--vram-headroom` free as well as `--reserve-vram` (ComfyBridge.reserve_bytes);
 - ours are loaded in a `load_models_gpu` call of their own, so no batch of ComfyUI's is made non-dynamic by them.
 """
