@@ -1,38 +1,43 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the suite).
-# Both build the pinned environment first (`make setup`, a no-op when it is already up to date).
+# `make demo` builds the pinned environment only (.venv and .comfyui: what it runs); `make test` every test lane
+# (`make setup`). Both are no-ops when what they build is up to date.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-long bench-quant bench-formats bench-vram bench-gpu bench-proving-ground gpu-kit
-.PHONY: bench-cluster
+.PHONY: setup setup-demo demo test test-long bench-quant bench-formats bench-vram bench-gpu bench-proving-ground gpu-kit
+.PHONY: bench-cluster lint
 
 setup:
-	@bash tools/setup_env.sh
+	@bash tools/setup_env.sh test
 
-demo: setup
-	$(PY) tools/demo.py
+setup-demo:
+	@bash tools/setup_env.sh demo
 
-# Three lanes (README, "Supported versions"): the pinned one runs the whole suite (torch 2.9.1, transformers
-# 4.57.1, ComfyUI 0.3.75); the ComfyUI 0.8.0 lane the host, node and packaging tests on the same packages (when
-# ../shared/hosts/comfyui-0.8.0.tar.gz is there: make setup then builds it); the newest lane everything but the
-# page test on the newest torch, transformers and torchao (constraints-newest.txt), on ComfyUI 0.8.0 when there.
-test: setup
-	$(PY) -m pytest -m "not long"
-	@if [ -x .venv-080/bin/python ]; then echo "test: the ComfyUI 0.8.0 lane"; \
-	  LTX2_COMFYUI=build/comfyui-080 .venv-080/bin/python -m pytest -m "not long" tests/host tests/unit/nodes tests/unit/pack; fi
+# The pinned lane's ComfyUI, whatever LTX2_COMFYUI says.
+demo: setup-demo
+	env -u LTX2_COMFYUI $(PY) tools/demo.py
+
+# The lanes (README, "Supported versions"): the pinned one runs the whole suite (torch 2.9.1, transformers 4.57.1,
+# ComfyUI 0.3.75 from the registry); the newest lane everything but the page test on the newest torch, transformers
+# and torchao (constraints-newest.txt), on the same ComfyUI. LTX2_COMFYUI=/path/to/ComfyUI adds a lane running the
+# unit and host tests on that source tree (.venv-host: tools/setup_lane_host.sh); the other two run on 0.3.75.
+test: setup lint
+	env -u LTX2_COMFYUI $(PY) -m pytest -m "not long"
 	@echo "test: the newest lane"
-	LTX2_COMFYUI=$$(cat .venv-newest/host) .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
+	env -u LTX2_COMFYUI .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
+	@if [ -n "$$LTX2_COMFYUI" ]; then echo "test: the lane for the ComfyUI in $$LTX2_COMFYUI"; \
+	  .venv-host/bin/python -m pytest -m "not long" tests/unit tests/host; fi
 
 # Slow tests (the wide preset); .ci/run runs them too.
 test-long: setup
-	$(PY) -m pytest -m long
+	env -u LTX2_COMFYUI $(PY) -m pytest -m long
 
 # Quantization benchmark on the wide preset: prints a table, writes bench/results/quant.{json,png}.
-bench-quant: setup
+bench-quant: setup-demo
 	$(PY) bench/quant.py
 
 # The files a ComfyUI user has (single-file Gemma in bf16 / fp8 / nvfp4, the fp8 checkpoint in ComfyUI's three
 # spellings): load seconds, ledger peak, resident bytes, error; writes bench/results/formats.json.
-bench-formats: setup
+bench-formats: setup-demo
 	$(PY) bench/formats.py --preset wide
 
 # Cluster benchmark on the tiny bundle: jobs/minute with 1 and 2 workers, the queue's overhead per job against
@@ -41,27 +46,26 @@ bench-cluster: setup
 	$(PY) bench/cluster.py $(ARGS)
 
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
-bench-vram: setup
+bench-vram: setup-demo
 	$(PY) bench/vram.py
 
 # The seed article's table on the real LTX-2.3 files, on a CUDA GPU, through a ComfyUI host; writes
 # bench/results/gpu_a2v.{json,png}. E.g. make bench-gpu ARGS="--models-dir /models --policies fp8_cast"
-bench-gpu: setup
+bench-gpu: setup-demo
 	$(PY) bench/gpu_a2v.py $(ARGS)
 
 # The proving ground: the two-stage A2V on the `full` bundle (the whole 22B transformer, random weights), per
 # policy and residency, without a ComfyUI host, on a CUDA GPU; writes bench/results/proving_ground.{md,json,png}.
 # E.g. make bench-proving-ground ARGS="--models-dir /scratch/ltx2-full --make-bundle --policies fp8_cast"
-bench-proving-ground: setup
+bench-proving-ground: setup-demo
 	$(PY) bench/proving_ground.py $(ARGS)
 
 # Wheels for the proving ground on a GPU machine without a package registry (README, "GPU benchmarks"):
 # make gpu-kit ARGS="--missing <what 'python3 bench/gpu_kit.py check' printed there> --torch 2.11 --python 3.12"
-gpu-kit: setup
+gpu-kit: setup-demo
 	$(PY) tools/make_gpu_kit.py $(ARGS)
 
-# The style the README declares: ruff's checks and its formatting (configured in pyproject.toml).
-.PHONY: lint
-lint:
+# The style the README declares: ruff's checks and its formatting (configured in pyproject.toml); make test runs it.
+lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -14,6 +14,7 @@ policies stream (the policies' `streamable`): torchao's tensor subclasses cannot
 import math
 import os
 import tempfile
+from typing import Protocol
 
 import torch
 
@@ -57,20 +58,40 @@ def units_in_flight(device: torch.device) -> int:
     return 2 if device.type == "cuda" else 1
 
 
+class HostPins(Protocol):
+    """A host that keeps its own count of pinned host memory (ComfyUI with Dynamic VRAM: nodes/patcher.py)."""
+
+    def ask(self, nbytes: int) -> None:
+        """About to pin `nbytes`: the host makes room among its own pins first, if it must."""
+
+    def count(self, nbytes: int) -> None:
+        """`nbytes` more (or, negative, fewer) pinned by us."""
+
+
+# Set by the host bridge where the host counts pins; None: the pins are torch's alone, known to no one else.
+HOST_PINS: HostPins | None = None
+
+
 class PinnedStore:
-    """Units kept in page-locked host memory (freed with the store), copied to the GPU when used."""
+    """Units kept in page-locked host memory (freed with the store), copied to the GPU when used. Each pin is asked
+    of, and counted by, the host that counts pins (HOST_PINS, when the store is made) for exactly its bytes."""
 
     def __init__(self):
         self.tensors: dict[str, torch.Tensor] = {}
+        self._host = HOST_PINS
+        self._counted = 0
 
     def put(self, key: str, tensor: torch.Tensor) -> None:
+        if self._host is not None:
+            self._host.ask(tensor.nbytes)
         self.tensors[key] = tensor.detach().to("cpu").pin_memory()
+        self._count(self.tensors[key].nbytes)
 
     def get(self, key: str, device: torch.device) -> torch.Tensor:
         return self.tensors[key].to(device, non_blocking=True)
 
     def pop(self, key: str) -> None:
-        del self.tensors[key]
+        self._count(-self.tensors.pop(key).nbytes)
 
     def size(self, key: str) -> int:
         return self.tensors[key].nbytes
@@ -80,6 +101,22 @@ class PinnedStore:
 
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.tensors.values())
+
+    def _count(self, nbytes: int) -> None:
+        if self._host is not None:
+            self._host.count(nbytes)
+            self._counted += nbytes
+
+    def close(self) -> None:
+        """The pins go with the store: the host's count loses them too."""
+        self.tensors.clear()
+        self._count(-self._counted)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the host's count goes with the process
+            pass
 
 
 class SpillFull(OSError):
@@ -264,6 +301,10 @@ class Streamer:
         self.streamed.discard(unit)
         self._unit_keys.pop(unit, None)
         return sum(t.nbytes for t in tensors.values())
+
+    def pinned_bytes(self) -> int:
+        """Page-locked host memory its store holds (a spill file on a CPU pins nothing)."""
+        return self._store.nbytes() if isinstance(self._store, PinnedStore) else 0
 
     def unit_bytes(self, unit: str) -> int:
         if unit in self.streamed:

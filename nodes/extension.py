@@ -16,11 +16,13 @@ class LTX2Extension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> LTX2Extension:
+    from ..memory import streaming
     from ..memory.budget import BUDGET
-    from .patcher import ComfyBridge
+    from .patcher import ComfyBridge, ComfyPins
     from .routes import add_routes
 
     if not isinstance(BUDGET.bridge, ComfyBridge):  # once per process
         BUDGET.bridge = ComfyBridge()
+        streaming.HOST_PINS = ComfyPins()
         add_routes()
     return LTX2Extension()

@@ -12,6 +12,24 @@ model dies. So the model ComfyUI sees is a small holder of the component: the co
 ComfyUI's unload loop (the holder lives on until ComfyUI has dropped its record), and when the budget drops a
 component from its own code, the holder dies with it and ComfyUI's finalizer removes the record, as for any model
 that goes away.
+
+Dynamic VRAM (ComfyUI 0.16+ on NVIDIA, comfy-aimdo): ComfyUI's own models become `ModelPatcherDynamic`s, whose
+`comfy.ops` layers have their weights paged onto the device on demand, a layer at a time, from pinned host memory.
+Ours cannot take part: the layers are ltx-core's (`torch.nn.Linear` and the like, not `comfy.ops` layers that
+cast through `cast_bias_weight(offloadable=True)`), quantized by our policies into tensor types ComfyUI cannot
+page (torchao's subclasses; fp8 weights whose scales live in our modules), and built on the device by the budget,
+where ModelPatcherDynamic expects weights on the offload device and loads any non-`comfy.ops` weight whole. So
+ComponentPatcher stays a legacy ModelPatcher (`is_dynamic()` False: none of ModelPatcherDynamic's asserts is on
+our path), a component is resident or block-streamed by the budget as on any host, and with Dynamic VRAM:
+- our pins are asked of and counted by ComfyUI, by their bytes, when block streaming makes them (ComfyPins); a
+  later load of a component already whole on the device asks for no pins (ComfyBridge.load). Its first load, which
+  registers it, asks what `load_models_gpu` asks of any legacy model (pins the size of the model): ComfyUI gives a
+  legacy model no other way to size that request, and model_size() also sizes ComfyUI's VRAM decisions;
+- ComfyUI's dynamic models give up their pages before a kept component of ours is shrunk (partially_unload). A
+  request for more than the whole component still unloads it at once: ComfyUI does not ask a legacy model to
+  shrink then;
+- the default budget leaves `--vram-headroom` free as well as `--reserve-vram` (ComfyBridge.reserve_bytes);
+- ours are loaded in a `load_models_gpu` call of their own, so no batch of ComfyUI's is made non-dynamic by them.
 """
 
 import comfy.model_management as mm
@@ -20,6 +38,27 @@ import torch
 
 from ..memory.budget import BUDGET
 from ..memory.records import ComponentRecord
+
+GIB = 2**30
+
+
+def dynamic_vram() -> bool:
+    """Whether this ComfyUI pages its models' weights in on demand (comfy-aimdo: 0.16+, on by default on NVIDIA;
+    never with --cpu). ComfyUI 0.3.75 has no such module."""
+    try:
+        import comfy.memory_management
+    except ImportError:
+        return False
+    return bool(getattr(comfy.memory_management, "aimdo_enabled", False))
+
+
+def headroom_bytes() -> int:
+    """What Dynamic VRAM keeps free on the device beyond the reserve (--vram-headroom, GB; 0 without it)."""
+    if not dynamic_vram():
+        return 0
+    from comfy.cli_args import args
+
+    return int((getattr(args, "vram_headroom", 0) or 0) * GIB)
 
 
 class _Holder(torch.nn.Module):
@@ -66,11 +105,25 @@ class ComponentPatcher(comfy.model_patcher.ModelPatcher):
     def lowvram_patch_counter(self) -> int:
         return 0
 
+    def pinned_memory_size(self) -> int:
+        record = self._record()
+        return record.streamer.pinned_bytes() if record is not None and record.streamer is not None else 0
+
     def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:
+        # A number, as the legacy protocol's callers expect (use_more_memory subtracts it); ModelPatcherDynamic's
+        # None is for dynamic patchers only.
         return BUDGET.grow(self.record_key, extra_memory) if self._record() is not None else 0
 
     def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False) -> int:
-        return BUDGET.shrink(self.record_key, memory_to_free) if self._record() is not None else 0
+        if self._record() is None:
+            return 0
+        # With Dynamic VRAM, ComfyUI's order of unloading can reach a kept component of ours while dynamic models
+        # still hold pages they would give up on demand (and page back in cheaply): they give them up first, and
+        # ours is shrunk only by what is still missing. The bytes freed either way count as freed.
+        freed = free_dynamic_pages(self.load_device, memory_to_free, but=self) if dynamic_vram() else 0
+        if freed < memory_to_free:
+            freed += BUDGET.shrink(self.record_key, memory_to_free - freed)
+        return freed
 
     def detach(self, unpatch_all=True):
         # ComfyUI unloads a model with unpatch_all=True (LoadedModel.model_unload). It calls detach(False) when it
@@ -87,18 +140,62 @@ class ComponentPatcher(comfy.model_patcher.ModelPatcher):
         return other is self
 
 
+def free_dynamic_pages(device: torch.device, nbytes: int, but=None) -> int:
+    """Have ComfyUI's dynamic models on `device` give up up to `nbytes` of paged-in weights, least recently loaded
+    first (ModelPatcherDynamic.partially_unload frees pages only: the model stays loaded and pages them back in on
+    demand); the bytes freed."""
+    freed = 0
+    for loaded in reversed(list(mm.current_loaded_models)):
+        model = loaded.model
+        if freed >= nbytes:
+            break
+        if model is not None and model is not but and model.is_dynamic() and loaded.device == device:
+            freed += model.partially_unload(model.offload_device, nbytes - freed) or 0
+    return freed
+
+
+class ComfyPins:
+    """Block streaming's pins, asked of ComfyUI (it makes room among its own models' pins: RAM pressure and its
+    registration cap) and counted in its total of pinned memory, by their bytes, when they are made. Only where
+    ComfyUI keeps that count for dynamic models' pins (Dynamic VRAM); elsewhere the pins are torch's, as before."""
+
+    def ask(self, nbytes: int) -> None:
+        if dynamic_vram():
+            for make_room in (getattr(mm, "ensure_pin_budget", None), getattr(mm, "ensure_pin_registerable", None)):
+                if make_room is not None:
+                    make_room(nbytes)
+
+    def count(self, nbytes: int) -> None:
+        if dynamic_vram():
+            mm.TOTAL_PINNED_MEMORY = max(0, mm.TOTAL_PINNED_MEMORY + nbytes)
+
+
+def _registered(patcher: ComponentPatcher):
+    """ComfyUI's record of the patcher among its loaded models, or None."""
+    return next((loaded for loaded in mm.current_loaded_models if loaded.model is patcher), None)
+
+
 class ComfyBridge:
     def reserve_bytes(self, device: torch.device) -> int:
-        return mm.extra_reserved_memory()
+        return mm.extra_reserved_memory() + headroom_bytes()
 
     def make_room(self, nbytes: int, device: torch.device) -> None:
         # ComfyUI frees nothing for the CPU (its own load_models_gpu does not either).
         if device.type != "cpu":
-            mm.free_memory(nbytes + mm.extra_reserved_memory(), device)
+            mm.free_memory(nbytes + self.reserve_bytes(device), device)
 
     def load(self, record: ComponentRecord, working_bytes: int) -> ComponentPatcher:
         patcher = record.handle if isinstance(record.handle, ComponentPatcher) else ComponentPatcher(record)
         record.handle = patcher  # before ComfyUI asks the patcher about its record
+        registered = _registered(patcher)
+        if dynamic_vram() and registered is not None and not record.streamed and record.device.type != "cpu":
+            # Known to ComfyUI, whole on the device: nothing to load. load_models_gpu would ask ComfyUI for pins
+            # the size of the whole component (what it asks of any legacy model) though this load pins nothing;
+            # room for the phase's activations is made as it would make it, keeping ours.
+            needed = max(mm.minimum_inference_memory(), working_bytes + mm.extra_reserved_memory())
+            mm.free_memory(needed, record.device, keep_loaded=[registered])
+            return patcher
+        # Alone in its batch: a batch of ComfyUI's own models is never made non-dynamic by one of ours.
         mm.load_models_gpu([patcher], memory_required=working_bytes)
         return patcher
 

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The ComfyUI tree to run: `make setup` puts 0.3.75 in .comfyui/ and, for the second lane, 0.8.0 in build/comfyui-080/
-# (LTX2_COMFYUI=build/comfyui-080, run with .venv-080's Python).
+# The ComfyUI tree to run: `make setup` puts the registry's 0.3.75 in .comfyui/; LTX2_COMFYUI names another source
+# tree (absolute, or relative to this repository), run with the Python of its lane (.venv-host).
 HOST = (ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")).resolve()
 PACK_NAME = "ltx2_a2v"
 # The folders the pack's nodes list files from, under ComfyUI's names.

@@ -1,7 +1,8 @@
 """Each lane's frames against the pinned lane's: the tiny bundle's example graph, the same inputs and seed, run
-by a server of this lane and a server of the pinned lane (.venv: torch 2.9.1, transformers 4.57.1, ComfyUI
-0.3.75), both computing in float32 on the CPU, both reading a bundle the pinned lane wrote (as both would read
-the same release files). In the pinned lane itself there is nothing to compare."""
+by a server of this lane (this Python, and the ComfyUI tree LTX2_COMFYUI names, else .comfyui) and a server of the
+pinned lane (.venv: torch 2.9.1, transformers 4.57.1, ComfyUI 0.3.75 in .comfyui), both computing in float32 on
+the CPU, both reading a bundle the pinned lane wrote (as both would read the same release files). In the pinned
+lane itself there is nothing to compare."""
 
 import os
 import subprocess
@@ -16,6 +17,8 @@ from workflows import small_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED = ROOT / ".venv" / "bin" / "python"
+PINNED_TREE = ROOT / ".comfyui"
+THIS_TREE = ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")
 
 
 def frames(host) -> np.ndarray:
@@ -27,13 +30,14 @@ def frames(host) -> np.ndarray:
     return np.stack([np.array(Image.open(host.output_dir / f["subfolder"] / f["filename"])) for f in files]).astype(int)
 
 
-@pytest.mark.skipif(Path(sys.prefix).resolve() == (ROOT / ".venv").resolve(), reason="this is the pinned lane")
+@pytest.mark.skipif(Path(sys.prefix).resolve() == (ROOT / ".venv").resolve()
+                    and THIS_TREE.resolve() == PINNED_TREE.resolve(), reason="this is the pinned lane")
 def test_this_lanes_frames_are_the_pinned_lanes(tmp_path_factory):
     bundle = tmp_path_factory.mktemp("pinned-bundle")
     subprocess.run([str(PINNED), str(ROOT / "tools" / "make_tiny_bundle.py"), "--models-dir", str(bundle)], check=True,
                    capture_output=True, timeout=300)
     results = []
-    for lane, python, comfyui in (("pinned", str(PINNED), ".comfyui"), ("this", sys.executable, None)):
+    for lane, python, comfyui in (("pinned", str(PINNED), str(PINNED_TREE)), ("this", sys.executable, str(THIS_TREE))):
         server = ComfyHost(bundle, tmp_path_factory.mktemp(f"host-{lane}"), python=python, comfyui=comfyui)
         for media in MEDIA.iterdir():
             (server.input_dir / media.name).write_bytes(media.read_bytes())
@@ -43,7 +47,7 @@ def test_this_lanes_frames_are_the_pinned_lanes(tmp_path_factory):
             server.stop()
     theirs, ours = results
     difference = np.abs(ours - theirs)
-    print(f"lanes: {os.environ.get('LTX2_COMFYUI', '.comfyui')} vs pinned: max difference {difference.max()} of 255, "
+    print(f"lanes: {sys.executable} on {THIS_TREE} vs pinned: max difference {difference.max()} of 255, "
           f"mean {difference.mean():.4f}, {np.count_nonzero(difference)} of {difference.size} values differ")
     assert ours.shape == theirs.shape
     # Another torch's kernels round a few float32 values differently; after 7 denoising steps and the decode that

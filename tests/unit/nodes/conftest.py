@@ -1,5 +1,5 @@
-"""The node layer's unit tests import the real ComfyUI tree `make setup` installs (no server is started), with
-the arguments the test host runs with (`--cpu`): .comfyui (0.3.75), or the lane's (LTX2_COMFYUI=build/comfyui-080)."""
+"""The node layer's unit tests import the real ComfyUI tree of the lane (no server is started), with the arguments
+the test host runs with (`--cpu`): .comfyui (the registry's 0.3.75), or the tree LTX2_COMFYUI names."""
 
 import os
 import sys
