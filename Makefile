@@ -66,6 +66,6 @@ gpu-kit: setup-demo
 	$(PY) tools/make_gpu_kit.py $(ARGS)
 
 # The style the README declares: ruff's checks and its formatting (configured in pyproject.toml); make test runs it.
-lint: setup
+lint: setup-demo
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
