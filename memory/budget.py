@@ -31,6 +31,7 @@ import torch
 from ..errors import LTX2InputError
 from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
 from .faults import inject_oom
+from .kept_outputs import ENCODED_PROMPTS
 from .ledger import StageMeter, device_figures
 from .records import Bridge, ComponentRecord, ComponentRequest, Need
 from .report import RunReport, StageRecord
@@ -330,6 +331,7 @@ class VramBudget:
                     for r in self.records.values()
                 ],
                 "resident_bytes": self.resident_bytes(),
+                "kept_prompts": ENCODED_PROMPTS.state(),  # on the CPU, beside the budget
                 "device_memory": device_figures(self.device) if self.device is not None else None,
                 "last_run": self.last_run.as_dict() if self.last_run else None,
                 "stage": self._running_state(),

@@ -18,11 +18,14 @@ class LTX2Extension(ComfyExtension):
 async def comfy_entrypoint() -> LTX2Extension:
     from ..memory import streaming
     from ..memory.budget import BUDGET
+    from ..memory.kept_outputs import ENCODED_PROMPTS
+    from .kept_prompts import register
     from .patcher import ComfyBridge, ComfyPins
     from .routes import add_routes
 
     if not isinstance(BUDGET.bridge, ComfyBridge):  # once per process
         BUDGET.bridge = ComfyBridge()
         streaming.HOST_PINS = ComfyPins()
+        ENCODED_PROMPTS.on_keep = register
         add_routes()
     return LTX2Extension()

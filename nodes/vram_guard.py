@@ -48,6 +48,7 @@ class VRAMGuard(io.ComfyNode):
 
         from ..memory.accounting import GIB
         from ..memory.budget import BUDGET
+        from ..memory.kept_outputs import ENCODED_PROMPTS
 
         # The prompt's budget: the smallest any of its guards gives as a value (prompt_budget.py); a budget_gb
         # that came by a link is known only now, and lowers it for the rest of this prompt.
@@ -59,6 +60,7 @@ class VRAMGuard(io.ComfyNode):
             BUDGET.enforce(device)
         else:
             BUDGET.free_all()
+            ENCODED_PROMPTS.clear()
             if action == "free_all":
                 mm.unload_all_models()
                 mm.soft_empty_cache()

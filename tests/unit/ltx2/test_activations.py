@@ -14,6 +14,7 @@ from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.gemma import GemmaRoot
 from ltx2_a2v.ltx2.model_spec import ModelSpec
 from ltx2_a2v.memory.budget import BUDGET
+from ltx2_a2v.memory.kept_outputs import ENCODED_PROMPTS
 from ltx2_a2v.memory.streaming import units_in_flight
 from ltx2_a2v.quant import POLICIES
 
@@ -28,6 +29,7 @@ def wide_model(paths, residency: str) -> ModelSpec:
 
 
 def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> dict:
+    ENCODED_PROMPTS.clear()  # each run measures the text encoder's activations: none kept from the run before
     BUDGET.begin_run(run_id, model.quantization, model.residency)
     image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
     voice = torch.sin(2 * math.pi * 220 * torch.arange(32000) / 16000).repeat(1, 2, 1)

@@ -12,6 +12,7 @@ from ltx2_a2v.ltx2.a2v import stages
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.memory.kept_outputs import ENCODED_PROMPTS
 
 CPU = torch.device("cpu")
 
@@ -32,6 +33,7 @@ def test_no_component_outlives_its_block_in_cold_start(tiny_paths, monkeypatch, 
     bundle = Bundle(tiny_paths["checkpoint"], tiny_paths["text_encoder"], tiny_paths["spatial_upsampler"],
                     tiny_paths["distilled_lora"])
     model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled")
+    ENCODED_PROMPTS.clear()  # the text encoder is built: no prompt kept from an earlier test
     budget.begin_run("lifetimes", "fp8_scaled", "cold_start")
     image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
     voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
