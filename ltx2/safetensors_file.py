@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LTX2InputError
+from ..memory.reads import count_read
 from . import bounded_json
 from .config_ranges import check_ltx_config
 
@@ -257,6 +258,7 @@ def iter_tensors(header: SafetensorsHeader, keys: set[str] | None = None) -> Ite
                 if not n:
                     raise _bad(header.path, f"tensor {shown(entry.key)} is cut short")
                 read += n
+            count_read(entry.nbytes)
             yield entry.key, buffer.view(entry.dtype).reshape(entry.shape)
             # Release this buffer before the next is allocated (the caller may already have dropped it).
             del buffer, view

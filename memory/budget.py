@@ -33,6 +33,7 @@ from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
 from .faults import inject_oom
 from .kept_outputs import ENCODED_PROMPTS
 from .ledger import StageMeter, device_figures
+from .reads import bytes_read
 from .records import Bridge, ComponentRecord, ComponentRequest, Need
 from .report import RunReport, StageRecord
 from .streaming import split_units, units_in_flight
@@ -116,6 +117,7 @@ class VramBudget:
                 f"{name}: this stage needs about {activations / GIB:.1f} GiB beside the weights at this size "
                 f"(estimate), more than {device} can give ({capacity / GIB:.1f} GiB). Lower the size or the number "
                 "of frames, or the decode's tiles.")
+        read_before = bytes_read()
         with self._lock:
             self._forget_unloaded()
             self.drop_dead()
@@ -126,6 +128,7 @@ class VramBudget:
             # Made outside the lock: reading the weights takes long, and the page's reads of the state (another
             # thread) must not wait for it. Only the prompt's thread changes the records.
             record = self._make(request, *plan)
+        read = bytes_read() - read_before  # from files, by this thread: 0 for a kept component
         with self._lock:
             self.records.move_to_end(key)
             record.in_use += 1
@@ -133,9 +136,11 @@ class VramBudget:
                 record.handle = self.bridge.load(record, activations + record.upcast_bytes)
             if self.last_run is not None and record.label not in self.last_run.components:
                 self.last_run.components.append(record.label)
+            if self.last_run is not None:
+                self.last_run.bytes_read += read
             if self.running is not None:
                 self._stage_components.append({"name": record.name, "bytes": record.nbytes,
-                                               "streamed": record.streamed})
+                                               "streamed": record.streamed, "bytes_read": read})
         out_of_memory = False
         try:
             yield record.module

@@ -97,19 +97,23 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
             (s["name"], s["seconds"], s["peak_bytes"]) for s in run["stages"]]
         assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in stages}
         # ... and the figures a user reads are those numbers, formatted.
-        summary = re.match(r"last run: ([\d.]+) s, peak (.+?) \(cold_start, fp8_scaled\)$", guard["summary"]["text"])
+        summary = re.match(r"last run: ([\d.]+) s, peak (.+?), read (.+?) \(cold_start, fp8_scaled\)$",
+                           guard["summary"]["text"])
         assert summary, guard["summary"]["text"]
         assert math.isclose(float(summary[1]), run["elapsed_seconds"], abs_tol=0.006)
         assert pb.shows_bytes(summary[2], run["peak_bytes"])
+        assert pb.shows_bytes(summary[3], run["bytes_read"]) and run["bytes_read"] > 0  # cold_start: all read
         assert int(guard["peak"]["bytes"]) == run["peak_bytes"] > 0
         assert pb.shows_bytes(guard["peak"]["text"].removeprefix("peak "), run["peak_bytes"])
         assert int(guard["budget"]["bytes"]) == state["budget_bytes"] > 0
         assert int(guard["used"]["bytes"]) == state["resident_bytes"] == 0  # cold_start: nothing held after
         for row in stages:
-            name, seconds, peak = row["cells"]
+            name, seconds, peak, read = row["cells"]
             assert name == row["name"]
             assert math.isclose(float(seconds), float(row["seconds"]), abs_tol=0.006)
             assert pb.shows_bytes(peak, int(row["peakBytes"]))
+            assert pb.shows_bytes(read, int(row["bytesRead"]))
+        assert sum(int(r["bytesRead"]) for r in stages) == run["bytes_read"]
 
         # It moved during the run: a stage shown running, with the transformer in use.
         seen = page.evaluate("window.ltx2Seen")

@@ -86,11 +86,12 @@ const guardPanel = {
       figure("used", used, "ltx2-used"), figure("peak", peak, "ltx2-peak"), figure("budget", budget, "ltx2-budget"));
     const status = el("div", "ltx2-status", live
       ? `running: ${live.name}, ${live.seconds.toFixed(1)} s`
-      : run ? `last run: ${run.elapsed_seconds.toFixed(2)} s, peak ${formatBytes(run.peak_bytes)} `
-        + `(${run.mode}, ${run.policy})` : "no run yet");
+      : run ? `last run: ${run.elapsed_seconds.toFixed(2)} s, peak ${formatBytes(run.peak_bytes)}, `
+        + `read ${formatBytes(run.bytes_read ?? 0)} (${run.mode}, ${run.policy})` : "no run yet");
     status.dataset.role = "summary";
     if (run) {
-      Object.assign(status.dataset, { seconds: run.elapsed_seconds, peakBytes: run.peak_bytes, runId: run.run_id });
+      Object.assign(status.dataset, {
+        seconds: run.elapsed_seconds, peakBytes: run.peak_bytes, bytesRead: run.bytes_read ?? 0, runId: run.run_id });
     }
     // Which compute dtypes ran (float32 on a CPU, bf16 on Ampere and newer; ComfyUI's flags decide over that).
     const compute = el("div", "ltx2-status", run?.precision ?? "");
@@ -150,14 +151,17 @@ function reportTable(run) {
   const table = el("table", "ltx2-report");
   if (!run?.stages?.length) return table;
   const head = el("tr");
-  head.append(el("th", null, "stage"), el("th", null, "s"), el("th", null, "peak"));
+  head.append(el("th", null, "stage"), el("th", null, "s"), el("th", null, "peak"), el("th", null, "read"));
   table.append(head);
   for (const stage of run.stages) {
     const tr = el("tr");
     tr.dataset.role = "stage";
-    Object.assign(tr.dataset, { name: stage.name, seconds: stage.seconds, peakBytes: stage.peak_bytes });
+    // Bytes read from model files by the builds of the stage's components (0 for a kept one).
+    const read = (stage.components ?? []).reduce((sum, c) => sum + (c.bytes_read ?? 0), 0);
+    Object.assign(tr.dataset, { name: stage.name, seconds: stage.seconds, peakBytes: stage.peak_bytes,
+      bytesRead: read });
     tr.append(el("td", null, stage.name), el("td", null, stage.seconds.toFixed(2)),
-      el("td", null, formatBytes(stage.peak_bytes)));
+      el("td", null, formatBytes(stage.peak_bytes)), el("td", null, formatBytes(read)));
     table.append(tr);
   }
   return table;
