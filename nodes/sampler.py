@@ -47,6 +47,9 @@ class A2VSampler(io.ComfyNode):
                 io.Int.Input("image_crf", default=33, **_limits("image_crf"), optional=True,
                              tooltip="The image goes through an H.264 round trip at this crf before it is encoded, "
                                      "as the model's training frames did (ltx-pipelines' default 33); 0 = none"),
+                io.Combo.Input("recipe", options=["reference", "fast"], default="reference", optional=True,
+                               tooltip="base only (refine follows it): reference = ltx-pipelines' (steps, cfg); "
+                                       "fast = ComfyUI template's distilled schedule (8 + 3 steps, CFG 1)"),
             ],
             outputs=[LTX2LatentType.Output(display_name="latent")],
         )
@@ -82,7 +85,7 @@ class A2VSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, audio, prompt, negative_prompt, seed, width, height, num_frames, frame_rate,
-                steps, cfg, stage, latent=None, image_crf=33) -> io.NodeOutput:
+                steps, cfg, stage, latent=None, image_crf=33, recipe="reference") -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
         from ..ltx2.a2v.latent import A2VLatent
         from ..ltx2.model_spec import ModelSpec
@@ -102,7 +105,7 @@ class A2VSampler(io.ComfyNode):
         with node_run(model, steps) as run:
             return io.NodeOutput(a2v.sample_base(model, run.device, image_in(image), waveform, rate, prompt,
                                                  negative_prompt, seed, width, height, num_frames, frame_rate, steps,
-                                                 cfg, run.progress, run.on_tensor, image_crf))
+                                                 cfg, run.progress, run.on_tensor, image_crf, recipe))
 
 
 def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | None:

@@ -5,8 +5,9 @@
 example_workflows/<name>.json      UI format: drag it into the page; listed in the template browser
 example_workflows/api/<name>.json  API format: POST it to /prompt
 
-Two variants of one graph: ltx2_a2v_22b names the LTX-2.3 release files (768x512, 97 frames: what users open),
-ltx2_a2v_two_stage the tiny test bundle's (tools/make_tiny_bundle.py: the demo and the tests run it).
+Variants of one graph: ltx2_a2v_22b names the LTX-2.3 release files (768x512, 97 frames: what users open),
+ltx2_a2v_22b_fast the same with the fast recipe, ltx2_a2v_two_stage the tiny test bundle's
+(tools/make_tiny_bundle.py: the demo and the tests run it).
 """
 
 import json
@@ -89,6 +90,10 @@ VARIANTS = {
         "6": {"num_frames": 97},
     }),
 }
+# The fast recipe (ltx2/a2v/recipes.py): ComfyUI template's distilled schedule, 8 + 3 steps at CFG 1.
+VARIANTS["ltx2_a2v_22b_fast"] = (RELEASE_NOTE + " Fast recipe: the distilled LoRA in both stages, 8 + 3 steps at "
+                                 "CFG 1 (steps and cfg of stage 1 do not apply).", {
+    **VARIANTS["ltx2_a2v_22b"][1], "4": {**VARIANTS["ltx2_a2v_22b"][1]["4"], "cfg": 1.0, "recipe": "fast"}})
 
 
 def graph(name: str = NAME) -> dict:

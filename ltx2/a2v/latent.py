@@ -24,3 +24,5 @@ class A2VLatent:
     # The run's random generator as the last stage left it (torch.Generator.get_state()): the next stage with the
     # same seed, and the decoder, continue its stream, as ltx-pipelines' one generator does.
     noise_state: torch.Tensor | None = None
+    # The recipe stage 1 ran (recipes.py): the refine stage follows it.
+    recipe: str = "reference"

@@ -34,7 +34,7 @@ from ltx_core.model.upsampler import upsample_video
 from ltx_core.model.video_vae import TilingConfig, decode_video, get_video_chunks_number
 from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
 from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
-from ltx_pipelines.utils.constants import DEFAULT_IMAGE_CRF, LTX_2_3_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
+from ltx_pipelines.utils.constants import DEFAULT_IMAGE_CRF, LTX_2_3_PARAMS
 from ltx_pipelines.utils.helpers import (
     denoise_video_only,
     multi_modal_guider_denoising_func,
@@ -55,6 +55,7 @@ from ..model_spec import ModelSpec
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
 from .limits import LIMITS, check_prompt
+from .recipes import get_recipe
 from .latent import A2VLatent
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
@@ -198,16 +199,21 @@ def _denoise(shape: VideoPixelShape, conditionings, generator: torch.Generator, 
 def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, waveform: torch.Tensor, sample_rate: int,
                 prompt: str, negative_prompt: str, seed: int, width: int, height: int, num_frames: int,
                 frame_rate: float, steps: int, cfg: float, progress: Progress | None = None,
-                on_tensor: OnTensor = None, image_crf: int = DEFAULT_IMAGE_CRF) -> A2VLatent:
+                on_tensor: OnTensor = None, image_crf: int = DEFAULT_IMAGE_CRF,
+                recipe: str = "reference") -> A2VLatent:
     """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
     first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
-    latent stays frozen."""
+    latent stays frozen. `recipe` (recipes.py): `reference` (the default) or `fast`."""
+    plan = get_recipe(recipe)
     image = first_image(image)
     seconds = num_frames / frame_rate
     audio = conditioning_audio(waveform, sample_rate, seconds)
     generator = _generator(device, seed)
     with torch.inference_mode():
-        positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
+        if plan.base_guided:
+            positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
+        else:  # CFG 1: the negative prompt is never used
+            (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
         working = activations.audio_encode(seconds, audio.sampling_rate)
         with BUDGET.stage("audio encode", device), \
                 model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc, \
@@ -220,24 +226,32 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
 
         shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
         conditionings = _image_conditioning(model, image, width, height, image_crf, device, on_tensor)
-        sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
+        if plan.base_sigmas is None:
+            sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
+        else:
+            sigmas = torch.tensor(plan.base_sigmas, dtype=torch.float32, device=device)
         working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
         with BUDGET.stage("stage 1 denoise", device), \
-                model.component("transformer", device, on_tensor=on_tensor, activations=working) as tr, \
+                model.component("transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor,
+                                activations=working) as tr, \
                 interruptible(tr, on_tensor):
-            denoise = multi_modal_guider_denoising_func(
-                video_guider=MultiModalGuider(params=_guider_params(model, cfg), negative_context=negative.video_encoding),
-                audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
-                v_context=positive.video_encoding,
-                a_context=positive.audio_encoding,
-                transformer=X0Model(tr),
-            )
+            if plan.base_guided:
+                denoise = multi_modal_guider_denoising_func(
+                    video_guider=MultiModalGuider(params=_guider_params(model, cfg),
+                                                  negative_context=negative.video_encoding),
+                    audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+                    v_context=positive.video_encoding,
+                    a_context=positive.audio_encoding,
+                    transformer=X0Model(tr),
+                )
+            else:
+                denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
             state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
                              initial_audio_latent=audio_latent)
             del denoise, tr  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(state.latent, audio_latent, audio, image, width, height, num_frames, frame_rate, seed,
                      prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")),
-                     noise_state=generator.get_state())
+                     noise_state=generator.get_state(), recipe=plan.name)
 
 
 def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
@@ -275,7 +289,8 @@ def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress:
 def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, prompt: str, seed: int,
                   progress: Progress | None = None, on_tensor: OnTensor = None,
                   image_crf: int = DEFAULT_IMAGE_CRF) -> A2VLatent:
-    """Stage 2: the distilled LoRA's fixed schedule on the upscaled latent, audio still frozen, no CFG."""
+    """Stage 2: the distilled LoRA's fixed schedule (the recipe stage 1 ran) on the upscaled latent, audio still
+    frozen, no CFG."""
     generator = _generator(device, seed, latent)
     with torch.inference_mode():
         kept = latent.prompt_encoding
@@ -287,7 +302,7 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
                                 fps=latent.frame_rate)
         conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, image_crf, device,
                                             on_tensor)
-        sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, device=device)
+        sigmas = torch.tensor(get_recipe(latent.recipe).refine_sigmas, device=device)
         dtype = model.precision_on(device).transformer
         working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
         with BUDGET.stage("stage 2 denoise", device), model.component(

@@ -41,7 +41,7 @@ def test_same_seed_gives_identical_frames(host):
     assert not np.array_equal(a, read_mp4(saved_mp4(host, other))[0])
 
 
-@pytest.mark.parametrize("name", ["ltx2_a2v_two_stage", "ltx2_a2v_22b"])
+@pytest.mark.parametrize("name", ["ltx2_a2v_two_stage", "ltx2_a2v_22b", "ltx2_a2v_22b_fast"])
 def test_ui_workflow_is_the_same_graph_as_the_api_one(host, name):
     """Turn the UI file into API format the way the page does (widgets in the node's input order) and compare."""
     ui = json.loads((UI.parent / f"{name}.json").read_text())
@@ -163,3 +163,16 @@ def test_refine_reuses_stage_1_prompt_encoding_unless_its_prompt_differs(host):
     other = small_workflow(prefix="test/two_encodes", seed=52)  # another seed: stage 1 is not taken from the cache
     other["6"]["inputs"]["prompt"] = "A man whispers."
     assert text_encodes(other) == 2
+
+
+def test_the_fast_recipe_runs_8_and_3_steps_with_the_lora_transformer_in_both_stages(host):
+    prompt = small_workflow(prefix="test/fast_recipe", seed=31, recipe="fast", cfg=1.0)
+    result = host.run(prompt)
+    assert result.status == "success", result.messages[-1]
+    frames, _ = read_mp4(saved_mp4(host, result))
+    assert frames.std() > 0
+    steps = {m["data"]["node"]: m["data"]["max"] for m in result.messages if m["type"] == "progress"}
+    assert steps["4"] == 8 and steps["6"] == 3, steps  # the template's sigmas, whatever `steps` says
+    stages = {s["name"]: s for s in host.vram()["last_run"]["stages"]}
+    for name in ("stage 1 denoise", "stage 2 denoise"):
+        assert [c["name"] for c in stages[name]["components"]] == ["transformer (stage 2)"], stages[name]
