@@ -54,9 +54,9 @@ from ..gemma_file import open_text_encoder
 from ..model_spec import ModelSpec
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
+from .latent import A2VLatent
 from .limits import LIMITS, check_prompt
 from .recipes import get_recipe
-from .latent import A2VLatent
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
 Progress = Callable[[int, int], None]

@@ -3,6 +3,7 @@ component served as kept, and the run's total is their sum."""
 
 import pytest
 import torch
+
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.model_spec import ModelSpec
@@ -23,7 +24,7 @@ def bundle(tiny_paths) -> Bundle:
 def use_each(model: ModelSpec, run_id: str) -> dict:
     BUDGET.begin_run(run_id, model.quantization, model.residency)
     for name in NAMES:
-        with BUDGET.phase(name, CPU), model.component(name, CPU):
+        with BUDGET.stage(name, CPU), model.component(name, CPU):
             pass
     return BUDGET.last_run.as_dict()
 

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+
 from ltx2_a2v.ltx2.a2v import stages
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.a2v import stages
 from ltx2_a2v.ltx2.a2v.recipes import RECIPES, get_recipe

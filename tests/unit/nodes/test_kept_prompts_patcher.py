@@ -3,6 +3,7 @@ models" (POST /free) empties them, and keeping more does not register them twice
 
 import comfy.model_management as mm
 import torch
+
 from ltx2_a2v.memory.kept_outputs import KeptOutputs
 from ltx2_a2v.nodes.kept_prompts import KeptOutputsPatcher, register
 
