@@ -34,8 +34,8 @@ if [ "$WHAT" = test ]; then
     "${as_root[@]}" apt-get update -qq
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
+  bash tools/setup_redis.sh  # the cluster tests' broker (Debian's redis-server), only when missing
 fi
-bash tools/setup_redis.sh  # the cluster tests' broker (Debian's redis-server), only when missing
 
 if [ ! -f "$VENV/.stamp" ] || [ "$(cat "$VENV/.stamp")" != "$stamp_src" ] || [ ! -f "$HOST/main.py" ]; then
   start=$(date +%s)

@@ -16,7 +16,7 @@ def _copy(tmp_path: Path) -> Path:
     (copy / "tools").mkdir(parents=True)
     for name in ("requirements-dev.txt", "constraints.txt", "tools/setup_env.sh", "tools/disk_room.sh"):
         shutil.copy(ROOT / name, copy / name)
-    for lane in ("setup_lane_newest.sh", "setup_lane_host.sh"):
+    for lane in ("setup_lane_newest.sh", "setup_lane_host.sh", "setup_redis.sh"):
         (copy / "tools" / lane).write_text(f'echo "{lane} $*" >> "$(dirname "$0")/../ran"\n')
     stamp = hashlib.sha256(b"".join((copy / n).read_bytes() for n in
                                     ("requirements-dev.txt", "constraints.txt", "tools/setup_env.sh"))).hexdigest()
@@ -41,8 +41,8 @@ def test_demo_sets_up_the_pinned_lane_only_and_test_every_lane(tmp_path):
     copy = _copy(tmp_path)
     assert _setup(copy, "demo") == []
     assert _setup(copy, "demo", LTX2_COMFYUI="/some/ComfyUI") == []
-    assert _setup(copy, "test") == ["setup_lane_newest.sh "]
-    assert _setup(copy, "test", LTX2_COMFYUI="/some/ComfyUI") == ["setup_lane_newest.sh ",
+    assert _setup(copy, "test") == ["setup_redis.sh ", "setup_lane_newest.sh "]
+    assert _setup(copy, "test", LTX2_COMFYUI="/some/ComfyUI") == ["setup_redis.sh ", "setup_lane_newest.sh ",
                                                                    "setup_lane_host.sh /some/ComfyUI"]
 
 
