@@ -28,7 +28,8 @@ def _has_v3_api() -> bool:
 # Inside a ComfyUI too old for the V3 node API the nodes would silently be missing: say why. Outside ComfyUI
 # (tests, tools) there is nothing to say.
 if importlib.util.find_spec("comfy") is not None and not _has_v3_api():
-    logging.warning("LTX-2 A2V: this ComfyUI has no V3 node API (comfy_api.latest), so the pack's nodes are not "
-                    "registered. Update ComfyUI (the pack is tested with 0.3.75 and 0.33.0).")
+    logging.warning(
+        "LTX-2 A2V: this ComfyUI has no V3 node API (comfy_api.latest), so the pack's nodes are not "
+        "registered. Update ComfyUI (the pack is tested with 0.3.75 and 0.33.0)."
+    )
     del comfy_entrypoint
-

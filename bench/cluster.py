@@ -84,10 +84,27 @@ def start_worker(name: str, url: str, broker: str, results: Path, log: Path) -> 
     from cluster.app import app
 
     env = {**os.environ, "LTX2_CLUSTER_BROKER": broker}
-    process = subprocess.Popen([sys.executable, "-m", "cluster", "worker", "--name", name, "--comfyui-url", url,
-                                "--results-dir", str(results), "--loglevel", "WARNING"],
-                               cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cluster",
+            "worker",
+            "--name",
+            name,
+            "--comfyui-url",
+            url,
+            "--results-dir",
+            str(results),
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     while not any(name in reply for reply in (app.control.ping(timeout=1.0) or [])):
         if process.poll() is not None:
             raise RuntimeError(f"worker {name} exited:\n{log.read_text()[-3000:]}")
@@ -163,24 +180,33 @@ def main() -> int:
     around_direct = statistics.median(w - e for w, e in direct)
     around_queued = statistics.median(w - e for w, e in queued)
     figures = {
-        "cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
-        "jobs": args.jobs, "rounds": args.rounds,
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "jobs": args.jobs,
+        "rounds": args.rounds,
         "direct_seconds": statistics.median(w for w, _ in direct),
         "queued_seconds": statistics.median(w for w, _ in queued),
-        "around_direct_seconds": around_direct, "around_queued_seconds": around_queued,
+        "around_direct_seconds": around_direct,
+        "around_queued_seconds": around_queued,
         "overhead_seconds": around_queued - around_direct,
         "jobs_per_minute": {"1 worker": 60 * args.jobs / one, "2 workers": 60 * args.jobs / two},
         "runs": {"direct": direct, "queued": queued, "batch_1_worker": one, "batch_2_workers": two},
     }
     print("\n| | seconds per job | of which around ComfyUI's run | jobs per minute |\n|---|---|---|---|")
     print(f"| ComfyUI directly, one after another | {figures['direct_seconds']:.2f} | {around_direct:.2f} | |")
-    print(f"| through the queue, one after another (1 worker) | {figures['queued_seconds']:.2f} | "
-          f"{around_queued:.2f} | |")
+    print(
+        f"| through the queue, one after another (1 worker) | {figures['queued_seconds']:.2f} | {around_queued:.2f} | |"
+    )
     for label, seconds in (("1 worker", one), ("2 workers", two)):
-        print(f"| {args.jobs} jobs at once, {label} | {seconds / args.jobs:.2f} | | "
-              f"{figures['jobs_per_minute'][label]:.1f} |")
-    print(f"\nqueue overhead per job: {figures['overhead_seconds']:+.2f} s (medians of {args.rounds}); "
-          f"load average {figures['load_average'][0]:.1f} on {figures['cores']} cores")
+        print(
+            f"| {args.jobs} jobs at once, {label} | {seconds / args.jobs:.2f} | | "
+            f"{figures['jobs_per_minute'][label]:.1f} |"
+        )
+    print(
+        f"\nqueue overhead per job: {figures['overhead_seconds']:+.2f} s (medians of {args.rounds}); "
+        f"load average {figures['load_average'][0]:.1f} on {figures['cores']} cores"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cluster.json").write_text(json.dumps(figures, indent=1))
     shutil.rmtree(work, ignore_errors=True)

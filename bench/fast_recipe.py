@@ -38,10 +38,12 @@ def main() -> int:
     from ltx2_a2v.memory.budget import BUDGET
 
     names = file_names(args.preset)
-    bundle = Bundle(*(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
-                                                           "distilled_lora")))
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=args.policy,
-                      residency="persistent")
+    bundle = Bundle(
+        *(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
+    )
+    model = ModelSpec(
+        bundle, read_checkpoint_config(bundle.checkpoint), quantization=args.policy, residency="persistent"
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
@@ -51,8 +53,23 @@ def main() -> int:
         for run in range(2):
             BUDGET.begin_run(f"{recipe}-{run}", args.policy, "persistent")
             start = time.perf_counter()
-            latent = a2v.sample_base(model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96,
-                                     17, 24.0, args.steps, cfg, recipe=recipe)
+            latent = a2v.sample_base(
+                model,
+                device,
+                image,
+                waveform,
+                22050,
+                "A woman speaks.",
+                "blurry",
+                42,
+                128,
+                96,
+                17,
+                24.0,
+                args.steps,
+                cfg,
+                recipe=recipe,
+            )
             latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
             a2v.decode(model, device, latent)
             phases = {p["name"]: p["seconds"] for p in BUDGET.last_run.as_dict()["stages"]}

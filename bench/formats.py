@@ -55,24 +55,47 @@ def main() -> None:
     device = torch.device("cpu")
     prompt = "A young woman speaks calmly to the camera."
     rows, reference = [], None
-    cases = [("text_encoder", part, policy) for part, policy in (
-        ("text_encoder", "none"), ("text_encoder_file", "none"), ("text_encoder_fp8", "none"),
-        ("text_encoder_fp8", "fp8_scaled"), ("text_encoder_fp4", "none"), ("text_encoder_fp4", "fp8_scaled"))]
-    cases += [("transformer", part, policy) for part, policy in (
-        ("checkpoint", "fp8_scaled"), ("fp8_checkpoint", "fp8_scaled"), ("fp8_comfy_quant", "fp8_scaled"),
-        ("fp8_scaled_fp8", "fp8_scaled"), ("fp8_checkpoint", "none"))]
+    cases = [
+        ("text_encoder", part, policy)
+        for part, policy in (
+            ("text_encoder", "none"),
+            ("text_encoder_file", "none"),
+            ("text_encoder_fp8", "none"),
+            ("text_encoder_fp8", "fp8_scaled"),
+            ("text_encoder_fp4", "none"),
+            ("text_encoder_fp4", "fp8_scaled"),
+        )
+    ]
+    cases += [
+        ("transformer", part, policy)
+        for part, policy in (
+            ("checkpoint", "fp8_scaled"),
+            ("fp8_checkpoint", "fp8_scaled"),
+            ("fp8_comfy_quant", "fp8_scaled"),
+            ("fp8_scaled_fp8", "fp8_scaled"),
+            ("fp8_checkpoint", "none"),
+        )
+    ]
     for name, part, policy in cases:
-        bundle = Bundle(checkpoint=paths[part] if name == "transformer" else paths["checkpoint"],
-                        text_encoder=paths[part] if name == "text_encoder" else paths["text_encoder"])
+        bundle = Bundle(
+            checkpoint=paths[part] if name == "transformer" else paths["checkpoint"],
+            text_encoder=paths[part] if name == "text_encoder" else paths["text_encoder"],
+        )
         gc.collect()  # the previous row's module, freed now rather than during this row's build
         with torch.inference_mode():
             start = time.perf_counter()
             with StageMeter(device) as meter:
                 module, report = build(ComponentPlan.read(bundle, name), POLICIES[policy], device, torch.float32)
             seconds = time.perf_counter() - start
-            row = {"component": name, "file": paths[part].name, "policy": policy, "seconds": round(seconds, 3),
-                   "ledger_peak_mib": round((meter.peak - meter.start) / 2**20, 2),
-                   "resident_mib": round(report.resident_bytes / 2**20, 2), "report": report.summary()}
+            row = {
+                "component": name,
+                "file": paths[part].name,
+                "policy": policy,
+                "seconds": round(seconds, 3),
+                "ledger_peak_mib": round((meter.peak - meter.start) / 2**20, 2),
+                "resident_mib": round(report.resident_bytes / 2**20, 2),
+                "report": report.summary(),
+            }
             if name == "text_encoder":
                 states = torch.stack(module.encode(prompt)[0]).float()
                 reference = states if reference is None else reference
@@ -80,8 +103,11 @@ def main() -> None:
         del module
         rows.append(row)
         error = f"{row['error_vs_bf16_folder']:.2%}" if "error_vs_bf16_folder" in row else "-"
-        print(f"{name:13s} {row['file']:50s} {policy:11s} {row['seconds']:7.3f} s  peak {row['ledger_peak_mib']:8.2f} "
-              f"MiB  resident {row['resident_mib']:8.2f} MiB  error {error}", flush=True)
+        print(
+            f"{name:13s} {row['file']:50s} {policy:11s} {row['seconds']:7.3f} s  peak {row['ledger_peak_mib']:8.2f} "
+            f"MiB  resident {row['resident_mib']:8.2f} MiB  error {error}",
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "formats.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")
     scratch.cleanup()

@@ -4,8 +4,14 @@ of compute capability 8.9+ is at hand (bench/quant.py, tests/unit/quant/test_fp8
 import torch
 
 
-def emulated_scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
-                       bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+def emulated_scaled_mm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    out_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
     """What `torch._scaled_mm` computes with row-wise scales: fp8 products are exact in float32, where the tensor
     cores accumulate."""
     out = (a.float() * scale_a) @ (b.float() * scale_b)

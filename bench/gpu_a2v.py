@@ -83,7 +83,8 @@ def resolution(text: str) -> tuple[int, int]:
     if width % 64 or height % 64 or min(width, height) < 128:
         raise argparse.ArgumentTypeError(
             f"{text}: width and height must be multiples of 64, at least 128 (stage 1 runs at half size, which "
-            f"must be a multiple of 32); e.g. {max(128, round(width / 64) * 64)}x{max(128, round(height / 64) * 64)}")
+            f"must be a multiple of 32); e.g. {max(128, round(width / 64) * 64)}x{max(128, round(height / 64) * 64)}"
+        )
     return width, height
 
 
@@ -94,8 +95,9 @@ def names(valid: tuple[str, ...] | list[str], what: str):
         chosen = [v.strip() for v in text.split(",") if v.strip()]
         unknown = [v for v in chosen if v not in valid]
         if unknown or not chosen:
-            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(unknown) or '(none given)'}; "
-                                             f"valid: {', '.join(valid)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(unknown) or '(none given)'}; valid: {', '.join(valid)}"
+            )
         return chosen
 
     return parse
@@ -109,35 +111,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     files = parser.add_argument_group("model files (ComfyUI layout under --models-dir)")
-    files.add_argument("--models-dir", type=Path, help="folder holding checkpoints/, loras/, latent_upscale_models/, "
-                                                       "text_encoders/")
+    files.add_argument(
+        "--models-dir", type=Path, help="folder holding checkpoints/, loras/, latent_upscale_models/, text_encoders/"
+    )
     files.add_argument("--checkpoint", default=CHECKPOINT, help=f"in checkpoints/ (default {CHECKPOINT})")
     files.add_argument("--lora", default=LORA, help=f"distilled LoRA in loras/ (default {LORA})")
     files.add_argument("--upscaler", default=UPSCALER, help=f"in latent_upscale_models/ (default {UPSCALER})")
-    files.add_argument("--text-encoder", default=TEXT_ENCODER, help=f"Gemma-3 folder in text_encoders/ "
-                                                                    f"(default {TEXT_ENCODER})")
+    files.add_argument(
+        "--text-encoder", default=TEXT_ENCODER, help=f"Gemma-3 folder in text_encoders/ (default {TEXT_ENCODER})"
+    )
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--policies", type=names(policy_names(), "policy"), default=list(POLICIES),
-                      help=f"transformer quantization policies (default {','.join(POLICIES)})")
-    grid.add_argument("--modes", type=names(MODES, "mode"), default=list(MODES),
-                      help=f"default {','.join(MODES)}")
-    grid.add_argument("--resolutions", type=lambda t: [resolution(v) for v in t.split(",")],
-                      default=[resolution(v) for v in RESOLUTIONS.split(",")],
-                      help=f"output sizes WIDTHxHEIGHT, comma-separated (default {RESOLUTIONS})")
+    grid.add_argument(
+        "--policies",
+        type=names(policy_names(), "policy"),
+        default=list(POLICIES),
+        help=f"transformer quantization policies (default {','.join(POLICIES)})",
+    )
+    grid.add_argument("--modes", type=names(MODES, "mode"), default=list(MODES), help=f"default {','.join(MODES)}")
+    grid.add_argument(
+        "--resolutions",
+        type=lambda t: [resolution(v) for v in t.split(",")],
+        default=[resolution(v) for v in RESOLUTIONS.split(",")],
+        help=f"output sizes WIDTHxHEIGHT, comma-separated (default {RESOLUTIONS})",
+    )
     grid.add_argument("--frames", type=int, default=FRAMES, help=f"8k+1 (default {FRAMES})")
     grid.add_argument("--runs", type=int, default=RUNS, help=f"consecutive runs per row (default {RUNS})")
     grid.add_argument("--seed", type=int, default=SEED)
     grid.add_argument("--steps", type=int, default=STEPS, help=f"stage-1 steps (default {STEPS})")
     grid.add_argument("--text-encoder-quantization", default="none", choices=policy_names(text_encoder=True))
-    grid.add_argument("--stream-budget-gb", type=float, default=None,
-                      help=f"budget of the streamed mode (default {STREAM_BUDGET_FRACTION:.0%} of the transformer)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gpu_a2v.json",
-                        help="the JSON; the chart goes beside it as .png")
-    parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench" / "gpu_a2v",
-                        help="the host's input, output and log")
+    grid.add_argument(
+        "--stream-budget-gb",
+        type=float,
+        default=None,
+        help=f"budget of the streamed mode (default {STREAM_BUDGET_FRACTION:.0%} of the transformer)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "results" / "gpu_a2v.json",
+        help="the JSON; the chart goes beside it as .png",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=ROOT / "build" / "bench" / "gpu_a2v", help="the host's input, output and log"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one run may take")
-    parser.add_argument("--allow-cpu", action="store_true",
-                        help="for the test-suite: runs the same loop on the CPU (host started with --cpu)")
+    parser.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="for the test-suite: runs the same loop on the CPU (host started with --cpu)",
+    )
     args = parser.parse_args(argv)
     if args.frames < 9 or args.frames % 8 != 1:
         parser.error(f"--frames {args.frames}: the model takes 8k+1 frames (9, 17, ..., 97, 121)")
@@ -162,11 +184,15 @@ def missing(args: argparse.Namespace, cuda: bool) -> list[str]:
     """What keeps the benchmark from running, one line each (empty: it can run)."""
     problems = []
     if not cuda and not args.allow_cpu:
-        problems.append("no CUDA GPU: torch.cuda.is_available() is False (this benchmark measures GPU memory and "
-                        "time; --allow-cpu runs its loop on the CPU, for the test-suite)")
+        problems.append(
+            "no CUDA GPU: torch.cuda.is_available() is False (this benchmark measures GPU memory and "
+            "time; --allow-cpu runs its loop on the CPU, for the test-suite)"
+        )
     if args.models_dir is None:
-        problems.append("--models-dir not given: the folder holding checkpoints/, loras/, latent_upscale_models/ "
-                        "and text_encoders/ with the LTX-2.3 release files")
+        problems.append(
+            "--models-dir not given: the folder holding checkpoints/, loras/, latent_upscale_models/ "
+            "and text_encoders/ with the LTX-2.3 release files"
+        )
     else:
         for part, path in model_files(args).items():
             exists = path.is_dir() if part == "text_encoder" else path.is_file()
@@ -196,20 +222,27 @@ def workflow(cell: Cell, args: argparse.Namespace, stream_budget_gb: float | Non
     """The API example workflow with this cell's policy, residency, size and the grid's frames, seed, steps."""
     prompt = json.loads(WORKFLOW.read_text())
     prompt["3"]["inputs"].update(
-        ckpt_name=args.checkpoint, text_encoder=args.text_encoder, distilled_lora=args.lora,
-        quantization=cell.policy, text_encoder_quantization=args.text_encoder_quantization,
-        residency="persistent" if cell.mode == "persistent" else "cold_start")
+        ckpt_name=args.checkpoint,
+        text_encoder=args.text_encoder,
+        distilled_lora=args.lora,
+        quantization=cell.policy,
+        text_encoder_quantization=args.text_encoder_quantization,
+        residency="persistent" if cell.mode == "persistent" else "cold_start",
+    )
     prompt["5"]["inputs"]["upscale_model"] = args.upscaler
     for node in ("4", "6"):  # stage 1 (base) and stage 2 (refine) take stage 1's size: half the output
-        prompt[node]["inputs"].update(width=cell.width // 2, height=cell.height // 2, num_frames=args.frames,
-                                      seed=args.seed)
+        prompt[node]["inputs"].update(
+            width=cell.width // 2, height=cell.height // 2, num_frames=args.frames, seed=args.seed
+        )
     prompt["4"]["inputs"]["steps"] = args.steps
     prompt["9"]["inputs"]["filename_prefix"] = prefix
     if cell.mode == "streamed":
         # A VRAMGuard between the loader and the samplers sets the budget before they run (as README "Memory"
         # tells users to); the report guard at the end (budget_gb 0) gives the device's budget back after.
-        prompt["11"] = {"class_type": "VRAMGuard", "inputs": {"budget_gb": stream_budget_gb, "action": "enforce",
-                                                             "passthrough": ["3", 0]}}
+        prompt["11"] = {
+            "class_type": "VRAMGuard",
+            "inputs": {"budget_gb": stream_budget_gb, "action": "enforce", "passthrough": ["3", 0]},
+        }
         for node in ("4", "5", "6", "7"):
             prompt[node]["inputs"]["model"] = ["11", 0]
     return prompt
@@ -227,8 +260,10 @@ def phase_peaks(stages: list[dict]) -> dict:
     peaks = {}
     for group, names in PHASE_GROUPS.items():
         chosen = [s for s in stages if s["name"] in names]
-        peaks[group] = (max((s["peak_bytes"] for s in chosen), default=0),
-                        max((s.get("peak_reserved_bytes", s["peak_bytes"]) for s in chosen), default=0))
+        peaks[group] = (
+            max((s["peak_bytes"] for s in chosen), default=0),
+            max((s.get("peak_reserved_bytes", s["peak_bytes"]) for s in chosen), default=0),
+        )
     return peaks
 
 
@@ -263,8 +298,16 @@ def measure(host, prompt: dict, timeout: float) -> dict:
 
 def run_cell(host, cell: Cell, args: argparse.Namespace, stream_budget_gb: float | None) -> dict:
     """A row: the runs of one cell, or the error that stopped them."""
-    row = {"policy": cell.policy, "mode": cell.mode, "width": cell.width, "height": cell.height,
-           "frames": args.frames, "steps": args.steps, "seed": args.seed, "runs": []}
+    row = {
+        "policy": cell.policy,
+        "mode": cell.mode,
+        "width": cell.width,
+        "height": cell.height,
+        "frames": args.frames,
+        "steps": args.steps,
+        "seed": args.seed,
+        "runs": [],
+    }
     if cell.mode == "streamed":
         row["stream_budget_gb"] = stream_budget_gb
     prefix = f"gpu_a2v/{cell.policy}_{cell.mode}_{cell.width}x{cell.height}"
@@ -273,9 +316,12 @@ def run_cell(host, cell: Cell, args: argparse.Namespace, stream_budget_gb: float
         for i in range(args.runs):
             run = measure(host, workflow(cell, args, stream_budget_gb, prefix), args.timeout)
             row["runs"].append(run)
-            print(f"bench: {cell.label} run {i + 1}/{args.runs}: {run['seconds']:.1f} s, peak "
-                  f"{run['peak_bytes'] / GIB:.2f} GiB allocated / {run['peak_reserved_bytes'] / GIB:.2f} reserved, "
-                  f"{run['idle_resident_bytes'] / GIB:.2f} GiB held when idle", flush=True)
+            print(
+                f"bench: {cell.label} run {i + 1}/{args.runs}: {run['seconds']:.1f} s, peak "
+                f"{run['peak_bytes'] / GIB:.2f} GiB allocated / {run['peak_reserved_bytes'] / GIB:.2f} reserved, "
+                f"{run['idle_resident_bytes'] / GIB:.2f} GiB held when idle",
+                flush=True,
+            )
     except Exception as exc:  # noqa: BLE001 - any failure of a row (OOM, unsupported policy) is a result
         row["error"] = str(exc).strip() or type(exc).__name__
         print(f"bench: {cell.label}: {row['error'].strip().splitlines()[0]}", flush=True)
@@ -303,33 +349,43 @@ def summarize(row: dict) -> dict:
     when not one run finished)."""
     runs = row["runs"]
     row["status"] = "error" if "error" in row else "ok"
-    if row["status"] == "ok" and row["mode"] == "streamed" and not any(
-            c.endswith(", streamed") for run in runs for c in run["components"]):
+    if (
+        row["status"] == "ok"
+        and row["mode"] == "streamed"
+        and not any(c.endswith(", streamed") for run in runs for c in run["components"])
+    ):
         row["status"] = "not streamed"  # the budget was not below the transformer
     if runs:
         seconds = [r["seconds"] for r in runs]
-        row.update(cold_seconds=seconds[0], warm_seconds=statistics.mean(seconds[1:]) if len(seconds) > 1 else None,
-                   peak_bytes=max(r["peak_bytes"] for r in runs),
-                   peak_reserved_bytes=max(r["peak_reserved_bytes"] for r in runs),
-                   phase_peaks={g: [max(r["phase_peaks"][g][i] for r in runs) for i in (0, 1)] for g in PHASE_GROUPS},
-                   idle_resident_bytes=runs[-1]["idle_resident_bytes"],
-                   idle_reserved_bytes=runs[-1]["idle_reserved_bytes"],
-                   idle_pinned_bytes=runs[-1]["idle_pinned_bytes"])
+        row.update(
+            cold_seconds=seconds[0],
+            warm_seconds=statistics.mean(seconds[1:]) if len(seconds) > 1 else None,
+            peak_bytes=max(r["peak_bytes"] for r in runs),
+            peak_reserved_bytes=max(r["peak_reserved_bytes"] for r in runs),
+            phase_peaks={g: [max(r["phase_peaks"][g][i] for r in runs) for i in (0, 1)] for g in PHASE_GROUPS},
+            idle_resident_bytes=runs[-1]["idle_resident_bytes"],
+            idle_reserved_bytes=runs[-1]["idle_reserved_bytes"],
+            idle_pinned_bytes=runs[-1]["idle_pinned_bytes"],
+        )
     return row
 
 
 def table(rows: list[dict]) -> str:
     """Peaks in GiB as allocated/reserved, per phase group; idle: held by the pack / reserved / pinned host."""
-    head = (f"{'policy':26s} {'mode':11s} {'resolution':>12s} {'runs':>4s} {'cold s':>7s} {'warm s':>7s} "
-            f"{'text GiB':>11s} {'denoise GiB':>11s} {'decode GiB':>11s} {'idle GiB':>14s}  status")
+    head = (
+        f"{'policy':26s} {'mode':11s} {'resolution':>12s} {'runs':>4s} {'cold s':>7s} {'warm s':>7s} "
+        f"{'text GiB':>11s} {'denoise GiB':>11s} {'decode GiB':>11s} {'idle GiB':>14s}  status"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         size = f"{r['width']}x{r['height']}x{r['frames']}"
         if r["runs"]:
             warm = f"{r['warm_seconds']:7.2f}" if r["warm_seconds"] is not None else f"{'-':>7s}"
             peaks = " ".join(f"{a / GIB:5.1f}/{b / GIB:5.1f}" for a, b in (r["phase_peaks"][g] for g in PHASE_GROUPS))
-            idle = (f"{r['idle_resident_bytes'] / GIB:4.1f}/{r['idle_reserved_bytes'] / GIB:4.1f}/"
-                    f"{r['idle_pinned_bytes'] / GIB:4.1f}")
+            idle = (
+                f"{r['idle_resident_bytes'] / GIB:4.1f}/{r['idle_reserved_bytes'] / GIB:4.1f}/"
+                f"{r['idle_pinned_bytes'] / GIB:4.1f}"
+            )
             figures = f"{r['cold_seconds']:7.2f} {warm} {peaks} {idle:>14s}"
         else:
             figures = " ".join(f"{'-':>{w}s}" for w in (7, 7, 11, 11, 11, 14))
@@ -365,8 +421,15 @@ def chart(rows: list[dict], path: Path, device: str) -> None:
             x = j - 0.4 + (i + 0.5) * width
             if not r["runs"]:
                 for ax in (time_ax, mem_ax):
-                    ax.plot(x, 0, marker="x", color=color, markersize=9, linestyle="none",
-                            label=label and f"{label} (failed)")
+                    ax.plot(
+                        x,
+                        0,
+                        marker="x",
+                        color=color,
+                        markersize=9,
+                        linestyle="none",
+                        label=label and f"{label} (failed)",
+                    )
                 label = None
                 continue
             time_ax.bar(x, r["cold_seconds"], width, color=color, alpha=0.35)
@@ -377,8 +440,7 @@ def chart(rows: list[dict], path: Path, device: str) -> None:
             mem_ax.bar(x, denoise_reserved / GIB, width, color=color, alpha=0.35)
             mem_ax.bar(x, denoise / GIB, width, color=color)
             mem_ax.plot(x, r["phase_peaks"]["text"][0] / GIB, marker="o", color="black", markersize=4)
-            mem_ax.plot(x, r["idle_resident_bytes"] / GIB, marker="_", color="black", markersize=12,
-                        markeredgewidth=2)
+            mem_ax.plot(x, r["idle_resident_bytes"] / GIB, marker="_", color="black", markersize=12, markeredgewidth=2)
     for ax in (time_ax, mem_ax):
         ax.set_xticks(range(len(sizes)), [f"{w}x{h}" for w, h in sizes])
     frames = rows[0]["frames"] if rows else 0
@@ -386,7 +448,9 @@ def chart(rows: list[dict], path: Path, device: str) -> None:
     time_ax.set_title(f"LTX-2.3 two-stage A2V, {frames} frames, {device}  (x: failed)")
     time_ax.legend(fontsize=7, ncol=2)
     mem_ax.set_ylabel("GiB")
-    mem_ax.set_title("denoising: peak allocated (solid), peak reserved (light); text encoder peak (dot); held when idle (tick)")
+    mem_ax.set_title(
+        "denoising: peak allocated (solid), peak reserved (light); text encoder peak (dot); held when idle (tick)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -443,8 +507,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"device": device, "settings": settings, "notes": notes, "rows": rows},
-                                   indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"device": device, "settings": settings, "notes": notes, "rows": rows}, indent=2) + "\n"
+    )
     chart(rows, args.out.with_suffix(".png"), device)
     print("\n" + table(rows))
     print(f"\nwrote {args.out} and {args.out.with_suffix('.png')}")

@@ -53,8 +53,9 @@ try:
     out["cuda"] = torch.version.cuda
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info()
-        out["gpu"] = f"{torch.cuda.get_device_name()} (compute capability "\
-            f"{'.'.join(map(str, torch.cuda.get_device_capability()))}, {total / 2**30:.1f} GiB, {free / 2**30:.1f} free)"
+        capability = ".".join(map(str, torch.cuda.get_device_capability()))
+        out["gpu"] = (f"{torch.cuda.get_device_name()} (compute capability {capability}, "
+                      f"{total / 2**30:.1f} GiB, {free / 2**30:.1f} free)")
 except Exception as error:
     out["torch"] = "error: " + str(error)[:200]
 print(json.dumps(out))
@@ -70,6 +71,7 @@ def child_env(site: Path) -> dict[str, str]:
 
 def wrong_release(module: str, version: str, torch_version: str) -> str | None:
     """Why an importable release is not one the pack runs with, or None."""
+
     def parts(v: str) -> tuple[int, ...]:
         return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in v.split("+")[0].split(".")[:3])
 
@@ -94,15 +96,20 @@ def check(site: Path) -> tuple[dict, list[str]]:
         raise SystemExit(f"gpu kit: the probe failed: {done.stderr.strip()[-2000:]}")
     found = json.loads(done.stdout.strip().splitlines()[-1])
     missing = []
-    print(f"python {found['python']}, torch {found.get('torch')}, CUDA {found.get('cuda')}, "
-          f"GPU {found.get('gpu', 'none')}")
+    print(
+        f"python {found['python']}, torch {found.get('torch')}, CUDA {found.get('cuda')}, "
+        f"GPU {found.get('gpu', 'none')}"
+    )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     shm = f", /dev/shm {shutil.disk_usage('/dev/shm').free / 2**30:.0f} GiB" if Path("/dev/shm").is_dir() else ""
     print(f"RAM {memory:.0f} GiB, free disk here {shutil.disk_usage(ROOT).free / 2**30:.0f} GiB{shm}")
     for module, state in found["modules"].items():
         distribution = {**MODULES, **OPTIONAL}[module]
-        reason = state.removeprefix("error: ") if state.startswith("error: ") else wrong_release(
-            module, state, found.get("torch", ""))
+        reason = (
+            state.removeprefix("error: ")
+            if state.startswith("error: ")
+            else wrong_release(module, state, found.get("torch", ""))
+        )
         optional = " (optional: the chart)" if module in OPTIONAL else ""
         print(f"  {'MISSING' if reason else 'ok':8s} {distribution:16s} {state if not reason else reason}{optional}")
         if reason and module in MODULES:
@@ -110,8 +117,10 @@ def check(site: Path) -> tuple[dict, list[str]]:
     torch_minor = ".".join(found.get("torch", "2.11").split("+")[0].split(".")[:2])
     python_minor = ".".join(found["python"].split(".")[:2])
     if missing:
-        print(f"gpu kit: pack them here with\n  .venv/bin/python tools/make_gpu_kit.py --missing {','.join(missing)} "
-              f"--torch {torch_minor} --python {python_minor}\nand carry gpu_kit with the next command.")
+        print(
+            f"gpu kit: pack them here with\n  .venv/bin/python tools/make_gpu_kit.py --missing {','.join(missing)} "
+            f"--torch {torch_minor} --python {python_minor}\nand carry gpu_kit with the next command."
+        )
     else:
         print("gpu kit: everything the proving ground imports is here.")
     return found, missing
@@ -126,8 +135,22 @@ def install(kit: Path, site: Path) -> None:
     has_pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0
     for wheel in wheels:
         if has_pip:
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--upgrade",
-                            "--target", str(site), str(wheel)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-index",
+                    "--no-deps",
+                    "--upgrade",
+                    "--target",
+                    str(site),
+                    str(wheel),
+                ],
+                check=True,
+            )
         else:
             # A wheel is a zip laid out for site-packages; its .data folder's purelib / platlib go there too.
             with zipfile.ZipFile(wheel) as archive:
@@ -147,8 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", type=Path, default=ROOT / ".gpu-site", help="where the kit is installed")
     parser.add_argument("--bundle-dir", type=Path, default=ROOT / "build" / "full")
     parser.add_argument("--preset", default="full", help="the bundle's preset (tiny: tests on a CPU)")
-    parser.add_argument("--drop-page-cache", action="store_true",
-                        help="cold-start loads read the disk, not the page cache (LTX2_DROP_PAGE_CACHE=1)")
+    parser.add_argument(
+        "--drop-page-cache",
+        action="store_true",
+        help="cold-start loads read the disk, not the page cache (LTX2_DROP_PAGE_CACHE=1)",
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command != "check":
         install(args.kit / "wheels", args.site)
@@ -166,12 +192,36 @@ def main(argv: list[str] | None = None) -> int:
         # Written whole or not at all: a bundle cut short by the command's time limit is written again.
         print(f"gpu kit: writing the {args.preset} bundle into {args.bundle_dir}", flush=True)
         device = "cuda" if "gpu" in found else "cpu"
-        subprocess.run([sys.executable, str(ROOT / "tools" / "make_tiny_bundle.py"), "--models-dir",
-                        str(args.bundle_dir), "--preset", args.preset, "--device", device], check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "make_tiny_bundle.py"),
+                "--models-dir",
+                str(args.bundle_dir),
+                "--preset",
+                args.preset,
+                "--device",
+                device,
+            ],
+            check=True,
+            env=env,
+        )
         complete.write_text("written by bench/gpu_kit.py\n")
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" / "results"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "proving_ground.py"), "--models-dir",
-                           str(args.bundle_dir), "--preset", args.preset, "--out", str(out), *rest], env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "proving_ground.py"),
+            "--models-dir",
+            str(args.bundle_dir),
+            "--preset",
+            args.preset,
+            "--out",
+            str(out),
+            *rest,
+        ],
+        env=env,
+    )
     return done.returncode
 
 

@@ -82,13 +82,26 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = file_names(args.preset)
-    bundle = Bundle(*(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
-                                                           "distilled_lora")))
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy,
-                      text_encoder_quantization="none", residency="persistent" if mode == "persistent" else "cold_start")
-    row = {"policy": policy, "mode": mode, "width": args.width, "height": args.height, "frames": args.frames,
-           "steps": args.steps, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-           "runs": []}
+    bundle = Bundle(
+        *(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
+    )
+    model = ModelSpec(
+        bundle,
+        read_checkpoint_config(bundle.checkpoint),
+        quantization=policy,
+        text_encoder_quantization="none",
+        residency="persistent" if mode == "persistent" else "cold_start",
+    )
+    row = {
+        "policy": policy,
+        "mode": mode,
+        "width": args.width,
+        "height": args.height,
+        "frames": args.frames,
+        "steps": args.steps,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "runs": [],
+    }
     image = torch.rand(1, 512, 768, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(args.frames / 24.0 + 0.5).astype("float32") / 32768).view(1, 1, -1)
     try:
@@ -99,25 +112,52 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
         for i in range(args.runs):
             BUDGET.begin_run(f"{policy}-{mode}-{i}", policy, model.residency)
             start = time.perf_counter()
-            latent = stages.sample_base(model, device, image, waveform, 22050, "A woman speaks to the camera.",
-                                        "blurry, low quality", 42, args.width // 2, args.height // 2, args.frames,
-                                        24.0, args.steps, 3.0)
+            latent = stages.sample_base(
+                model,
+                device,
+                image,
+                waveform,
+                22050,
+                "A woman speaks to the camera.",
+                "blurry, low quality",
+                42,
+                args.width // 2,
+                args.height // 2,
+                args.frames,
+                24.0,
+                args.steps,
+                3.0,
+            )
             latent = stages.upscale(model, device, latent)
             latent = stages.sample_refine(model, device, latent, "A woman speaks to the camera.", 42)
             stages.decode(model, device, latent)
             del latent
             report = BUDGET.last_run.as_dict()
             held = BUDGET.state()["device_memory"]
-            row["runs"].append({
-                "seconds": report["elapsed_seconds"], "wall_seconds": time.perf_counter() - start,
-                "phases": {g: [max((s[k] for s in report["stages"] if s["name"] in names), default=0)
-                               for k in ("peak_bytes", "peak_reserved_bytes")] for g, names in GROUPS.items()},
-                "idle_resident_bytes": BUDGET.resident_bytes(), "idle_reserved_bytes": held["reserved_bytes"],
-                "idle_pinned_bytes": held["pinned_host_bytes"], "components": report["components"],
-                "stages": report["stages"], "loads": report["loads"],
-            })
-            print(f"{policy} {mode} run {i + 1}/{args.runs}: {report['elapsed_seconds']:.1f} s", file=sys.stderr,
-                  flush=True)
+            row["runs"].append(
+                {
+                    "seconds": report["elapsed_seconds"],
+                    "wall_seconds": time.perf_counter() - start,
+                    "phases": {
+                        g: [
+                            max((s[k] for s in report["stages"] if s["name"] in names), default=0)
+                            for k in ("peak_bytes", "peak_reserved_bytes")
+                        ]
+                        for g, names in GROUPS.items()
+                    },
+                    "idle_resident_bytes": BUDGET.resident_bytes(),
+                    "idle_reserved_bytes": held["reserved_bytes"],
+                    "idle_pinned_bytes": held["pinned_host_bytes"],
+                    "components": report["components"],
+                    "stages": report["stages"],
+                    "loads": report["loads"],
+                }
+            )
+            print(
+                f"{policy} {mode} run {i + 1}/{args.runs}: {report['elapsed_seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         row["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a policy the device cannot run, an out of memory: a row
         row["status"], row["error"] = "error", f"{type(exc).__name__}: {exc}".strip()
@@ -139,17 +179,22 @@ def summarize(row: dict) -> dict:
 def table(rows: list[dict]) -> str:
     """The seed article's table: seconds per request, peak allocated / reserved (GiB) while the transformers run,
     and what stays held when idle; the text encoder's and the decoder's peaks beside."""
-    lines = ["| policy | residency | cold s | warm s | denoise peak GiB (alloc / reserved) | text peak GiB | "
-             "decode peak GiB | idle GiB (held / reserved / pinned) | status |", "|" + "---|" * 9]
+    lines = [
+        "| policy | residency | cold s | warm s | denoise peak GiB (alloc / reserved) | text peak GiB | "
+        "decode peak GiB | idle GiB (held / reserved / pinned) | status |",
+        "|" + "---|" * 9,
+    ]
     for r in rows:
         if not r["runs"]:
             lines.append(f"| {r['policy']} | {r['mode']} | - | - | - | - | - | - | {r.get('error', '')[:120]} |")
             continue
         warm = f"{r['warm_seconds']:.1f}" if r["warm_seconds"] is not None else "-"
         d, t, c = r["phases"]["denoise"], r["phases"]["text"], r["phases"]["decode"]
-        lines.append(f"| {r['policy']} | {r['mode']} | {r['cold_seconds']:.1f} | {warm} | {d[0] / GIB:.2f} / "
-                     f"{d[1] / GIB:.2f} | {t[0] / GIB:.2f} | {c[0] / GIB:.2f} | {r['idle_resident_bytes'] / GIB:.2f} / "
-                     f"{r['idle_reserved_bytes'] / GIB:.2f} / {r['idle_pinned_bytes'] / GIB:.2f} | {r['status']} |")
+        lines.append(
+            f"| {r['policy']} | {r['mode']} | {r['cold_seconds']:.1f} | {warm} | {d[0] / GIB:.2f} / "
+            f"{d[1] / GIB:.2f} | {t[0] / GIB:.2f} | {c[0] / GIB:.2f} | {r['idle_resident_bytes'] / GIB:.2f} / "
+            f"{r['idle_reserved_bytes'] / GIB:.2f} / {r['idle_pinned_bytes'] / GIB:.2f} | {r['status']} |"
+        )
     for policy, mode, seconds, peak, idle in ARTICLE:
         lines.append(f"| {policy} (seed article, RTX PRO 6000) | {mode} | {seconds} | - | {peak} | - | - | {idle} | |")
     return "\n".join(lines)
@@ -203,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available() and not args.allow_cpu:
-        print("proving ground: no CUDA GPU here; it measures the 22B transformer on one (--allow-cpu runs it on "
-              "the CPU anyway, for tests on a small preset)", file=sys.stderr)
+        print(
+            "proving ground: no CUDA GPU here; it measures the 22B transformer on one (--allow-cpu runs it on "
+            "the CPU anyway, for tests on a small preset)",
+            file=sys.stderr,
+        )
         return 1
     if args.make_bundle:
         from make_tiny_bundle import make_bundle
@@ -216,18 +264,39 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for policy in args.policies:
         for mode in args.modes:
-            command = [sys.executable, __file__, "--one", f"{policy}:{mode}", "--models-dir", str(args.models_dir),
-                       "--preset", args.preset, "--size", args.size, "--steps", str(args.steps), "--runs",
-                       str(args.runs)]
+            command = [
+                sys.executable,
+                __file__,
+                "--one",
+                f"{policy}:{mode}",
+                "--models-dir",
+                str(args.models_dir),
+                "--preset",
+                args.preset,
+                "--size",
+                args.size,
+                "--steps",
+                str(args.steps),
+                "--runs",
+                str(args.runs),
+            ]
             returncode, stdout, last_error = run_child(command)
             if returncode != 0:
-                row = {"policy": policy, "mode": mode, "runs": [], "status": "error",
-                       "error": last_error or f"the cell's process ended with {returncode}"}
+                row = {
+                    "policy": policy,
+                    "mode": mode,
+                    "runs": [],
+                    "status": "error",
+                    "error": last_error or f"the cell's process ended with {returncode}",
+                }
             else:
                 row = json.loads(stdout.strip().splitlines()[-1])
             rows.append(summarize(row))
-            print(f"proving ground: {policy} {mode}: {row['status']} "
-                  f"{row.get('error', '')[:100] if row['status'] != 'ok' else ''}", flush=True)
+            print(
+                f"proving ground: {policy} {mode}: {row['status']} "
+                f"{row.get('error', '')[:100] if row['status'] != 'ok' else ''}",
+                flush=True,
+            )
             # After every cell: a command stopped at its time limit still leaves the rows it finished.
             (args.out / "proving_ground.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
             (args.out / "proving_ground.md").write_text(table(rows) + "\n")

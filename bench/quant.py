@@ -24,8 +24,14 @@ from pathlib import Path
 from common import ROOT, ensure_bundle, run_child
 
 POLICIES = [
-    "none", "fp8_cast", "fp8_scaled", "fp8_scaled_mm", "torchao_fp8_dynamic", "torchao_fp8_weight_only",
-    "torchao_int8_weight_only", "torchao_int4_weight_only",
+    "none",
+    "fp8_cast",
+    "fp8_scaled",
+    "fp8_scaled_mm",
+    "torchao_fp8_dynamic",
+    "torchao_fp8_weight_only",
+    "torchao_int8_weight_only",
+    "torchao_int4_weight_only",
 ]
 # fp8_scaled as it runs on a GPU of compute capability 8.9+ (fp8 matmuls, bf16 activations quantized per token),
 # with torch._scaled_mm emulated on the CPU: its error is real, its step time is not a GPU's.
@@ -68,8 +74,9 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     # The compute dtype the pack uses on this device (float32 on a CPU), weights stored as the policy says; the
     # emulated fp8 matmuls take bf16 activations, as on the GPU.
     compute = torch.bfloat16 if policy == W8A8 else library_default("cpu").transformer
-    inputs = probe_inputs(read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128),
-                          dtype=compute)
+    inputs = probe_inputs(
+        read_checkpoint_config(bundle.checkpoint), ProbeShape(frames=9, height=128, width=128), dtype=compute
+    )
     row = {"policy": policy}
     # This process's own peak from here on: ru_maxrss would carry the peak of the parent that started it (the
     # kernel keeps it across exec), e.g. of writing the 3.1 GB bundle; VmHWM can be reset (clear_refs 5).
@@ -170,8 +177,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference.pt"
         for policy in ["none", *[p for p in args.policies if p != "none"]]:
-            command = [sys.executable, __file__, "--one", policy, "--preset", args.preset,
-                       "--models-dir", str(args.models_dir), "--reference", str(reference)]
+            command = [
+                sys.executable,
+                __file__,
+                "--one",
+                policy,
+                "--preset",
+                args.preset,
+                "--models-dir",
+                str(args.models_dir),
+                "--reference",
+                str(reference),
+            ]
             row = run_child(command)
             rows.append(row if row is not None else {"policy": policy, "status": "failed (see the error above)"})
             print(f"bench: {policy}: {rows[-1]['status'][:90]}", flush=True)
@@ -197,23 +214,29 @@ def main() -> int:
     (args.out / "quant.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")
     chart(rows, args.out / "quant.png", args.preset)
     mib = 2**20
-    print(f"\n{'policy':36s} {'resident MiB':>12s} {'x bf16':>7s} {'blocks x':>8s} {'48-blk x':>8s} "
-          f"{'load peak MiB':>13s} {'ledger MiB':>10s} {'peak/res':>8s} {'48-blk':>7s} {'load s':>7s} {'step s':>7s} "
-          f"{'rel err':>8s}")
+    print(
+        f"\n{'policy':36s} {'resident MiB':>12s} {'x bf16':>7s} {'blocks x':>8s} {'48-blk x':>8s} "
+        f"{'load peak MiB':>13s} {'ledger MiB':>10s} {'peak/res':>8s} {'48-blk':>7s} {'load s':>7s} {'step s':>7s} "
+        f"{'rel err':>8s}"
+    )
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['policy']:36s} {r['status'][:100]}")
             continue
-        print(f"{r['policy']:36s} {r['resident_bytes'] / mib:12.1f} {r['resident_ratio']:7.3f} "
-              f"{r['blocks_ratio']:8.3f} {r['ratio_48_blocks']:8.3f} "
-              f"{r['load_peak_bytes'] / mib:13.1f} {r['load_ledger_peak_bytes'] / mib:10.1f} "
-              f"{r['peak_over_resident']:8.3f} {r['peak_over_resident_48']:7.3f} {r['load_seconds']:7.2f} "
-              f"{r['step_seconds']:7.3f} {r['rel_error']:8.4f}")
-    print("\nx bf16: whole transformer as built; blocks x: the transformer blocks alone; 48-blk x: arithmetic, "
-          "the measured per-block bytes scaled to the 22B's 48 blocks. load peak: the child's resident set (VmHWM "
-          "reset before the load) above where it began; ledger: the tensors alive at once during the load; "
-          "peak/res: load peak / resident; 48-blk: the same with the transient on the 48-block resident bytes "
-          "(arithmetic).")
+        print(
+            f"{r['policy']:36s} {r['resident_bytes'] / mib:12.1f} {r['resident_ratio']:7.3f} "
+            f"{r['blocks_ratio']:8.3f} {r['ratio_48_blocks']:8.3f} "
+            f"{r['load_peak_bytes'] / mib:13.1f} {r['load_ledger_peak_bytes'] / mib:10.1f} "
+            f"{r['peak_over_resident']:8.3f} {r['peak_over_resident_48']:7.3f} {r['load_seconds']:7.2f} "
+            f"{r['step_seconds']:7.3f} {r['rel_error']:8.4f}"
+        )
+    print(
+        "\nx bf16: whole transformer as built; blocks x: the transformer blocks alone; 48-blk x: arithmetic, "
+        "the measured per-block bytes scaled to the 22B's 48 blocks. load peak: the child's resident set (VmHWM "
+        "reset before the load) above where it began; ledger: the tensors alive at once during the load; "
+        "peak/res: load peak / resident; 48-blk: the same with the transient on the 48-block resident bytes "
+        "(arithmetic)."
+    )
     print(f"wrote {args.out / 'quant.json'} and {args.out / 'quant.png'}")
     return 0
 

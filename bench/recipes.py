@@ -72,36 +72,54 @@ def main() -> int:
     gemma_fp8 = gemma_bytes(gemma, 1)
     # The embeddings processor: its connectors as the wide bundle has them (the transformer's widths), its feature
     # extractor's two projections from all of Gemma-3-12B's hidden states (3840 x 49 inputs) in bf16.
-    connectors = sum(b for k, b in ComponentPlan.read(bundle, "embeddings_processor").sizes(POLICIES["none"]).items()
-                     if "aggregate_embed" not in k)
+    connectors = sum(
+        b
+        for k, b in ComponentPlan.read(bundle, "embeddings_processor").sizes(POLICIES["none"]).items()
+        if "aggregate_embed" not in k
+    )
     flat = gemma["text_config"]["hidden_size"] * (gemma["text_config"]["num_hidden_layers"] + 1)
     processor = connectors + 2 * flat * (4096 + 2048)
 
     print(f"22B at {WIDTH}x{HEIGHT}x{FRAMES}, fp8_scaled transformer and text encoder, bf16, cold_start.")
-    print(f"transformer {sum(units.values()) + other:,} B ({(sum(units.values()) + other) / GIB:.1f} GiB: 48 blocks of "
-          f"{block / 2**20:.0f} MiB + {other / 2**20:.0f} MiB), Gemma {gemma_fp8 / GIB:.1f} GiB, embeddings processor "
-          f"{processor / GIB:.1f} GiB")
+    print(
+        f"transformer {sum(units.values()) + other:,} B ({(sum(units.values()) + other) / GIB:.1f} GiB: 48 blocks of "
+        f"{block / 2**20:.0f} MiB + {other / 2**20:.0f} MiB), Gemma {gemma_fp8 / GIB:.1f} GiB, embeddings processor "
+        f"{processor / GIB:.1f} GiB"
+    )
     for card, (budget_gb, fp8_matmul, example) in RECIPES.items():
         budget = int(budget_gb * GIB)
         upcast = 0 if fp8_matmul else largest_fp8 * 2
-        rows = [("text encode (Gemma)", gemma_fp8 + upcast, text_act, ""),
-                ("text encode (processor)", processor, text_act, "")]
-        rows.append(("image encode (stage 1)", 0, activations.image_encode(WIDTH // 2, HEIGHT // 2, bf16), "VAE encoder"))
+        rows = [
+            ("text encode (Gemma)", gemma_fp8 + upcast, text_act, ""),
+            ("text encode (processor)", processor, text_act, ""),
+        ]
+        rows.append(
+            ("image encode (stage 1)", 0, activations.image_encode(WIDTH // 2, HEIGHT // 2, bf16), "VAE encoder")
+        )
         for stage, (w, h) in (("stage 1 denoise", (WIDTH // 2, HEIGHT // 2)), ("stage 2 denoise", (WIDTH, HEIGHT))):
             act = activations.denoise(config, w, h, FRAMES, FPS, bf16) + upcast
             resident, streamed = split_units(list(units), units, other, budget - act, in_flight=2)
             held = other + sum(units[u] for u in resident) + (2 * max(units.values()) if streamed else 0)
             rows.append((stage, held, act, f"{len(resident)} units resident, {len(streamed)} streamed"))
         rows.append(("image encode (stage 2)", 0, activations.image_encode(WIDTH, HEIGHT, bf16), "VAE encoder"))
-        rows.append(("decode (tiled 512 px, 64 frames)", 0,
-                     activations.decode({"vae": {"decoder_base_channels": 128}}, WIDTH, HEIGHT, FRAMES,
-                                        TilingConfig.default(), bf16), "VAE decoder"))
+        rows.append(
+            (
+                "decode (tiled 512 px, 64 frames)",
+                0,
+                activations.decode(
+                    {"vae": {"decoder_base_channels": 128}}, WIDTH, HEIGHT, FRAMES, TilingConfig.default(), bf16
+                ),
+                "VAE decoder",
+            )
+        )
         print(f"\n{card}: {example}, VRAMGuard budget_gb {budget_gb}")
         print(f"  {'phase':34s} {'weights GiB':>11s} {'activations GiB':>15s} {'peak GiB':>8s}  notes")
         for name, weights, act, note in rows:
             print(f"  {name:34s} {weights / GIB:11.2f} {act / GIB:15.2f} {(weights + act) / GIB:8.2f}  {note}")
-    print("\nVAE weights (under 1 GiB) left out; the decoder's activations scale its measured factor to 128 channels "
-          "(not measured on the real VAE).")
+    print(
+        "\nVAE weights (under 1 GiB) left out; the decoder's activations scale its measured factor to 128 channels "
+        "(not measured on the real VAE)."
+    )
     return 0
 
 

@@ -39,21 +39,27 @@ def main() -> int:
     from ltx2_a2v.memory.budget import BUDGET
 
     names = file_names(args.preset)
-    bundle = Bundle(*(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
-                                                           "distilled_lora")))
+    bundle = Bundle(
+        *(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
+    )
     config = read_checkpoint_config(bundle.checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
 
     rows = []
-    for label, residency in [("cold_start, new prompt", "cold_start"), ("cold_start, repeated prompt", "cold_start"),
-                             ("persistent, first", "persistent"), ("persistent, second", "persistent")]:
+    for label, residency in [
+        ("cold_start, new prompt", "cold_start"),
+        ("cold_start, repeated prompt", "cold_start"),
+        ("persistent, first", "persistent"),
+        ("persistent, second", "persistent"),
+    ]:
         model = ModelSpec(bundle, config, quantization=args.policy, residency=residency)
         BUDGET.begin_run(label, args.policy, residency)
         start = time.perf_counter()
-        latent = a2v.sample_base(model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96, 17,
-                                 24.0, 4, 3.0)
+        latent = a2v.sample_base(
+            model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96, 17, 24.0, 4, 3.0
+        )
         latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
         a2v.decode(model, device, latent)
         report = BUDGET.last_run.as_dict()

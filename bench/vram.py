@@ -40,10 +40,15 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
     from ltx2_a2v.quant import POLICIES
 
     names = file_names(preset)
-    bundle = Bundle(*(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler",
-                                                      "distilled_lora")))
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy,
-                      residency="persistent" if mode == "persistent" else "cold_start")
+    bundle = Bundle(
+        *(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
+    )
+    model = ModelSpec(
+        bundle,
+        read_checkpoint_config(bundle.checkpoint),
+        quantization=policy,
+        residency="persistent" if mode == "persistent" else "cold_start",
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unit_bytes, other = ComponentPlan.read(bundle, "transformer").unit_sizes(POLICIES[policy])
     transformer_bytes = other + sum(unit_bytes.values())
@@ -56,20 +61,30 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
     for run in range(2):
         BUDGET.begin_run(f"run-{run}", policy, model.residency)
         start = time.perf_counter()
-        latent = a2v.sample_base(model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96, 17,
-                                 24.0, 4, 3.0)
+        latent = a2v.sample_base(
+            model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96, 17, 24.0, 4, 3.0
+        )
         latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
         a2v.decode(model, device, latent)
         report = BUDGET.last_run.as_dict()
-        runs.append({
-            "seconds": time.perf_counter() - start,
-            "peak_bytes": report["peak_bytes"],  # the ledger: tensors live on the device at once, at most
-            "idle_resident_bytes": BUDGET.resident_bytes(),
-            "stages": report["stages"],
-            "loads": report["loads"],
-        })
-    return {"mode": mode, "policy": policy, "device": str(device), "transformer_bytes": transformer_bytes,
-            "budget_bytes": BUDGET.budget_bytes, "largest_unit_bytes": max(unit_bytes.values()), "runs": runs}
+        runs.append(
+            {
+                "seconds": time.perf_counter() - start,
+                "peak_bytes": report["peak_bytes"],  # the ledger: tensors live on the device at once, at most
+                "idle_resident_bytes": BUDGET.resident_bytes(),
+                "stages": report["stages"],
+                "loads": report["loads"],
+            }
+        )
+    return {
+        "mode": mode,
+        "policy": policy,
+        "device": str(device),
+        "transformer_bytes": transformer_bytes,
+        "budget_bytes": BUDGET.budget_bytes,
+        "largest_unit_bytes": max(unit_bytes.values()),
+        "runs": runs,
+    }
 
 
 def chart(rows: list[dict], path: Path) -> None:
@@ -87,14 +102,22 @@ def chart(rows: list[dict], path: Path) -> None:
     time_ax.set_ylabel("seconds per A2V run")
     time_ax.set_title("Two consecutive runs")
     time_ax.legend()
-    mem_ax.bar([j - 0.3 for j in x], [max(run["peak_bytes"] for run in r["runs"]) / gib for r in rows], 0.3,
-               label="peak during a run")
+    mem_ax.bar(
+        [j - 0.3 for j in x],
+        [max(run["peak_bytes"] for run in r["runs"]) / gib for r in rows],
+        0.3,
+        label="peak during a run",
+    )
     mem_ax.bar([j for j in x], [r["runs"][-1]["idle_resident_bytes"] / gib for r in rows], 0.3, label="held when idle")
     mem_ax.bar([j + 0.3 for j in x], [r["transformer_bytes"] / gib for r in rows], 0.3, label="one transformer")
     streamed = next((r for r in rows if r["mode"] == "streamed"), None)
     if streamed:
-        mem_ax.axhline((streamed["budget_bytes"] + streamed["largest_unit_bytes"]) / gib, color="grey",
-                       linestyle="--", label="stream budget + one unit")
+        mem_ax.axhline(
+            (streamed["budget_bytes"] + streamed["largest_unit_bytes"]) / gib,
+            color="grey",
+            linestyle="--",
+            label="stream budget + one unit",
+        )
     mem_ax.set_xticks(list(x), [r["mode"] for r in rows])
     mem_ax.set_ylabel(f"GiB ({rows[0]['device']}, wide preset, {rows[0]['policy']})")
     mem_ax.set_title("Memory")
@@ -120,8 +143,18 @@ def main() -> int:
     ensure_bundle(args.models_dir, args.preset)
     rows = []
     for mode in MODES:
-        command = [sys.executable, __file__, "--one", mode, "--policy", args.policy, "--preset", args.preset,
-                   "--models-dir", str(args.models_dir)]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            mode,
+            "--policy",
+            args.policy,
+            "--preset",
+            args.preset,
+            "--models-dir",
+            str(args.models_dir),
+        ]
         row = run_child(command)
         if row is None:
             return 1
@@ -134,18 +167,24 @@ def main() -> int:
     mib = 2**20
     print(f"\n{'mode':16s} {'run 1 s':>8s} {'run 2 s':>8s} {'peak MiB':>9s} {'idle MiB':>9s} {'transformer MiB':>15s}")
     for r in rows:
-        print(f"{r['mode']:16s} {r['runs'][0]['seconds']:8.2f} {r['runs'][1]['seconds']:8.2f} "
-              f"{max(run['peak_bytes'] for run in r['runs']) / mib:9.1f} {r['runs'][-1]['idle_resident_bytes'] / mib:9.1f} "
-              f"{r['transformer_bytes'] / mib:15.1f}")
+        print(
+            f"{r['mode']:16s} {r['runs'][0]['seconds']:8.2f} {r['runs'][1]['seconds']:8.2f} "
+            f"{max(run['peak_bytes'] for run in r['runs']) / mib:9.1f} "
+            f"{r['runs'][-1]['idle_resident_bytes'] / mib:9.1f} "
+            f"{r['transformer_bytes'] / mib:15.1f}"
+        )
     cold = next(r for r in rows if r["mode"] == "cold_start")
     for streamed in (r for r in rows if r["mode"] in STREAM_BUDGET_FRACTION):
         bound = streamed["budget_bytes"] + streamed["largest_unit_bytes"]
         how = next((line.split("; ")[-1] for line in streamed["runs"][0]["loads"] if "streamed:" in line), "")
-        print(f"\n{streamed['mode']}: budget {streamed['budget_bytes'] / mib:.0f} MiB "
-              f"({STREAM_BUDGET_FRACTION[streamed['mode']]:.0%} of the transformer), {how}; largest unit "
-              f"{streamed['largest_unit_bytes'] / mib:.0f} MiB; peak {max(x['peak_bytes'] for x in streamed['runs']) / mib:.0f} "
-              f"MiB vs budget + one unit {bound / mib:.0f} MiB (plus activations); time vs cold_start "
-              f"{streamed['runs'][1]['seconds'] / cold['runs'][1]['seconds']:.2f}x (second runs)")
+        print(
+            f"\n{streamed['mode']}: budget {streamed['budget_bytes'] / mib:.0f} MiB "
+            f"({STREAM_BUDGET_FRACTION[streamed['mode']]:.0%} of the transformer), {how}; largest unit "
+            f"{streamed['largest_unit_bytes'] / mib:.0f} MiB; peak "
+            f"{max(x['peak_bytes'] for x in streamed['runs']) / mib:.0f} "
+            f"MiB vs budget + one unit {bound / mib:.0f} MiB (plus activations); time vs cold_start "
+            f"{streamed['runs'][1]['seconds'] / cold['runs'][1]['seconds']:.2f}x (second runs)"
+        )
     print(f"wrote {args.out / 'vram.json'} and {args.out / 'vram.png'}")
     return 0
 

@@ -31,8 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = commands.add_parser("submit", help="queue an API-format workflow with its input files; prints the job id")
     sub.add_argument("workflow", type=Path)
     sub.add_argument("--input", type=parse_input, action="append", default=[], metavar="NAME=PATH")
-    sub.add_argument("--by-path", action="store_true",
-                     help="send the inputs' paths (shared storage every worker mounts), not their bytes")
+    sub.add_argument(
+        "--by-path",
+        action="store_true",
+        help="send the inputs' paths (shared storage every worker mounts), not their bytes",
+    )
     sub.add_argument("--job-id", help="your own id (resubmitted, it runs again into the same folder: overwritten)")
     sub.add_argument("--wait", action="store_true", help="wait and print the result")
     for name in ("status", "result", "cancel"):
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     from .app import use_broker
+
     if args.broker:
         use_broker(args.broker)
     from . import client
@@ -74,12 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         client.cancel(args.job_id)
     else:
         from .worker import run_worker
+
         device = "cpu" if args.cpu else f"gpu{args.cuda_device if args.cuda_device is not None else 0}"
-        run_worker(args.name or f"{device}@{socket.gethostname()}", args.results_dir, args.comfyui_url,
-                   args.models_dir, args.work_dir, args.cuda_device, args.cpu, args.comfyui_port, extra, args.loglevel)
+        run_worker(
+            args.name or f"{device}@{socket.gethostname()}",
+            args.results_dir,
+            args.comfyui_url,
+            args.models_dir,
+            args.work_dir,
+            args.cuda_device,
+            args.cpu,
+            args.comfyui_port,
+            extra,
+            args.loglevel,
+        )
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -1,9 +1,9 @@
 """Submitting jobs and reading them back, from Python (the command line is a thin layer over this).
 
-    from cluster import Job, submit, status, result
-    job_id = submit(Job(workflow, {"face.png": Path("face.png").read_bytes(), "voice.wav": "/shared/voice.wav"}))
-    status(job_id)   # {"state": "PROGRESS", "node": "4", "class_type": "A2VSampler", "step": 2, "steps": 3, ...}
-    result(job_id)   # {"outputs": ["<results>/<job id>/9-0.mp4"], "report": {...}, "worker": ..., ...}
+from cluster import Job, submit, status, result
+job_id = submit(Job(workflow, {"face.png": Path("face.png").read_bytes(), "voice.wav": "/shared/voice.wav"}))
+status(job_id)   # {"state": "PROGRESS", "node": "4", "class_type": "A2VSampler", "step": 2, "steps": 3, ...}
+result(job_id)   # {"outputs": ["<results>/<job id>/9-0.mp4"], "report": {...}, "worker": ..., ...}
 """
 
 import uuid

@@ -14,8 +14,14 @@ import websocket
 
 from .errors import ComfyUnavailable, PromptRefused
 
-UNREACHABLE = (requests.ConnectionError, requests.Timeout, websocket.WebSocketException, ConnectionError,
-               TimeoutError, OSError)
+UNREACHABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    websocket.WebSocketException,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 
 
 def refusal_message(body: dict) -> str:
@@ -57,8 +63,12 @@ class ComfyClient:
     def upload(self, name: str, data: bytes, subfolder: str) -> str:
         """Puts a file in ComfyUI's input folder (the route is /upload/image for any file: LoadAudio reads the same
         folder); overwrites, so a redelivered job uploads to the same place. Returns the name a loader takes."""
-        response = self._request("POST", "/upload/image", files={"image": (name, data)},
-                                 data={"overwrite": "true", "type": "input", "subfolder": subfolder})
+        response = self._request(
+            "POST",
+            "/upload/image",
+            files={"image": (name, data)},
+            data={"overwrite": "true", "type": "input", "subfolder": subfolder},
+        )
         if not response.ok:
             raise ComfyUnavailable(f"ComfyUI at {self.url} refused the upload of {name!r}: HTTP {response.status_code}")
         body = response.json()

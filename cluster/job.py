@@ -31,9 +31,12 @@ class Job:
             else:
                 files[name] = {"path": str(source)}
         if not isinstance(self.workflow, dict) or not all(
-                isinstance(n, dict) and "class_type" in n for n in self.workflow.values()):
-            raise ValueError("workflow: give ComfyUI's API format ({id: {class_type, inputs}}), as saved by "
-                             "'Export (API)'; the drag-and-drop format (nodes, links) cannot be queued")
+            isinstance(n, dict) and "class_type" in n for n in self.workflow.values()
+        ):
+            raise ValueError(
+                "workflow: give ComfyUI's API format ({id: {class_type, inputs}}), as saved by "
+                "'Export (API)'; the drag-and-drop format (nodes, links) cannot be queued"
+            )
         return {"workflow": self.workflow, "files": files}
 
 
@@ -45,8 +48,10 @@ def input_bytes(name: str, entry: dict) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise JobFailed(f"input {name!r}: cannot read {path} on this worker ({error.strerror}); put it on storage "
-                        "every worker mounts at the same path, or send its bytes with the job") from None
+        raise JobFailed(
+            f"input {name!r}: cannot read {path} on this worker ({error.strerror}); put it on storage "
+            "every worker mounts at the same path, or send its bytes with the job"
+        ) from None
 
 
 def pointed_at_uploads(workflow: dict, uploaded: dict[str, str]) -> dict:

@@ -34,10 +34,17 @@ class Progress:
 
     def __init__(self, task, workflow: dict, comfyui: str):
         self.task, self.workflow, self.started = task, workflow, time.monotonic()
-        self.meta = {"worker": os.environ.get("LTX2_CLUSTER_WORKER", task.request.hostname), "comfyui": comfyui,
-                     "node": None, "class_type": None, "step": 0, "steps": 0, "seconds": 0.0,
-                     "attempt": task.request.retries + 1,
-                     "redelivered": bool((task.request.delivery_info or {}).get("redelivered"))}
+        self.meta = {
+            "worker": os.environ.get("LTX2_CLUSTER_WORKER", task.request.hostname),
+            "comfyui": comfyui,
+            "node": None,
+            "class_type": None,
+            "step": 0,
+            "steps": 0,
+            "seconds": 0.0,
+            "attempt": task.request.retries + 1,
+            "redelivered": bool((task.request.delivery_info or {}).get("redelivered")),
+        }
         self.last_sent = 0.0
 
     def publish(self, force: bool = False) -> None:
@@ -60,19 +67,30 @@ class Progress:
 
 def cancelled(task, reason: str):
     """Ends the job as REVOKED, the state Celery gives a revoked job (its info is a TaskRevokedError)."""
-    task.update_state(state=states.REVOKED, meta={"exc_type": "TaskRevokedError", "exc_module": "celery.exceptions",
-                                                  "exc_message": [reason]})
+    task.update_state(
+        state=states.REVOKED,
+        meta={"exc_type": "TaskRevokedError", "exc_module": "celery.exceptions", "exc_message": [reason]},
+    )
     raise Ignore()
 
 
 def node_failure(messages: list[dict]) -> str:
     error = next(m["data"] for m in messages if m["type"] == "execution_error")
-    return (f"node {error.get('node_id')} ({error.get('node_type')}): {error.get('exception_type', 'error')}: "
-            f"{str(error.get('exception_message', '')).strip()}")
+    return (
+        f"node {error.get('node_id')} ({error.get('node_type')}): {error.get('exception_type', 'error')}: "
+        f"{str(error.get('exception_message', '')).strip()}"
+    )
 
 
-@app.task(bind=True, name="ltx2_cluster.run_job", autoretry_for=(ComfyUnavailable,), max_retries=MAX_RETRIES,
-          retry_backoff=RETRY_BACKOFF, retry_backoff_max=60, retry_jitter=False)
+@app.task(
+    bind=True,
+    name="ltx2_cluster.run_job",
+    autoretry_for=(ComfyUnavailable,),
+    max_retries=MAX_RETRIES,
+    retry_backoff=RETRY_BACKOFF,
+    retry_backoff_max=60,
+    retry_jitter=False,
+)
 def run_job(self, job: dict) -> dict:
     job_id = self.request.id
     if cancel_requested(job_id):
@@ -82,8 +100,9 @@ def run_job(self, job: dict) -> dict:
     progress = Progress(self, job["workflow"], comfy.url)
     progress.publish(force=True)
 
-    uploaded = {name: comfy.upload(name, input_bytes(name, entry), f"jobs/{job_id}")
-                for name, entry in job["files"].items()}
+    uploaded = {
+        name: comfy.upload(name, input_bytes(name, entry), f"jobs/{job_id}") for name, entry in job["files"].items()
+    }
     workflow = pointed_at_uploads(job["workflow"], uploaded)
     comfy.connect()
     try:
@@ -103,10 +122,18 @@ def run_job(self, job: dict) -> dict:
         written.append(folder.write(node_id, index, ref["filename"], comfy.view(ref)))
     report = comfy.run_report(prompt_id)
     progress.publish(force=True)
-    result = {"job_id": job_id, "worker": progress.meta["worker"], "comfyui": comfy.url, "prompt_id": prompt_id,
-              "outputs": [str(p) for p in written], "seconds": progress.meta["seconds"],
-              "attempt": progress.meta["attempt"], "redelivered": progress.meta["redelivered"], "report": report,
-              "history_outputs": history.get("outputs", {})}
+    result = {
+        "job_id": job_id,
+        "worker": progress.meta["worker"],
+        "comfyui": comfy.url,
+        "prompt_id": prompt_id,
+        "outputs": [str(p) for p in written],
+        "seconds": progress.meta["seconds"],
+        "attempt": progress.meta["attempt"],
+        "redelivered": progress.meta["redelivered"],
+        "report": report,
+        "history_outputs": history.get("outputs", {}),
+    }
     report_path = folder.write_report(result)
     folder.clear_leftovers(set(written) | {report_path})
     result["report_path"] = str(report_path)

@@ -29,16 +29,33 @@ def free_port() -> int:
 class ManagedComfyUI:
     """ComfyUI with this pack (tools/serve.py), its input and output folders under `work_dir`."""
 
-    def __init__(self, models_dir: Path, work_dir: Path, cuda_device: int | None, cpu: bool, port: int | None,
-                 extra_args: list[str]):
+    def __init__(
+        self,
+        models_dir: Path,
+        work_dir: Path,
+        cuda_device: int | None,
+        cpu: bool,
+        port: int | None,
+        extra_args: list[str],
+    ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         work_dir.mkdir(parents=True, exist_ok=True)
         self.command = [
-            sys.executable, str(ROOT / "tools" / "serve.py"), "--models-dir", str(models_dir), "--port", str(self.port),
-            "--input-directory", str(work_dir / "input"), "--output-directory", str(work_dir / "output"),
-            "--database-url", f"sqlite:///{work_dir / 'comfyui.db'}",
-            *(["--cpu"] if cpu else []), *(["--cuda-device", str(cuda_device)] if cuda_device is not None else []),
+            sys.executable,
+            str(ROOT / "tools" / "serve.py"),
+            "--models-dir",
+            str(models_dir),
+            "--port",
+            str(self.port),
+            "--input-directory",
+            str(work_dir / "input"),
+            "--output-directory",
+            str(work_dir / "output"),
+            "--database-url",
+            f"sqlite:///{work_dir / 'comfyui.db'}",
+            *(["--cpu"] if cpu else []),
+            *(["--cuda-device", str(cuda_device)] if cuda_device is not None else []),
             *extra_args,
         ]
         self.log_path = work_dir / "comfyui.log"
@@ -57,6 +74,7 @@ class ManagedComfyUI:
 
     def supervise(self) -> None:
         """Starts ComfyUI again whenever it exits (a crash, an out-of-memory kill) while the worker lives."""
+
         def loop():
             while not self.stopping:
                 if self.process.poll() is not None and not self.stopping:
@@ -66,6 +84,7 @@ class ManagedComfyUI:
                     except RuntimeError as error:
                         print(error, file=sys.stderr)
                 time.sleep(1.0)
+
         threading.Thread(target=loop, daemon=True, name="comfyui-supervisor").start()
 
     def stop(self) -> None:
@@ -79,15 +98,31 @@ class ManagedComfyUI:
             self.process.kill()
 
 
-def run_worker(name: str, results_dir: Path, comfyui_url: str | None = None, models_dir: Path | None = None,
-               work_dir: Path | None = None, cuda_device: int | None = None, cpu: bool = False,
-               comfyui_port: int | None = None, comfyui_args: list[str] = (), loglevel: str = "INFO") -> None:
+def run_worker(
+    name: str,
+    results_dir: Path,
+    comfyui_url: str | None = None,
+    models_dir: Path | None = None,
+    work_dir: Path | None = None,
+    cuda_device: int | None = None,
+    cpu: bool = False,
+    comfyui_port: int | None = None,
+    comfyui_args: list[str] = (),
+    loglevel: str = "INFO",
+) -> None:
     if comfyui_url is None:
         if models_dir is None:
-            raise SystemExit("worker: give --comfyui-url (a running ComfyUI with this pack) or --models-dir (to start "
-                             "one)")
-        comfy = ManagedComfyUI(models_dir, work_dir or results_dir.parent / f"comfyui-{name}", cuda_device, cpu,
-                               comfyui_port, list(comfyui_args))
+            raise SystemExit(
+                "worker: give --comfyui-url (a running ComfyUI with this pack) or --models-dir (to start one)"
+            )
+        comfy = ManagedComfyUI(
+            models_dir,
+            work_dir or results_dir.parent / f"comfyui-{name}",
+            cuda_device,
+            cpu,
+            comfyui_port,
+            list(comfyui_args),
+        )
         atexit.register(comfy.stop)
         comfy.start()
         comfy.supervise()
@@ -95,9 +130,21 @@ def run_worker(name: str, results_dir: Path, comfyui_url: str | None = None, mod
     elif not ComfyClient(comfyui_url, timeout=5).ready():
         print(f"worker: no ComfyUI answers at {comfyui_url} yet; jobs will retry until it does", file=sys.stderr)
     results_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.update(LTX2_CLUSTER_COMFYUI=comfyui_url, LTX2_CLUSTER_RESULTS=str(results_dir.resolve()),
-                      LTX2_CLUSTER_WORKER=name)
+    os.environ.update(
+        LTX2_CLUSTER_COMFYUI=comfyui_url, LTX2_CLUSTER_RESULTS=str(results_dir.resolve()), LTX2_CLUSTER_WORKER=name
+    )
     # One process, one job at a time (the pool's single child runs it, so a dying job is seen by the worker and
     # put back on the queue), no job held in reserve.
-    app.worker_main(["worker", f"--hostname={name}", f"--queues={QUEUE}", "--concurrency=1", "--pool=prefork",
-                     "--prefetch-multiplier=1", f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "worker",
+            f"--hostname={name}",
+            f"--queues={QUEUE}",
+            "--concurrency=1",
+            "--pool=prefork",
+            "--prefetch-multiplier=1",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

@@ -28,8 +28,12 @@ AUDIO_FACTOR = 64  # audio-encoder activations per audio sample
 # LTX-2.3 22B's widths, where a config does not give them (at queue time no model is known yet; ltx-core's
 # configurators fall back to the same full-size values when a key is missing).
 DEFAULTS_22B = {
-    "transformer": {"num_attention_heads": 32, "attention_head_dim": 128,
-                    "audio_num_attention_heads": 32, "audio_attention_head_dim": 64},
+    "transformer": {
+        "num_attention_heads": 32,
+        "attention_head_dim": 128,
+        "audio_num_attention_heads": 32,
+        "audio_attention_head_dim": 64,
+    },
     "vae": {"decoder_base_channels": 128},
     "gemma": {"hidden_size": 3840, "num_hidden_layers": 48, "intermediate_size": 15360},  # Gemma-3-12B's text_config
 }
@@ -74,8 +78,9 @@ def transformer_tokens(width: int, height: int, num_frames: int, frame_rate: flo
     return video, audio
 
 
-def denoise(config: dict, width: int, height: int, num_frames: int, frame_rate: float,
-            compute_dtype: torch.dtype) -> int:
+def denoise(
+    config: dict, width: int, height: int, num_frames: int, frame_rate: float, compute_dtype: torch.dtype
+) -> int:
     video_width, audio_width = _widths(config)
     video, audio = transformer_tokens(width, height, num_frames, frame_rate)
     itemsize = torch.empty((), dtype=compute_dtype).element_size()

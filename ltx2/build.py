@@ -37,8 +37,10 @@ class LoadReport:
     compute_dtype: torch.dtype = STORAGE_DTYPE
 
     def summary(self) -> str:
-        text = (f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept, "
-                f"computes in {NAMES.get(self.compute_dtype, self.compute_dtype)}")
+        text = (
+            f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept, "
+            f"computes in {NAMES.get(self.compute_dtype, self.compute_dtype)}"
+        )
         return text + "".join(f"; {n}" for n in self.notes)
 
 
@@ -61,16 +63,17 @@ def build(
     input_name = "text_encoder_quantization" if plan.name == "text_encoder" else "quantization"
     report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
     if plan.defaults:
-        report.notes.append(f"{Path(plan.where).name} lacks {', '.join(plan.defaults)}: ltx-core's defaults taken "
-                            "(release files have them; other readers may take other defaults)")
+        report.notes.append(
+            f"{Path(plan.where).name} lacks {', '.join(plan.defaults)}: ltx-core's defaults taken "
+            "(release files have them; other readers may take other defaults)"
+        )
     selected, report.skipped = plan.selected(policy)
 
     scales = plan.fp8_scales()
     if scales and policy.on_fp8_release is not None:
         # Quantizing fp8 weights again (LTX-2 issue 193: fp8_cast on an fp8 file gives garbage) is never done: the
         # policy that takes the stored fp8 weights and scales as they are builds them.
-        report.notes.append(f"{Path(plan.where).name} is already fp8: {policy.name} keeps its fp8 weights as "
-                            "stored")
+        report.notes.append(f"{Path(plan.where).name} is already fp8: {policy.name} keeps its fp8 weights as stored")
         policy = POLICIES[policy.on_fp8_release]
         selected |= set(scales)  # every stored fp8 linear is read by the policy's fp8 layers
     elif scales:
@@ -82,8 +85,10 @@ def build(
         )
     packed = {f: n for f, n in plan.stored_formats.items() if f not in ("float8_e4m3fn", "float8_e5m2")}
     if packed:
-        report.notes.append(", ".join(f"{n} {f} weights" for f, n in packed.items()) + " dequantized to bf16 with "
-                            f"comfy-kitchen before {policy.name}")
+        report.notes.append(
+            ", ".join(f"{n} {f} weights" for f, n in packed.items()) + " dequantized to bf16 with "
+            f"comfy-kitchen before {policy.name}"
+        )
     backend = policy.backend
 
     fuser = None
@@ -119,6 +124,7 @@ def build(
 
     final = transform
     if keep_out is not None:
+
         def final(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
             return [(k, v) for k, v in transform(key, value) if not keep_out(k, v)]
 
@@ -131,16 +137,18 @@ def build(
     return model, report
 
 
-def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.device, on_tensor,
-          keeping_out: bool) -> torch.nn.Module:
+def _load(
+    plan: ComponentPlan, transform, module_ops: tuple, device: torch.device, on_tensor, keeping_out: bool
+) -> torch.nn.Module:
     """The plan's meta model, with the policy's module ops, loaded through the streaming loader.
 
     ltx-core's builder.build() is not used: it only warns when tensors are missing (returning a half-loaded
     model) and ends with `model.to(device)`, which torchao's int8 tensors cannot go through. Its parts are: meta
     model + module ops, the loader (ours moves each tensor to `device` already), load_state_dict."""
     base = plan.builder.model_loader
-    loader = StreamingStateDictLoader(base.headers, base.metadata(""), transform, on_tensor,
-                                      only_keys=set(plan.renames))
+    loader = StreamingStateDictLoader(
+        base.headers, base.metadata(""), transform, on_tensor, only_keys=set(plan.renames)
+    )
     model, plan.meta = plan.meta, None  # the plan's meta model becomes the component: a plan builds once
     if model is None:
         raise RuntimeError(f"{plan.name}: this plan has built its component already; read a new one")
@@ -151,16 +159,18 @@ def _load(plan: ComponentPlan, transform, module_ops: tuple, device: torch.devic
         # Under inference_mode, as ComfyUI runs nodes: tensors made here are then usable there (torchao's are not
         # otherwise).
         with torch.inference_mode():
-            state = loader.load(plan.paths if len(plan.paths) > 1 else plan.paths[0], sd_ops=plan.builder.model_sd_ops,
-                                device=device)
+            state = loader.load(
+                plan.paths if len(plan.paths) > 1 else plan.paths[0], sd_ops=plan.builder.model_sd_ops, device=device
+            )
             model.load_state_dict(state.sd, strict=False, assign=True)
             del state
     except RuntimeError as exc:  # load_state_dict's size mismatch for tensors the plan's check cannot see
         raise LTX2LoadError(f"{plan.name}: could not load its weights: {exc}") from exc
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers and not keeping_out:  # block streaming keeps some tensors out, on purpose
-        raise LTX2LoadError(f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, "
-                            f"e.g. {', '.join(leftovers[:3])}.")
+        raise LTX2LoadError(
+            f"{plan.name}: {len(leftovers)} tensor(s) were not loaded, e.g. {', '.join(leftovers[:3])}."
+        )
     # Inference only: without this, a forward outside inference_mode/no_grad would try to track gradients
     # through tensors made under inference_mode, and fail.
     return model.eval().requires_grad_(False)

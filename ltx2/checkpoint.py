@@ -17,7 +17,9 @@ def read_checkpoint_config(path: str | Path, input_name: str = "ckpt_name") -> d
     (every tensor's bytes present). Nothing beyond the header is read."""
     path = Path(path)
     if not path.exists():
-        raise LTX2InputError(f"{input_name}: {path} does not exist (deleted or moved?). Refresh the list and pick again.")
+        raise LTX2InputError(
+            f"{input_name}: {path} does not exist (deleted or moved?). Refresh the list and pick again."
+        )
     header = read_header(path, input_name)
     missing = [p for p in REQUIRED_PREFIXES if not any(k.startswith(p) for k in header.entries)]
     if missing or "config" not in header.metadata:

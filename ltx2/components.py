@@ -56,9 +56,7 @@ _VAE_STATS = ("per_channel_statistics.", "per_channel_statistics.")
 COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
-        Component(
-            "transformer", "checkpoint", LTXV_MODEL_COMFY_RENAMING_MAP, (("model.diffusion_model.", ""),)
-        ),
+        Component("transformer", "checkpoint", LTXV_MODEL_COMFY_RENAMING_MAP, (("model.diffusion_model.", ""),)),
         Component(
             "embeddings_processor",
             "checkpoint",

@@ -4,21 +4,58 @@ configurators take their own default without a word, and ComfyUI's loaders take 
 taken by default, so a file that two readers read differently does not pass unnoticed."""
 
 # component -> (path of its section in the checkpoint's config, the fields the release writes there)
-_VIDEO_VAE = ("vae",), ("dims", "in_channels", "out_channels", "latent_channels", "patch_size", "norm_layer",
-                        "latent_log_var", "causal_decoder", "spatial_padding_mode", "timestep_conditioning",
-                        "encoder_blocks", "decoder_blocks", "decoder_base_channels")
-_AUDIO_VAE = ("audio_vae", "model", "params", "ddconfig"), ("ch", "out_ch", "in_channels", "resolution", "ch_mult",
-                                                             "num_res_blocks", "attn_resolutions", "z_channels",
-                                                             "double_z", "norm_type", "causality_axis",
-                                                             "mid_block_add_attention")
+_VIDEO_VAE = (
+    ("vae",),
+    (
+        "dims",
+        "in_channels",
+        "out_channels",
+        "latent_channels",
+        "patch_size",
+        "norm_layer",
+        "latent_log_var",
+        "causal_decoder",
+        "spatial_padding_mode",
+        "timestep_conditioning",
+        "encoder_blocks",
+        "decoder_blocks",
+        "decoder_base_channels",
+    ),
+)
+_AUDIO_VAE = (
+    ("audio_vae", "model", "params", "ddconfig"),
+    (
+        "ch",
+        "out_ch",
+        "in_channels",
+        "resolution",
+        "ch_mult",
+        "num_res_blocks",
+        "attn_resolutions",
+        "z_channels",
+        "double_z",
+        "norm_type",
+        "causality_axis",
+        "mid_block_add_attention",
+    ),
+)
 RELEASE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "video_encoder": _VIDEO_VAE,
     "video_decoder": _VIDEO_VAE,
     "audio_encoder": _AUDIO_VAE,
     "audio_decoder": _AUDIO_VAE,
-    "transformer": (("transformer",), ("num_layers", "num_attention_heads", "attention_head_dim",
-                                       "audio_num_attention_heads", "audio_attention_head_dim",
-                                       "cross_attention_dim", "audio_cross_attention_dim")),
+    "transformer": (
+        ("transformer",),
+        (
+            "num_layers",
+            "num_attention_heads",
+            "attention_head_dim",
+            "audio_num_attention_heads",
+            "audio_attention_head_dim",
+            "cross_attention_dim",
+            "audio_cross_attention_dim",
+        ),
+    ),
 }
 
 

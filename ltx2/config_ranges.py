@@ -66,7 +66,8 @@ def _check(section, bounds: dict, where: str, what: str, fix: str) -> None:
             shown = f"{value:.3g}" if abs(value) >= 1e9 else value
             raise LTX2InputError(
                 f"{where}: {what} gives {key} = {shown}, outside what any release uses (1..{high:,}; the largest "
-                f"release has {release:,}). {fix}")
+                f"release has {release:,}). {fix}"
+            )
 
 
 def check_gemma_config(config: dict, root: Path) -> None:

@@ -90,12 +90,18 @@ class GemmaRoot:
         # there would block or never end, so each must be a regular file (or a link to one).
         for entry in os.scandir(root):
             if not entry.is_dir() and not entry.is_file():
-                raise _bad(root, f"holds '{entry.name}', which is not a regular file (a pipe, a device or a broken "
-                                 "link)", "Remove it, or put the real file there.")
+                raise _bad(
+                    root,
+                    f"holds '{entry.name}', which is not a regular file (a pipe, a device or a broken link)",
+                    "Remove it, or put the real file there.",
+                )
         missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
         if missing:
-            raise _bad(root, f"lacks {', '.join(missing)} at its top level",
-                       "Copy the whole Gemma-3 release folder, not only its weights.")
+            raise _bad(
+                root,
+                f"lacks {', '.join(missing)} at its top level",
+                "Copy the whole Gemma-3 release folder, not only its weights.",
+            )
         check_tokenizer_files(root)  # the tokenizer and processor files: named when bad (gemma_files.py)
         gemma = cls(root)
         check_gemma_config(gemma.config(), root)  # checked now, before anything is built or estimated from it
@@ -108,18 +114,24 @@ class GemmaRoot:
         index = self.path / INDEX
         if index.exists():
             weight_map = read_json(index, self.path).get("weight_map")
-            if not isinstance(weight_map, dict) or not weight_map or \
-                    not all(isinstance(v, str) for v in weight_map.values()):
+            if (
+                not isinstance(weight_map, dict)
+                or not weight_map
+                or not all(isinstance(v, str) for v in weight_map.values())
+            ):
                 raise _bad(self.path, f"has an {INDEX} without a weight_map of file names")
             names = sorted(set(weight_map.values()))
             outside = [n for n in names if Path(n).name != n or n in (".", "..")]
             if outside:
-                raise _bad(self.path, f"has an {INDEX} naming {shown(outside[0])}, which is not a file of the "
-                                      "folder itself")
+                raise _bad(
+                    self.path, f"has an {INDEX} naming {shown(outside[0])}, which is not a file of the folder itself"
+                )
             absent = [n for n in names if not (self.path / n).is_file()]
             if absent:
-                raise _bad(self.path, f"lacks {shown(absent[0])}, named by its {INDEX} ({len(absent)} of "
-                                      f"{len(names)} shards missing)")
+                raise _bad(
+                    self.path,
+                    f"lacks {shown(absent[0])}, named by its {INDEX} ({len(absent)} of {len(names)} shards missing)",
+                )
             return tuple(str(self.path / n) for n in names)
         shards = sorted(p for p in self.path.glob("model*.safetensors") if p.is_file())
         if not shards:
@@ -129,8 +141,12 @@ class GemmaRoot:
     def config(self) -> dict:
         config = read_json(self.path / "config.json", self.path)
         if config.get("model_type") != "gemma3":
-            raise _bad(self.path, f"has a config.json of a {shown(config.get('model_type'), 40)} model; LTX-2 needs "
-                                  "Gemma-3 (model_type 'gemma3')", "Pick the Gemma-3 folder.")
+            raise _bad(
+                self.path,
+                f"has a config.json of a {shown(config.get('model_type'), 40)} model; LTX-2 needs "
+                "Gemma-3 (model_type 'gemma3')",
+                "Pick the Gemma-3 folder.",
+            )
         text, vision = config.get("text_config"), config.get("vision_config")
         if not isinstance(text, dict) or not all(_positive(text, k) for k in ("hidden_size", "num_hidden_layers")):
             raise _bad(self.path, "has a config.json without a text_config giving hidden_size and num_hidden_layers")
@@ -159,14 +175,20 @@ class GemmaRoot:
             module.processor = Gemma3Processor(image_processor=image_processor, tokenizer=module.tokenizer.tokenizer)
             return module
 
-        tokenizer = ModuleOps("TokenizerLoad", mutator=load_tokenizer,
-                              matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.tokenizer is None)
+        tokenizer = ModuleOps(
+            "TokenizerLoad",
+            mutator=load_tokenizer,
+            matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.tokenizer is None,
+        )
         if not check_tokenizer_files(self.path):  # an image processor transformers does not know: A2V needs none
             return (tokenizer,)
         return (
             tokenizer,
-            ModuleOps("ProcessorLoad", matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.processor is None,
-                      mutator=load_processor),
+            ModuleOps(
+                "ProcessorLoad",
+                matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.processor is None,
+                mutator=load_processor,
+            ),
         )
 
 
@@ -240,8 +262,10 @@ def _flat_vision_key_ops() -> SDOps:
         .with_matching(prefix="multi_modal_projector.")
         .with_replacement("multi_modal_projector.", "model.model.multi_modal_projector.")
         .with_kv_operation(
-            operation=lambda key, value: [KeyValueOperationResult(key, value),
-                                          KeyValueOperationResult("model.lm_head.weight", value)],
+            operation=lambda key, value: [
+                KeyValueOperationResult(key, value),
+                KeyValueOperationResult("model.lm_head.weight", value),
+            ],
             key_prefix="model.model.language_model.embed_tokens.weight",
         )
     )

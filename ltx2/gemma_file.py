@@ -34,14 +34,24 @@ from .safetensors_file import SafetensorsHeader, iter_tensors, read_header
 TOKENIZER_KEY = "spiece_model"
 # What tells ComfyUI's loader a Gemma-3 file (comfy/sd.py detect_te_model), and what the config is read from.
 MARKER = "model.layers.0.self_attn.q_norm.weight"
-PREFIXES = {"model.": "language_model.model.", "vision_model.": "vision_tower.vision_model.",
-            "multi_modal_projector.": "multi_modal_projector."}
+PREFIXES = {
+    "model.": "language_model.model.",
+    "vision_model.": "vision_tower.vision_model.",
+    "multi_modal_projector.": "multi_modal_projector.",
+}
 IMAGE_TOKENS = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
 # Gemma-3's image processor (the release folder's preprocessor_config.json), at the file's image size. A2V never
 # calls it; ltx-core's text encoder holds one.
-IMAGE_PROCESSOR = {"image_processor_type": "Gemma3ImageProcessor", "do_resize": True, "do_rescale": True,
-                   "do_normalize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
-                   "rescale_factor": 1 / 255, "resample": 2}
+IMAGE_PROCESSOR = {
+    "image_processor_type": "Gemma3ImageProcessor",
+    "do_resize": True,
+    "do_rescale": True,
+    "do_normalize": True,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "rescale_factor": 1 / 255,
+    "resample": 2,
+}
 # Converting the 12B's 262k-piece SentencePiece model to a fast tokenizer takes seconds: done once per file version
 # (its identity), for the few files a process uses.
 _tokenizers: OrderedDict[tuple, object] = OrderedDict()
@@ -51,7 +61,8 @@ _tokenizers_lock = threading.Lock()
 def _bad(path: Path, what: str) -> LTX2InputError:
     return LTX2InputError(
         f"text_encoder: {path.name} {what}. Pick a Gemma-3 text encoder: a single file as ComfyUI's LTX-2 templates "
-        "use (gemma_3_12B_it*.safetensors) or the Gemma-3 release folder.")
+        "use (gemma_3_12B_it*.safetensors) or the Gemma-3 release folder."
+    )
 
 
 def _count(entries, pattern: str) -> int:
@@ -86,7 +97,7 @@ class GemmaFile:
         """The release folder's name for a key of this file (None: not a weight, the tokenizer)."""
         for prefix, release in PREFIXES.items():
             if key.startswith(prefix):
-                return release + key[len(prefix):]
+                return release + key[len(prefix) :]
         return None
 
     def config(self) -> dict:
@@ -96,7 +107,10 @@ class GemmaFile:
             vocab, hidden = shapes["model.embed_tokens.weight"]
             head_dim = shapes[MARKER][0]
             text = {
-                "hidden_size": hidden, "vocab_size": vocab, "head_dim": head_dim, "query_pre_attn_scalar": head_dim,
+                "hidden_size": hidden,
+                "vocab_size": vocab,
+                "head_dim": head_dim,
+                "query_pre_attn_scalar": head_dim,
                 "num_hidden_layers": _count(shapes, r"model\.layers\.(\d+)\."),
                 "intermediate_size": shapes["model.layers.0.mlp.gate_proj.weight"][0],
                 "num_attention_heads": shapes["model.layers.0.self_attn.q_proj.weight"][0] // head_dim,
@@ -104,10 +118,13 @@ class GemmaFile:
             }
             patch = shapes["vision_model.embeddings.patch_embedding.weight"]
             positions = shapes["vision_model.embeddings.position_embedding.weight"][0]
-            vision = {"hidden_size": patch[0], "patch_size": patch[-1],
-                      "image_size": round(positions ** 0.5) * patch[-1],
-                      "intermediate_size": shapes["vision_model.encoder.layers.0.mlp.fc1.weight"][0],
-                      "num_hidden_layers": _count(shapes, r"vision_model\.encoder\.layers\.(\d+)\.")}
+            vision = {
+                "hidden_size": patch[0],
+                "patch_size": patch[-1],
+                "image_size": round(positions**0.5) * patch[-1],
+                "intermediate_size": shapes["vision_model.encoder.layers.0.mlp.fc1.weight"][0],
+                "num_hidden_layers": _count(shapes, r"vision_model\.encoder\.layers\.(\d+)\."),
+            }
         except (KeyError, ValueError, IndexError):
             raise _bad(self.path, "lacks tensors every Gemma-3 file has (embeddings, layer 0, vision tower)") from None
         if min(text.values()) <= 0 or min(vision.values()) <= 0:
@@ -138,14 +155,19 @@ class GemmaFile:
         # ltx-core's tokenizer reads a folder: a private one, gone once the tokenizer is made.
         with tempfile.TemporaryDirectory(prefix="ltx2-gemma-tokenizer-") as folder:
             (Path(folder) / "tokenizer.model").write_bytes(model)
-            settings = {"tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": False,
-                        "extra_special_tokens": IMAGE_TOKENS}
+            settings = {
+                "tokenizer_class": "GemmaTokenizer",
+                "add_bos_token": True,
+                "add_eos_token": False,
+                "extra_special_tokens": IMAGE_TOKENS,
+            }
             (Path(folder) / "tokenizer_config.json").write_text(json.dumps(settings))
             try:
                 tokenizer = LTXVGemmaTokenizer(folder, MAX_TOKENS)
-            except Exception as exc:  # sentencepiece and transformers raise many types on a bad model
-                raise _bad(self.path, f"holds a '{TOKENIZER_KEY}' that is not a SentencePiece model "
-                                      f"({type(exc).__name__})") from None
+            except Exception as exc:  # noqa: BLE001 - sentencepiece and transformers raise many types on a bad model
+                raise _bad(
+                    self.path, f"holds a '{TOKENIZER_KEY}' that is not a SentencePiece model ({type(exc).__name__})"
+                ) from None
         with _tokenizers_lock:
             _tokenizers[key] = tokenizer
             while len(_tokenizers) > 2:
@@ -163,15 +185,22 @@ class GemmaFile:
             from transformers import Gemma3ImageProcessor, Gemma3Processor
 
             size = {"height": vision["image_size"], "width": vision["image_size"]}
-            module.processor = Gemma3Processor(image_processor=Gemma3ImageProcessor(**IMAGE_PROCESSOR, size=size),
-                                               tokenizer=module.tokenizer.tokenizer)
+            module.processor = Gemma3Processor(
+                image_processor=Gemma3ImageProcessor(**IMAGE_PROCESSOR, size=size), tokenizer=module.tokenizer.tokenizer
+            )
             return module
 
         return (
-            ModuleOps("TokenizerLoad", matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.tokenizer is None,
-                      mutator=load_tokenizer),
-            ModuleOps("ProcessorLoad", matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.processor is None,
-                      mutator=load_processor),
+            ModuleOps(
+                "TokenizerLoad",
+                matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.tokenizer is None,
+                mutator=load_tokenizer,
+            ),
+            ModuleOps(
+                "ProcessorLoad",
+                matcher=lambda m: isinstance(m, GemmaTextEncoder) and m.processor is None,
+                mutator=load_processor,
+            ),
         )
 
 

@@ -18,16 +18,22 @@ from .safetensors_file import open_regular, shown
 MAX_TOKENIZER_BYTES = 256 * 2**20
 MAX_SMALL_JSON_BYTES = 4 * 2**20
 # JSON files transformers reads from the folder beside tokenizer.json (each optional but preprocessor_config).
-SMALL_JSON = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "preprocessor_config.json",
-              "processor_config.json")
+SMALL_JSON = (
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
 TOKENIZER_CLASSES = (None, "GemmaTokenizer", "GemmaTokenizerFast")
 # Folders checked, by the identity of the files checked: GemmaRoot.open runs several times per run.
 _checked: dict[tuple, bool] = {}
 _checked_lock = threading.Lock()
 
 
-def _bad(root: Path, name: str, what: str,
-         fix: str = "Copy that file from the Gemma-3 release again.") -> LTX2InputError:
+def _bad(
+    root: Path, name: str, what: str, fix: str = "Copy that file from the Gemma-3 release again."
+) -> LTX2InputError:
     return LTX2InputError(f"text_encoder: '{root}' has a {name} that {what}. {fix}")
 
 
@@ -62,8 +68,11 @@ def check_tokenizer_files(root: Path) -> bool:
     configs = {name: _json_object(root, name) for name in SMALL_JSON if name in names}
     tokenizer_class = configs.get("tokenizer_config.json", {}).get("tokenizer_class")
     if tokenizer_class not in TOKENIZER_CLASSES:
-        raise _bad(root, "tokenizer_config.json", f"names tokenizer_class {shown(tokenizer_class)}; "
-                   "Gemma-3's is GemmaTokenizer")
+        raise _bad(
+            root,
+            "tokenizer_config.json",
+            f"names tokenizer_class {shown(tokenizer_class)}; Gemma-3's is GemmaTokenizer",
+        )
     if "tokenizer.json" in names:
         _check_tokenizer_json(root)
     _check_sentencepiece(root)

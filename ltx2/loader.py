@@ -20,8 +20,14 @@ TensorTransform = Callable[[str, torch.Tensor], list[tuple[str, torch.Tensor]]]
 
 
 class StreamingStateDictLoader:
-    def __init__(self, headers: dict[str, SafetensorsHeader], config: dict, transform: TensorTransform | None = None,
-                 on_tensor: Callable[[str], None] | None = None, only_keys: set[str] | None = None):
+    def __init__(
+        self,
+        headers: dict[str, SafetensorsHeader],
+        config: dict,
+        transform: TensorTransform | None = None,
+        on_tensor: Callable[[str], None] | None = None,
+        only_keys: set[str] | None = None,
+    ):
         self.headers = headers  # path -> parsed header, for every file the component reads
         self._config = config
         self.transform = transform
@@ -37,7 +43,9 @@ class StreamingStateDictLoader:
         for shard in [path] if isinstance(path, str) else path:
             header = self.headers[str(shard)]
             names = {k: (k if sd_ops is None else sd_ops.apply_to_key(k)) for k in header.entries}
-            wanted = {k for k, name in names.items() if name is not None and (self.only_keys is None or k in self.only_keys)}
+            wanted = {
+                k for k, name in names.items() if name is not None and (self.only_keys is None or k in self.only_keys)
+            }
             for key, tensor in iter_tensors(header, wanted):
                 if self.on_tensor is not None:
                     self.on_tensor(key)

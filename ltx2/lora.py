@@ -54,14 +54,18 @@ class LoraFactors:
                 module, which = found
                 pair = factors.setdefault(module, [None, None])
                 if pair[which] is not None:
-                    raise self._bad(f"{shown(module)} has two {('A', 'B')[which]} factors ({shown(pair[which])} and "
-                                    f"{shown(key)})")
+                    raise self._bad(
+                        f"{shown(module)} has two {('A', 'B')[which]} factors ({shown(pair[which])} and {shown(key)})"
+                    )
                 pair[which] = key
         for module, (a_key, b_key) in factors.items():
             if a_key is None or b_key is None:
                 have, lacks = (a_key, "B (up)") if b_key is None else (b_key, "A (down)")
-                partner = a_key.replace("lora_A", "lora_B").replace("lora_down", "lora_up") if b_key is None \
+                partner = (
+                    a_key.replace("lora_A", "lora_B").replace("lora_down", "lora_up")
+                    if b_key is None
                     else b_key.replace("lora_B", "lora_A").replace("lora_up", "lora_down")
+                )
                 raise self._bad(f"{shown(have)} has no partner {shown(partner)} (its {lacks} factor)")
             self.targets[module + ".weight"] = (a_key, b_key)
             alpha_key = a_key.rsplit(".lora_", 1)[0] + ".alpha"
@@ -76,8 +80,10 @@ class LoraFactors:
             raise self._bad(f"{shown(alpha_key)} is not one number")
         alpha = float(read_tensor(self.header, alpha_key).reshape(()).double())
         if not math.isfinite(alpha) or rank == 0 or not 0 <= alpha / rank <= MAX_ALPHA_RATIO:
-            raise self._bad(f"{shown(alpha_key)} is {alpha:g} for rank {rank}: a scale of alpha / rank outside 0 to "
-                            f"{MAX_ALPHA_RATIO:g}, which no trained LoRA has")
+            raise self._bad(
+                f"{shown(alpha_key)} is {alpha:g} for rank {rank}: a scale of alpha / rank outside 0 to "
+                f"{MAX_ALPHA_RATIO:g}, which no trained LoRA has"
+            )
         return alpha / rank
 
     def _bad(self, what: str, against: str = "") -> LTX2InputError:
@@ -85,7 +91,8 @@ class LoraFactors:
             return LTX2InputError(
                 f"{self.input_name}: {self.path.name} does not fit the transformer of {against}: {what}. They are "
                 "of different model versions, or one of them is damaged: pick the LoRA released with this "
-                "checkpoint, or download the damaged one again.")
+                "checkpoint, or download the damaged one again."
+            )
         return LTX2InputError(
             f"{self.input_name}: {self.path.name} is not a usable LoRA for this checkpoint: {what}. Pick the LoRA "
             "released with this checkpoint, or download it again."
@@ -99,8 +106,9 @@ class LoraFactors:
             alpha = "no alpha (scale = strength)"
         else:
             ratios = sorted(set(self.scales.values()))
-            alpha = (f"alpha read: scale = strength x alpha / rank ({ratios[0]:g}" +
-                     (f" to {ratios[-1]:g})" if len(ratios) > 1 else ")"))
+            alpha = f"alpha read: scale = strength x alpha / rank ({ratios[0]:g}" + (
+                f" to {ratios[-1]:g})" if len(ratios) > 1 else ")"
+            )
         return f"{len(self.targets)} layers, {rank}, {alpha}"
 
     def check_against(self, shapes: dict[str, tuple[int, ...]], against: str = "") -> None:
@@ -113,8 +121,11 @@ class LoraFactors:
         for key, (a_key, b_key) in self.targets.items():
             a, b, weight = self.header.entries[a_key].shape, self.header.entries[b_key].shape, shapes[key]
             if len(a) != 2 or len(b) != 2 or len(weight) != 2 or a[0] != b[1] or (b[0], a[1]) != tuple(weight):
-                raise self._bad(f"{shown(a_key)} {list(a)} and {shown(b_key)} {list(b)} do not make the shape of "
-                                f"{shown(key)} {list(weight)}", against)
+                raise self._bad(
+                    f"{shown(a_key)} {list(a)} and {shown(b_key)} {list(b)} do not make the shape of "
+                    f"{shown(key)} {list(weight)}",
+                    against,
+                )
         floating = {self.header.entries[k].dtype for pair in self.targets.values() for k in pair}
         if not all(d.is_floating_point for d in floating):
             raise self._bad(f"its factors are stored as {', '.join(map(str, sorted(floating, key=str)))}, not floats")
@@ -122,8 +133,10 @@ class LoraFactors:
     def check_against_checkpoint(self, checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> None:
         """check_against, from the checkpoint's header alone (its transformer keys carry `prefix`): what the
         loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2."""
-        self.check_against({k.removeprefix(prefix): e.shape for k, e in checkpoint.entries.items()
-                            if k.startswith(prefix)}, checkpoint.path.name)
+        self.check_against(
+            {k.removeprefix(prefix): e.shape for k, e in checkpoint.entries.items() if k.startswith(prefix)},
+            checkpoint.path.name,
+        )
 
     def fuse(self, key: str, weight: torch.Tensor) -> torch.Tensor:
         """The weight with this LoRA fused in (the weight itself when the LoRA does not change it)."""
@@ -139,11 +152,15 @@ class LoraFactors:
         # Each factor finite is not enough: huge ones (1e38, or bf16's 3e19) multiply to infinities, or to a change
         # that drowns the weight.
         if not torch.isfinite(delta).all():
-            raise self._bad(f"{shown(a_key)} times {shown(b_key)} overflows {weight.dtype} (its factors are far "
-                            "larger than any trained LoRA's)")
+            raise self._bad(
+                f"{shown(a_key)} times {shown(b_key)} overflows {weight.dtype} (its factors are far "
+                "larger than any trained LoRA's)"
+            )
         # Norms in the tensors' own dtype (accumulated in float32): no float32 copy of a 22B weight is made.
         change, size = float(torch.linalg.vector_norm(delta)), float(torch.linalg.vector_norm(weight))
         if not change <= MAX_CHANGE_RATIO * max(size, 1e-3):
-            raise self._bad(f"{shown(a_key)} times {shown(b_key)} changes {shown(key)} by {change / max(size, 1e-12):.3g} "
-                            "times its own size, which no trained LoRA does")
+            raise self._bad(
+                f"{shown(a_key)} times {shown(b_key)} changes {shown(key)} by {change / max(size, 1e-12):.3g} "
+                "times its own size, which no trained LoRA does"
+            )
         return delta.add_(weight)

@@ -40,10 +40,16 @@ class ModelSpec:
     policies: dict[str, Policy] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "policies", {
-            "transformer": get_policy(self.quantization, input_for("transformer")),
-            "text_encoder": get_policy(self.text_encoder_quantization, input_for("text_encoder"), text_encoder=True),
-        })
+        object.__setattr__(
+            self,
+            "policies",
+            {
+                "transformer": get_policy(self.quantization, input_for("transformer")),
+                "text_encoder": get_policy(
+                    self.text_encoder_quantization, input_for("text_encoder"), text_encoder=True
+                ),
+            },
+        )
 
     def checked_on(self, device: torch.device | str) -> "ModelSpec":
         """This spec, once both policies are known to run on `device` (PolicyUnavailable otherwise, naming the input,
@@ -65,9 +71,15 @@ class ModelSpec:
             raise LTX2InputError("distilled_lora: stage 2 needs the distilled LoRA; pick it in the loader node.")
         return self.bundle.distilled_lora, self.distilled_lora_strength
 
-    def materialize(self, name: str, device: torch.device | str = "cpu", with_distilled_lora: bool = False,
-                    on_tensor=None, streamed: list[str] = (), plan: ComponentPlan | None = None,
-                    ) -> tuple[torch.nn.Module, LoadReport, Streamer | None]:
+    def materialize(
+        self,
+        name: str,
+        device: torch.device | str = "cpu",
+        with_distilled_lora: bool = False,
+        on_tensor=None,
+        streamed: list[str] = (),
+        plan: ComponentPlan | None = None,
+    ) -> tuple[torch.nn.Module, LoadReport, Streamer | None]:
         """(component, load report, its Streamer), outside the budget. The stage-2 transformer is
         `with_distilled_lora=True`: fused, then quantized. A transformer under a streamable policy gets a Streamer
         (memory/streaming.py): its `streamed` units are kept out of memory from the start and brought in one at a
@@ -77,14 +89,22 @@ class ModelSpec:
         plan = plan or ComponentPlan.read(self.bundle, name, on_tensor)
         units = plan.units() if policy.streamable else []
         streamer = Streamer(device, units, streamed) if units else None
-        module, report = build(plan, policy, device, self.precision_on(device).of(name),
-                               lora=self._lora(with_distilled_lora),
-                               keep_out=streamer.keep_out if streamer and streamed else None, on_tensor=on_tensor)
+        module, report = build(
+            plan,
+            policy,
+            device,
+            self.precision_on(device).of(name),
+            lora=self._lora(with_distilled_lora),
+            keep_out=streamer.keep_out if streamer and streamed else None,
+            on_tensor=on_tensor,
+        )
         if streamer is not None:
             streamer.attach(module)
         if streamed:
-            report.notes.append(f"streamed: {len(streamed)} of {len(units)} units, "
-                                f"{streamer.store.nbytes() / 2**20:.0f} MiB kept out of memory")
+            report.notes.append(
+                f"streamed: {len(streamed)} of {len(units)} units, "
+                f"{streamer.store.nbytes() / 2**20:.0f} MiB kept out of memory"
+            )
         return module, report, streamer
 
     def estimate_bytes(self, name: str) -> int:
@@ -116,11 +136,18 @@ class ModelSpec:
         for the old one; by identity, not name: links and names of one file share one component,
         file_identity.py), policy, LoRA strength, device, compute dtype."""
         lora = self.distilled_lora_strength if with_distilled_lora else None
-        return (name, self.policy_for(name).name, lora, str(device), self.precision_on(device).of(name),
-                file_keys(self.files_of(name, with_distilled_lora)))
+        return (
+            name,
+            self.policy_for(name).name,
+            lora,
+            str(device),
+            self.precision_on(device).of(name),
+            file_keys(self.files_of(name, with_distilled_lora)),
+        )
 
-    def component(self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None,
-                  activations: int = 0):
+    def component(
+        self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None, activations: int = 0
+    ):
         """`with model.component(...) as module:` the component through the process's budget: reused if
         resident, else built after making room for it and the stage's `activations` (bytes, ltx2/activations.py);
         in cold_start freed when the block ends. The files are read (once) only when it has to be built.
@@ -134,37 +161,50 @@ class ComponentLoad(ComponentRequest):
     """One component of a spec asked of the budget: sized from its files' headers, made by `ModelSpec.materialize`
     (streamed in part when the budget says so), alive while its files are unchanged."""
 
-    def __init__(self, spec: ModelSpec, name: str, device: torch.device, with_distilled_lora: bool, on_tensor,
-                 activations: int):
+    def __init__(
+        self, spec: ModelSpec, name: str, device: torch.device, with_distilled_lora: bool, on_tensor, activations: int
+    ):
         self.spec, self.component, self.with_distilled_lora, self.on_tensor = spec, name, with_distilled_lora, on_tensor
         self.policy = spec.policy_for(name)
         self.compute = spec.precision_on(device).of(name)
         self.plan: ComponentPlan | None = None
         files = spec.files_of(name, with_distilled_lora)
-        super().__init__(key=spec.component_key(name, device, with_distilled_lora),
-                         label=f"{name} (stage 2)" if with_distilled_lora else name, policy_name=self.policy.name,
-                         device=device, activations=activations, group=file_key(spec.bundle.checkpoint),
-                         alive=functools.partial(files_unchanged, files, identities(files)))
+        super().__init__(
+            key=spec.component_key(name, device, with_distilled_lora),
+            label=f"{name} (stage 2)" if with_distilled_lora else name,
+            policy_name=self.policy.name,
+            device=device,
+            activations=activations,
+            group=file_key(spec.bundle.checkpoint),
+            alive=functools.partial(files_unchanged, files, identities(files)),
+        )
 
     def need(self) -> Need:
         self.plan = ComponentPlan.read(self.spec.bundle, self.component, self.on_tensor)
         policy = self.policy
         unit_bytes, other = self.plan.unit_sizes(policy)
-        upcast = activation_estimates.upcast_bytes(self.plan, policy, self.compute,
-                                                   policy.backend.multiplies_fp8(self.device, self.compute))
+        upcast = activation_estimates.upcast_bytes(
+            self.plan, policy, self.compute, policy.backend.multiplies_fp8(self.device, self.compute)
+        )
         if unit_bytes and not policy.streamable:
             streamable = ", ".join(p for p, v in POLICIES.items() if v.streamable)
-            return Need(other + sum(unit_bytes.values()), upcast_bytes=upcast, cannot_stream=(
-                f"quantization: the {self.component} does not fit the budget, and block streaming (which would run "
-                f"it a block at a time) supports {streamable}, not {policy.name}. Pick fp8_scaled, or raise "
-                "budget_gb in VRAMGuard."))
+            return Need(
+                other + sum(unit_bytes.values()),
+                upcast_bytes=upcast,
+                cannot_stream=(
+                    f"quantization: the {self.component} does not fit the budget, and block streaming (which would run "
+                    f"it a block at a time) supports {streamable}, not {policy.name}. Pick fp8_scaled, or raise "
+                    "budget_gb in VRAMGuard."
+                ),
+            )
         return Need(other, unit_bytes, upcast_bytes=upcast)
 
     def make(self, streamed: list[str]) -> Made:
         # The plan is let go here: nothing of this request may hold the component once the budget drops it.
         plan, self.plan = self.plan, None
-        module, report, streamer = self.spec.materialize(self.component, self.device, self.with_distilled_lora,
-                                                         self.on_tensor, streamed, plan=plan)
+        module, report, streamer = self.spec.materialize(
+            self.component, self.device, self.with_distilled_lora, self.on_tensor, streamed, plan=plan
+        )
         return Made(module, streamer, report.summary())
 
 

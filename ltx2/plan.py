@@ -58,7 +58,8 @@ def bounded_build(name: str, where: str, tensors: int, check: Callable[[str], No
             raise LTX2LoadError(
                 f"{name}: the config of {where} describes more weights than its files hold ({tensors} tensors): it "
                 "asks for more layers or blocks than are there. The file is damaged or of another model; download "
-                "it again.")
+                "it again."
+            )
         if check is not None and time.monotonic() - last[0] > 0.2:
             last[0] = time.monotonic()
             check("")
@@ -107,7 +108,9 @@ class ComponentPlan:
             paths = (str(path),)
             if name == "embeddings_processor":
                 if bundle.text_encoder is None:
-                    raise LTX2InputError("embeddings_processor: its size follows the text encoder; pick a text_encoder.")
+                    raise LTX2InputError(
+                        "embeddings_processor: its size follows the text encoder; pick a text_encoder."
+                    )
                 configurator = EmbeddingsProcessorConfigurator(*open_text_encoder(bundle.text_encoder).text_dims())
             else:
                 configurator = CONFIGURATORS[name]
@@ -126,8 +129,9 @@ class ComponentPlan:
         with bounded_build(name, where, sum(len(h.entries) for h in headers.values()), check):
             meta = builder.meta_model(config, ())
         if name == "text_encoder":  # the key and module ops of the transformers release that made the model
-            builder = dataclasses.replace(builder, model_sd_ops=gemma_key_ops(meta),
-                                          module_ops=(*gemma_module_ops(meta), *module_ops))
+            builder = dataclasses.replace(
+                builder, model_sd_ops=gemma_key_ops(meta), module_ops=(*gemma_module_ops(meta), *module_ops)
+            )
             module_ops = builder.module_ops
         shapes = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
         for op in module_ops:  # what the builder would do to its meta model, on this one

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .safetensors_file import FP8_DTYPES
+
 NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "float32"}
 
 # Which compute dtype a component follows (ComfyUI's three families: diffusion model, text encoder, VAE).
@@ -46,8 +47,10 @@ class Precision:
         return getattr(self, FAMILY[component])
 
     def describe(self) -> str:
-        return (f"compute transformer {NAMES.get(self.transformer, self.transformer)}, text encoder "
-                f"{NAMES.get(self.text_encoder, self.text_encoder)}, VAE {NAMES.get(self.vae, self.vae)}")
+        return (
+            f"compute transformer {NAMES.get(self.transformer, self.transformer)}, text encoder "
+            f"{NAMES.get(self.text_encoder, self.text_encoder)}, VAE {NAMES.get(self.vae, self.vae)}"
+        )
 
     @classmethod
     def uniform(cls, dtype: torch.dtype) -> "Precision":
@@ -94,9 +97,12 @@ def compute_in(model: torch.nn.Module, dtype: torch.dtype) -> int:
     arrive at each forward (memory/streaming), in their stored dtype, which the hook checks then."""
     hooked = 0
     for module in model.modules():
-        owned = [(table, name) for table in ("_parameters", "_buffers")
-                 for name, t in getattr(module, table).items()
-                 if t is not None and t.is_floating_point() and (t.device.type == "meta" or _upcast(t, dtype))]
+        owned = [
+            (table, name)
+            for table in ("_parameters", "_buffers")
+            for name, t in getattr(module, table).items()
+            if t is not None and t.is_floating_point() and (t.device.type == "meta" or _upcast(t, dtype))
+        ]
         if not owned:
             continue
         stored: list[dict] = []

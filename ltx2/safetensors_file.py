@@ -52,7 +52,8 @@ def drop_page_cache() -> bool:
 
 # Bounds no model file of the pack's comes near, so that a hostile or damaged header costs little to refuse: the
 # 22B checkpoint has about 4,600 tensors, its fp8 release about 7,300 with the scales (86 and 142 per block in
-# the test bundle's layout, 48 blocks), in a header of about 1 MB; a Gemma shard or the LoRA fewer. The format's own limit is 100 MB of header.
+# the test bundle's layout, 48 blocks), in a header of about 1 MB; a Gemma shard or the LoRA fewer. The format's
+# own limit is 100 MB of header.
 MAX_HEADER_BYTES = 16 * 2**20
 MAX_ENTRIES = 65_536
 # Parsed headers by file identity (file_identity.py): a file is parsed once per version, however many builds,
@@ -84,9 +85,11 @@ class SafetensorsHeader:
         try:
             config = bounded_json.loads(self.metadata["config"])
         except bounded_json.TooDeep as exc:
-            raise LTX2InputError(f"{self.path.name}: its 'config' metadata entry is {exc}, not an LTX-2 config "
-                                 "(a few levels). The file is damaged or not an LTX-2 checkpoint; download it "
-                                 "again.") from None
+            raise LTX2InputError(
+                f"{self.path.name}: its 'config' metadata entry is {exc}, not an LTX-2 config "
+                "(a few levels). The file is damaged or not an LTX-2 checkpoint; download it "
+                "again."
+            ) from None
         except json.JSONDecodeError as exc:
             raise LTX2InputError(f"{self.path.name}: its 'config' metadata entry is not valid JSON ({exc}).") from exc
         if isinstance(config, dict):
@@ -134,7 +137,9 @@ def parse_header(raw: bytes, file_size: int, path: Path) -> SafetensorsHeader:
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if dtype is None:
             raise _bad(path, f"tensor {shown(key)} has unknown dtype {shown(info.get('dtype'), 20)}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
             raise _bad(path, f"tensor {shown(key)} has a bad shape {shown(shape, 40)}")
         if (
             not isinstance(offsets, list)
@@ -145,11 +150,16 @@ def parse_header(raw: bytes, file_size: int, path: Path) -> SafetensorsHeader:
             raise _bad(path, f"tensor {shown(key)} has bad data offsets {shown(offsets, 40)}")
         nbytes = offsets[1] - offsets[0]
         if nbytes != math.prod(shape) * dtype.itemsize:
-            raise _bad(path, f"tensor {shown(key)} holds {nbytes} bytes, its shape and dtype need "
-                             f"{math.prod(shape) * dtype.itemsize}")
+            raise _bad(
+                path,
+                f"tensor {shown(key)} holds {nbytes} bytes, its shape and dtype need "
+                f"{math.prod(shape) * dtype.itemsize}",
+            )
         if data_start + offsets[1] > file_size:
-            raise _bad(path, f"tensor {shown(key)} ends at byte {data_start + offsets[1]}, past the end of the file "
-                             f"({file_size})")
+            raise _bad(
+                path,
+                f"tensor {shown(key)} ends at byte {data_start + offsets[1]}, past the end of the file ({file_size})",
+            )
         entries[key] = TensorEntry(key, dtype, tuple(shape), data_start + offsets[0], nbytes)
     _check_contiguous(path, entries, data_start, file_size)
     return SafetensorsHeader(path, metadata, entries)
@@ -162,8 +172,9 @@ def _check_contiguous(path: Path, entries: dict[str, TensorEntry], data_start: i
     end, previous = data_start, None
     for entry in sorted(entries.values(), key=lambda e: (e.start, e.nbytes)):
         if entry.start < end:
-            raise _bad(path, f"tensor {shown(entry.key)} overlaps tensor {shown(previous)} (their data offsets "
-                             "share bytes)")
+            raise _bad(
+                path, f"tensor {shown(entry.key)} overlaps tensor {shown(previous)} (their data offsets share bytes)"
+            )
         if entry.start > end:
             after = f"after tensor {shown(previous)}" if previous else "before the first tensor"
             raise _bad(path, f"{entry.start - end} bytes {after} belong to no tensor")
@@ -182,14 +193,23 @@ def open_regular(path: str | Path, input_name: str = "") -> tuple[int, os.stat_r
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise LTX2InputError(f"{where}{path} cannot be opened ({exc.strerror}). Pick the file again, or check its "
-                             "permissions.") from None
+        raise LTX2InputError(
+            f"{where}{path} cannot be opened ({exc.strerror}). Pick the file again, or check its permissions."
+        ) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a pipe (FIFO)" if stat.S_ISFIFO(info.st_mode)
-                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-                else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(info.st_mode)
+            else "a pipe (FIFO)"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "not a file"
+        )
         raise LTX2InputError(f"{where}{path} is {kind}, not a regular file. Put the model file itself there.")
     os.set_blocking(fd, True)
     return fd, info
@@ -226,8 +246,11 @@ def _read_header(path: Path, input_name: str) -> SafetensorsHeader:
             # The length is the file's first 8 bytes: in a file that is not safetensors they are its text, so the
             # number is never shown.
             if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
-                raise _bad(path, f"its first 8 bytes do not give a header length that fits the file ({size} bytes) "
-                                 f"and the format (at most {MAX_HEADER_BYTES // 2**20} MiB)")
+                raise _bad(
+                    path,
+                    f"its first 8 bytes do not give a header length that fits the file ({size} bytes) "
+                    f"and the format (at most {MAX_HEADER_BYTES // 2**20} MiB)",
+                )
             raw = f.read(header_len)
         except OSError as exc:
             raise LTX2InputError(f"{path}: cannot be read ({exc.strerror}).") from exc

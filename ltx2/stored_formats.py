@@ -78,13 +78,20 @@ class StoredLayout:
         import comfy_kitchen as kitchen  # checked when the file was read (require_kitchen)
 
         fmt = self.unpacked(key)
-        scales = {name: _read(self.header, f"{key}_{name.removeprefix('weight_')}") for name in UNPACKED_FORMATS[fmt][0]}
+        scales = {
+            name: _read(self.header, f"{key}_{name.removeprefix('weight_')}") for name in UNPACKED_FORMATS[fmt][0]
+        }
         if fmt == "nvfp4":
-            out = kitchen.dequantize_nvfp4(value, scales["weight_scale_2"].float(),
-                                           scales["weight_scale"].view(torch.float8_e4m3fn), torch.bfloat16)
+            out = kitchen.dequantize_nvfp4(
+                value,
+                scales["weight_scale_2"].float(),
+                scales["weight_scale"].view(torch.float8_e4m3fn),
+                torch.bfloat16,
+            )
         elif fmt == "mxfp8":
-            out = kitchen.dequantize_mxfp8(value.view(torch.float8_e4m3fn),
-                                           scales["weight_scale"].view(torch.float8_e8m0fnu), torch.bfloat16)
+            out = kitchen.dequantize_mxfp8(
+                value.view(torch.float8_e4m3fn), scales["weight_scale"].view(torch.float8_e8m0fnu), torch.bfloat16
+            )
         else:
             out = kitchen.dequantize_int8_simple(value, scales["weight_scale"].float()).to(torch.bfloat16)
         return out[tuple(slice(0, d) for d in shape)].contiguous() if tuple(out.shape) != tuple(shape) else out
@@ -95,8 +102,10 @@ def _read(header: SafetensorsHeader, key: str) -> torch.Tensor:
 
 
 def _refuse(header: SafetensorsHeader, what: str) -> LTX2LoadError:
-    return LTX2LoadError(f"{header.path.name}: {what}. The file is damaged or was converted wrongly; download it "
-                         "again, or pick the release file.")
+    return LTX2LoadError(
+        f"{header.path.name}: {what}. The file is damaged or was converted wrongly; download it "
+        "again, or pick the release file."
+    )
 
 
 def _layer_formats(header: SafetensorsHeader) -> tuple[dict[str, dict], str, set[str]]:
@@ -126,10 +135,15 @@ def _layer_formats(header: SafetensorsHeader) -> tuple[dict[str, dict], str, set
     if legacy:
         marker = header.entries[min(legacy)]
         fmt = "float8_e5m2" if marker.dtype == torch.float8_e5m2 else "float8_e4m3fn"
-        layers = {k.removesuffix(".scale_weight"): {"format": fmt} for k in header.entries if k.endswith(".scale_weight")}
+        layers = {
+            k.removesuffix(".scale_weight"): {"format": fmt} for k in header.entries if k.endswith(".scale_weight")
+        }
         return layers, f"{LEGACY_MARKER} (legacy)", legacy
-    layers = {k.removesuffix(".weight"): {"format": "float8_e4m3fn" if e.dtype == torch.float8_e4m3fn else "float8_e5m2"}
-              for k, e in header.entries.items() if e.dtype in FP8_DTYPES and k.endswith(".weight")}
+    layers = {
+        k.removesuffix(".weight"): {"format": "float8_e4m3fn" if e.dtype == torch.float8_e4m3fn else "float8_e5m2"}
+        for k, e in header.entries.items()
+        if e.dtype in FP8_DTYPES and k.endswith(".weight")
+    }
     return layers, "weight_scale" if layers else "none", set()
 
 
@@ -154,10 +168,13 @@ def read_layout(header: SafetensorsHeader, rename: Callable[[str], str | None] |
             known = ", ".join([*FP8_FORMATS, *UNPACKED_FORMATS])
             raise LTX2InputError(
                 f"{header.path.name}: layer {shown(layer)} is stored as {shown(fmt, 40)}, a format the pack does not "
-                f"read (it reads {known}). Pick the fp8 or bf16 release of this file.")
+                f"read (it reads {known}). Pick the fp8 or bf16 release of this file."
+            )
         if conf.get("convrot") or (isinstance(conf.get("params"), dict) and conf["params"].get("convrot")):
-            raise LTX2InputError(f"{header.path.name}: layer {shown(layer)} is stored rotated (int8 convrot), which "
-                                 "the pack does not read. Pick the fp8 or bf16 release of this file.")
+            raise LTX2InputError(
+                f"{header.path.name}: layer {shown(layer)} is stored rotated (int8 convrot), which "
+                "the pack does not read. Pick the fp8 or bf16 release of this file."
+            )
         if weight not in entries:
             raise _refuse(header, f"its quantization metadata names layer {shown(layer)}, which has no weight")
         needs, dtype = UNPACKED_FORMATS.get(fmt, (("weight_scale",), FP8_FORMATS.get(fmt)))
@@ -170,8 +187,11 @@ def read_layout(header: SafetensorsHeader, rename: Callable[[str], str | None] |
     undeclared = [k for k, e in entries.items() if e.dtype in FP8_DTYPES and k.endswith(".weight") and k not in formats]
     if undeclared:
         # Read as ComfyUI reads it, such a weight's raw fp8 values (up to 448) would be the weights: noise.
-        raise _refuse(header, f"{shown(undeclared[0])} is stored in fp8, and its quantization metadata ({spelling}) "
-                              f"does not declare it ({len(undeclared)} such weights)")
+        raise _refuse(
+            header,
+            f"{shown(undeclared[0])} is stored in fp8, and its quantization metadata ({spelling}) "
+            f"does not declare it ({len(undeclared)} such weights)",
+        )
     if formats and any(f in UNPACKED_FORMATS for f in formats.values()):
         require_kitchen(header.path.name, sorted({f for f in formats.values() if f in UNPACKED_FORMATS}))
     if rename is not None:
@@ -193,4 +213,5 @@ def require_kitchen(file_name: str, formats: list[str]) -> None:
         raise LTX2InputError(
             f"{file_name} stores weights as {', '.join(formats)}, which the pack reads with comfy-kitchen (ComfyUI "
             "0.16 and later install it). Install it with `python -m pip install comfy-kitchen` in ComfyUI's Python, "
-            "or pick the fp8 or bf16 release of this file.") from None
+            "or pick the fp8 or bf16 release of this file."
+        ) from None

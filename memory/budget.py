@@ -66,8 +66,9 @@ class VramBudget:
     # --- budget ---
     def set_budget_gb(self, gb: float) -> None:
         if not 0 <= gb < float("inf"):
-            raise LTX2InputError(f"budget_gb: {gb} is not a size. Give 0 for the device's memory less a reserve, or a "
-                                 "size in GB.")
+            raise LTX2InputError(
+                f"budget_gb: {gb} is not a size. Give 0 for the device's memory less a reserve, or a size in GB."
+            )
         self.budget_bytes = None if gb == 0 else int(gb * GIB)
 
     def begin_prompt(self, prompt_id: str, budget_gb: float) -> None:
@@ -85,19 +86,24 @@ class VramBudget:
 
     def capacity(self, device: torch.device) -> int:
         """What the device can give the pack at most: its memory less the host's reserve."""
-        reserve = (self.bridge.reserve_bytes(device) if self.bridge is not None and device.type != "cpu"
-                   else DEFAULT_RESERVE.get(device.type, GIB))
+        reserve = (
+            self.bridge.reserve_bytes(device)
+            if self.bridge is not None and device.type != "cpu"
+            else DEFAULT_RESERVE.get(device.type, GIB)
+        )
         return device_total_bytes(device) - reserve
 
     def room_for(self, device: torch.device) -> int:
         """Bytes a new component may take once every idle component of ours is evicted."""
-        in_use = sum(r.nbytes for r in self.records.values()
-                     if r.module is not None and r.in_use and r.device == device)
+        in_use = sum(
+            r.nbytes for r in self.records.values() if r.module is not None and r.in_use and r.device == device
+        )
         return self.budget_for(device) - in_use
 
     def resident_bytes(self, device: torch.device | None = None) -> int:
-        return sum(r.nbytes for r in self.records.values()
-                   if r.module is not None and (device is None or r.device == device))
+        return sum(
+            r.nbytes for r in self.records.values() if r.module is not None and (device is None or r.device == device)
+        )
 
     # --- components ---
     @contextlib.contextmanager
@@ -116,7 +122,8 @@ class VramBudget:
             raise LTX2InputError(
                 f"{name}: this stage needs about {activations / GIB:.1f} GiB beside the weights at this size "
                 f"(estimate), more than {device} can give ({capacity / GIB:.1f} GiB). Lower the size or the number "
-                "of frames, or the decode's tiles.")
+                "of frames, or the decode's tiles."
+            )
         read_before = bytes_read()
         with self._lock:
             self._forget_unloaded()
@@ -139,8 +146,9 @@ class VramBudget:
             if self.last_run is not None:
                 self.last_run.bytes_read += read
             if self.running is not None:
-                self._stage_components.append({"name": record.name, "bytes": record.nbytes,
-                                               "streamed": record.streamed, "bytes_read": read})
+                self._stage_components.append(
+                    {"name": record.name, "bytes": record.nbytes, "streamed": record.streamed, "bytes_read": read}
+                )
         out_of_memory = False
         try:
             yield record.module
@@ -179,11 +187,21 @@ class VramBudget:
             made = request.make(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()
-            raise torch.OutOfMemoryError(OOM_ADVICE.format(name=request.label, doing="loading",
-                                                           device=request.device)) from exc
-        record = ComponentRecord(request.key, request.label, made.module, module_bytes(made.module), request.device,
-                                 request.policy_name, made.streamer, need.upcast_bytes, alive=request.alive,
-                                 group=request.group)
+            raise torch.OutOfMemoryError(
+                OOM_ADVICE.format(name=request.label, doing="loading", device=request.device)
+            ) from exc
+        record = ComponentRecord(
+            request.key,
+            request.label,
+            made.module,
+            module_bytes(made.module),
+            request.device,
+            request.policy_name,
+            made.streamer,
+            need.upcast_bytes,
+            alive=request.alive,
+            group=request.group,
+        )
         with self._lock:
             self.records[request.key] = record
             if self.last_run is not None:
@@ -318,8 +336,16 @@ class VramBudget:
             finally:
                 self.running = None
         if self.last_run is not None:
-            self.last_run.stages.append(StageRecord(name, time.perf_counter() - start, meter.peak, meter.peak_reserved,
-                                                    self._stage_components, meter.start))
+            self.last_run.stages.append(
+                StageRecord(
+                    name,
+                    time.perf_counter() - start,
+                    meter.peak,
+                    meter.peak_reserved,
+                    self._stage_components,
+                    meter.start,
+                )
+            )
             self.last_run.resident_after = self.resident_bytes()
 
     def state(self) -> dict:
@@ -330,9 +356,15 @@ class VramBudget:
                 "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
                 "mode": self.mode,
                 "components": [
-                    {"name": r.label, "bytes": r.nbytes, "streamed_bytes": r.total_bytes - r.nbytes,
-                     "device": str(r.device), "resident": r.module is not None, "policy": r.policy,
-                     "in_use": r.in_use > 0}
+                    {
+                        "name": r.label,
+                        "bytes": r.nbytes,
+                        "streamed_bytes": r.total_bytes - r.nbytes,
+                        "device": str(r.device),
+                        "resident": r.module is not None,
+                        "policy": r.policy,
+                        "in_use": r.in_use > 0,
+                    }
                     for r in self.records.values()
                 ],
                 "resident_bytes": self.resident_bytes(),

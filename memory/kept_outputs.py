@@ -48,8 +48,14 @@ class KeptOutputs:
             entry.hits += 1
             return entry.value
 
-    def put(self, key: tuple, value: object, tensors: tuple[torch.Tensor, ...], device: torch.device | str = "cpu",
-            alive: Callable[[], bool] | None = None) -> bool:
+    def put(
+        self,
+        key: tuple,
+        value: object,
+        tensors: tuple[torch.Tensor, ...],
+        device: torch.device | str = "cpu",
+        alive: Callable[[], bool] | None = None,
+    ) -> bool:
         """Keeps `value` (its `tensors` already on the CPU) unless it alone is over the bound; False then.
         `device` is the one the run used: the host's "unload models" for it empties the cache."""
         if any(t.device.type != "cpu" for t in tensors):
@@ -79,8 +85,13 @@ class KeptOutputs:
     def state(self) -> dict:
         """For the page and GET /ltx2/vram."""
         with self._lock:
-            return {"entries": len(self._entries), "bytes": self.nbytes(), "max_entries": self.max_entries,
-                    "max_bytes": self.max_bytes, "hits": sum(e.hits for e in self._entries.values())}
+            return {
+                "entries": len(self._entries),
+                "bytes": self.nbytes(),
+                "max_entries": self.max_entries,
+                "max_bytes": self.max_bytes,
+                "hits": sum(e.hits for e in self._entries.values()),
+            }
 
 
 # Encoded prompts (text encoder + embeddings processor output, ltx2/a2v/prompt_cache.py): 8 of LTX-2.3's 12 MiB.

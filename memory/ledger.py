@@ -140,8 +140,11 @@ def device_figures(device: torch.device) -> dict:
     """What the device holds now, for the state the page and the benchmarks read: the ledger's allocated bytes,
     the allocator's reserved bytes (CUDA's cache, on top of what is allocated), and page-locked host memory held
     by torch's caching host allocator (block streaming's stores on a GPU)."""
-    figures = {"allocated_bytes": allocated_bytes(device), "reserved_bytes": reserved_bytes(device),
-               "pinned_host_bytes": 0}
+    figures = {
+        "allocated_bytes": allocated_bytes(device),
+        "reserved_bytes": reserved_bytes(device),
+        "pinned_host_bytes": 0,
+    }
     if device.type == "cuda":
         stats = torch.cuda.host_memory_stats()
         figures["pinned_host_bytes"] = int(stats.get("reserved_bytes.current", stats.get("allocated_bytes.current", 0)))

@@ -44,20 +44,36 @@ class RunReport:
             "components": list(self.components),
             "loads": list(self.loads),
             "notes": list(self.notes),
-            "stages": [{"name": p.name, "seconds": round(p.seconds, 3), "peak_bytes": p.peak_bytes,
-                        "peak_reserved_bytes": p.peak_reserved_bytes, "start_bytes": p.start_bytes,
-                        "components": list(p.components)}
-                       for p in self.stages],
+            "stages": [
+                {
+                    "name": p.name,
+                    "seconds": round(p.seconds, 3),
+                    "peak_bytes": p.peak_bytes,
+                    "peak_reserved_bytes": p.peak_reserved_bytes,
+                    "start_bytes": p.start_bytes,
+                    "components": list(p.components),
+                }
+                for p in self.stages
+            ],
         }
 
     def text(self) -> str:
         d = self.as_dict()
-        lines = [(f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
-                  f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after, {self.bytes_read / GIB:.2f} GiB read "
-                  f"({self.mode}, {self.policy})"),
-                 f"  {self.precision}"]
-        lines += [(f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB  read "
-                   f"{sum(c.get('bytes_read', 0) for c in s['components']) / GIB:6.2f} GiB") for s in d["stages"]]
+        lines = [
+            (
+                f"LTX-2 run: {d['elapsed_seconds']:.1f} s, peak {d['peak_bytes'] / GIB:.2f} GiB, "
+                f"{d['resident_bytes_after'] / GIB:.2f} GiB resident after, {self.bytes_read / GIB:.2f} GiB read "
+                f"({self.mode}, {self.policy})"
+            ),
+            f"  {self.precision}",
+        ]
+        lines += [
+            (
+                f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB  read "
+                f"{sum(c.get('bytes_read', 0) for c in s['components']) / GIB:6.2f} GiB"
+            )
+            for s in d["stages"]
+        ]
         lines += [f"  built {line}" for line in self.loads]
         lines += [f"  note: {line}" for line in self.notes]
         return "\n".join(lines)

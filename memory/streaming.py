@@ -38,8 +38,9 @@ def unit_of(key: str, units: list[str]) -> str | None:
     return next((u for u in units if key.startswith(u + ".")), None)
 
 
-def split_units(units: list[str], unit_bytes: dict[str, int], other_bytes: int, room: int,
-                in_flight: int = 1) -> tuple[list[str], list[str]]:
+def split_units(
+    units: list[str], unit_bytes: dict[str, int], other_bytes: int, room: int, in_flight: int = 1
+) -> tuple[list[str], list[str]]:
     """(resident, streamed): units kept in memory, in model order, while they fit `room` together with the layers
     that are no unit and `in_flight` streamed units (2 on a GPU, where the next unit is copied while the current
     one computes); the rest streamed. Every byte moved per forward costs host-to-device bandwidth, so the more
@@ -150,7 +151,8 @@ class SpillStore:
             raise SpillFull(
                 f"block streaming: the spill file in {self.folder} could not take {len(raw) / 2**20:.0f} MiB more "
                 f"after {offset / 2**20:.0f} MiB ({exc.strerror or exc}). Free disk room there (TMPDIR chooses the "
-                "folder), or raise budget_gb in VRAMGuard so that fewer blocks are streamed.") from None
+                "folder), or raise budget_gb in VRAMGuard so that fewer blocks are streamed."
+            ) from None
         self.index[key] = (offset, tensor.dtype, tuple(tensor.shape), len(raw))
 
     def get(self, key: str, device: torch.device) -> torch.Tensor:
@@ -250,7 +252,7 @@ class Streamer:
         if unit not in order:
             return None
         start = order.index(unit)
-        return next((u for u in order[start + 1:] + order[:start] if u in self.streamed), None)
+        return next((u for u in order[start + 1 :] + order[:start] if u in self.streamed), None)
 
     def _bring_in(self, unit: str, module: torch.nn.Module) -> None:
         if unit not in self._order:
@@ -264,7 +266,7 @@ class Streamer:
             for tensor in tensors.values():
                 tensor.record_stream(compute)  # made on the copy stream, freed after the compute stream used it
         prefix = unit + "."
-        module.load_state_dict({k[len(prefix):]: t for k, t in tensors.items()}, strict=False, assign=True)
+        module.load_state_dict({k[len(prefix) :]: t for k, t in tensors.items()}, strict=False, assign=True)
         following = self._next_streamed(unit) if self._copies is not None else None
         if following is not None and following != unit and following not in self._ready:
             self._ready[following] = self._fetch(following)
@@ -294,8 +296,9 @@ class Streamer:
         if done is not None:
             done.synchronize()
         prefix = unit + "."
-        self.model.get_submodule(unit).load_state_dict({k[len(prefix):]: t for k, t in tensors.items()},
-                                                        strict=False, assign=True)
+        self.model.get_submodule(unit).load_state_dict(
+            {k[len(prefix) :]: t for k, t in tensors.items()}, strict=False, assign=True
+        )
         for key in tensors:
             self.store.pop(key)
         self.streamed.discard(unit)
@@ -315,5 +318,6 @@ class Streamer:
 def _to_meta(module: torch.nn.Module) -> None:
     for sub in module.modules():
         for name, param in list(sub.named_parameters(recurse=False)):
-            sub.register_parameter(name, torch.nn.Parameter(torch.empty_like(param, device="meta"),
-                                                            requires_grad=False))
+            sub.register_parameter(
+                name, torch.nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=False)
+            )

@@ -10,8 +10,7 @@ from .types import LTX2LatentType, LTX2ModelType, check_links, expect
 
 def _tile(name: str, default: int, step: int, tooltip: str) -> io.Int.Input:
     low, high, _ = TILE_LIMITS[name]
-    return io.Int.Input(name, default=default, min=low, max=high, step=step, optional=True,
-                        tooltip=tooltip)
+    return io.Int.Input(name, default=default, min=low, max=high, step=step, optional=True, tooltip=tooltip)
 
 
 class LTX2Decode(io.ComfyNode):
@@ -31,25 +30,34 @@ class LTX2Decode(io.ComfyNode):
                 _tile("temporal_tile", 64, 8, "Decode this many frames at a time (0: all at once)"),
                 _tile("temporal_overlap", 24, 8, "Frames two neighbouring chunks share"),
             ],
-            outputs=[io.Image.Output(display_name="frames"), io.Audio.Output(display_name="audio"),
-                     io.Float.Output(display_name="frame_rate")],
+            outputs=[
+                io.Image.Output(display_name="frames"),
+                io.Audio.Output(display_name="audio"),
+                io.Float.Output(display_name="frame_rate"),
+            ],
         )
 
     @classmethod
-    def validate_inputs(cls, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24, model=None,
-                        latent=None) -> bool | str:
+    def validate_inputs(
+        cls, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24, model=None, latent=None
+    ) -> bool | str:
         problem = check_links(model=model, latent=latent)
         if problem:
             return problem
-        tiles = dict(spatial_tile=spatial_tile, spatial_overlap=spatial_overlap, temporal_tile=temporal_tile,
-                     temporal_overlap=temporal_overlap)
+        tiles = dict(
+            spatial_tile=spatial_tile,
+            spatial_overlap=spatial_overlap,
+            temporal_tile=temporal_tile,
+            temporal_overlap=temporal_overlap,
+        )
         if None in tiles.values():  # linked: checked when the node runs, by ltx-core
             return check_numbers(TILE_LIMITS, **tiles) or True
         return check_numbers(TILE_LIMITS, **tiles) or check_tiles(**tiles) or True
 
     @classmethod
-    def execute(cls, model, latent, spatial_tile=512, spatial_overlap=64, temporal_tile=64,
-                temporal_overlap=24) -> io.NodeOutput:
+    def execute(
+        cls, model, latent, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24
+    ) -> io.NodeOutput:
         from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
 
         from ..ltx2.a2v import stages as a2v

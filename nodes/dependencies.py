@@ -57,9 +57,11 @@ def version_problems(installed: dict[str, str]) -> list[str]:
 
 def untested_versions(installed: dict[str, str]) -> list[str]:
     """One line per installed package newer than the releases the pack was tested with."""
-    return [f"{package} {installed[package]} is newer than the releases the LTX-2 pack was tested with"
-            for package, (_lowest, past, _why) in SUPPORTED.items()
-            if installed.get(package) and _version(installed[package]) >= past]
+    return [
+        f"{package} {installed[package]} is newer than the releases the LTX-2 pack was tested with"
+        for package, (_lowest, past, _why) in SUPPORTED.items()
+        if installed.get(package) and _version(installed[package]) >= past
+    ]
 
 
 def _installed_versions() -> dict[str, str]:

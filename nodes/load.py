@@ -24,30 +24,54 @@ class LoadLTX2Quantized(io.ComfyNode):
             display_name="Prepare LTX-2 (quantized)",
             category="LTX-2",
             description="Prepares the LTX-2 model: chooses its files and how they are quantized, and checks that this "
-                        "device runs that. Nothing is loaded here: each component is built, quantized, when a stage "
-                        "needs it.",
+            "device runs that. Nothing is loaded here: each component is built, quantized, when a stage "
+            "needs it.",
             inputs=[
-                io.Combo.Input("ckpt_name", options=model_files.checkpoint_names(),
-                               tooltip="The LTX-2.3 checkpoint, e.g. ltx-2.3-22b-dev.safetensors"),
-                io.Combo.Input("text_encoder", options=model_files.text_encoder_names(),
-                               tooltip="Gemma-3: a single file (bf16, fp8, nvfp4) or the release folder"),
-                io.Combo.Input("quantization", options=policy_names(), default="none",
-                               tooltip="How the transformer is stored. fp8_scaled: half of bf16, any device. "
-                                       "torchao_fp8_dynamic: fastest on RTX 40xx / H100+."),
+                io.Combo.Input(
+                    "ckpt_name",
+                    options=model_files.checkpoint_names(),
+                    tooltip="The LTX-2.3 checkpoint, e.g. ltx-2.3-22b-dev.safetensors",
+                ),
+                io.Combo.Input(
+                    "text_encoder",
+                    options=model_files.text_encoder_names(),
+                    tooltip="Gemma-3: a single file (bf16, fp8, nvfp4) or the release folder",
+                ),
+                io.Combo.Input(
+                    "quantization",
+                    options=policy_names(),
+                    default="none",
+                    tooltip="How the transformer is stored. fp8_scaled: half of bf16, any device. "
+                    "torchao_fp8_dynamic: fastest on RTX 40xx / H100+.",
+                ),
                 io.Combo.Input("text_encoder_quantization", options=policy_names(text_encoder=True), default="none"),
-                io.Combo.Input("residency", options=list(RESIDENCY), default="cold_start",
-                               tooltip="cold_start frees the model after each run; persistent keeps it within the "
-                                       "budget"),
-                io.Combo.Input("distilled_lora", options=model_files.file_names("loras", with_none=True),
-                               tooltip="The distilled LoRA for stage 2, e.g. ltx-2.3-22b-distilled-lora-384"),
+                io.Combo.Input(
+                    "residency",
+                    options=list(RESIDENCY),
+                    default="cold_start",
+                    tooltip="cold_start frees the model after each run; persistent keeps it within the budget",
+                ),
+                io.Combo.Input(
+                    "distilled_lora",
+                    options=model_files.file_names("loras", with_none=True),
+                    tooltip="The distilled LoRA for stage 2, e.g. ltx-2.3-22b-distilled-lora-384",
+                ),
                 io.Float.Input("distilled_lora_strength", default=1.0, min=low, max=high, step=0.05),
             ],
             outputs=[LTX2ModelType.Output(display_name="model")],
         )
 
     @classmethod
-    def validate_inputs(cls, ckpt_name, text_encoder, quantization, text_encoder_quantization, residency,
-                        distilled_lora, distilled_lora_strength) -> bool | str:
+    def validate_inputs(
+        cls,
+        ckpt_name,
+        text_encoder,
+        quantization,
+        text_encoder_quantization,
+        residency,
+        distilled_lora,
+        distilled_lora_strength,
+    ) -> bool | str:
         # ComfyUI 0.3.75 does not check V3 combo values against their options (it does for V1 nodes), so a
         # prompt from the API queue could name any file, '../' paths included. Check them here, at queue time.
         choices = {
@@ -71,8 +95,16 @@ class LoadLTX2Quantized(io.ComfyNode):
         return model_files.identities(ckpt_name, text_encoder, distilled_lora)
 
     @classmethod
-    def execute(cls, ckpt_name, text_encoder, quantization, text_encoder_quantization, residency, distilled_lora,
-                distilled_lora_strength) -> io.NodeOutput:
+    def execute(
+        cls,
+        ckpt_name,
+        text_encoder,
+        quantization,
+        text_encoder_quantization,
+        residency,
+        distilled_lora,
+        distilled_lora_strength,
+    ) -> io.NodeOutput:
         require_packages()
         # Imported here so that the node registers even when ltx-core or torch is missing.
         import comfy.model_management
@@ -87,8 +119,9 @@ class LoadLTX2Quantized(io.ComfyNode):
         lora = None
         if distilled_lora != model_files.NONE:
             lora = model_files.resolve_file("distilled_lora", distilled_lora, ("loras",))
-        bundle = Bundle(checkpoint=checkpoint, text_encoder=model_files.resolve_text_encoder(text_encoder),
-                        distilled_lora=lora)
+        bundle = Bundle(
+            checkpoint=checkpoint, text_encoder=model_files.resolve_text_encoder(text_encoder), distilled_lora=lora
+        )
         model = ModelSpec(
             bundle=bundle,
             config=check_bundle(bundle),

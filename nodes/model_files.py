@@ -45,18 +45,22 @@ def resolve_file(input_name: str, name: str, folders: tuple[str, ...]) -> Path:
     for folder in folders:
         for base in folder_paths.get_folder_paths(folder):
             candidate = os.path.join(base, name)
-            if os.path.commonpath([os.path.abspath(base), os.path.abspath(candidate)]) == os.path.abspath(base) \
-                    and os.path.lexists(candidate):
+            if os.path.commonpath([os.path.abspath(base), os.path.abspath(candidate)]) == os.path.abspath(
+                base
+            ) and os.path.lexists(candidate):
                 fd, _ = open_regular(candidate, input_name)  # raises, naming what it is
                 os.close(fd)
                 return Path(candidate)
     where = " or ".join(f"models/{f}/" for f in folders)
-    raise LTX2InputError(f"{input_name}: '{name}' is not in {where} (deleted or moved?). Refresh the page and pick again.")
+    raise LTX2InputError(
+        f"{input_name}: '{name}' is not in {where} (deleted or moved?). Refresh the page and pick again."
+    )
 
 
 def resolve_text_encoder(name: str) -> Path:
-    if name.endswith(".safetensors") and not any((Path(b) / name).is_dir()
-                                                 for b in folder_paths.get_folder_paths("text_encoders")):
+    if name.endswith(".safetensors") and not any(
+        (Path(b) / name).is_dir() for b in folder_paths.get_folder_paths("text_encoders")
+    ):
         return resolve_file("text_encoder", name, ("text_encoders",))
     if name in text_encoder_names():
         for base in folder_paths.get_folder_paths("text_encoders"):

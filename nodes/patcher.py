@@ -74,8 +74,12 @@ class ComponentPatcher(comfy.model_patcher.ModelPatcher):
     loads it), shrunk and grown by whole streaming units, unloaded by dropping it from the budget."""
 
     def __init__(self, record: ComponentRecord):
-        super().__init__(_Holder(record.module), load_device=record.device, offload_device=torch.device("cpu"),
-                         size=record.total_bytes)
+        super().__init__(
+            _Holder(record.module),
+            load_device=record.device,
+            offload_device=torch.device("cpu"),
+            size=record.total_bytes,
+        )
         self.record_key = record.key
 
     def _record(self) -> ComponentRecord | None:

@@ -29,8 +29,11 @@ def running_prompt() -> tuple[str, dict | None]:
     server = PromptServer.instance
     prompt_id = str(server.last_prompt_id)
     queue = server.prompt_queue
-    running = (queue.get_current_queue_volatile() if hasattr(queue, "get_current_queue_volatile")
-               else queue.get_current_queue())[0]
+    running = (
+        queue.get_current_queue_volatile()
+        if hasattr(queue, "get_current_queue_volatile")
+        else queue.get_current_queue()
+    )[0]
     for item in running:
         if str(item[1]) == prompt_id:
             return prompt_id, item[2]

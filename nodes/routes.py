@@ -61,12 +61,17 @@ def add_routes() -> None:
             # Off the event loop (a full collection takes seconds with a model resident, and every other HTTP and
             # websocket client would wait), one at a time, never while a prompt runs or waits, and spaced out.
             if _queue_busy():
-                return _refuse(409, "diagnostics: the live-tensor count walks the whole heap and is taken only "
-                                    "while the queue is idle; ask again when the running prompts have ended", 5)
+                return _refuse(
+                    409,
+                    "diagnostics: the live-tensor count walks the whole heap and is taken only "
+                    "while the queue is idle; ask again when the running prompts have ended",
+                    5,
+                )
             wait = _next_walk[0] - time.monotonic()
             if _walking.locked() or wait > 0:
-                return _refuse(429, "diagnostics: a walk is running or ran just now; ask again in a moment",
-                               max(wait, 1))
+                return _refuse(
+                    429, "diagnostics: a walk is running or ran just now; ask again in a moment", max(wait, 1)
+                )
             async with _walking:
                 start = time.monotonic()
                 state["live_tensors"] = await asyncio.get_running_loop().run_in_executor(None, _live_tensors)

@@ -4,8 +4,8 @@ sent to the page at the end, whatever happens."""
 
 import contextlib
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import comfy.model_management
 import comfy.utils

@@ -25,45 +25,91 @@ class A2VSampler(io.ComfyNode):
             display_name="LTX-2 A2V Sampler",
             category="LTX-2",
             description="base: stage 1, video from an image and an audio clip at width x height (half the final "
-                        "size in the two-stage flow). refine: stage 2 with the distilled LoRA on an upscaled latent.",
+            "size in the two-stage flow). refine: stage 2 with the distilled LoRA on an upscaled latent.",
             inputs=[
                 LTX2ModelType.Input("model"),
                 io.Image.Input("image", tooltip="The first frame; any size, it is resized and center-cropped"),
                 io.Audio.Input("audio", tooltip="Any sample rate, mono or stereo; padded or cut to the video"),
                 io.String.Input("prompt", multiline=True, default="A person speaks to the camera."),
-                io.String.Input("negative_prompt", multiline=True,
-                                default="blurry, low quality, still frame, distorted face"),
+                io.String.Input(
+                    "negative_prompt", multiline=True, default="blurry, low quality, still frame, distorted face"
+                ),
                 io.Int.Input("seed", default=42, min=0, max=2**63 - 1, control_after_generate=True),
-                io.Int.Input("width", default=384, **_limits("width"), step=32,
-                             tooltip="Stage-1 width (base); refine takes its size from the latent"),
+                io.Int.Input(
+                    "width",
+                    default=384,
+                    **_limits("width"),
+                    step=32,
+                    tooltip="Stage-1 width (base); refine takes its size from the latent",
+                ),
                 io.Int.Input("height", default=256, **_limits("height"), step=32),
-                io.Int.Input("num_frames", default=97, **_limits("num_frames"), step=8, tooltip="8k+1: 9, 17, ..., 97, 121"),
+                io.Int.Input(
+                    "num_frames", default=97, **_limits("num_frames"), step=8, tooltip="8k+1: 9, 17, ..., 97, 121"
+                ),
                 io.Float.Input("frame_rate", default=24.0, **_limits("frame_rate"), step=1.0),
-                io.Int.Input("steps", default=30, **_limits("steps"), tooltip=f"base only; refine runs the distilled "
-                                                                           f"{REFINE_STEPS}-step schedule"),
+                io.Int.Input(
+                    "steps",
+                    default=30,
+                    **_limits("steps"),
+                    tooltip=f"base only; refine runs the distilled {REFINE_STEPS}-step schedule",
+                ),
                 io.Float.Input("cfg", default=3.0, **_limits("cfg"), step=0.1, tooltip="base only"),
                 io.Combo.Input("stage", options=list(STAGES), default="base"),
                 LTX2LatentType.Input("latent", optional=True, tooltip="Required for refine: the upscaled latent"),
-                io.Int.Input("image_crf", default=33, **_limits("image_crf"), optional=True,
-                             tooltip="The image goes through an H.264 round trip at this crf before it is encoded, "
-                                     "as the model's training frames did (ltx-pipelines' default 33); 0 = none"),
-                io.Combo.Input("recipe", options=["reference", "fast"], default="reference", optional=True,
-                               tooltip="base only (refine follows it): reference = ltx-pipelines' (steps, cfg); "
-                                       "fast = ComfyUI template's distilled schedule (8 + 3 steps, CFG 1)"),
+                io.Int.Input(
+                    "image_crf",
+                    default=33,
+                    **_limits("image_crf"),
+                    optional=True,
+                    tooltip="The image goes through an H.264 round trip at this crf before it is encoded, "
+                    "as the model's training frames did (ltx-pipelines' default 33); 0 = none",
+                ),
+                io.Combo.Input(
+                    "recipe",
+                    options=["reference", "fast"],
+                    default="reference",
+                    optional=True,
+                    tooltip="base only (refine follows it): reference = ltx-pipelines' (steps, cfg); "
+                    "fast = ComfyUI template's distilled schedule (8 + 3 steps, CFG 1)",
+                ),
             ],
             outputs=[LTX2LatentType.Output(display_name="latent")],
         )
 
     @classmethod
-    def validate_inputs(cls, width, height, num_frames, frame_rate, cfg, stage, prompt=None, negative_prompt=None,
-                        model=None, image=None, audio=None, latent=UNCONNECTED, image_crf=33) -> bool | str:
+    def validate_inputs(
+        cls,
+        width,
+        height,
+        num_frames,
+        frame_rate,
+        cfg,
+        stage,
+        prompt=None,
+        negative_prompt=None,
+        model=None,
+        image=None,
+        audio=None,
+        latent=UNCONNECTED,
+        image_crf=33,
+    ) -> bool | str:
         # Taken here: values given where a link belongs, the floats' finiteness, the prompts' length and the size
         # rules (multiples of 32, 8k+1 frames), which ComfyUI does not check; ComfyUI then skips its own min/max
         # for what is taken here, so check_numbers checks them.
-        problem = (check_links(model=model, image=image, audio=audio, latent=latent)
-                   or check_numbers(LIMITS, width=width, height=height, num_frames=num_frames, frame_rate=frame_rate,
-                                    cfg=cfg, image_crf=image_crf)
-                   or check_prompt("prompt", prompt) or check_prompt("negative_prompt", negative_prompt))
+        problem = (
+            check_links(model=model, image=image, audio=audio, latent=latent)
+            or check_numbers(
+                LIMITS,
+                width=width,
+                height=height,
+                num_frames=num_frames,
+                frame_rate=frame_rate,
+                cfg=cfg,
+                image_crf=image_crf,
+            )
+            or check_prompt("prompt", prompt)
+            or check_prompt("negative_prompt", negative_prompt)
+        )
         if problem:
             return problem
         if stage not in STAGES:
@@ -71,11 +117,16 @@ class A2VSampler(io.ComfyNode):
         # At queue time a connected input arrives as None (its value does not exist yet) and an unconnected one
         # not at all, which leaves the default.
         if stage == "refine" and latent is UNCONNECTED:
-            return "latent: the refine stage needs a latent. Connect SpatialUpscale's output to this sampler's latent input."
+            return (
+                "latent: the refine stage needs a latent. Connect SpatialUpscale's output to this sampler's latent "
+                "input."
+            )
         if stage == "base" and latent is not UNCONNECTED:
             # The base stage makes its latent from the image and audio: a latent given to it would be ignored.
-            return ("latent: the base stage starts from noise and does not read a latent. Disconnect it, or set "
-                    "stage to refine to refine that latent.")
+            return (
+                "latent: the base stage starts from noise and does not read a latent. Disconnect it, or set "
+                "stage to refine to refine that latent."
+            )
         if None not in (width, height, num_frames, frame_rate):
             problem = check_size(width, height, num_frames)
             if problem is None and stage == "base":
@@ -84,8 +135,25 @@ class A2VSampler(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, model, image, audio, prompt, negative_prompt, seed, width, height, num_frames, frame_rate,
-                steps, cfg, stage, latent=None, image_crf=33, recipe="reference") -> io.NodeOutput:
+    def execute(
+        cls,
+        model,
+        image,
+        audio,
+        prompt,
+        negative_prompt,
+        seed,
+        width,
+        height,
+        num_frames,
+        frame_rate,
+        steps,
+        cfg,
+        stage,
+        latent=None,
+        image_crf=33,
+        recipe="reference",
+    ) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
         from ..ltx2.a2v.latent import A2VLatent
         from ..ltx2.model_spec import ModelSpec
@@ -96,16 +164,38 @@ class A2VSampler(io.ComfyNode):
                 raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
             expect(latent, A2VLatent, "latent")
             with node_run(model, REFINE_STEPS) as run:
-                return io.NodeOutput(a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress,
-                                                       run.on_tensor, image_crf))
+                return io.NodeOutput(
+                    a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress, run.on_tensor, image_crf)
+                )
         if latent is not None:  # a prompt that skipped validation (ComfyUI validates before queueing)
-            raise ValueError("latent: the base stage starts from noise and does not read a latent. Disconnect it, "
-                             "or set stage to refine.")
+            raise ValueError(
+                "latent: the base stage starts from noise and does not read a latent. Disconnect it, "
+                "or set stage to refine."
+            )
         waveform, rate = audio_in(audio)
         with node_run(model, steps) as run:
-            return io.NodeOutput(a2v.sample_base(model, run.device, image_in(image), waveform, rate, prompt,
-                                                 negative_prompt, seed, width, height, num_frames, frame_rate, steps,
-                                                 cfg, run.progress, run.on_tensor, image_crf, recipe))
+            return io.NodeOutput(
+                a2v.sample_base(
+                    model,
+                    run.device,
+                    image_in(image),
+                    waveform,
+                    rate,
+                    prompt,
+                    negative_prompt,
+                    seed,
+                    width,
+                    height,
+                    num_frames,
+                    frame_rate,
+                    steps,
+                    cfg,
+                    run.progress,
+                    run.on_tensor,
+                    image_crf,
+                    recipe,
+                )
+            )
 
 
 def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | None:
@@ -128,6 +218,8 @@ def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | 
     capacity = BUDGET.capacity(device)
     if needed <= capacity:
         return None
-    return (f"width x height x num_frames: {width}x{height}x{num_frames} needs about {needed / GIB:.0f} GiB in "
-            f"{stage} beside the weights (estimate), more than this device can give ({capacity / GIB:.1f} GiB). "
-            "Lower num_frames or the size (e.g. 384x256x97 for a 768x512 video).")
+    return (
+        f"width x height x num_frames: {width}x{height}x{num_frames} needs about {needed / GIB:.0f} GiB in "
+        f"{stage} beside the weights (estimate), more than this device can give ({capacity / GIB:.1f} GiB). "
+        "Lower num_frames or the size (e.g. 384x256x97 for a 768x512 video)."
+    )

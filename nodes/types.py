@@ -24,12 +24,16 @@ def check_links(**values) -> str | None:
     and the node would fail on it with an AttributeError. A message naming the first such input, or None."""
     for name, value in values.items():
         if value is not None and value is not UNCONNECTED:
-            return f"{name}: the prompt gives a value ({shown(value, 40)}) where a link belongs. Connect {SOURCES[name]}."
+            return (
+                f"{name}: the prompt gives a value ({shown(value, 40)}) where a link belongs. Connect {SOURCES[name]}."
+            )
     return None
 
 
 def expect(value, kind: type, name: str):
     """`value` if it is a `kind`, else the same error at run time (a node fed by another pack's node, say)."""
     if not isinstance(value, kind):
-        raise LTX2InputError(f"{name}: got a {type(value).__name__}, not what this input takes. Connect {SOURCES[name]}.")
+        raise LTX2InputError(
+            f"{name}: got a {type(value).__name__}, not what this input takes. Connect {SOURCES[name]}."
+        )
     return value

@@ -19,8 +19,11 @@ class SpatialUpscale(io.ComfyNode):
             inputs=[
                 LTX2ModelType.Input("model"),
                 LTX2LatentType.Input("latent"),
-                io.Combo.Input("upscale_model", options=model_files.file_names("latent_upscale_models"),
-                               tooltip="e.g. ltx-2.3-spatial-upscaler-x2-1.1.safetensors"),
+                io.Combo.Input(
+                    "upscale_model",
+                    options=model_files.file_names("latent_upscale_models"),
+                    tooltip="e.g. ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
+                ),
             ],
             outputs=[LTX2LatentType.Output(display_name="latent")],
         )
@@ -32,7 +35,8 @@ class SpatialUpscale(io.ComfyNode):
             return problem
         options = model_files.file_names("latent_upscale_models")
         if upscale_model not in options:
-            return f"upscale_model: '{upscale_model}' is not in models/latent_upscale_models/ ({', '.join(options) or 'none found'})."
+            found = ", ".join(options) or "none found"
+            return f"upscale_model: '{upscale_model}' is not in models/latent_upscale_models/ ({found})."
         return True
 
     @classmethod

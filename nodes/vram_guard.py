@@ -22,11 +22,17 @@ class VRAMGuard(io.ComfyNode):
             display_name="VRAM Guard (LTX-2)",
             category="LTX-2",
             description="Sets the memory budget of the LTX-2 nodes and frees memory: enforce = make the budget hold "
-                        "now; free_ltx2 = free every LTX-2 component; free_all = that and every model ComfyUI holds.",
+            "now; free_ltx2 = free every LTX-2 component; free_all = that and every model ComfyUI holds.",
             is_output_node=True,
             inputs=[
-                io.Float.Input("budget_gb", default=0.0, min=LIMITS["budget_gb"][0], max=LIMITS["budget_gb"][1], step=0.5,
-                               tooltip="0 = what the device has, less a reserve"),
+                io.Float.Input(
+                    "budget_gb",
+                    default=0.0,
+                    min=LIMITS["budget_gb"][0],
+                    max=LIMITS["budget_gb"][1],
+                    step=0.5,
+                    tooltip="0 = what the device has, less a reserve",
+                ),
                 io.Combo.Input("action", options=list(ACTIONS), default="enforce"),
                 io.AnyType.Input("passthrough", optional=True),
             ],
@@ -65,10 +71,12 @@ class VRAMGuard(io.ComfyNode):
                 mm.unload_all_models()
                 mm.soft_empty_cache()
         state = BUDGET.state()
-        lines = [BUDGET.last_run.text() if BUDGET.last_run else "LTX-2: no run yet",
-                 f"budget {BUDGET.budget_for(device) / GIB:.2f} GiB ({'set' if budget_gb else 'device less reserve'}), "
-                 f"action {action}, {state['resident_bytes'] / GIB:.2f} GiB held by LTX-2 "
-                 f"({sum(c['resident'] for c in state['components'])} components, {state['mode']})"]
+        lines = [
+            BUDGET.last_run.text() if BUDGET.last_run else "LTX-2: no run yet",
+            f"budget {BUDGET.budget_for(device) / GIB:.2f} GiB ({'set' if budget_gb else 'device less reserve'}), "
+            f"action {action}, {state['resident_bytes'] / GIB:.2f} GiB held by LTX-2 "
+            f"({sum(c['resident'] for c in state['components'])} components, {state['mode']})",
+        ]
         report = "\n".join(lines)
         publish()
         return io.NodeOutput(passthrough, report, ui={"text": [report]})

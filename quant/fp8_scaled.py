@@ -29,8 +29,9 @@ def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[tor
     of the whole tensor (or many small ones spread over allocator arenas) would dominate the load's peak."""
     q = torch.empty(weight.shape, dtype=FP8, device=weight.device)
     scale = torch.empty(weight.shape[0], 1, dtype=torch.float32, device=weight.device)
-    scratch = torch.empty(min(rows_per_chunk, weight.shape[0]), weight.shape[1], dtype=torch.float32,
-                          device=weight.device)
+    scratch = torch.empty(
+        min(rows_per_chunk, weight.shape[0]), weight.shape[1], dtype=torch.float32, device=weight.device
+    )
     for start in range(0, weight.shape[0], rows_per_chunk):
         rows = slice(start, start + rows_per_chunk)
         w = scratch[: weight[rows].shape[0]]
@@ -51,15 +52,22 @@ def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.float() / scale).clamp_(-FP8_MAX, FP8_MAX).to(FP8), scale
 
 
-def fp8_matmul_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
-                      bias: torch.Tensor | None) -> torch.Tensor:
+def fp8_matmul_linear(
+    x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """x @ (weight * weight_scale).T + bias with both operands in fp8: per-token activation scales, per-row
     weight scales, accumulated in float32 by the tensor cores, written in x's dtype. `weight` is [out, in]
     row-major, so `weight.t()` is the column-major right operand _scaled_mm wants."""
     rows = x.reshape(-1, x.shape[-1])
     xq, x_scale = quantize_tokens(rows)
-    out = torch._scaled_mm(xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1),
-                           bias=None if bias is None else bias.to(x.dtype), out_dtype=x.dtype)
+    out = torch._scaled_mm(
+        xq,
+        weight.t(),
+        scale_a=x_scale,
+        scale_b=weight_scale.view(1, -1),
+        bias=None if bias is None else bias.to(x.dtype),
+        out_dtype=x.dtype,
+    )
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
@@ -80,10 +88,10 @@ def upcast_fp8_cpu(weight: torch.Tensor, dtype: torch.dtype, chunk_elements: int
     source = weight.view(torch.int8)
     buffer = torch.empty(min(rows, weight.shape[0]), weight.shape[1], dtype=torch.int16)
     for start in range(0, weight.shape[0], rows):
-        bits = buffer[: source[start:start + rows].shape[0]]
-        bits.copy_(source[start:start + rows])
+        bits = buffer[: source[start : start + rows].shape[0]]
+        bits.copy_(source[start : start + rows])
         bits.bitwise_left_shift_(7).bitwise_and_(-0x4080)  # keep bit 15 (sign) and bits 13..7 (exponent, mantissa)
-        out[start:start + rows].copy_(bits.view(torch.float16))
+        out[start : start + rows].copy_(bits.view(torch.float16))
     return out
 
 
@@ -147,29 +155,37 @@ def _scaled_mm_fails(index: int) -> str | None:
 class Fp8Scaled(Backend):
     """Plain torch ops: runs on any device; fp8 matmuls where the GPU has them."""
 
-    def quantize(self, policy: Policy, key: str, weight: torch.Tensor,
-                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    def quantize(
+        self, policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype
+    ) -> list[tuple[str, torch.Tensor]]:
         q, scale = quantize_rows(weight)
         return [(key, q), (key.removesuffix(".weight") + ".weight_scale", scale)]
 
-    def stored_fp8(self, policy: Policy, key: str, tensor: torch.Tensor,
-                   scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
+    def stored_fp8(
+        self, policy: Policy, key: str, tensor: torch.Tensor, scales: dict[str, torch.Tensor]
+    ) -> list[tuple[str, torch.Tensor]] | None:
         """An fp8 release's linears are exactly this policy's layout (fp8 weight, float32 scale) once its scale (one
         per tensor) is repeated per row: kept as stored. Its stored scales are read with their weights, not kept on
         their own (an input scale has no use here: activations are scaled per token)."""
         if key.endswith(SCALE_SUFFIXES):
             return []
         if tensor.dtype == FP8 and key in scales:
-            return [(key, tensor), (key.removesuffix(".weight") + ".weight_scale",
-                                    scales[key].float().expand(tensor.shape[0], 1).clone())]
+            return [
+                (key, tensor),
+                (key.removesuffix(".weight") + ".weight_scale", scales[key].float().expand(tensor.shape[0], 1).clone()),
+            ]
         return None
 
     def module_ops(self, policy: Policy, weight_keys: set[str]) -> tuple:
-        return (ModuleOps("Fp8ScaledLinear", matcher=lambda model: True,
-                          mutator=lambda model: _convert(model, weight_keys)),)
+        return (
+            ModuleOps(
+                "Fp8ScaledLinear", matcher=lambda model: True, mutator=lambda model: _convert(model, weight_keys)
+            ),
+        )
 
-    def prepare(self, policy: Policy, model: torch.nn.Module, device: torch.device,
-                compute_dtype: torch.dtype) -> list[str]:
+    def prepare(
+        self, policy: Policy, model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype
+    ) -> list[str]:
         layers = [m for m in model.modules() if isinstance(m, Fp8ScaledLinear)]
         if not layers:
             return []

@@ -9,8 +9,9 @@ from .policy import Backend, Policy, PolicyUnavailable
 
 
 class LtxCoreFp8Cast(Backend):
-    def quantize(self, policy: Policy, key: str, weight: torch.Tensor,
-                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    def quantize(
+        self, policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype
+    ) -> list[tuple[str, torch.Tensor]]:
         # ltx-core's own key-value op, so the cast is exactly its fp8_cast (plain cast, no scale).
         return [(r.new_key, r.new_value) for r in TRANSFORMER_LINEAR_DOWNCAST_MAP.apply_to_key_value(key, weight)]
 
@@ -38,8 +39,9 @@ class LtxCoreFp8ScaledMm(Backend):
                 "compute capability 8.9+) or fp8_scaled instead."
             ) from None
 
-    def stored_fp8(self, policy: Policy, key: str, tensor: torch.Tensor,
-                   scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    def stored_fp8(
+        self, policy: Policy, key: str, tensor: torch.Tensor, scales: dict[str, torch.Tensor]
+    ) -> list[tuple[str, torch.Tensor]]:
         """Every tensor of the release's fp8 file goes through ltx-core's own layout change (weights transposed for
         TensorRT-LLM, scales as its layers read them)."""
         from ltx_core.quantization.fp8_scaled_mm import FP8_TRANSPOSE_SD_OPS

@@ -19,14 +19,16 @@ class Backend:
     def check(self, policy: "Policy", device: torch.device) -> None:
         """Raise PolicyUnavailable if this device or these packages cannot run the policy."""
 
-    def quantize(self, policy: "Policy", key: str, weight: torch.Tensor,
-                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    def quantize(
+        self, policy: "Policy", key: str, weight: torch.Tensor, compute_dtype: torch.dtype
+    ) -> list[tuple[str, torch.Tensor]]:
         """The tensors to keep for one selected linear weight (bf16, LoRA already fused), for a model that
         computes in `compute_dtype`."""
         return [(key, weight)]
 
-    def stored_fp8(self, policy: "Policy", key: str, tensor: torch.Tensor,
-                   scales: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]] | None:
+    def stored_fp8(
+        self, policy: "Policy", key: str, tensor: torch.Tensor, scales: dict[str, torch.Tensor]
+    ) -> list[tuple[str, torch.Tensor]] | None:
         """For a policy named by some policy's `on_fp8_release`: the tensors to keep for one tensor of an fp8
         release file (`scales`: weight key -> its stored scale), or None to dequantize it and go the usual way."""
         return None
@@ -35,8 +37,9 @@ class Backend:
         """ltx-core ModuleOps applied to the meta model before loading (layer classes that read the new tensors)."""
         return ()
 
-    def prepare(self, policy: "Policy", model: torch.nn.Module, device: torch.device,
-                compute_dtype: torch.dtype) -> list[str]:
+    def prepare(
+        self, policy: "Policy", model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype
+    ) -> list[str]:
         """Readies the built model for `device` (e.g. picks the fp8 matmul where the GPU has one); notes for the
         load report."""
         return []

@@ -13,36 +13,86 @@ from .torchao_policies import FP8_TENSOR_CORES, INT4_KERNELS, Torchao
 POLICIES: dict[str, Policy] = {
     p.name: p
     for p in (
-        Policy("none", "bf16 as stored", Backend(), runs_on="any", weight_bytes=2, text_encoder=True,
-               streamable=True),
-        Policy("fp8_cast", "ltx-core's fp8_cast: block linears cast to float8_e4m3fn while loading, upcast in "
-               "forward (no scale)", LtxCoreFp8Cast(), runs_on="any", fp8=True, streamable=True,
-               on_fp8_release="fp8_scaled"),
-        Policy("fp8_scaled", "float8_e4m3fn weights with one scale per output row; fp8 matmuls on compute "
-               "capability 8.9+, upcast elsewhere", Fp8Scaled(), runs_on="any", fp8=True, text_encoder=True,
-               streamable=True, on_fp8_release="fp8_scaled"),
-        Policy("fp8_scaled_mm", "ltx-core's fp8_scaled_mm: W8A8 through TensorRT-LLM", LtxCoreFp8ScaledMm(),
-               runs_on="NVIDIA GPU with tensorrt_llm", fp8=True, on_fp8_release="fp8_scaled_mm",
-               needs_fp8_release=True, fuses_lora=False),
-        Policy("torchao_fp8_dynamic", "torchao Float8DynamicActivationFloat8WeightConfig, per-row scales",
-               Torchao(lambda ao: ao.Float8DynamicActivationFloat8WeightConfig(
-                   granularity=ao.PerRow(), set_inductor_config=False), gpu=FP8_TENSOR_CORES),
-               runs_on="NVIDIA GPU, compute capability 8.9+", fp8=True, on_fp8_release="fp8_scaled"),
-        Policy("torchao_fp8_weight_only", "torchao Float8WeightOnlyConfig",
-               Torchao(lambda ao: ao.Float8WeightOnlyConfig(set_inductor_config=False)),
-               runs_on="any", fp8=True, text_encoder=True, on_fp8_release="fp8_scaled"),
+        Policy("none", "bf16 as stored", Backend(), runs_on="any", weight_bytes=2, text_encoder=True, streamable=True),
+        Policy(
+            "fp8_cast",
+            "ltx-core's fp8_cast: block linears cast to float8_e4m3fn while loading, upcast in forward (no scale)",
+            LtxCoreFp8Cast(),
+            runs_on="any",
+            fp8=True,
+            streamable=True,
+            on_fp8_release="fp8_scaled",
+        ),
+        Policy(
+            "fp8_scaled",
+            "float8_e4m3fn weights with one scale per output row; fp8 matmuls on compute "
+            "capability 8.9+, upcast elsewhere",
+            Fp8Scaled(),
+            runs_on="any",
+            fp8=True,
+            text_encoder=True,
+            streamable=True,
+            on_fp8_release="fp8_scaled",
+        ),
+        Policy(
+            "fp8_scaled_mm",
+            "ltx-core's fp8_scaled_mm: W8A8 through TensorRT-LLM",
+            LtxCoreFp8ScaledMm(),
+            runs_on="NVIDIA GPU with tensorrt_llm",
+            fp8=True,
+            on_fp8_release="fp8_scaled_mm",
+            needs_fp8_release=True,
+            fuses_lora=False,
+        ),
+        Policy(
+            "torchao_fp8_dynamic",
+            "torchao Float8DynamicActivationFloat8WeightConfig, per-row scales",
+            Torchao(
+                lambda ao: ao.Float8DynamicActivationFloat8WeightConfig(
+                    granularity=ao.PerRow(), set_inductor_config=False
+                ),
+                gpu=FP8_TENSOR_CORES,
+            ),
+            runs_on="NVIDIA GPU, compute capability 8.9+",
+            fp8=True,
+            on_fp8_release="fp8_scaled",
+        ),
+        Policy(
+            "torchao_fp8_weight_only",
+            "torchao Float8WeightOnlyConfig",
+            Torchao(lambda ao: ao.Float8WeightOnlyConfig(set_inductor_config=False)),
+            runs_on="any",
+            fp8=True,
+            text_encoder=True,
+            on_fp8_release="fp8_scaled",
+        ),
         # Version 1 (AffineQuantizedTensor), although torchao 0.15 marks it deprecated: its version 2 (Int8Tensor)
         # gave a 14% matmul error where version 1 gives 0.9% (random bf16 weights, CPU, per-row either way).
-        Policy("torchao_int8_weight_only", "torchao Int8WeightOnlyConfig",
-               Torchao(lambda ao: ao.Int8WeightOnlyConfig(version=1, set_inductor_config=False)),
-               runs_on="any", text_encoder=True),
-        Policy("torchao_int8_dynamic", "torchao Int8DynamicActivationInt8WeightConfig: int8 weights, activations "
-               "quantized per token", Torchao(lambda ao: ao.Int8DynamicActivationInt8WeightConfig(
-                   set_inductor_config=False)), runs_on="any"),
-        Policy("torchao_int4_weight_only", "torchao Int4WeightOnlyConfig, group size 128",
-               Torchao(lambda ao: ao.Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d",
-                                                          set_inductor_config=False), gpu=INT4_KERNELS),
-               runs_on="NVIDIA GPU (SM 8.0+)", weight_bytes=0.5),
+        Policy(
+            "torchao_int8_weight_only",
+            "torchao Int8WeightOnlyConfig",
+            Torchao(lambda ao: ao.Int8WeightOnlyConfig(version=1, set_inductor_config=False)),
+            runs_on="any",
+            text_encoder=True,
+        ),
+        Policy(
+            "torchao_int8_dynamic",
+            "torchao Int8DynamicActivationInt8WeightConfig: int8 weights, activations quantized per token",
+            Torchao(lambda ao: ao.Int8DynamicActivationInt8WeightConfig(set_inductor_config=False)),
+            runs_on="any",
+        ),
+        Policy(
+            "torchao_int4_weight_only",
+            "torchao Int4WeightOnlyConfig, group size 128",
+            Torchao(
+                lambda ao: ao.Int4WeightOnlyConfig(
+                    group_size=128, int4_packing_format="tile_packed_to_4d", set_inductor_config=False
+                ),
+                gpu=INT4_KERNELS,
+            ),
+            runs_on="NVIDIA GPU (SM 8.0+)",
+            weight_bytes=0.5,
+        ),
     )
 }
 

@@ -52,14 +52,18 @@ class GpuNeed:
 
 
 FP8_TENSOR_CORES = GpuNeed(
-    (8, 9), "runs fp8 matmuls on tensor cores of compute capability 8.9+ (RTX 40xx, L4, H100, Blackwell)",
-    "Pick fp8_scaled (fp8 storage, same memory, any device) or torchao_int8_weight_only.")
+    (8, 9),
+    "runs fp8 matmuls on tensor cores of compute capability 8.9+ (RTX 40xx, L4, H100, Blackwell)",
+    "Pick fp8_scaled (fp8 storage, same memory, any device) or torchao_int8_weight_only.",
+)
 # The tile-packed int4 format runs on tinygemm's kernels (`aten._weight_int4pack_mm`), built into torch for NVIDIA
 # GPUs of compute capability 8.0+; torchao's default "plain" format would need fbgemm-gpu-genai's Hopper-only
 # kernels instead.
 INT4_KERNELS = GpuNeed(
-    (8, 0), "uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, RTX 30xx and newer)",
-    "Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory).")
+    (8, 0),
+    "uses torch's int4 GPU kernels (NVIDIA, compute capability 8.0+: A100, RTX 30xx and newer)",
+    "Pick torchao_int8_weight_only or fp8_scaled (half of bf16's memory).",
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,9 @@ class Torchao(Backend):
             where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
             raise PolicyUnavailable(f"{policy.name} {self.gpu.what}; this device is {where}. {self.gpu.instead}")
 
-    def quantize(self, policy: Policy, key: str, weight: torch.Tensor,
-                 compute_dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    def quantize(
+        self, policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype
+    ) -> list[tuple[str, torch.Tensor]]:
         import torchao.quantization
 
         # torchao's tensors dequantize to the dtype they were made from, and their matmul needs the activations in

@@ -44,8 +44,12 @@ def read_mp4(path: Path) -> tuple[np.ndarray, dict]:
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0]
-        info = {"width": video.codec_context.width, "height": video.codec_context.height,
-                "fps": float(video.average_rate), "audio_rate": audio.codec_context.sample_rate}
+        info = {
+            "width": video.codec_context.width,
+            "height": video.codec_context.height,
+            "fps": float(video.average_rate),
+            "audio_rate": audio.codec_context.sample_rate,
+        }
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     with av.open(str(path)) as container:
         samples = sum(f.samples for f in container.decode(audio=0))

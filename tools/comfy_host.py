@@ -70,8 +70,16 @@ class ComfyHost:
     """`cpu`: pass --cpu (the default; False on a GPU machine). `extra_args`: further ComfyUI arguments. `python`
     and `comfyui`: another lane's Python and ComfyUI tree (default: this process's, and LTX2_COMFYUI's)."""
 
-    def __init__(self, models_dir: Path, work_dir: Path, extra_env: dict | None = None, cpu: bool = True,
-                 extra_args: tuple[str, ...] = (), python: str = sys.executable, comfyui: str | None = None):
+    def __init__(
+        self,
+        models_dir: Path,
+        work_dir: Path,
+        extra_env: dict | None = None,
+        cpu: bool = True,
+        extra_args: tuple[str, ...] = (),
+        python: str = sys.executable,
+        comfyui: str | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.input_dir = work_dir / "input"
@@ -81,10 +89,19 @@ class ComfyHost:
         self.log_path = work_dir / "comfyui.log"
         self.client_id = uuid.uuid4().hex
         command = [
-            python, str(ROOT / "tools" / "serve.py"),
-            "--models-dir", str(models_dir), "--port", str(self.port),
-            *(["--cpu"] if cpu else []), "--input-directory", str(self.input_dir),
-            "--output-directory", str(self.output_dir), "--database-url", f"sqlite:///{work_dir / 'comfyui.db'}",
+            python,
+            str(ROOT / "tools" / "serve.py"),
+            "--models-dir",
+            str(models_dir),
+            "--port",
+            str(self.port),
+            *(["--cpu"] if cpu else []),
+            "--input-directory",
+            str(self.input_dir),
+            "--output-directory",
+            str(self.output_dir),
+            "--database-url",
+            f"sqlite:///{work_dir / 'comfyui.db'}",
             *extra_args,
         ]
         env = {**os.environ, **(extra_env or {})}

@@ -33,9 +33,11 @@ def describe_mp4(path: Path) -> str:
         frames = sum(1 for _ in container.decode(video=0))
         if audio is None:
             raise SystemExit(f"demo: {path} has no audio stream")
-        return (f"video {video.codec_context.name} {video.codec_context.width}x{video.codec_context.height}, "
-                f"{frames} frames at {float(video.average_rate):g} fps; audio {audio.codec_context.name} "
-                f"{audio.codec_context.sample_rate} Hz, {audio.codec_context.channels} ch")
+        return (
+            f"video {video.codec_context.name} {video.codec_context.width}x{video.codec_context.height}, "
+            f"{frames} frames at {float(video.average_rate):g} fps; audio {audio.codec_context.name} "
+            f"{audio.codec_context.sample_rate} Hz, {audio.codec_context.channels} ch"
+        )
 
 
 def main() -> int:
@@ -68,18 +70,25 @@ def main() -> int:
         result = host.run(json.loads(WORKFLOW.read_text()), timeout=1800)
         timings["workflow"] = time.monotonic() - start
         if result.status != "success":
-            print(f"demo: the workflow ended with {result.status}: {json.dumps(result.messages[-1])[:2000]}",
-                  file=sys.stderr)
+            print(
+                f"demo: the workflow ended with {result.status}: {json.dumps(result.messages[-1])[:2000]}",
+                file=sys.stderr,
+            )
             return 1
         prompt = json.loads(WORKFLOW.read_text())
         for node_id, seconds in node_timings(result).items():
             title = prompt.get(node_id, {}).get("_meta", {}).get("title", node_id)
             print(f"demo:   {title:28s} {seconds:7.2f} s")
-        videos = [host.output_dir / f.get("subfolder", "") / f["filename"]
-                  for output in result.history.get("outputs", {}).values() for f in output.get("images", [])
-                  if f.get("filename", "").endswith(".mp4")]
+        videos = [
+            host.output_dir / f.get("subfolder", "") / f["filename"]
+            for output in result.history.get("outputs", {}).values()
+            for f in output.get("images", [])
+            if f.get("filename", "").endswith(".mp4")
+        ]
         if not videos:
-            print(f"demo: the workflow wrote no mp4: {json.dumps(result.history.get('outputs'))[:2000]}", file=sys.stderr)
+            print(
+                f"demo: the workflow wrote no mp4: {json.dumps(result.history.get('outputs'))[:2000]}", file=sys.stderr
+            )
             return 1
         streams = describe_mp4(videos[0])
         for text in result.outputs("10").get("text", []):

@@ -21,9 +21,26 @@ class RedisServer:
         if not Path(REDIS).exists():
             raise FileNotFoundError(f"{REDIS} is missing: run `make setup` (tools/setup_redis.sh installs it)")
         self.process = subprocess.Popen(
-            [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir), "--appendonly", "yes",
-             "--save", "", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            [
+                REDIS,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 30
         while True:

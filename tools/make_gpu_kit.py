@@ -74,8 +74,10 @@ def requirement(name: str, torch_version: str, pinned: dict[str, str]) -> str:
 
         release = TORCHAO_FOR_TORCH.get(tuple(int(x) for x in torch_version.split(".")[:2]))
         if release is None:
-            raise SystemExit(f"--torch {torch_version}: no torchao release is known for it "
-                             f"(quant/torchao_policies.py knows {', '.join('.'.join(map(str, k)) for k in TORCHAO_FOR_TORCH)})")
+            raise SystemExit(
+                f"--torch {torch_version}: no torchao release is known for it "
+                f"(quant/torchao_policies.py knows {', '.join('.'.join(map(str, k)) for k in TORCHAO_FOR_TORCH)})"
+            )
         return f"torchao=={release}"
     if name == "torchaudio":
         return f"torchaudio=={torch_version}.0" if torch_version.count(".") == 1 else f"torchaudio=={torch_version}"
@@ -96,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip().lower() for n in args.missing.split(",") if n.strip()] if args.missing else list(DEFAULT)
     known = set(MODULES.values()) | set(OPTIONAL.values())
     if bad := [n for n in names if n not in known]:
-        parser.error(f"--missing: {', '.join(bad)} is not something the proving ground needs; "
-                     f"known: {', '.join(sorted(known))}")
+        parser.error(
+            f"--missing: {', '.join(bad)} is not something the proving ground needs; known: {', '.join(sorted(known))}"
+        )
     if args.transformers4:
         names += [n for n in TRANSFORMERS4 if n not in names]
     if "matplotlib" in names:
@@ -110,27 +113,57 @@ def main(argv: list[str] | None = None) -> int:
     for old in wheels.glob("*.whl"):
         old.unlink()
     abi = "cp" + args.python.replace(".", "")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(wheels),
-               "--python-version", args.python, "--implementation", "cp", "--abi", abi, "--abi", "abi3",
-               "--abi", "none", *(f"--platform=manylinux_2_{v}_x86_64" for v in (28, 27, 24, 17, 12)),
-               "--platform", "manylinux2014_x86_64", "--platform", "any", *requirements]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--dest",
+        str(wheels),
+        "--python-version",
+        args.python,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+        *(f"--platform=manylinux_2_{v}_x86_64" for v in (28, 27, 24, 17, 12)),
+        "--platform",
+        "manylinux2014_x86_64",
+        "--platform",
+        "any",
+        *requirements,
+    ]
     print("gpu kit:", " ".join(requirements), flush=True)
     subprocess.run(command, check=True)
 
     files = sorted(wheels.glob("*.whl"))
     total = sum(f.stat().st_size for f in files)
-    manifest = {"python": args.python, "torch": args.torch, "requirements": requirements,
-                "wheels": {f.name: f.stat().st_size for f in files}, "bytes": total}
+    manifest = {
+        "python": args.python,
+        "torch": args.torch,
+        "requirements": requirements,
+        "wheels": {f.name: f.stat().st_size for f in files},
+        "bytes": total,
+    }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     for f in files:
         print(f"  {f.stat().st_size / 2**20:6.2f} MiB  {f.name}")
     print(f"gpu kit: {len(files)} wheels, {total / 2**20:.1f} MiB in {args.out}")
     if total > LIMIT_MIB * 2**20:
         largest = max(files, key=lambda f: f.stat().st_size)
-        print(f"gpu kit: {total / 2**20:.1f} MiB is more than the {LIMIT_MIB} MiB a machine takes beside the code; "
-              f"the largest is {largest.name} ({largest.stat().st_size / 2**20:.1f} MiB). Pack it in a kit of its "
-              "own (--missing), carry and install that first (bench/gpu_kit.py install), then the rest.",
-              file=sys.stderr)
+        print(
+            f"gpu kit: {total / 2**20:.1f} MiB is more than the {LIMIT_MIB} MiB a machine takes beside the code; "
+            f"the largest is {largest.name} ({largest.stat().st_size / 2**20:.1f} MiB). Pack it in a kit of its "
+            "own (--missing), carry and install that first (bench/gpu_kit.py install), then the rest.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

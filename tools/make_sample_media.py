@@ -48,7 +48,7 @@ def voice(seconds: float = 3.0, rate: int = 22050) -> np.ndarray:
     spectrum_gain = np.zeros_like(t)
     for k in range(1, 30):
         f = k * pitch
-        spectrum_gain += np.sin(k * phase) / k * sum(np.exp(-((f - formants[:, i]) / 120.0) ** 2) for i in range(2))
+        spectrum_gain += np.sin(k * phase) / k * sum(np.exp(-(((f - formants[:, i]) / 120.0) ** 2)) for i in range(2))
     envelope = np.clip(np.sin(math.pi * (t % 0.25) / 0.25), 0, 1) ** 0.6 * (t % 0.75 < 0.6)
     signal = (0.3 * source / 3 + spectrum_gain) * envelope
     return (0.6 * signal / np.abs(signal).max() * 32767).astype(np.int16)

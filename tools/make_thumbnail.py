@@ -111,8 +111,13 @@ def draw_thumbnail(workflow: dict, name: str) -> Image.Image:
             arrow(draw, (xa + 24, ya + pill_h), (xb + 24, yb))
         else:  # from the bottom of the left column up to the top of the right one
             turn = (xa + col_w + xb) // 2
-            arrow(draw, (xa + col_w, ya + pill_h // 2), (turn, ya + pill_h // 2), (turn, yb + pill_h // 2),
-                  (xb, yb + pill_h // 2))
+            arrow(
+                draw,
+                (xa + col_w, ya + pill_h // 2),
+                (turn, ya + pill_h // 2),
+                (turn, yb + pill_h // 2),
+                (xb, yb + pill_h // 2),
+            )
     arrow(draw, (places[0][0] + 24, top + side), (places[0][0] + 24, places[0][1]))
     draw.rounded_rectangle((28, SIZE - 38, 42, SIZE - 24), radius=3, fill=PACK_COLOR)
     draw.text((50, SIZE - 40), "LTX-2 pack", font=font(15), fill=MUTED)

@@ -1,6 +1,7 @@
 """Writes a small, randomly initialised LTX-2.3 bundle laid out exactly like the release files.
 
-    .venv/bin/python tools/make_tiny_bundle.py --models-dir DIR [--preset tiny|wide|deep|full] [--seed N] [--device cuda]
+    .venv/bin/python tools/make_tiny_bundle.py --models-dir DIR [--preset tiny|wide|deep|full] [--seed N] [--fp8]
+                                               [--device cuda]
 
 DIR gets ComfyUI's model-folder layout:
     checkpoints/ltx-2.3-<preset>-dev.safetensors                     transformer, VAEs, vocoder, text projection
@@ -352,8 +353,11 @@ def write_lora(path: Path, preset: str, seed: int, dynamic: bool = False) -> Non
     model = _meta(ltx2_components.CONFIGURATORS["transformer"], checkpoint_config(preset))
     rank = RANK[preset]
     tensors = {}
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
-               and n.startswith("transformer_blocks.")]
+    linears = [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.startswith("transformer_blocks.")
+    ]
     for i, (name, module) in enumerate(linears):
         r = min(rank, module.in_features, module.out_features)
         if dynamic:
@@ -419,7 +423,11 @@ def write_tokenizer(root: Path) -> dict[str, int]:
     tokenizer = GemmaTokenizerFast.from_pretrained(
         str(root),
         add_bos_token=True,  # as Gemma's release: 4.x's default, not 5.x's
-        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
+        extra_special_tokens={
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+            "image_token": "<image_soft_token>",
+        },
     )
     tokenizer.save_pretrained(str(root))
     # transformers 5.x records the absolute path it read the model from; the same seed must give the same bytes
@@ -470,7 +478,10 @@ def write_gemma(root: Path, seed: int) -> dict:
         tensors[file_key] = random_tensor(seed, file_key, tuple(meta.shape))
     # Two shards and an index, as the release.
     keys = sorted(tensors)
-    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2], "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
+    shards = {
+        "model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+        "model-00002-of-00002.safetensors": keys[len(keys) // 2 :],
+    }
     weight_map = {}
     for shard, shard_keys in shards.items():
         save_file({k: tensors[k] for k in shard_keys}, str(root / shard), metadata={"format": "pt"})
@@ -492,8 +503,13 @@ def _quantization_tensors(layers: dict[str, dict], spelling: str) -> tuple[dict[
     entry, or a `<layer>.comfy_quant` tensor (the config's JSON as bytes) per layer. (tensors, metadata)."""
     if spelling == "metadata":
         return {}, {"_quantization_metadata": json.dumps({"format_version": "1.0", "layers": layers}, sort_keys=True)}
-    return ({f"{layer}.comfy_quant": torch.tensor(list(json.dumps(conf).encode()), dtype=torch.uint8)
-             for layer, conf in layers.items()}, {})
+    return (
+        {
+            f"{layer}.comfy_quant": torch.tensor(list(json.dumps(conf).encode()), dtype=torch.uint8)
+            for layer, conf in layers.items()
+        },
+        {},
+    )
 
 
 def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> None:
@@ -507,8 +523,9 @@ def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> No
     header = read_header(src)
     model = _meta(ltx2_components.CONFIGURATORS["transformer"], header.config())
     targets = {"model.diffusion_model." + k for k in select_layers(model, "transformer", fp8=True).weight_keys()}
-    weight_scale, input_scale = ("scale_weight", "scale_input") if spelling == "scaled_fp8" else \
-        ("weight_scale", "input_scale")
+    weight_scale, input_scale = (
+        ("scale_weight", "scale_input") if spelling == "scaled_fp8" else ("weight_scale", "input_scale")
+    )
     tensors, layers = {}, {}
     for key, value in iter_tensors(header):
         if key in targets:
@@ -530,8 +547,11 @@ def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> No
 
 
 # ComfyUI's single-file Gemma: its key prefixes for the release folder's (ltx2/gemma_file.py reads them back).
-_GEMMA_FILE_PREFIXES = {"language_model.model.": "model.", "vision_tower.vision_model.": "vision_model.",
-                        "multi_modal_projector.": "multi_modal_projector."}
+_GEMMA_FILE_PREFIXES = {
+    "language_model.model.": "model.",
+    "vision_tower.vision_model.": "vision_model.",
+    "multi_modal_projector.": "multi_modal_projector.",
+}
 _GEMMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -547,7 +567,7 @@ def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> 
     for shard in sorted(folder.glob("model-*.safetensors")):
         for key, value in iter_tensors(read_header(shard)):
             prefix = next(p for p in _GEMMA_FILE_PREFIXES if key.startswith(p))
-            name = _GEMMA_FILE_PREFIXES[prefix] + key[len(prefix):]
+            name = _GEMMA_FILE_PREFIXES[prefix] + key[len(prefix) :]
             layer = name.removesuffix(".weight")
             is_linear = name.startswith("model.layers.") and layer.rsplit(".", 1)[-1] in _GEMMA_LINEARS
             if quantized is None or not is_linear or not name.endswith(".weight"):
@@ -568,8 +588,9 @@ def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> 
     save_file(tensors, str(path), metadata=metadata)
 
 
-def make_bundle(models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False,
-                device: str = "cpu") -> dict[str, Path]:
+def make_bundle(
+    models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False, device: str = "cpu"
+) -> dict[str, Path]:
     """Writes the bundle and returns the absolute path of each part."""
     global _DEVICE
     if preset not in PRESETS:

@@ -31,40 +31,106 @@ NEGATIVE = "blurry, low quality, still frame, distorted face, watermark"
 GRAPH = {
     "1": ("LoadImage", "Image (first frame)", {"image": "ltx2_a2v_portrait.png", "upload": "image"}, {}, (0, 0)),
     "2": ("LoadAudio", "Audio (drives the lips)", {"audio": "ltx2_a2v_voice.wav"}, {}, (0, 360)),
-    "3": ("LoadLTX2Quantized", "Prepare LTX-2 (quantized)", {
-        "ckpt_name": "ltx-2.3-tiny-dev.safetensors",
-        "text_encoder": "gemma-3-tiny-it",
-        "quantization": "fp8_scaled",
-        "text_encoder_quantization": "none",
-        "residency": "cold_start",
-        "distilled_lora": "ltx-2.3-tiny-distilled-lora-384.safetensors",
-        "distilled_lora_strength": 1.0,
-    }, {}, (0, 600)),
-    "4": ("A2VSampler", "Stage 1 (half size)", {
-        "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
-        "frame_rate": 24.0, "steps": 20, "cfg": 3.0, "stage": "base", "image_crf": 33,
-    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0)}, (420, 0)),
-    "5": ("SpatialUpscale", "2x latent upscale", {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
-          {"model": ("3", 0), "latent": ("4", 0)}, (420, 520)),
-    "6": ("A2VSampler", "Stage 2 (distilled LoRA)", {
-        "prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 42, "width": 384, "height": 256, "num_frames": 49,
-        "frame_rate": 24.0, "steps": 3, "cfg": 1.0, "stage": "refine", "image_crf": 33,
-    }, {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)}, (840, 0)),
-    "7": ("LTX2Decode", "Decode frames + audio", {
-        "spatial_tile": 512, "spatial_overlap": 64, "temporal_tile": 64, "temporal_overlap": 24,
-    }, {"model": ("3", 0), "latent": ("6", 0)}, (840, 520)),
+    "3": (
+        "LoadLTX2Quantized",
+        "Prepare LTX-2 (quantized)",
+        {
+            "ckpt_name": "ltx-2.3-tiny-dev.safetensors",
+            "text_encoder": "gemma-3-tiny-it",
+            "quantization": "fp8_scaled",
+            "text_encoder_quantization": "none",
+            "residency": "cold_start",
+            "distilled_lora": "ltx-2.3-tiny-distilled-lora-384.safetensors",
+            "distilled_lora_strength": 1.0,
+        },
+        {},
+        (0, 600),
+    ),
+    "4": (
+        "A2VSampler",
+        "Stage 1 (half size)",
+        {
+            "prompt": PROMPT,
+            "negative_prompt": NEGATIVE,
+            "seed": 42,
+            "width": 384,
+            "height": 256,
+            "num_frames": 49,
+            "frame_rate": 24.0,
+            "steps": 20,
+            "cfg": 3.0,
+            "stage": "base",
+            "image_crf": 33,
+        },
+        {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0)},
+        (420, 0),
+    ),
+    "5": (
+        "SpatialUpscale",
+        "2x latent upscale",
+        {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
+        {"model": ("3", 0), "latent": ("4", 0)},
+        (420, 520),
+    ),
+    "6": (
+        "A2VSampler",
+        "Stage 2 (distilled LoRA)",
+        {
+            "prompt": PROMPT,
+            "negative_prompt": NEGATIVE,
+            "seed": 42,
+            "width": 384,
+            "height": 256,
+            "num_frames": 49,
+            "frame_rate": 24.0,
+            "steps": 3,
+            "cfg": 1.0,
+            "stage": "refine",
+            "image_crf": 33,
+        },
+        {"model": ("3", 0), "image": ("1", 0), "audio": ("2", 0), "latent": ("5", 0)},
+        (840, 0),
+    ),
+    "7": (
+        "LTX2Decode",
+        "Decode frames + audio",
+        {
+            "spatial_tile": 512,
+            "spatial_overlap": 64,
+            "temporal_tile": 64,
+            "temporal_overlap": 24,
+        },
+        {"model": ("3", 0), "latent": ("6", 0)},
+        (840, 520),
+    ),
     "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1260, 440)),
-    "9": ("SaveVideo", "Save mp4", {"filename_prefix": "ltx2_a2v/video", "format": "mp4", "codec": "h264"},
-          {"video": ("8", 0)}, (1680, 120)),
+    "9": (
+        "SaveVideo",
+        "Save mp4",
+        {"filename_prefix": "ltx2_a2v/video", "format": "mp4", "codec": "h264"},
+        {"video": ("8", 0)},
+        (1680, 120),
+    ),
     # Between decode and video: reports the run (per-stage time and peak) once the frames exist.
-    "10": ("VRAMGuard", "VRAM guard + run report", {"budget_gb": 0.0, "action": "enforce"}, {"passthrough": ("7", 0)},
-           (1260, 0)),
+    "10": (
+        "VRAMGuard",
+        "VRAM guard + run report",
+        {"budget_gb": 0.0, "action": "enforce"},
+        {"passthrough": ("7", 0)},
+        (1260, 0),
+    ),
 }
 # Output socket types, for the UI format's links.
 OUTPUT_TYPES = {
-    "LoadImage": ["IMAGE", "MASK"], "LoadAudio": ["AUDIO"], "LoadLTX2Quantized": ["LTX2_MODEL"],
-    "A2VSampler": ["LTX2_LATENT"], "SpatialUpscale": ["LTX2_LATENT"], "LTX2Decode": ["IMAGE", "AUDIO", "FLOAT"],
-    "CreateVideo": ["VIDEO"], "SaveVideo": [], "VRAMGuard": ["*", "STRING"],
+    "LoadImage": ["IMAGE", "MASK"],
+    "LoadAudio": ["AUDIO"],
+    "LoadLTX2Quantized": ["LTX2_MODEL"],
+    "A2VSampler": ["LTX2_LATENT"],
+    "SpatialUpscale": ["LTX2_LATENT"],
+    "LTX2Decode": ["IMAGE", "AUDIO", "FLOAT"],
+    "CreateVideo": ["VIDEO"],
+    "SaveVideo": [],
+    "VRAMGuard": ["*", "STRING"],
 }
 # Widgets the page shows after a value, with their saved value (seed's "control after generate").
 EXTRA_WIDGET_VALUES = {("A2VSampler", "seed"): "fixed"}
@@ -81,26 +147,36 @@ RELEASE_NOTE = (
 # name -> (note, {node id: widget values replacing GRAPH's}); GRAPH itself is the tiny bundle's variant.
 VARIANTS = {
     NAME: (REAL_FILES_NOTE, {}),
-    "ltx2_a2v_22b": (RELEASE_NOTE, {
-        "3": {"ckpt_name": "ltx-2.3-22b-dev.safetensors", "text_encoder": "gemma-3-12b-it-qat-q4_0-unquantized",
-              "text_encoder_quantization": "fp8_scaled",
-              "distilled_lora": "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"},
-        "4": {"num_frames": 97, "steps": 30},
-        "5": {"upscale_model": "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"},
-        "6": {"num_frames": 97},
-    }),
+    "ltx2_a2v_22b": (
+        RELEASE_NOTE,
+        {
+            "3": {
+                "ckpt_name": "ltx-2.3-22b-dev.safetensors",
+                "text_encoder": "gemma-3-12b-it-qat-q4_0-unquantized",
+                "text_encoder_quantization": "fp8_scaled",
+                "distilled_lora": "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+            },
+            "4": {"num_frames": 97, "steps": 30},
+            "5": {"upscale_model": "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"},
+            "6": {"num_frames": 97},
+        },
+    ),
 }
 # The fast recipe (ltx2/a2v/recipes.py): ComfyUI template's distilled schedule, 8 + 3 steps at CFG 1.
-VARIANTS["ltx2_a2v_22b_fast"] = (RELEASE_NOTE + " Fast recipe: the distilled LoRA in both stages, 8 + 3 steps at "
-                                 "CFG 1 (steps and cfg of stage 1 do not apply).", {
-    **VARIANTS["ltx2_a2v_22b"][1], "4": {**VARIANTS["ltx2_a2v_22b"][1]["4"], "cfg": 1.0, "recipe": "fast"}})
+VARIANTS["ltx2_a2v_22b_fast"] = (
+    RELEASE_NOTE + " Fast recipe: the distilled LoRA in both stages, 8 + 3 steps at "
+    "CFG 1 (steps and cfg of stage 1 do not apply).",
+    {**VARIANTS["ltx2_a2v_22b"][1], "4": {**VARIANTS["ltx2_a2v_22b"][1]["4"], "cfg": 1.0, "recipe": "fast"}},
+)
 
 
 def graph(name: str = NAME) -> dict:
     """GRAPH with the widget values of variant `name`."""
     changes = VARIANTS[name][1]
-    return {node_id: (cls, title, {**widgets, **changes.get(node_id, {})}, links, pos)
-            for node_id, (cls, title, widgets, links, pos) in GRAPH.items()}
+    return {
+        node_id: (cls, title, {**widgets, **changes.get(node_id, {})}, links, pos)
+        for node_id, (cls, title, widgets, links, pos) in GRAPH.items()
+    }
 
 
 def api_workflow(name: str = NAME) -> dict:
@@ -133,23 +209,53 @@ def ui_workflow(variant: str = NAME) -> dict:
             values.append(value)
             if (cls, name) in EXTRA_WIDGET_VALUES:
                 values.append(EXTRA_WIDGET_VALUES[(cls, name)])
-        outputs = [{"name": kind.lower(), "type": kind, "links": outgoing.get((node_id, slot), []), "slot_index": slot}
-                   for slot, kind in enumerate(OUTPUT_TYPES[cls])]
-        nodes.append({
-            "id": int(node_id), "type": cls, "title": title, "pos": list(pos), "size": [380, 200], "flags": {},
-            "order": list(GRAPH).index(node_id), "mode": 0, "inputs": incoming[node_id], "outputs": outputs,
-            "properties": {"Node name for S&R": cls}, "widgets_values": values,
-        })
+        outputs = [
+            {"name": kind.lower(), "type": kind, "links": outgoing.get((node_id, slot), []), "slot_index": slot}
+            for slot, kind in enumerate(OUTPUT_TYPES[cls])
+        ]
+        nodes.append(
+            {
+                "id": int(node_id),
+                "type": cls,
+                "title": title,
+                "pos": list(pos),
+                "size": [380, 200],
+                "flags": {},
+                "order": list(GRAPH).index(node_id),
+                "mode": 0,
+                "inputs": incoming[node_id],
+                "outputs": outputs,
+                "properties": {"Node name for S&R": cls},
+                "widgets_values": values,
+            }
+        )
     note_id = max(int(k) for k in GRAPH) + 1
-    nodes.append({
-        "id": note_id, "type": "Note", "title": "Which files to pick", "pos": [420, 740], "size": [800, 180],
-        "flags": {}, "order": note_id - 1, "mode": 0, "inputs": [], "outputs": [], "properties": {},
-        "widgets_values": [VARIANTS[variant][0]],
-    })
+    nodes.append(
+        {
+            "id": note_id,
+            "type": "Note",
+            "title": "Which files to pick",
+            "pos": [420, 740],
+            "size": [800, 180],
+            "flags": {},
+            "order": note_id - 1,
+            "mode": 0,
+            "inputs": [],
+            "outputs": [],
+            "properties": {},
+            "widgets_values": [VARIANTS[variant][0]],
+        }
+    )
     # Columns 420 apart: at 70% the whole graph fits a 1600x900 window beside the page's side bar and menus.
     return {
-        "last_node_id": note_id, "last_link_id": link_id, "nodes": nodes, "links": links, "groups": [],
-        "config": {}, "extra": {"ds": {"scale": 0.7, "offset": [110, 210]}}, "version": 0.4,
+        "last_node_id": note_id,
+        "last_link_id": link_id,
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.7, "offset": [110, 210]}},
+        "version": 0.4,
     }
 
 

@@ -35,10 +35,12 @@ def open_page(url: str, timeout: float = 120.0):
             page.on("console", lambda message: page.ltx2_console.append(f"{message.type}: {message.text}"))
             page.on("pageerror", lambda error: page.ltx2_console.append(f"pageerror: {error.message}\n{error.stack}"))
             page.goto(url)
-            page.wait_for_function("window.app?.graph && window.LiteGraph && window.app.extensionManager",
-                                   timeout=timeout * 1000)
-            page.wait_for_function(f"app.extensions.some(e => e.name === {json.dumps(EXTENSION)})",
-                                   timeout=timeout * 1000)
+            page.wait_for_function(
+                "window.app?.graph && window.LiteGraph && window.app.extensionManager", timeout=timeout * 1000
+            )
+            page.wait_for_function(
+                f"app.extensions.some(e => e.name === {json.dumps(EXTENSION)})", timeout=timeout * 1000
+            )
             close_dialogs(page)
             yield page
         finally:
@@ -67,9 +69,13 @@ def template_thumbnail(page, pack: str, name: str) -> dict:
     card.wait_for(timeout=20_000)
     page.wait_for_function(
         "card => { const img = card.querySelector('img'); return img && img.complete && img.naturalWidth > 0 }",
-        arg=card.element_handle(), timeout=20_000)
-    image = card.evaluate("card => { const i = card.querySelector('img'); "
-                          "return {src: i.src, width: i.naturalWidth, height: i.naturalHeight} }")
+        arg=card.element_handle(),
+        timeout=20_000,
+    )
+    image = card.evaluate(
+        "card => { const i = card.querySelector('img'); "
+        "return {src: i.src, width: i.naturalWidth, height: i.naturalHeight} }"
+    )
     close_dialogs(page)
     return image
 
@@ -81,7 +87,9 @@ def drop_workflow(page, path: Path) -> None:
             const transfer = new DataTransfer();
             transfer.items.add(new File([text], name, {type: "application/json"}));
             return transfer;
-        }""", [path.name, path.read_text()])
+        }""",
+        [path.name, path.read_text()],
+    )
     page.dispatch_event("#graph-canvas", "drop", {"dataTransfer": data_transfer})
     count = len(json.loads(path.read_text())["nodes"])
     page.wait_for_function(f"app.graph.nodes.length === {count}", timeout=30_000)
@@ -103,13 +111,18 @@ def set_widgets(page, node_type: str, **values) -> None:
                     widget.callback?.(value);
                 }
             app.graph.setDirtyCanvas(true, true);
-        }""", [node_type, values])
+        }""",
+        [node_type, values],
+    )
 
 
 def widget_values(page, node_type: str, name: str) -> list:
     """The widget's value on every node of a type."""
-    return page.evaluate("([type, name]) => app.graph.nodes.filter(n => n.type === type)"
-                         ".map(n => n.widgets.find(w => w.name === name).value)", [node_type, name])
+    return page.evaluate(
+        "([type, name]) => app.graph.nodes.filter(n => n.type === type)"
+        ".map(n => n.widgets.find(w => w.name === name).value)",
+        [node_type, name],
+    )
 
 
 def queue_errors(page) -> tuple[dict, str]:
@@ -122,10 +135,13 @@ def queue_errors(page) -> tuple[dict, str]:
     text = page.locator(".p-dialog").first.inner_text()
     close_dialogs(page)
     # ComfyUI logs the refusal it shows (its stack passes through the pack's queuePrompt wrapper): expected here.
-    page.ltx2_console[logged:] = [m for m in page.ltx2_console[logged:]
-                                  if not m.startswith("error: PromptExecutionError")]
-    return {node: [(e.get("extra_info", {}).get("input_name"), e["details"]) for e in error["errors"]]
-            for node, error in errors.items()}, text
+    page.ltx2_console[logged:] = [
+        m for m in page.ltx2_console[logged:] if not m.startswith("error: PromptExecutionError")
+    ]
+    return {
+        node: [(e.get("extra_info", {}).get("input_name"), e["details"]) for e in error["errors"]]
+        for node, error in errors.items()
+    }, text
 
 
 def record_guard_panel(page) -> None:
@@ -138,7 +154,8 @@ def record_guard_panel(page) -> None:
                 status: panel.querySelector('[data-role=summary]')?.textContent,
                 used: Number(panel.querySelector('[data-role=used]')?.dataset.bytes),
             })).observe(panel, {childList: true, subtree: true});
-        }""")
+        }"""
+    )
 
 
 def queue(page) -> None:
@@ -150,7 +167,8 @@ def wait_for_video(page, timeout: float = 180.0) -> str:
     """Waits until SaveVideo's preview holds a playable mp4; returns its address."""
     page.wait_for_function(
         "() => [...document.querySelectorAll('video')].some(v => v.src.includes('.mp4') && v.readyState >= 2)",
-        timeout=timeout * 1000)
+        timeout=timeout * 1000,
+    )
     return page.evaluate("[...document.querySelectorAll('video')].find(v => v.src.includes('.mp4')).src")
 
 
@@ -167,7 +185,8 @@ def panels(page) -> dict:
                 (out[panel.dataset.ltx2] ??= []).push({text: panel.innerText, rows, visible});
             }
             return out;
-        }""")
+        }"""
+    )
 
 
 def parse_bytes(text: str) -> float:
@@ -190,8 +209,7 @@ def shows_bytes(text: str, nbytes: int) -> bool:
 def pack_errors(page) -> list[str]:
     """Errors and warnings of the page that name the pack (its extension's file or its messages)."""
     kinds = ("error", "warning", "pageerror")
-    return [m for m in page.ltx2_console
-            if m.split(":")[0] in kinds and ("ltx2" in m.lower() or "ltx-2" in m.lower())]
+    return [m for m in page.ltx2_console if m.split(":")[0] in kinds and ("ltx2" in m.lower() or "ltx-2" in m.lower())]
 
 
 def screenshot(page, path: Path) -> Path:

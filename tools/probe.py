@@ -20,8 +20,13 @@ class ProbeShape:
     context_tokens: int = 64
 
 
-def probe_inputs(config: dict, shape: ProbeShape = ProbeShape(), seed: int = 0,
-                 dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu") -> tuple[Modality, Modality]:
+def probe_inputs(
+    config: dict,
+    shape: ProbeShape = ProbeShape(),
+    seed: int = 0,
+    dtype: torch.dtype = torch.bfloat16,
+    device: str | torch.device = "cpu",
+) -> tuple[Modality, Modality]:
     """Noisy video and audio latents at sigma 0.8 with random text context, deterministic for `seed`."""
     transformer = config["transformer"]
     gen = torch.Generator().manual_seed(seed)
@@ -39,8 +44,13 @@ def probe_inputs(config: dict, shape: ProbeShape = ProbeShape(), seed: int = 0,
 
     def modality(latent_state, width: int) -> Modality:
         context = torch.randn(1, shape.context_tokens, width, generator=gen).to(dtype).to(device)
-        return Modality(latent=latent_state.latent, sigma=sigma, timesteps=latent_state.denoise_mask * sigma,
-                        positions=latent_state.positions, context=context)
+        return Modality(
+            latent=latent_state.latent,
+            sigma=sigma,
+            timesteps=latent_state.denoise_mask * sigma,
+            positions=latent_state.positions,
+            context=context,
+        )
 
     video = modality(state(video_tools, video_shape), transformer["cross_attention_dim"])
     audio = modality(state(audio_tools, audio_shape), transformer["audio_cross_attention_dim"])

@@ -22,12 +22,18 @@ MIN_SIDE, MAX_SIDE = 16, 8_192
 
 
 def check_rate(rate) -> int:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate != rate or not MIN_RATE <= rate <= MAX_RATE \
-            or int(rate) != rate:
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, float))
+        or rate != rate
+        or not MIN_RATE <= rate <= MAX_RATE
+        or int(rate) != rate
+    ):
         raise LTX2InputError(
             f"audio: a sample rate of {rate} Hz cannot be the video's soundtrack; LTX-2 takes clips at "
             f"{MIN_RATE // 1000} to {MAX_RATE // 1000} kHz (its audio encoder works at 16 kHz). Load the file again, "
-            "or resample the clip first.")
+            "or resample the clip first."
+        )
     return int(rate)
 
 
@@ -45,13 +51,16 @@ def conditioning_audio(waveform: torch.Tensor, rate: int, seconds: float) -> Aud
     if waveform.ndim == 2:
         waveform = waveform.unsqueeze(0)
     if waveform.ndim != 3 or waveform.shape[-1] == 0 or waveform.shape[1] == 0 or not torch.isfinite(waveform).all():
-        raise LTX2InputError(f"audio: the clip is empty or damaged (waveform shape {list(waveform.shape)}, or values "
-                             "that are not numbers). Load the file again.")
+        raise LTX2InputError(
+            f"audio: the clip is empty or damaged (waveform shape {list(waveform.shape)}, or values "
+            "that are not numbers). Load the file again."
+        )
     peak = float(waveform.abs().max())
     if peak > MAX_AMPLITUDE:
         raise LTX2InputError(
             f"audio: the clip peaks at {peak:.3g} times full scale (1.0); it is damaged, or integer samples were "
-            "passed on as floats. Normalize it to -1..1, or load the file again.")
+            "passed on as floats. Normalize it to -1..1, or load the file again."
+        )
     waveform = waveform[:1]
     if waveform.shape[1] == 1:
         waveform = waveform.repeat(1, 2, 1)
@@ -80,17 +89,22 @@ def first_image(image: torch.Tensor) -> torch.Tensor:
             raise LTX2InputError("image: the batch holds no image. Connect a LoadImage node.")
         image = image[0]
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise LTX2InputError(f"image: expected an image [height, width, 1/3/4 channels], got a tensor of shape "
-                             f"{list(image.shape)}. Connect a LoadImage node.")
+        raise LTX2InputError(
+            f"image: expected an image [height, width, 1/3/4 channels], got a tensor of shape "
+            f"{list(image.shape)}. Connect a LoadImage node."
+        )
     height, width = image.shape[:2]
     if min(height, width) < MIN_SIDE or max(height, width) > MAX_SIDE:
-        raise LTX2InputError(f"image: {width}x{height} px; give an image {MIN_SIDE} to {MAX_SIDE} px on each side "
-                             "(it is resized and center-cropped to the video's size).")
+        raise LTX2InputError(
+            f"image: {width}x{height} px; give an image {MIN_SIDE} to {MAX_SIDE} px on each side "
+            "(it is resized and center-cropped to the video's size)."
+        )
     if image.dtype == torch.uint8:
         image = image.float() / 255.0
     elif not image.is_floating_point():
-        raise LTX2InputError(f"image: pixels of type {image.dtype}; give floats in 0..1 (ComfyUI's IMAGE) or 8-bit "
-                             "values.")
+        raise LTX2InputError(
+            f"image: pixels of type {image.dtype}; give floats in 0..1 (ComfyUI's IMAGE) or 8-bit values."
+        )
     image = image.float()
     if not torch.isfinite(image).all():
         raise LTX2InputError("image: it holds values that are not numbers (NaN or infinite). Load it again.")

@@ -30,16 +30,28 @@ def check_tiles(spatial_tile: int, spatial_overlap: int, temporal_tile: int, tem
     """ltx-core's rules for tile sizes (its TilingConfig raises on a bad one, at decode time; here they are said
     at queue time): spatial tiles of 64+ px, multiples of 32; temporal tiles of 16+ frames, multiples of 8; an
     overlap smaller than its tile, in the same multiples. 0 turns that tiling off."""
-    if spatial_tile and (spatial_tile < 2 * VAE_SPACE or spatial_tile % VAE_SPACE or spatial_overlap % VAE_SPACE
-                         or spatial_overlap >= spatial_tile):
-        return (f"spatial_tile / spatial_overlap: {spatial_tile} / {spatial_overlap} px; tiles are {2 * VAE_SPACE} px "
-                f"or more and overlaps smaller than the tile, both multiples of {VAE_SPACE}. Try 512 / 64, or 0 for no "
-                "spatial tiling.")
-    if temporal_tile and (temporal_tile < 2 * VAE_TIME or temporal_tile % VAE_TIME or temporal_overlap % VAE_TIME
-                          or temporal_overlap >= temporal_tile):
-        return (f"temporal_tile / temporal_overlap: {temporal_tile} / {temporal_overlap} frames; tiles are "
-                f"{2 * VAE_TIME} frames or more and overlaps smaller than the tile, both multiples of {VAE_TIME}. Try "
-                "64 / 24, or 0 for no temporal tiling.")
+    if spatial_tile and (
+        spatial_tile < 2 * VAE_SPACE
+        or spatial_tile % VAE_SPACE
+        or spatial_overlap % VAE_SPACE
+        or spatial_overlap >= spatial_tile
+    ):
+        return (
+            f"spatial_tile / spatial_overlap: {spatial_tile} / {spatial_overlap} px; tiles are {2 * VAE_SPACE} px "
+            f"or more and overlaps smaller than the tile, both multiples of {VAE_SPACE}. Try 512 / 64, or 0 for no "
+            "spatial tiling."
+        )
+    if temporal_tile and (
+        temporal_tile < 2 * VAE_TIME
+        or temporal_tile % VAE_TIME
+        or temporal_overlap % VAE_TIME
+        or temporal_overlap >= temporal_tile
+    ):
+        return (
+            f"temporal_tile / temporal_overlap: {temporal_tile} / {temporal_overlap} frames; tiles are "
+            f"{2 * VAE_TIME} frames or more and overlaps smaller than the tile, both multiples of {VAE_TIME}. Try "
+            "64 / 24, or 0 for no temporal tiling."
+        )
     return None
 
 
@@ -73,15 +85,19 @@ def check_prompt(name: str, text) -> str | None:
     if not isinstance(text, str):
         return f"{name}: expected text, got {type(text).__name__}."
     if len(text) > MAX_PROMPT_CHARS:
-        return (f"{name}: {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (the text encoder reads at most "
-                "1024 tokens, about 4,000 characters of English). Shorten it.")
+        return (
+            f"{name}: {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,} (the text encoder reads at most "
+            "1024 tokens, about 4,000 characters of English). Shorten it."
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         # JSON's \ud800 escapes arrive as lone surrogates, which are not text: the tokenizer fails on them.
-        return (f"{name}: character {exc.start + 1} (U+{ord(text[exc.start]):04X}, half of a surrogate pair) is not "
-                "valid Unicode text. Remove it, or send the whole character (both halves of the pair, or the "
-                "character itself).")
+        return (
+            f"{name}: character {exc.start + 1} (U+{ord(text[exc.start]):04X}, half of a surrogate pair) is not "
+            "valid Unicode text. Remove it, or send the whole character (both halves of the pair, or the "
+            "character itself)."
+        )
     return None
 
 
@@ -96,6 +112,8 @@ def check_size(width: int, height: int, num_frames: int) -> str | None:
         return f"width and height must be multiples of {s}; got {width}x{height}. Try {fix_w}x{fix_h}."
     if num_frames < 1 or (num_frames - 1) % t:
         low = max(1, (num_frames - 1) // t * t + 1)
-        return (f"num_frames must be {t}k+1 ({', '.join(str(t * k + 1) for k in range(4))}, ...); got {num_frames}. "
-                f"Try {low} or {low + t}.")
+        return (
+            f"num_frames must be {t}k+1 ({', '.join(str(t * k + 1) for k in range(4))}, ...); got {num_frames}. "
+            f"Try {low} or {low + t}."
+        )
     return None

@@ -29,8 +29,13 @@ class Recipe:
 RECIPES = {
     "reference": Recipe("reference", None, False, True, tuple(STAGE_2_DISTILLED_SIGMA_VALUES)),
     # ComfyUI's video_ltx2_3_ia2v template's ManualSigmas, as it writes them.
-    "fast": Recipe("fast", (1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0), True, False,
-                   (0.85, 0.725, 0.4219, 0.0)),
+    "fast": Recipe(
+        "fast",
+        (1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0),
+        True,
+        False,
+        (0.85, 0.725, 0.4219, 0.0),
+    ),
 }
 
 

@@ -74,8 +74,13 @@ def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None)
     return generator.manual_seed(seed)
 
 
-def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor = None,
-                    names: tuple[str, ...] = ("prompt", "negative_prompt")):
+def _encode_prompts(
+    model: ModelSpec,
+    prompts: list[str],
+    device: torch.device,
+    on_tensor: OnTensor = None,
+    names: tuple[str, ...] = ("prompt", "negative_prompt"),
+):
     """Each prompt's encoding: kept from an earlier run (memory/kept_outputs.py) when the text, the text encoder's
     files and policies and the transformer's dtype are the same, else encoded and kept. A run whose prompts were
     all kept builds no text encoder: the run report says "prompt reused"."""
@@ -95,16 +100,25 @@ def _encode_prompts(model: ModelSpec, prompts: list[str], device: torch.device, 
             fresh = _encode(model, [prompts[i] for i in missing], device, on_tensor)
             for i, (encoding, tokens) in zip(missing, fresh):
                 encoded[i], kept[i] = encoding, (_to(encoding, "cpu", copy=True), tokens)
-                ENCODED_PROMPTS.put(keys[i], kept[i], tuple(t for t in kept[i][0] if t is not None), device,
-                                    alive=lambda: identities(files) == built_from)
+                ENCODED_PROMPTS.put(
+                    keys[i],
+                    kept[i],
+                    tuple(t for t in kept[i][0] if t is not None),
+                    device,
+                    alive=lambda: identities(files) == built_from,
+                )
         reused = [names[i] for i in range(len(prompts)) if i not in missing]
         if reused and BUDGET.last_run is not None:
-            BUDGET.last_run.notes.append(f"prompt reused: {' and '.join(reused)} encoded by an earlier run"
-                                         + ("" if missing else ", no text encoder built"))
+            BUDGET.last_run.notes.append(
+                f"prompt reused: {' and '.join(reused)} encoded by an earlier run"
+                + ("" if missing else ", no text encoder built")
+            )
         for name, (_, (count, limit)) in zip(names, kept):
             if count > limit and BUDGET.last_run is not None:
-                BUDGET.last_run.notes.append(f"{name} cut to the text encoder's {limit} tokens: it has {count}, the "
-                                             f"last {count - limit} were not read")
+                BUDGET.last_run.notes.append(
+                    f"{name} cut to the text encoder's {limit} tokens: it has {count}, the "
+                    f"last {count - limit} were not read"
+                )
         return encoded
 
 
@@ -113,16 +127,21 @@ def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tenso
     processor (the encoder cuts a longer prompt to its limit, as ltx-pipelines does)."""
     working = 0
     if model.bundle.text_encoder is not None:
-        working = activations.text(open_text_encoder(model.bundle.text_encoder).config(), model.config,
-                                   model.precision_on(device).text_encoder)
-    with model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
-            interruptible(encoder, on_tensor):
+        working = activations.text(
+            open_text_encoder(model.bundle.text_encoder).config(), model.config, model.precision_on(device).text_encoder
+        )
+    with (
+        model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
+        interruptible(encoder, on_tensor),
+    ):
         tokenizer = encoder.tokenizer
         tokens = [(len(tokenizer.tokenizer(p)["input_ids"]), tokenizer.max_length) for p in prompts]
         raw = [encoder.encode(p) for p in prompts]
         del encoder, tokenizer
-    with model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor, \
-            interruptible(processor, on_tensor):
+    with (
+        model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor,
+        interruptible(processor, on_tensor),
+    ):
         # The contexts go to the transformer: in its compute dtype (the text family's may differ).
         dtype = model.precision_on(device).transformer
         encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
@@ -133,14 +152,23 @@ def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tenso
 def _prompt_key(model: ModelSpec, prompt: str, device: torch.device) -> tuple:
     """What an encoded prompt depends on: the text, the files and policies of both text components, and the dtype
     it is cast to for the transformer."""
-    return (prompt, model.component_key("text_encoder", device), model.component_key("embeddings_processor", device),
-            str(model.precision_on(device).transformer))
+    return (
+        prompt,
+        model.component_key("text_encoder", device),
+        model.component_key("embeddings_processor", device),
+        str(model.precision_on(device).transformer),
+    )
 
 
-def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str, dtype: torch.dtype | None = None,
-        copy: bool = False) -> EmbeddingsProcessorOutput:
+def _to(
+    encoding: EmbeddingsProcessorOutput,
+    device: torch.device | str,
+    dtype: torch.dtype | None = None,
+    copy: bool = False,
+) -> EmbeddingsProcessorOutput:
     """The encoding on `device`; its floating tensors (not the attention mask) in `dtype` if given; new tensors
     if `copy` (what is kept must not be the run's own tensors)."""
+
     def move(t: torch.Tensor) -> torch.Tensor:
         if dtype is not None and t.is_floating_point():
             return t.to(device, dtype, copy=copy)
@@ -149,8 +177,15 @@ def _to(encoding: EmbeddingsProcessorOutput, device: torch.device | str, dtype: 
     return EmbeddingsProcessorOutput(*(move(t) if t is not None else None for t in encoding))
 
 
-def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, height: int, crf: int,
-                        device: torch.device, on_tensor: OnTensor = None) -> list[VideoConditionByLatentIndex]:
+def _image_conditioning(
+    model: ModelSpec,
+    image: torch.Tensor,
+    width: int,
+    height: int,
+    crf: int,
+    device: torch.device,
+    on_tensor: OnTensor = None,
+) -> list[VideoConditionByLatentIndex]:
     """The image encoded as the first latent frame, prepared exactly as ltx-pipelines' load_image_conditioning
     prepares a file: 8-bit RGB, the crf round trip, resize and center crop, [-1, 1]."""
     precision = model.precision_on(device)
@@ -158,16 +193,27 @@ def _image_conditioning(model: ModelSpec, image: torch.Tensor, width: int, heigh
     pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
     pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
     working = activations.image_encode(width, height, precision.vae)
-    with BUDGET.stage("image encode", device), \
-            model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder, \
-            interruptible(encoder, on_tensor):
+    with (
+        BUDGET.stage("image encode", device),
+        model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
+        interruptible(encoder, on_tensor),
+    ):
         encoded = encoder(pixels)
         del encoder
     return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
 
 
-def _denoise(shape: VideoPixelShape, conditionings, generator: torch.Generator, sigmas: torch.Tensor, denoise_fn,
-             progress: Progress | None, device: torch.device, dtype: torch.dtype, **initial):
+def _denoise(
+    shape: VideoPixelShape,
+    conditionings,
+    generator: torch.Generator,
+    sigmas: torch.Tensor,
+    denoise_fn,
+    progress: Progress | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    **initial,
+):
     """ltx-pipelines' video-only denoising (audio latent frozen) with its Euler loop.
 
     The loop has no callback, so the denoise function reports each finished step."""
@@ -196,11 +242,26 @@ def _denoise(shape: VideoPixelShape, conditionings, generator: torch.Generator, 
     )
 
 
-def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, waveform: torch.Tensor, sample_rate: int,
-                prompt: str, negative_prompt: str, seed: int, width: int, height: int, num_frames: int,
-                frame_rate: float, steps: int, cfg: float, progress: Progress | None = None,
-                on_tensor: OnTensor = None, image_crf: int = DEFAULT_IMAGE_CRF,
-                recipe: str = "reference") -> A2VLatent:
+def sample_base(
+    model: ModelSpec,
+    device: torch.device,
+    image: torch.Tensor,
+    waveform: torch.Tensor,
+    sample_rate: int,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    num_frames: int,
+    frame_rate: float,
+    steps: int,
+    cfg: float,
+    progress: Progress | None = None,
+    on_tensor: OnTensor = None,
+    image_crf: int = DEFAULT_IMAGE_CRF,
+    recipe: str = "reference",
+) -> A2VLatent:
     """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
     first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
     latent stays frozen. `recipe` (recipes.py): `reference` (the default) or `fast`."""
@@ -215,9 +276,11 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
         else:  # CFG 1: the negative prompt is never used
             (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
         working = activations.audio_encode(seconds, audio.sampling_rate)
-        with BUDGET.stage("audio encode", device), \
-                model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc, \
-                interruptible(enc, on_tensor):
+        with (
+            BUDGET.stage("audio encode", device),
+            model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc,
+            interruptible(enc, on_tensor),
+        ):
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
             del enc
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
@@ -231,14 +294,18 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
         else:
             sigmas = torch.tensor(plan.base_sigmas, dtype=torch.float32, device=device)
         working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
-        with BUDGET.stage("stage 1 denoise", device), \
-                model.component("transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor,
-                                activations=working) as tr, \
-                interruptible(tr, on_tensor):
+        with (
+            BUDGET.stage("stage 1 denoise", device),
+            model.component(
+                "transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor, activations=working
+            ) as tr,
+            interruptible(tr, on_tensor),
+        ):
             if plan.base_guided:
                 denoise = multi_modal_guider_denoising_func(
-                    video_guider=MultiModalGuider(params=_guider_params(model, cfg),
-                                                  negative_context=negative.video_encoding),
+                    video_guider=MultiModalGuider(
+                        params=_guider_params(model, cfg), negative_context=negative.video_encoding
+                    ),
                     audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
                     v_context=positive.video_encoding,
                     a_context=positive.audio_encoding,
@@ -246,12 +313,32 @@ def sample_base(model: ModelSpec, device: torch.device, image: torch.Tensor, wav
                 )
             else:
                 denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
-                             initial_audio_latent=audio_latent)
+            state = _denoise(
+                shape,
+                conditionings,
+                generator,
+                sigmas,
+                denoise,
+                progress,
+                device,
+                dtype,
+                initial_audio_latent=audio_latent,
+            )
             del denoise, tr  # nothing may hold the transformer once the budget lets it go
-    return A2VLatent(state.latent, audio_latent, audio, image, width, height, num_frames, frame_rate, seed,
-                     prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")),
-                     noise_state=generator.get_state(), recipe=plan.name)
+    return A2VLatent(
+        state.latent,
+        audio_latent,
+        audio,
+        image,
+        width,
+        height,
+        num_frames,
+        frame_rate,
+        seed,
+        prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")),
+        noise_state=generator.get_state(),
+        recipe=plan.name,
+    )
 
 
 def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
@@ -263,8 +350,13 @@ def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
     return replace(params, stg_blocks=blocks, stg_scale=params.stg_scale if blocks else 0.0)
 
 
-def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
-            on_tensor: OnTensor = None) -> A2VLatent:
+def upscale(
+    model: ModelSpec,
+    device: torch.device,
+    latent: A2VLatent,
+    progress: Progress | None = None,
+    on_tensor: OnTensor = None,
+) -> A2VLatent:
     """2x spatial upsample of the video latent (ltx-core's upsample_video). The result keeps within the limits
     the sampler states for width and height (checked before anything is built: stage 1 at 4096x64 would make an
     8192x128 video)."""
@@ -274,11 +366,15 @@ def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress:
         raise LTX2InputError(
             f"width / height: upscaling {latent.width}x{latent.height} makes a {width}x{height} video, past the "
             f"{high} limit of width and height. Give the base sampler at most {high // 2} for each side when an "
-            "upscale follows (one less upscale for a chain).")
+            "upscale follows (one less upscale for a chain)."
+        )
     with torch.inference_mode(), BUDGET.stage("upscale", device):
-        with model.component("video_encoder", device, on_tensor=on_tensor) as encoder, \
-                model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler, \
-                interruptible(encoder, on_tensor), interruptible(upsampler, on_tensor):
+        with (
+            model.component("video_encoder", device, on_tensor=on_tensor) as encoder,
+            model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler,
+            interruptible(encoder, on_tensor),
+            interruptible(upsampler, on_tensor),
+        ):
             video = upsample_video(latent.video.to(device), encoder, upsampler)
             del encoder, upsampler
     if progress is not None:
@@ -286,9 +382,16 @@ def upscale(model: ModelSpec, device: torch.device, latent: A2VLatent, progress:
     return replace(latent, video=video, width=width, height=height)
 
 
-def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, prompt: str, seed: int,
-                  progress: Progress | None = None, on_tensor: OnTensor = None,
-                  image_crf: int = DEFAULT_IMAGE_CRF) -> A2VLatent:
+def sample_refine(
+    model: ModelSpec,
+    device: torch.device,
+    latent: A2VLatent,
+    prompt: str,
+    seed: int,
+    progress: Progress | None = None,
+    on_tensor: OnTensor = None,
+    image_crf: int = DEFAULT_IMAGE_CRF,
+) -> A2VLatent:
     """Stage 2: the distilled LoRA's fixed schedule (the recipe stage 1 ran) on the upscaled latent, audio still
     frozen, no CFG."""
     generator = _generator(device, seed, latent)
@@ -298,26 +401,48 @@ def sample_refine(model: ModelSpec, device: torch.device, latent: A2VLatent, pro
             positive = _to(kept[1], device)
         else:
             (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
-        shape = VideoPixelShape(batch=1, frames=latent.num_frames, width=latent.width, height=latent.height,
-                                fps=latent.frame_rate)
-        conditionings = _image_conditioning(model, latent.image, shape.width, shape.height, image_crf, device,
-                                            on_tensor)
+        shape = VideoPixelShape(
+            batch=1, frames=latent.num_frames, width=latent.width, height=latent.height, fps=latent.frame_rate
+        )
+        conditionings = _image_conditioning(
+            model, latent.image, shape.width, shape.height, image_crf, device, on_tensor
+        )
         sigmas = torch.tensor(get_recipe(latent.recipe).refine_sigmas, device=device)
         dtype = model.precision_on(device).transformer
         working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
-        with BUDGET.stage("stage 2 denoise", device), model.component(
-                "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working) as tr, \
-                interruptible(tr, on_tensor):
+        with (
+            BUDGET.stage("stage 2 denoise", device),
+            model.component(
+                "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working
+            ) as tr,
+            interruptible(tr, on_tensor),
+        ):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(shape, conditionings, generator, sigmas, denoise, progress, device, dtype,
-                             noise_scale=float(sigmas[0]), initial_video_latent=latent.video.to(device, dtype),
-                             initial_audio_latent=latent.audio_latent.to(device, dtype))
+            state = _denoise(
+                shape,
+                conditionings,
+                generator,
+                sigmas,
+                denoise,
+                progress,
+                device,
+                dtype,
+                noise_scale=float(sigmas[0]),
+                initial_video_latent=latent.video.to(device, dtype),
+                initial_audio_latent=latent.audio_latent.to(device, dtype),
+            )
             del denoise, tr
     return replace(latent, video=state.latent, seed=seed, noise_state=generator.get_state())
 
 
-def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: Progress | None = None,
-           on_tensor: OnTensor = None, tiling: TilingConfig | None = None) -> tuple[torch.Tensor, Audio]:
+def decode(
+    model: ModelSpec,
+    device: torch.device,
+    latent: A2VLatent,
+    progress: Progress | None = None,
+    on_tensor: OnTensor = None,
+    tiling: TilingConfig | None = None,
+) -> tuple[torch.Tensor, Audio]:
     """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length, as
     a container can carry it (inputs.playable).
 
@@ -327,11 +452,19 @@ def decode(model: ModelSpec, device: torch.device, latent: A2VLatent, progress: 
     tiled = tiling.spatial_config is not None or tiling.temporal_config is not None
     total = get_video_chunks_number(latent.num_frames, tiling) if tiled else 1
     chunks = []
-    working = activations.decode(model.config, latent.width, latent.height, latent.num_frames,
-                                 tiling if tiled else None, model.precision_on(device).vae)
+    working = activations.decode(
+        model.config,
+        latent.width,
+        latent.height,
+        latent.num_frames,
+        tiling if tiled else None,
+        model.precision_on(device).vae,
+    )
     with torch.inference_mode(), BUDGET.stage("decode", device):
-        with model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder, \
-                interruptible(decoder, on_tensor):
+        with (
+            model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,
+            interruptible(decoder, on_tensor),
+        ):
             generator = _generator(device, latent.seed, latent)
             for chunk in decode_video(latent.video.to(device), decoder, tiling if tiled else None, generator):
                 chunks.append(chunk.cpu())

@@ -18,8 +18,17 @@ sys.path.insert(0, str(ROOT / "tools"))
 import make_gpu_kit  # noqa: E402  (tools/)
 
 # Top-level entries of site-packages that belong to the distributions the machine lacks.
-LACKING = ("ltx_core", "ltx_pipelines", "torchao", "einops", "accelerate", "sentencepiece", "google", "protobuf",
-           "matplotlib")
+LACKING = (
+    "ltx_core",
+    "ltx_pipelines",
+    "torchao",
+    "einops",
+    "accelerate",
+    "sentencepiece",
+    "google",
+    "protobuf",
+    "matplotlib",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +40,16 @@ def machine(tmp_path_factory) -> Path:
     packages = root / "site-packages"
     packages.mkdir()
     for entry in Path(site.getsitepackages()[0]).iterdir():
-        if entry.name.endswith(".pth") or entry.name.startswith(("_distutils_hack", "pip")) or \
-                entry.name.lower().startswith(LACKING):
+        if (
+            entry.name.endswith(".pth")
+            or entry.name.startswith(("_distutils_hack", "pip"))
+            or entry.name.lower().startswith(LACKING)
+        ):
             continue
         (packages / entry.name).symlink_to(entry)
-    own = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    own = subprocess.run(
+        [python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (Path(own) / "machine.pth").write_text(f"{packages}\n")
     assert subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode != 0
     return python
@@ -44,8 +57,9 @@ def machine(tmp_path_factory) -> Path:
 
 def gpu_kit(python: Path, *args: str, out: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **({"OUT": str(out)} if out else {})}
-    return subprocess.run([python, ROOT / "bench" / "gpu_kit.py", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [python, ROOT / "bench" / "gpu_kit.py", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+    )
 
 
 def test_check_names_what_the_machine_lacks_and_the_command_that_packs_it(machine, tmp_path):
@@ -59,8 +73,19 @@ def test_check_names_what_the_machine_lacks_and_the_command_that_packs_it(machin
 
 
 def test_run_stops_before_anything_when_something_is_missing(machine, tmp_path):
-    done = gpu_kit(machine, "run", "--kit", str(tmp_path / "no-kit"), "--site", str(tmp_path / "site"),
-                   "--bundle-dir", str(tmp_path / "bundle"), "--preset", "tiny", "--allow-cpu")
+    done = gpu_kit(
+        machine,
+        "run",
+        "--kit",
+        str(tmp_path / "no-kit"),
+        "--site",
+        str(tmp_path / "site"),
+        "--bundle-dir",
+        str(tmp_path / "bundle"),
+        "--preset",
+        "tiny",
+        "--allow-cpu",
+    )
     assert done.returncode == 1 and "install what is missing first" in done.stderr
     assert not (tmp_path / "bundle").exists()
 
@@ -70,13 +95,35 @@ def test_the_kit_installs_without_registry_or_pip_and_the_proving_ground_runs_fr
     torch_minor = ".".join(__import__("torch").__version__.split(".")[:2])
     kit = tmp_path / "kit"
     assert make_gpu_kit.main(["--python", version, "--torch", torch_minor, "--out", str(kit)]) == 0
-    assert {w.name.split("-")[0] for w in (kit / "wheels").glob("*.whl")} == \
-        {d.replace("-", "_") for d in make_gpu_kit.DEFAULT}
+    assert {w.name.split("-")[0] for w in (kit / "wheels").glob("*.whl")} == {
+        d.replace("-", "_") for d in make_gpu_kit.DEFAULT
+    }
 
     out = tmp_path / "out"
-    done = gpu_kit(machine, "run", "--kit", str(kit), "--site", str(tmp_path / "site"), "--bundle-dir",
-                   str(tmp_path / "bundle"), "--preset", "tiny", "--allow-cpu", "--size", "128x128x9", "--steps",
-                   "2", "--runs", "1", "--policies", "fp8_scaled", "--modes", "cold_start", out=out)
+    done = gpu_kit(
+        machine,
+        "run",
+        "--kit",
+        str(kit),
+        "--site",
+        str(tmp_path / "site"),
+        "--bundle-dir",
+        str(tmp_path / "bundle"),
+        "--preset",
+        "tiny",
+        "--allow-cpu",
+        "--size",
+        "128x128x9",
+        "--steps",
+        "2",
+        "--runs",
+        "1",
+        "--policies",
+        "fp8_scaled",
+        "--modes",
+        "cold_start",
+        out=out,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert (tmp_path / "site" / "ltx_core").is_dir() and (tmp_path / "site" / "torchao").is_dir()
     assert "no chart: matplotlib is not installed" in done.stdout

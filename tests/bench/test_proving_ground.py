@@ -28,9 +28,26 @@ def test_bad_sizes_are_refused_with_what_to_give(tmp_path, capsys):
 
 def test_the_whole_loop_on_the_tiny_bundle(tmp_path):
     out = tmp_path / "results"
-    argv = ["--models-dir", str(tmp_path / "models"), "--preset", "tiny", "--make-bundle", "--allow-cpu",
-            "--size", "128x128x9", "--steps", "2", "--runs", "2", "--policies", "fp8_scaled,torchao_fp8_dynamic",
-            "--modes", "cold_start,persistent,streamed", "--out", str(out)]
+    argv = [
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--preset",
+        "tiny",
+        "--make-bundle",
+        "--allow-cpu",
+        "--size",
+        "128x128x9",
+        "--steps",
+        "2",
+        "--runs",
+        "2",
+        "--policies",
+        "fp8_scaled,torchao_fp8_dynamic",
+        "--modes",
+        "cold_start,persistent,streamed",
+        "--out",
+        str(out),
+    ]
     assert proving_ground.main(argv) == 0
     rows = {(r["policy"], r["mode"]): r for r in json.loads((out / "proving_ground.json").read_text())["rows"]}
     for mode in ("cold_start", "persistent", "streamed"):

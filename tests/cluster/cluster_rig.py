@@ -22,8 +22,10 @@ from cluster.app import app  # noqa: E402
 # the tests that do not kill a worker keep 600 s; the failover test sets its own. A lost job is looked for every
 # second (kombu's sweep), instead of every 100 s.
 VISIBILITY_TIMEOUT = 600
-WORKER_ENV = {"LTX2_CLUSTER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-              "LTX2_CLUSTER_TRANSPORT_OPTIONS": '{"unacked_restore_interval": 1, "unacked_restore_throttle": 1}'}
+WORKER_ENV = {
+    "LTX2_CLUSTER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    "LTX2_CLUSTER_TRANSPORT_OPTIONS": '{"unacked_restore_interval": 1, "unacked_restore_throttle": 1}',
+}
 
 
 class Worker:
@@ -36,9 +38,25 @@ class Worker:
         env.pop("LTX2_CLUSTER_BACKEND", None)
         self._log = open(log, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cluster", "worker", "--name", name, "--results-dir", str(results),
-             "--loglevel", "INFO", *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "cluster",
+                "worker",
+                "--name",
+                name,
+                "--results-dir",
+                str(results),
+                "--loglevel",
+                "INFO",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 300.0) -> "Worker":
         deadline = time.monotonic() + timeout

@@ -72,8 +72,13 @@ def test_a_node_failing_while_running_fails_the_job_with_its_message_and_is_not_
 def test_an_unreachable_comfyui_is_retried_with_backoff_a_bounded_number_of_times(make_worker, fresh_queue, tmp_path):
     from comfy_host import free_port
 
-    worker = make_worker("w-down@test", tmp_path / "results", "--comfyui-url", f"http://127.0.0.1:{free_port()}",
-                         env={"LTX2_CLUSTER_MAX_RETRIES": "3", "LTX2_CLUSTER_RETRY_BACKOFF": "1"}).wait_ready()
+    worker = make_worker(
+        "w-down@test",
+        tmp_path / "results",
+        "--comfyui-url",
+        f"http://127.0.0.1:{free_port()}",
+        env={"LTX2_CLUSTER_MAX_RETRIES": "3", "LTX2_CLUSTER_RETRY_BACKOFF": "1"},
+    ).wait_ready()
     job_id = cluster.submit(Job(small_workflow(), media_inputs()))
     assert wait_for_state(job_id, lambda s: s["state"] == "RETRY", 30)["state"] == "RETRY"
     # 3 retries, 1 + 2 + 4 s apart (5 from 2 s by default), then the job fails with the reason.
@@ -100,19 +105,27 @@ def test_a_cancelled_job_is_interrupted_on_its_worker_and_the_next_one_runs(work
     assert not (tmp_path / "results" / job_id / "9-0.mp4").exists()
 
 
-def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(redis_server, make_worker, host, fresh_queue,
-                                                                   tmp_path):
+def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(
+    redis_server, make_worker, host, fresh_queue, tmp_path
+):
     """Through the command line, the inputs named by path (shared storage: here the same machine)."""
+
     def command(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "cluster", "--broker", redis_server.url, *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "cluster", "--broker", redis_server.url, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
     workflow = tmp_path / "workflow.json"
     workflow.write_text(json.dumps(small_workflow(prefix="cluster/restart")))
-    job_id = command("submit", str(workflow), "--by-path",
-                     *(f"--input={path.name}={path}" for path in MEDIA.iterdir())).strip()
+    job_id = command(
+        "submit", str(workflow), "--by-path", *(f"--input={path.name}={path}" for path in MEDIA.iterdir())
+    ).strip()
     assert json.loads(command("status", job_id))["state"] == "PENDING"
     time.sleep(1.5)  # the append-only file is written to disk once a second
     redis_server.stop()

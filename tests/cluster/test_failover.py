@@ -22,24 +22,40 @@ SEEDS = (1, 2, 3, 1, 2, 3)  # each seed twice: the same job run on both workers 
 
 
 @pytest.mark.long
-def test_six_jobs_on_two_workers_one_killed_mid_job_every_job_done_once(make_worker, models_dir, host, fresh_queue,
-                                                                       tmp_path):
+def test_six_jobs_on_two_workers_one_killed_mid_job_every_job_done_once(
+    make_worker, models_dir, host, fresh_queue, tmp_path
+):
     results = tmp_path / "results"
-    workers = {name: make_worker(name, results, "--models-dir", str(models_dir), "--cpu",
-                                 "--work-dir", str(tmp_path / name.split("@")[0]), env=FAILOVER_ENV)
-               for name in ("a@test", "b@test")}
+    workers = {
+        name: make_worker(
+            name,
+            results,
+            "--models-dir",
+            str(models_dir),
+            "--cpu",
+            "--work-dir",
+            str(tmp_path / name.split("@")[0]),
+            env=FAILOVER_ENV,
+        )
+        for name in ("a@test", "b@test")
+    }
     for worker in workers.values():
         worker.wait_ready()
-    jobs = [cluster.submit(Job(small_workflow(prefix=f"cluster/job{i}", seed=seed), media_inputs()))
-            for i, seed in enumerate(SEEDS)]
+    jobs = [
+        cluster.submit(Job(small_workflow(prefix=f"cluster/job{i}", seed=seed), media_inputs()))
+        for i, seed in enumerate(SEEDS)
+    ]
 
     # Kill a@test once it has finished a job and is in the sampler of another.
     deadline, victim = time.monotonic() + 900, None
     while victim is None and time.monotonic() < deadline:
         states = {job: cluster.status(job) for job in jobs}
         done_on_a = [j for j, s in states.items() if s["state"] == "SUCCESS" and s.get("worker") == "a@test"]
-        running_on_a = [j for j, s in states.items() if s["state"] == "PROGRESS" and s.get("worker") == "a@test"
-                        and s.get("class_type") == "A2VSampler"]
+        running_on_a = [
+            j
+            for j, s in states.items()
+            if s["state"] == "PROGRESS" and s.get("worker") == "a@test" and s.get("class_type") == "A2VSampler"
+        ]
         if done_on_a and running_on_a:
             victim = running_on_a[0]
             workers["a@test"].kill()
@@ -64,8 +80,11 @@ def test_six_jobs_on_two_workers_one_killed_mid_job_every_job_done_once(make_wor
     deadline = time.monotonic() + 600
     while not (cluster.status(job).get("class_type") == "A2VSampler") and time.monotonic() < deadline:
         time.sleep(0.2)
-    comfyui = [p for p in psutil.Process(workers["b@test"].process.pid).children(recursive=True)
-               if any(part.endswith("main.py") for part in p.cmdline())]
+    comfyui = [
+        p
+        for p in psutil.Process(workers["b@test"].process.pid).children(recursive=True)
+        if any(part.endswith("main.py") for part in p.cmdline())
+    ]
     assert len(comfyui) == 1, comfyui
     comfyui[0].kill()
     crashed = cluster.result(job, timeout=900)

@@ -13,6 +13,7 @@ from workflows import API, FPS, FRAMES, HEIGHT, UI, WIDTH, read_mp4, saved_mp4, 
 WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COMFY_DYNAMICCOMBO_V3")
 MISSING = object()
 
+
 @pytest.mark.parametrize("policy", ["none", "fp8_cast", "fp8_scaled", "torchao_int8_weight_only"])
 def test_workflow_writes_an_mp4_with_video_and_audio(host, policy):
     result = host.run(small_workflow(policy, prefix=f"test/{policy}"))
@@ -86,19 +87,22 @@ def test_release_workflow_names_the_release_files_and_is_refused_where_they_are_
     assert "ckpt_name: 'ltx-2.3-22b-dev.safetensors' is not one of the available choices" in details
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"width": 100}, "width", "multiples of 32"),
-    ({"num_frames": 20}, "num_frames", "8k+1"),
-    ({"steps": 0}, "steps", "Value 0 smaller than min of 1"),  # ComfyUI's own check, from the schema
-    ({"frame_rate": 0.0}, "frame_rate", "frame_rate: 0.0 is outside 1.0..120.0"),
-    ({"width": 8192}, "width", "width: 8192 is outside 64..4096"),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"width": 100}, "width", "multiples of 32"),
+        ({"num_frames": 20}, "num_frames", "8k+1"),
+        ({"steps": 0}, "steps", "Value 0 smaller than min of 1"),  # ComfyUI's own check, from the schema
+        ({"frame_rate": 0.0}, "frame_rate", "frame_rate: 0.0 is outside 1.0..120.0"),
+        ({"width": 8192}, "width", "width: 8192 is outside 64..4096"),
+    ],
+)
 def test_bad_sampler_values_are_refused_at_queue_time(host, change, field, words):
     prompt = small_workflow()
     prompt["4"]["inputs"].update(change)
     response = host.post_prompt(prompt)
     assert response.status_code == 400
-    details = " ".join(f'{e["message"]}: {e["details"]}' for e in response.json()["node_errors"]["4"]["errors"])
+    details = " ".join(f"{e['message']}: {e['details']}" for e in response.json()["node_errors"]["4"]["errors"])
     assert words in details and field in details
     assert host.run(small_workflow(prefix="test/after_bad_value")).status == "success"
 
@@ -154,6 +158,7 @@ def test_back_to_back_prompts_with_different_policies_use_their_own_weights(host
 
 def test_refine_reuses_stage_1_prompt_encoding_unless_its_prompt_differs(host):
     """The 12B text encoder is built once per run when both stages have the same prompt (as in the example)."""
+
     def text_encodes(prompt: dict) -> int:
         result = host.run(prompt)
         assert result.status == "success", result.messages[-1]

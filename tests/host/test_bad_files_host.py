@@ -66,10 +66,13 @@ def test_random_bytes_and_a_renamed_pickle_are_refused_without_loading_a_pickle(
     _good_run_follows(host)
 
 
-@pytest.mark.parametrize("keys, missing", [
-    ({"model.diffusion_model.input_blocks.0.0.weight": (4, 4)}, "vae."),  # an image UNet
-    ({"model.diffusion_model.transformer_blocks.0.attn1.to_q.weight": (4, 4), "vae.decoder.x": (2,)}, "audio_vae."),
-])
+@pytest.mark.parametrize(
+    "keys, missing",
+    [
+        ({"model.diffusion_model.input_blocks.0.0.weight": (4, 4)}, "vae."),  # an image UNet
+        ({"model.diffusion_model.transformer_blocks.0.attn1.to_q.weight": (4, 4), "vae.decoder.x": (2,)}, "audio_vae."),
+    ],
+)
 def test_checkpoint_of_another_family_is_refused_before_loading(host, checkpoints, keys, missing):
     folder, made = checkpoints
     path = folder / f"other-{missing.strip('.')}.safetensors"
@@ -84,13 +87,21 @@ def test_missing_or_misshaped_tensor_is_named_before_anything_is_built(host, tin
     # The loader compares the checkpoint's header with the LoRA's (ltx2/checkpoint.py, check_bundle): a
     # transformer weight missing or mis-shaped is found there, naming the key and both files.
     folder, made = checkpoints
-    _write_checkpoint(folder / "missing-key.safetensors", tiny_paths,
-                      drop="model.diffusion_model.transformer_blocks.1.ff.net.2.weight")
-    _write_checkpoint(folder / "bad-shape.safetensors", tiny_paths,
-                      reshape="model.diffusion_model.transformer_blocks.0.attn1.to_k.weight")
+    _write_checkpoint(
+        folder / "missing-key.safetensors",
+        tiny_paths,
+        drop="model.diffusion_model.transformer_blocks.1.ff.net.2.weight",
+    )
+    _write_checkpoint(
+        folder / "bad-shape.safetensors",
+        tiny_paths,
+        reshape="model.diffusion_model.transformer_blocks.0.attn1.to_k.weight",
+    )
     made += [folder / "missing-key.safetensors", folder / "bad-shape.safetensors"]
-    for name, words in (("missing-key.safetensors", "transformer_blocks.1.ff.net.2.weight"),
-                        ("bad-shape.safetensors", "transformer_blocks.0.attn1.to_k.weight")):
+    for name, words in (
+        ("missing-key.safetensors", "transformer_blocks.1.ff.net.2.weight"),
+        ("bad-shape.safetensors", "transformer_blocks.0.attn1.to_k.weight"),
+    ):
         prompt = small_workflow(prefix=f"test/{name}")
         prompt["3"]["inputs"]["ckpt_name"] = name
         message = _error_of(host.run(prompt), "LoadLTX2Quantized")

@@ -29,10 +29,16 @@ def test_the_single_file_gemma_gives_the_folders_video(host, tiny_paths):
 def test_the_files_of_comfyuis_own_template_run(host, tiny_paths):
     """What a user of ComfyUI's LTX-2.3 image+audio template has: the fp8 checkpoint, the fp4_mixed Gemma and the
     dynamic distilled LoRA, with the fp8 policies."""
-    frames, loads = run(host, with_files(
-        "test/comfy_template_files", ckpt_name=tiny_paths["fp8_checkpoint"].name,
-        text_encoder=tiny_paths["text_encoder_fp4"].name, text_encoder_quantization="fp8_scaled",
-        distilled_lora=tiny_paths["distilled_lora_dynamic"].name))
+    frames, loads = run(
+        host,
+        with_files(
+            "test/comfy_template_files",
+            ckpt_name=tiny_paths["fp8_checkpoint"].name,
+            text_encoder=tiny_paths["text_encoder_fp4"].name,
+            text_encoder_quantization="fp8_scaled",
+            distilled_lora=tiny_paths["distilled_lora_dynamic"].name,
+        ),
+    )
     assert frames.std() > 0
     text = next(line for line in loads if line.startswith("text_encoder"))
     assert "nvfp4 weights dequantized to bf16 with comfy-kitchen before fp8_scaled" in text, text

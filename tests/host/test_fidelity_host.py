@@ -46,8 +46,9 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bf16_host(models_dir, tmp_path_factory, inputs):
     """A server that computes in bf16 as ltx-pipelines does (ComfyUI's own flags)."""
-    server = ComfyHost(models_dir, tmp_path_factory.mktemp("host-bf16"),
-                       extra_args=("--bf16-unet", "--bf16-vae", "--bf16-text-enc"))
+    server = ComfyHost(
+        models_dir, tmp_path_factory.mktemp("host-bf16"), extra_args=("--bf16-unet", "--bf16-vae", "--bf16-text-enc")
+    )
     for name in ("portrait.png", "stereo.wav"):
         shutil.copy(inputs / name, server.input_dir / name)
     yield server.wait_ready()
@@ -55,8 +56,8 @@ def bf16_host(models_dir, tmp_path_factory, inputs):
 
 
 def reference_frames(tiny_paths, inputs, monkeypatch) -> np.ndarray:
-    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_core.components.guiders import MultiModalGuiderParams
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_core.model.video_vae import TilingConfig
     from ltx_core.text_encoders.gemma.encoders import encoder_configurator
     from ltx_pipelines import a2vid_two_stage
@@ -66,37 +67,85 @@ def reference_frames(tiny_paths, inputs, monkeypatch) -> np.ndarray:
     # The two patches (see the module's docstring).
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *args, **kwargs: None)
     gemma = json.loads((tiny_paths["text_encoder"] / "config.json").read_text())
-    monkeypatch.setattr(encoder_configurator, "GEMMA3_CONFIG_FOR_LTX", types.SimpleNamespace(
-        to_dict=lambda: copy.deepcopy(gemma), text_config=types.SimpleNamespace(**gemma["text_config"])))
+    monkeypatch.setattr(
+        encoder_configurator,
+        "GEMMA3_CONFIG_FOR_LTX",
+        types.SimpleNamespace(
+            to_dict=lambda: copy.deepcopy(gemma), text_config=types.SimpleNamespace(**gemma["text_config"])
+        ),
+    )
 
     # What its main() does with these command-line arguments.
-    args = default_2_stage_arg_parser().parse_args([
-        "--checkpoint-path", str(tiny_paths["checkpoint"]), "--gemma-root", str(tiny_paths["text_encoder"]),
-        "--prompt", PROMPT, "--output-path", str(inputs / "unused.mp4"), "--seed", str(SEED),
-        "--height", str(HEIGHT), "--width", str(WIDTH), "--num-frames", str(FRAMES), "--frame-rate", str(FPS),
-        "--num-inference-steps", str(STEPS), "--video-cfg-guidance-scale", str(CFG),
-        "--distilled-lora", str(tiny_paths["distilled_lora"]), "--spatial-upsampler-path",
-        str(tiny_paths["spatial_upsampler"]), "--image", str(inputs / "portrait.png"), "0", "1.0",
-    ])
+    args = default_2_stage_arg_parser().parse_args(
+        [
+            "--checkpoint-path",
+            str(tiny_paths["checkpoint"]),
+            "--gemma-root",
+            str(tiny_paths["text_encoder"]),
+            "--prompt",
+            PROMPT,
+            "--output-path",
+            str(inputs / "unused.mp4"),
+            "--seed",
+            str(SEED),
+            "--height",
+            str(HEIGHT),
+            "--width",
+            str(WIDTH),
+            "--num-frames",
+            str(FRAMES),
+            "--frame-rate",
+            str(FPS),
+            "--num-inference-steps",
+            str(STEPS),
+            "--video-cfg-guidance-scale",
+            str(CFG),
+            "--distilled-lora",
+            str(tiny_paths["distilled_lora"]),
+            "--spatial-upsampler-path",
+            str(tiny_paths["spatial_upsampler"]),
+            "--image",
+            str(inputs / "portrait.png"),
+            "0",
+            "1.0",
+        ]
+    )
     assert args.negative_prompt == DEFAULT_NEGATIVE_PROMPT
     pipeline = a2vid_two_stage.A2VidPipelineTwoStage(
-        checkpoint_path=args.checkpoint_path, distilled_lora=args.distilled_lora,
-        spatial_upsampler_path=args.spatial_upsampler_path, gemma_root=args.gemma_root, loras=(),
-        device=torch.device("cpu"))
-    assert args.distilled_lora == [LoraPathStrengthAndSDOps(str(tiny_paths["distilled_lora"]), 1.0,
-                                                            LTXV_LORA_COMFY_RENAMING_MAP)]
+        checkpoint_path=args.checkpoint_path,
+        distilled_lora=args.distilled_lora,
+        spatial_upsampler_path=args.spatial_upsampler_path,
+        gemma_root=args.gemma_root,
+        loras=(),
+        device=torch.device("cpu"),
+    )
+    assert args.distilled_lora == [
+        LoraPathStrengthAndSDOps(str(tiny_paths["distilled_lora"]), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)
+    ]
     assert args.images == [ImageConditioningInput(str(inputs / "portrait.png"), 0, 1.0, 33)]
     with torch.inference_mode():
         video, _ = pipeline(
-            prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed, height=args.height,
-            width=args.width, num_frames=args.num_frames, frame_rate=args.frame_rate,
+            prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
+            seed=args.seed,
+            height=args.height,
+            width=args.width,
+            num_frames=args.num_frames,
+            frame_rate=args.frame_rate,
             num_inference_steps=args.num_inference_steps,
             video_guider_params=MultiModalGuiderParams(
-                cfg_scale=args.video_cfg_guidance_scale, stg_scale=args.video_stg_guidance_scale,
-                rescale_scale=args.video_rescale_scale, modality_scale=args.a2v_guidance_scale,
-                skip_step=args.video_skip_step, stg_blocks=args.video_stg_blocks),
-            images=args.images, tiling_config=TilingConfig.default(), audio_path=str(inputs / "stereo.wav"),
-            audio_max_duration=args.num_frames / args.frame_rate)
+                cfg_scale=args.video_cfg_guidance_scale,
+                stg_scale=args.video_stg_guidance_scale,
+                rescale_scale=args.video_rescale_scale,
+                modality_scale=args.a2v_guidance_scale,
+                skip_step=args.video_skip_step,
+                stg_blocks=args.video_stg_blocks,
+            ),
+            images=args.images,
+            tiling_config=TilingConfig.default(),
+            audio_path=str(inputs / "stereo.wav"),
+            audio_max_duration=args.num_frames / args.frame_rate,
+        )
         return torch.cat(list(video)).numpy()
 
 
@@ -107,8 +156,15 @@ def pack_frames(host) -> np.ndarray:
     prompt["1"]["inputs"]["image"], prompt["2"]["inputs"]["audio"] = "portrait.png", "stereo.wav"
     prompt["3"]["inputs"].update(quantization="none", text_encoder_quantization="none")
     for node in ("4", "6"):
-        prompt[node]["inputs"].update(prompt=PROMPT, negative_prompt=DEFAULT_NEGATIVE_PROMPT, seed=SEED,
-                                      width=WIDTH // 2, height=HEIGHT // 2, num_frames=FRAMES, frame_rate=FPS)
+        prompt[node]["inputs"].update(
+            prompt=PROMPT,
+            negative_prompt=DEFAULT_NEGATIVE_PROMPT,
+            seed=SEED,
+            width=WIDTH // 2,
+            height=HEIGHT // 2,
+            num_frames=FRAMES,
+            frame_rate=FPS,
+        )
     prompt["4"]["inputs"].update(steps=STEPS, cfg=CFG)
     prompt["20"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "fidelity/frame"}}
     result = host.run(prompt, timeout=1200)

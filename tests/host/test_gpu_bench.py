@@ -20,24 +20,42 @@ from make_tiny_bundle import file_names  # noqa: E402  (tools/)
 
 def tiny_files(models_dir: Path) -> list[str]:
     names = file_names("tiny")
-    return ["--models-dir", str(models_dir), "--checkpoint", Path(names["checkpoint"]).name,
-            "--lora", Path(names["distilled_lora"]).name, "--upscaler", Path(names["spatial_upsampler"]).name,
-            "--text-encoder", Path(names["text_encoder"]).name]
+    return [
+        "--models-dir",
+        str(models_dir),
+        "--checkpoint",
+        Path(names["checkpoint"]).name,
+        "--lora",
+        Path(names["distilled_lora"]).name,
+        "--upscaler",
+        Path(names["spatial_upsampler"]).name,
+        "--text-encoder",
+        Path(names["text_encoder"]).name,
+    ]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_without_a_gpu_it_exits_at_once_saying_so(models_dir):
     start = time.monotonic()
-    done = subprocess.run([sys.executable, str(SCRIPT), *tiny_files(models_dir)], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *tiny_files(models_dir)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1
     assert "no CUDA GPU" in done.stderr and "--allow-cpu" in done.stderr
     assert time.monotonic() - start < 30  # no host was started
 
 
 def test_missing_files_are_named_before_any_host_starts(models_dir, tmp_path, capsys):
-    argv = [*tiny_files(models_dir), "--lora", "ltx-2.3-22b-distilled-lora-384-1.1.safetensors", "--allow-cpu",
-            "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out.json")]
+    argv = [
+        *tiny_files(models_dir),
+        "--lora",
+        "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+        "--allow-cpu",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "out.json"),
+    ]
     assert gpu_a2v.main(argv) == 1
     err = capsys.readouterr().err
     assert f"missing distilled_lora: {models_dir / 'loras' / 'ltx-2.3-22b-distilled-lora-384-1.1.safetensors'}" in err
@@ -50,16 +68,19 @@ def test_without_models_dir_the_release_files_are_asked_for(capsys):
     assert "--models-dir not given" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--resolutions", "100x50"], "100x50: width and height must be multiples of 64"),
-    (["--resolutions", "768x512,800"], "'800' is not WIDTHxHEIGHT"),
-    (["--resolutions", "64x64"], "at least 128"),
-    (["--policies", "none,fp9_magic"], "unknown policy fp9_magic; valid: none, fp8_cast"),
-    (["--modes", "warm"], "unknown mode warm; valid: cold_start, persistent, streamed"),
-    (["--frames", "96"], "--frames 96: the model takes 8k+1 frames"),
-    (["--runs", "0"], "--runs and --steps must be at least 1"),
-    (["--stream-budget-gb", "0"], "--stream-budget-gb must be above 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--resolutions", "100x50"], "100x50: width and height must be multiples of 64"),
+        (["--resolutions", "768x512,800"], "'800' is not WIDTHxHEIGHT"),
+        (["--resolutions", "64x64"], "at least 128"),
+        (["--policies", "none,fp9_magic"], "unknown policy fp9_magic; valid: none, fp8_cast"),
+        (["--modes", "warm"], "unknown mode warm; valid: cold_start, persistent, streamed"),
+        (["--frames", "96"], "--frames 96: the model takes 8k+1 frames"),
+        (["--runs", "0"], "--runs and --steps must be at least 1"),
+        (["--stream-budget-gb", "0"], "--stream-budget-gb must be above 0"),
+    ],
+)
 def test_bad_arguments_are_refused_with_what_to_change(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         gpu_a2v.parse_args(argv)
@@ -83,7 +104,10 @@ def test_workflow_takes_the_cells_values_and_streams_under_a_guard():
     args = gpu_a2v.parse_args(["--models-dir", "/models", "--steps", "4", "--frames", "17"])
     prompt = gpu_a2v.workflow(gpu_a2v.Cell("fp8_cast", "streamed", 1024, 768), args, 1.5, "x/y")
     assert prompt["3"]["inputs"]["quantization"] == "fp8_cast" and prompt["3"]["inputs"]["residency"] == "cold_start"
-    assert prompt["3"]["inputs"]["ckpt_name"] == args.checkpoint and prompt["5"]["inputs"]["upscale_model"] == args.upscaler
+    assert (
+        prompt["3"]["inputs"]["ckpt_name"] == args.checkpoint
+        and prompt["5"]["inputs"]["upscale_model"] == args.upscaler
+    )
     for node in ("4", "6"):
         inputs = prompt[node]["inputs"]
         assert (inputs["width"], inputs["height"], inputs["num_frames"], inputs["seed"]) == (512, 384, 17, 42)
@@ -97,10 +121,16 @@ def test_workflow_takes_the_cells_values_and_streams_under_a_guard():
 
 def run(seconds, peak, reserved, idle, components=("transformer",), text=0):
     """One run as measure() gives it: the denoising phases peak at `peak` / `reserved`, the text encoder at `text`."""
-    return {"seconds": seconds, "peak_bytes": max(peak, text), "peak_reserved_bytes": max(reserved, text),
-            "phase_peaks": {"text": (text, text), "denoise": (peak, reserved), "decode": (peak // 4, reserved // 4)},
-            "idle_resident_bytes": idle, "idle_reserved_bytes": idle + 2**30, "idle_pinned_bytes": 0,
-            "components": list(components)}
+    return {
+        "seconds": seconds,
+        "peak_bytes": max(peak, text),
+        "peak_reserved_bytes": max(reserved, text),
+        "phase_peaks": {"text": (text, text), "denoise": (peak, reserved), "decode": (peak // 4, reserved // 4)},
+        "idle_resident_bytes": idle,
+        "idle_reserved_bytes": idle + 2**30,
+        "idle_pinned_bytes": 0,
+        "components": list(components),
+    }
 
 
 def row(mode="persistent", runs=(), **extra):
@@ -109,8 +139,15 @@ def row(mode="persistent", runs=(), **extra):
 
 def test_rows_aggregate_their_runs_cold_apart_from_warm_and_by_phase():
     gib = 2**30
-    summary = gpu_a2v.summarize(row(runs=[run(60.0, 50 * gib, 52 * gib, 40 * gib, text=70 * gib),
-                                          run(39.0, 57 * gib, 58 * gib, 51 * gib), run(42.0, 56 * gib, 59 * gib, 51 * gib)]))
+    summary = gpu_a2v.summarize(
+        row(
+            runs=[
+                run(60.0, 50 * gib, 52 * gib, 40 * gib, text=70 * gib),
+                run(39.0, 57 * gib, 58 * gib, 51 * gib),
+                run(42.0, 56 * gib, 59 * gib, 51 * gib),
+            ]
+        )
+    )
     assert summary["status"] == "ok"
     assert summary["cold_seconds"] == 60.0 and summary["warm_seconds"] == pytest.approx(40.5)  # the first apart
     # A bf16 text encoder's 70 GiB does not hide the transformers' figures: each phase group has its own.
@@ -126,31 +163,79 @@ def test_rows_aggregate_their_runs_cold_apart_from_warm_and_by_phase():
 
 def test_table_has_a_line_per_row_with_figures_or_the_error():
     gib = 2**30
-    ok = gpu_a2v.summarize(row(runs=[run(88.8, int(23.9 * gib), int(25.0 * gib), 0),
-                                     run(39.84, int(57.92 * gib), int(59.5 * gib), int(51.7 * gib))]))
-    failed = gpu_a2v.summarize(row("cold_start", error="LoadLTX2Quantized: quantization: torchao_fp8_dynamic runs "
-                                                     "fp8 matmuls on compute capability 8.9+ " + "x" * 200 + "\nsecond line"))
+    ok = gpu_a2v.summarize(
+        row(
+            runs=[
+                run(88.8, int(23.9 * gib), int(25.0 * gib), 0),
+                run(39.84, int(57.92 * gib), int(59.5 * gib), int(51.7 * gib)),
+            ]
+        )
+    )
+    failed = gpu_a2v.summarize(
+        row(
+            "cold_start",
+            error="LoadLTX2Quantized: quantization: torchao_fp8_dynamic runs "
+            "fp8 matmuls on compute capability 8.9+ " + "x" * 200 + "\nsecond line",
+        )
+    )
     lines = gpu_a2v.table([ok, failed]).splitlines()
     assert len(lines) == 4 and "denoise GiB" in lines[0] and "idle GiB" in lines[0]
-    assert lines[2].split() == ["fp8_cast", "persistent", "768x512x97", "2", "88.80", "39.84", "0.0/", "0.0",
-                                "57.9/", "59.5", "14.5/", "14.9", "51.7/52.7/", "0.0", "ok"]
+    assert lines[2].split() == [
+        "fp8_cast",
+        "persistent",
+        "768x512x97",
+        "2",
+        "88.80",
+        "39.84",
+        "0.0/",
+        "0.0",
+        "57.9/",
+        "59.5",
+        "14.5/",
+        "14.9",
+        "51.7/52.7/",
+        "0.0",
+        "ok",
+    ]
     assert "error: LoadLTX2Quantized: quantization: torchao_fp8_dynamic" in lines[3] and lines[3].endswith("...")
     assert "second line" not in lines[3] and lines[3].split()[4:10] == ["-"] * 6
 
 
 def test_whole_loop_on_the_cpu_through_a_real_host(models_dir, tmp_path, capsys):
     out = tmp_path / "results" / "gpu_a2v.json"
-    argv = [*tiny_files(models_dir), "--allow-cpu", "--resolutions", "256x192", "--frames", "17", "--runs", "1",
-            "--steps", "3", "--policies", "none,torchao_fp8_dynamic", "--modes", "cold_start,persistent,streamed",
-            "--out", str(out), "--work-dir", str(tmp_path / "work")]
+    argv = [
+        *tiny_files(models_dir),
+        "--allow-cpu",
+        "--resolutions",
+        "256x192",
+        "--frames",
+        "17",
+        "--runs",
+        "1",
+        "--steps",
+        "3",
+        "--policies",
+        "none,torchao_fp8_dynamic",
+        "--modes",
+        "cold_start,persistent,streamed",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+    ]
     assert gpu_a2v.main(argv) == 0
     printed = capsys.readouterr().out
     print(printed)  # the table, for whoever reads the test log
     result = json.loads(out.read_text())
     rows = {(r["policy"], r["mode"]): r for r in result["rows"]}
     # torchao_fp8_dynamic does not stream, so it has no streamed row
-    assert list(rows) == [("none", "cold_start"), ("none", "persistent"), ("none", "streamed"),
-                          ("torchao_fp8_dynamic", "cold_start"), ("torchao_fp8_dynamic", "persistent")]
+    assert list(rows) == [
+        ("none", "cold_start"),
+        ("none", "persistent"),
+        ("none", "streamed"),
+        ("torchao_fp8_dynamic", "cold_start"),
+        ("torchao_fp8_dynamic", "persistent"),
+    ]
     for mode in ("cold_start", "persistent", "streamed"):
         r = rows["none", mode]
         assert r["status"] == "ok" and len(r["runs"]) == 1 and (r["width"], r["height"], r["frames"]) == (256, 192, 17)

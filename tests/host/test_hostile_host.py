@@ -51,12 +51,23 @@ def good_run_follows(host, prefix: str) -> None:
 
 # --- numbers ---
 
-@pytest.mark.parametrize("node, name, value", [
-    ("4", "cfg", math.nan), ("4", "frame_rate", math.inf), ("6", "cfg", -math.inf), ("4", "image_crf", 1e30),
-    ("3", "distilled_lora_strength", math.nan), ("3", "distilled_lora_strength", 1e30),
-    ("10", "budget_gb", math.nan), ("10", "budget_gb", math.inf), ("10", "budget_gb", 1e30),
-    ("7", "spatial_overlap", math.nan), ("4", "width", 4.5e18),
-])
+
+@pytest.mark.parametrize(
+    "node, name, value",
+    [
+        ("4", "cfg", math.nan),
+        ("4", "frame_rate", math.inf),
+        ("6", "cfg", -math.inf),
+        ("4", "image_crf", 1e30),
+        ("3", "distilled_lora_strength", math.nan),
+        ("3", "distilled_lora_strength", 1e30),
+        ("10", "budget_gb", math.nan),
+        ("10", "budget_gb", math.inf),
+        ("10", "budget_gb", 1e30),
+        ("7", "spatial_overlap", math.nan),
+        ("4", "width", 4.5e18),
+    ],
+)
 def test_numbers_that_are_not_numbers_or_far_out_of_range_are_refused_at_the_queue(host, node, name, value):
     prompt = small_workflow(prefix="test/hostile_number")
     prompt[node]["inputs"][name] = value
@@ -72,22 +83,36 @@ def test_a_good_run_follows_the_refused_numbers(host):
 
 # --- audio ---
 
+
 def write_float_wav(path, samples: np.ndarray, rate: int) -> str:
     """A 32-bit float WAV (format 3), which keeps any value: what a damaged file or a careless script writes."""
     data = samples.astype("<f4").tobytes()
     fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
-                     + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     return path.name
 
 
-@pytest.mark.parametrize("rate, peak, words", [
-    (1, 0.5, "audio: a sample rate of 1 Hz cannot be the video's soundtrack"),
-    (16000, 1e30, "audio: the clip peaks at 1e+30 times full scale"),
-])
+@pytest.mark.parametrize(
+    "rate, peak, words",
+    [
+        (1, 0.5, "audio: a sample rate of 1 Hz cannot be the video's soundtrack"),
+        (16000, 1e30, "audio: the clip peaks at 1e+30 times full scale"),
+    ],
+)
 def test_audio_no_container_can_take_is_refused_by_the_sampler(host, rate, peak, words):
-    name = write_float_wav(host.input_dir / f"hostile_{rate}_{peak:g}.wav",
-                           peak * np.sin(np.arange(max(rate, 64)) * 0.3), rate)
+    name = write_float_wav(
+        host.input_dir / f"hostile_{rate}_{peak:g}.wav", peak * np.sin(np.arange(max(rate, 64)) * 0.3), rate
+    )
     prompt = small_workflow(prefix="test/hostile_audio")
     prompt["2"]["inputs"]["audio"] = name
     message = error_of(host.run(prompt, timeout=120), "A2VSampler")
@@ -96,6 +121,7 @@ def test_audio_no_container_can_take_is_refused_by_the_sampler(host, rate, peak,
 
 
 # --- files that are not files ---
+
 
 @pytest.fixture()
 def scratch(models_dir):
@@ -138,14 +164,18 @@ def test_a_checkpoint_name_that_is_not_a_model_file_is_refused_without_its_bytes
     else:
         message = error_of(host.wait(response.json()["prompt_id"], timeout=60), "LoadLTX2Quantized")
     assert path.name in message, message
-    expected = {"fifo": "a pipe (FIFO), not a regular file", "device": "a device, not a regular file",
-                "text": "not a complete .safetensors file"}[kind]
+    expected = {
+        "fifo": "a pipe (FIFO), not a regular file",
+        "device": "a device, not a regular file",
+        "text": "not a complete .safetensors file",
+    }[kind]
     assert expected in message, message
     assert "LTX-2.3 n" not in message and str(int.from_bytes(b"LTX-2.3 ", "little")) not in message
     good_run_follows(host, f"test/after_{kind}")
 
 
 # --- prompts, sizes, links ---
+
 
 def test_a_prompt_of_20_mb_is_refused_at_the_queue(host):
     prompt = small_workflow(prefix="test/huge_prompt")
@@ -168,9 +198,16 @@ def test_a_job_that_cannot_fit_the_device_is_refused_at_the_queue_with_what_to_l
     refused_at_queue(host, prompt, "4", "4096x4096x1025 needs about")
 
 
-@pytest.mark.parametrize("node, name, value", [
-    ("4", "model", "x"), ("6", "latent", 5), ("5", "model", {"a": 1}), ("7", "latent", "x"), ("4", "audio", [1]),
-])
+@pytest.mark.parametrize(
+    "node, name, value",
+    [
+        ("4", "model", "x"),
+        ("6", "latent", 5),
+        ("5", "model", {"a": 1}),
+        ("7", "latent", "x"),
+        ("4", "audio", [1]),
+    ],
+)
 def test_a_value_where_a_link_belongs_is_refused_naming_the_input(host, node, name, value):
     prompt = small_workflow(prefix="test/literal_link")
     prompt[node]["inputs"][name] = value
@@ -179,8 +216,10 @@ def test_a_value_where_a_link_belongs_is_refused_naming_the_input(host, node, na
 
 # --- persistent components and the files they were built from ---
 
+
 def test_persistent_components_are_rebuilt_when_their_files_are_replaced_keeping_size_and_time(
-        host, tiny_paths, models_dir, scratch):
+    host, tiny_paths, models_dir, scratch
+):
     """`cp -p` of another file of the same size over the checkpoint and over a Gemma shard: the next run builds
     from the new files, and the old components are not left resident beside the new ones."""
     checkpoint = models_dir / "checkpoints" / "persist-copy.safetensors"
@@ -222,6 +261,7 @@ def test_persistent_components_are_rebuilt_when_their_files_are_replaced_keeping
 
 
 # --- the server's own routes ---
+
 
 def test_diagnostics_run_only_when_asked_with_1_and_one_at_a_time(host):
     assert "live_tensors" not in host.vram()

@@ -22,8 +22,9 @@ __all__ = ["scratch"]  # the fixture, shared with round 2's file
 DEEP = 5000  # nesting levels: far past Python's recursion limit, a few kB of file
 
 
-def base_only(prefix: str, seed: int, steps: int = 1, width: int = 64, height: int = 64, frames: int = 9,
-              **loader) -> dict:
+def base_only(
+    prefix: str, seed: int, steps: int = 1, width: int = 64, height: int = 64, frames: int = 9, **loader
+) -> dict:
     """Stage 1 alone, its latent passed to the report guard (an output node): the quickest run that builds the
     text encoder, the encoders and the transformer."""
     prompt = small_workflow(prefix=prefix, seed=seed)
@@ -62,6 +63,7 @@ def streamed(host) -> bool:
 
 # --- 1: diagnostics during runs ---
 
+
 def test_diagnostics_looped_during_runs_never_hurt_them(host):
     """One client loops on ?diagnostics=1 while prompts run: every run succeeds at its normal speed, the server
     log shows no storage freed while referenced, and the count is given once the queue is idle."""
@@ -87,8 +89,10 @@ def test_diagnostics_looped_during_runs_never_hurt_them(host):
         stop.set()
         looping.join()
     ratio = max(loud) / quiet
-    print(f"diagnostics traffic: {len(codes)} requests ({sorted(set(codes))}); run {quiet:.1f} s alone, "
-          f"{', '.join(f'{t:.1f}' for t in loud)} s under traffic; worst ratio {ratio:.2f}")
+    print(
+        f"diagnostics traffic: {len(codes)} requests ({sorted(set(codes))}); run {quiet:.1f} s alone, "
+        f"{', '.join(f'{t:.1f}' for t in loud)} s under traffic; worst ratio {ratio:.2f}"
+    )
     assert 409 in codes and set(codes) <= {200, 409, 429}, sorted(set(codes))
     assert ratio < 2.0
     log = host.log_path.read_text()
@@ -98,6 +102,7 @@ def test_diagnostics_looped_during_runs_never_hurt_them(host):
 
 
 # --- 3: two clients' budgets ---
+
 
 def test_a_vram_guard_budget_governs_only_its_own_prompt(host):
     """Client A's graph has a guard of 0.1 MB after its decode (as the examples place it); client B's has none.
@@ -134,13 +139,14 @@ def test_a_vram_guard_budget_governs_only_its_own_prompt(host):
 
 # --- 5: deeply nested JSON ---
 
+
 def nested_header(src, dst) -> None:
     """The checkpoint with a key of 5,000 nested arrays put first in its header (the tensors' offsets are relative
     to the header's end, so they still hold)."""
     raw = src.read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])
-    header = b'{"deep":' + b"[" * DEEP + b"]" * DEEP + b"," + raw[9:8 + length]
-    dst.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + length:])
+    header = b'{"deep":' + b"[" * DEEP + b"]" * DEEP + b"," + raw[9 : 8 + length]
+    dst.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + length :])
 
 
 def nested_config(src, dst) -> None:
@@ -154,8 +160,9 @@ def nested_config(src, dst) -> None:
     save_file(tensors, str(dst), metadata=metadata)
 
 
-@pytest.mark.parametrize("where", ["header", "config", "config.json", "tokenizer_config.json",
-                                   "preprocessor_config.json"])
+@pytest.mark.parametrize(
+    "where", ["header", "config", "config.json", "tokenizer_config.json", "preprocessor_config.json"]
+)
 def test_deeply_nested_json_in_a_file_is_refused_naming_it(host, tiny_paths, models_dir, scratch, where):
     if where in ("header", "config"):
         path = models_dir / "checkpoints" / f"nested-{where}.safetensors"
@@ -179,10 +186,14 @@ def test_a_good_run_follows_the_nested_files(host):
 
 # --- 6: one file under three names ---
 
+
 def test_one_checkpoint_under_a_hard_link_and_a_symlink_is_kept_once(host, tiny_paths, models_dir, scratch):
     checkpoints = models_dir / "checkpoints"
-    names = {"first": checkpoints / "same-a.safetensors", "hard": checkpoints / "same-b.safetensors",
-             "soft": checkpoints / "same-c.safetensors"}
+    names = {
+        "first": checkpoints / "same-a.safetensors",
+        "hard": checkpoints / "same-b.safetensors",
+        "soft": checkpoints / "same-c.safetensors",
+    }
     shutil.copy2(tiny_paths["checkpoint"], names["first"])
     os.link(names["first"], names["hard"])
     names["soft"].symlink_to(names["first"])
@@ -205,19 +216,22 @@ def test_one_checkpoint_under_a_hard_link_and_a_symlink_is_kept_once(host, tiny_
 
 # --- 7: tokenizer and processor files ---
 
-@pytest.mark.parametrize("name, content, words", [
-    ("tokenizer.json", '{1: 2}', "has a tokenizer.json that is not a tokenizer"),
-    ("tokenizer.model", bytes(range(256)) * 6, "has a tokenizer.model that is not a SentencePiece model"),
-    ("tokenizer_config.json", '{"tokenizer_class": "NoSuchTokenizer"}', "names tokenizer_class 'NoSuchTokenizer'"),
-])
+
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("tokenizer.json", "{1: 2}", "has a tokenizer.json that is not a tokenizer"),
+        ("tokenizer.model", bytes(range(256)) * 6, "has a tokenizer.model that is not a SentencePiece model"),
+        ("tokenizer_config.json", '{"tokenizer_class": "NoSuchTokenizer"}', "names tokenizer_class 'NoSuchTokenizer'"),
+    ],
+)
 def test_a_broken_tokenizer_file_is_refused_naming_it(host, tiny_paths, models_dir, scratch, name, content, words):
     folder = models_dir / "text_encoders" / f"gemma-3-bad-{name.replace('.', '-')}-it"
     shutil.copytree(tiny_paths["text_encoder"], folder)
     scratch.append(folder)
     (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     message = error_of(host.run(load_and_report(text_encoder=folder.name), timeout=120), "LoadLTX2Quantized")
-    assert words in message and folder.name in message and "Copy that file from the Gemma-3 release" in message, \
-        message
+    assert words in message and folder.name in message and "Copy that file from the Gemma-3 release" in message, message
 
 
 def test_an_image_processor_a2v_does_not_use_never_breaks_a_run(host, tiny_paths, models_dir, scratch):
@@ -234,12 +248,14 @@ def test_an_image_processor_a2v_does_not_use_never_breaks_a_run(host, tiny_paths
 
 # --- 8, 9, 10: prompts, configs, latents, sizes ---
 
+
 @pytest.mark.parametrize("name", ["prompt", "negative_prompt"])
 def test_a_prompt_that_is_not_unicode_text_is_refused_at_the_queue(host, name):
     prompt = small_workflow(prefix="test/surrogate")
     prompt["4"]["inputs"][name] = "a person speaks \ud800 to the camera"
-    refused_at_queue(host, prompt, "4", f"{name}: character 17 (U+D800, half of a surrogate pair) is not valid "
-                                        "Unicode text")
+    refused_at_queue(
+        host, prompt, "4", f"{name}: character 17 (U+D800, half of a surrogate pair) is not valid Unicode text"
+    )
 
 
 def test_a_gemma_config_beyond_every_release_is_refused_naming_the_config(host, tiny_paths, models_dir, scratch):
@@ -249,10 +265,12 @@ def test_a_gemma_config_beyond_every_release_is_refused_naming_the_config(host, 
     config = json.loads((folder / "config.json").read_text())
     config["text_config"]["hidden_size"] = 2**20
     (folder / "config.json").write_text(json.dumps(config))
-    message = error_of(host.run(base_only("test/huge_gemma", 51, text_encoder=folder.name), timeout=120),
-                       "LoadLTX2Quantized")
-    assert "its config.json's text_config gives hidden_size = 1048576, outside what any release uses" in message, \
+    message = error_of(
+        host.run(base_only("test/huge_gemma", 51, text_encoder=folder.name), timeout=120), "LoadLTX2Quantized"
+    )
+    assert "its config.json's text_config gives hidden_size = 1048576, outside what any release uses" in message, (
         message
+    )
     assert "Lower the size" not in message
     good_run_follows(host, "test/after_configs")
 
@@ -269,8 +287,14 @@ def upscales(count: int, width: int, height: int) -> dict:
     prompt = base_only("test/upscales", 60, width=width, height=height)
     source = ["4", 0]
     for i in range(count):
-        prompt[str(100 + i)] = {"class_type": "SpatialUpscale", "inputs": {
-            "model": ["3", 0], "latent": source, "upscale_model": small_workflow()["5"]["inputs"]["upscale_model"]}}
+        prompt[str(100 + i)] = {
+            "class_type": "SpatialUpscale",
+            "inputs": {
+                "model": ["3", 0],
+                "latent": source,
+                "upscale_model": small_workflow()["5"]["inputs"]["upscale_model"],
+            },
+        }
         source = [str(100 + i), 0]
     prompt["10"]["inputs"]["passthrough"] = source
     return prompt
@@ -279,8 +303,7 @@ def upscales(count: int, width: int, height: int) -> dict:
 def test_an_upscale_past_the_size_limit_is_refused_naming_width_and_height(host):
     result = host.run(upscales(1, 4096, 64), timeout=GOOD_RUN_SECONDS)
     message = error_of(result, "SpatialUpscale")
-    assert message.startswith("width / height: upscaling 4096x64 makes a 8192x128 video, past the 4096 limit"), \
-        message
+    assert message.startswith("width / height: upscaling 4096x64 makes a 8192x128 video, past the 4096 limit"), message
     good_run_follows(host, "test/after_size")
 
 
@@ -298,14 +321,17 @@ def test_six_chained_upscales_reach_the_limit_and_a_seventh_is_refused(host):
 
 # --- 11: a 200-node graph ---
 
+
 def test_a_graph_of_200_nodes_runs(host):
     """Stage 1, then its latent through 195 VRAMGuards in a chain (each one a node that enforces the budget and
     passes the latent on), into the report guard: 200 nodes."""
     prompt = base_only("test/200_nodes", 70)
     source = ["4", 0]
     for i in range(195):
-        prompt[str(1000 + i)] = {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0, "action": "enforce",
-                                                                       "passthrough": source}}
+        prompt[str(1000 + i)] = {
+            "class_type": "VRAMGuard",
+            "inputs": {"budget_gb": 0.0, "action": "enforce", "passthrough": source},
+        }
         source = [str(1000 + i), 0]
     prompt["10"]["inputs"]["passthrough"] = source
     assert len(prompt) == 200

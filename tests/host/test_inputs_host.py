@@ -29,12 +29,15 @@ def with_audio(name: str, prefix: str) -> dict:
 
 
 # The video is 17 frames at 24 fps (0.71 s); the clips are shorter, longer and of other rates and layouts.
-@pytest.mark.parametrize("seconds, rate, channels", [
-    (0.2, 16000, 1),   # short mono TTS: padded with silence
-    (3.0, 48000, 2),   # long stereo: cut
-    (1.0, 22050, 1),   # another rate
-    (1.0, 44100, 6),   # 5.1: the first two channels are kept
-])
+@pytest.mark.parametrize(
+    "seconds, rate, channels",
+    [
+        (0.2, 16000, 1),  # short mono TTS: padded with silence
+        (3.0, 48000, 2),  # long stereo: cut
+        (1.0, 22050, 1),  # another rate
+        (1.0, 44100, 6),  # 5.1: the first two channels are kept
+    ],
+)
 def test_any_audio_clip_gives_audio_of_the_video_length(host, seconds, rate, channels):
     name = write_wav(host.input_dir / f"clip_{rate}_{channels}ch_{seconds}s.wav", seconds, rate, channels)
     result = host.run(with_audio(name, f"test/audio_{rate}_{channels}"))
@@ -84,6 +87,7 @@ def test_fp8_release_checkpoint_is_not_quantized_again(host, tiny_paths):
         loads = host.vram()["last_run"]["loads"]
         transformer = [line for line in loads if line.startswith("transformer")]
         assert len(transformer) == 2  # stage 1 and stage 2
-        assert all(f"{fp8_name} is already fp8: {policy} keeps its fp8 weights as stored" in line
-                   for line in transformer), loads
+        assert all(
+            f"{fp8_name} is already fp8: {policy} keeps its fp8 weights as stored" in line for line in transformer
+        ), loads
     assert np.array_equal(frames["fp8_cast"], frames["fp8_scaled"])

@@ -30,12 +30,18 @@ def frames(host) -> np.ndarray:
     return np.stack([np.array(Image.open(host.output_dir / f["subfolder"] / f["filename"])) for f in files]).astype(int)
 
 
-@pytest.mark.skipif(Path(sys.prefix).resolve() == (ROOT / ".venv").resolve()
-                    and THIS_TREE.resolve() == PINNED_TREE.resolve(), reason="this is the pinned lane")
+@pytest.mark.skipif(
+    Path(sys.prefix).resolve() == (ROOT / ".venv").resolve() and THIS_TREE.resolve() == PINNED_TREE.resolve(),
+    reason="this is the pinned lane",
+)
 def test_this_lanes_frames_are_the_pinned_lanes(tmp_path_factory):
     bundle = tmp_path_factory.mktemp("pinned-bundle")
-    subprocess.run([str(PINNED), str(ROOT / "tools" / "make_tiny_bundle.py"), "--models-dir", str(bundle)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [str(PINNED), str(ROOT / "tools" / "make_tiny_bundle.py"), "--models-dir", str(bundle)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     results = []
     for lane, python, comfyui in (("pinned", str(PINNED), str(PINNED_TREE)), ("this", sys.executable, str(THIS_TREE))):
         server = ComfyHost(bundle, tmp_path_factory.mktemp(f"host-{lane}"), python=python, comfyui=comfyui)
@@ -47,8 +53,10 @@ def test_this_lanes_frames_are_the_pinned_lanes(tmp_path_factory):
             server.stop()
     theirs, ours = results
     difference = np.abs(ours - theirs)
-    print(f"lanes: {sys.executable} on {THIS_TREE} vs pinned: max difference {difference.max()} of 255, "
-          f"mean {difference.mean():.4f}, {np.count_nonzero(difference)} of {difference.size} values differ")
+    print(
+        f"lanes: {sys.executable} on {THIS_TREE} vs pinned: max difference {difference.max()} of 255, "
+        f"mean {difference.mean():.4f}, {np.count_nonzero(difference)} of {difference.size} values differ"
+    )
     assert ours.shape == theirs.shape
     # Another torch's kernels round a few float32 values differently; after 7 denoising steps and the decode that
     # moves a handful of 8-bit values by 1 (measured, newest lane: 127 of 2.5 M values). Computing in bf16 instead

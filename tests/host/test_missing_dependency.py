@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 import torch
-
-from ltx2_a2v.quant.torchao_policies import TORCHAO_FOR_TORCH
 from comfy_host import ComfyHost
 from workflows import PACK_NODES, load_and_report, small_workflow
+
+from ltx2_a2v.quant.torchao_policies import TORCHAO_FOR_TORCH
 
 
 def hiding(*modules: str) -> str:

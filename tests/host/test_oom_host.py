@@ -3,8 +3,7 @@ a load and during sampling, the pack frees everything it holds, the error says w
 run succeeds."""
 
 import pytest
-from comfy_host import ComfyHost
-from comfy_host import MEDIA
+from comfy_host import MEDIA, ComfyHost
 from workflows import small_workflow
 
 

@@ -1,10 +1,7 @@
 """The budget inside the real server: cold_start gives everything back, persistent keeps the transformers,
 ComfyUI's own "free" evicts them, VRAMGuard frees and reports, GET /ltx2/vram tells the state."""
 
-import time
-
 import numpy as np
-
 from workflows import load_and_report, read_mp4, resident, saved_mp4, small_workflow, wait_until
 
 
@@ -41,8 +38,15 @@ def test_vram_guard_frees_what_the_pack_holds(host):
     prompt["3"]["inputs"]["residency"] = "persistent"
     assert host.run(prompt).status == "success"
     assert resident(host)
-    result = host.run(load_and_report() | {"2": {"class_type": "VRAMGuard", "inputs": {
-        "budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]}}})
+    result = host.run(
+        load_and_report()
+        | {
+            "2": {
+                "class_type": "VRAMGuard",
+                "inputs": {"budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]},
+            }
+        }
+    )
     assert result.status == "success"
     assert resident(host) == []
     assert "0.00 GiB held by LTX-2" in result.outputs("2")["text"][0]
@@ -59,8 +63,10 @@ def test_negative_budget_is_refused_at_queue_time(host):
 def test_budget_below_the_transformer_streams_it_and_the_run_completes(host):
     prompt = small_workflow(prefix="test/streamed")
     # A VRAMGuard between the loader and the samplers sets the budget before they run: 0.1 MB.
-    prompt["11"] = {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0001, "action": "enforce",
-                                                         "passthrough": ["3", 0]}}
+    prompt["11"] = {
+        "class_type": "VRAMGuard",
+        "inputs": {"budget_gb": 0.0001, "action": "enforce", "passthrough": ["3", 0]},
+    }
     for node in ("4", "5", "6", "7"):
         prompt[node]["inputs"]["model"] = ["11", 0]
     try:
@@ -79,8 +85,10 @@ def test_pipeline_alternates_with_a_comfyui_managed_model_under_one_budget(host)
     prompt = small_workflow(prefix="test/alternate")
     prompt["3"]["inputs"]["residency"] = "persistent"
     budget_gb = 0.012
-    prompt["11"] = {"class_type": "VRAMGuard", "inputs": {"budget_gb": budget_gb, "action": "enforce",
-                                                         "passthrough": ["3", 0]}}
+    prompt["11"] = {
+        "class_type": "VRAMGuard",
+        "inputs": {"budget_gb": budget_gb, "action": "enforce", "passthrough": ["3", 0]},
+    }
     for node in ("4", "5", "6", "7"):
         prompt[node]["inputs"]["model"] = ["11", 0]
     prompt["20"] = {"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}}
@@ -95,8 +103,15 @@ def test_pipeline_alternates_with_a_comfyui_managed_model_under_one_budget(host)
         state = host.vram()
         assert 0 < state["resident_bytes"] <= budget_gb * 2**30
     finally:
-        host.run(load_and_report() | {"2": {"class_type": "VRAMGuard", "inputs": {
-            "budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]}}})
+        host.run(
+            load_and_report()
+            | {
+                "2": {
+                    "class_type": "VRAMGuard",
+                    "inputs": {"budget_gb": 0.0, "action": "free_ltx2", "passthrough": ["1", 0]},
+                }
+            }
+        )
 
 
 def test_policy_switch_on_a_persistent_model_uses_the_right_weights_each_time(host):

@@ -16,11 +16,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import page_browser as pb  # tools/
 import pytest
 import requests
 from PIL import Image
-
-import page_browser as pb  # tools/
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "example_workflows" / "ltx2_a2v_two_stage.json"
@@ -56,24 +55,33 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         assert pb.missing_node_types(page) == []
         assert page.locator(".p-dialog").count() == 0  # no missing-nodes dialog, no error
         shown = pb.panels(page)
-        assert {kind: len(nodes) for kind, nodes in shown.items()} == {"LoadLTX2Quantized": 1, "A2VSampler": 2,
-                                                                       "VRAMGuard": 1}
+        assert {kind: len(nodes) for kind, nodes in shown.items()} == {
+            "LoadLTX2Quantized": 1,
+            "A2VSampler": 2,
+            "VRAMGuard": 1,
+        }
         assert all(node["visible"] for nodes in shown.values() for node in nodes)
         policy = next(r for r in shown["LoadLTX2Quantized"][0]["rows"] if r["role"] == "policy")
         assert "fp8_scaled" in policy["text"] and "cold_start" in policy["text"]
 
         # A value refused at the queue is shown under the input its message is about, not under each input
         # ComfyUI hands the node's check (web/js/ltx2_page.js, keepNamedInputs).
-        samplers = [str(i) for i in page.evaluate("() => app.graph.nodes.filter(n => n.type === 'A2VSampler')"
-                                                  ".map(n => n.id)")]
+        samplers = [
+            str(i) for i in page.evaluate("() => app.graph.nodes.filter(n => n.type === 'A2VSampler').map(n => n.id)")
+        ]
         negative = pb.widget_values(page, "A2VSampler", "negative_prompt")
         pb.set_widgets(page, "A2VSampler", negative_prompt="blurry " * 3000)
         errors, dialog = pb.queue_errors(page)
         assert sorted(errors) == sorted(samplers), errors
         for node in samplers:
-            assert errors[node] == [("negative_prompt", "negative_prompt - negative_prompt: 21,000 characters; the "
-                                     "limit is 16,384 (the text encoder reads at most 1024 tokens, about 4,000 "
-                                     "characters of English). Shorten it.")], errors[node]
+            assert errors[node] == [
+                (
+                    "negative_prompt",
+                    "negative_prompt - negative_prompt: 21,000 characters; the "
+                    "limit is 16,384 (the text encoder reads at most 1024 tokens, about 4,000 "
+                    "characters of English). Shorten it.",
+                )
+            ], errors[node]
         # The dialog lists it once per node (ComfyUI's own list: once per input the check takes, a dozen).
         assert dialog.count("Custom validation failed for node") == len(samplers), dialog
         pb.set_widgets(page, "A2VSampler", negative_prompt=negative[0])
@@ -88,17 +96,22 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         run = state["last_run"]
         shown = pb.panels(page)
         guard = {r["role"]: r for r in shown["VRAMGuard"][0]["rows"] if r["role"] != "stage"}
-        assert guard["precision"]["text"] == run["precision"] == ("compute transformer float32, text encoder "
-                                                                  "float32, VAE float32")
+        assert (
+            guard["precision"]["text"]
+            == run["precision"]
+            == ("compute transformer float32, text encoder float32, VAE float32")
+        )
         stages = [r for r in shown["VRAMGuard"][0]["rows"] if r["role"] == "stage"]
         # The report is the run's: same run, stages, seconds and peaks as GET /ltx2/vram.
         assert guard["summary"]["runId"] == run["run_id"]
         assert [(s["name"], float(s["seconds"]), int(s["peakBytes"])) for s in stages] == [
-            (s["name"], s["seconds"], s["peak_bytes"]) for s in run["stages"]]
+            (s["name"], s["seconds"], s["peak_bytes"]) for s in run["stages"]
+        ]
         assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in stages}
         # ... and the figures a user reads are those numbers, formatted.
-        summary = re.match(r"last run: ([\d.]+) s, peak (.+?), read (.+?) \(cold_start, fp8_scaled\)$",
-                           guard["summary"]["text"])
+        summary = re.match(
+            r"last run: ([\d.]+) s, peak (.+?), read (.+?) \(cold_start, fp8_scaled\)$", guard["summary"]["text"]
+        )
         assert summary, guard["summary"]["text"]
         assert math.isclose(float(summary[1]), run["elapsed_seconds"], abs_tol=0.006)
         assert pb.shows_bytes(summary[2], run["peak_bytes"])

@@ -50,9 +50,14 @@ def test_any_image_size_and_channel_count_is_taken(shape):
     assert image.ndim == 3 and image.shape[-1] == 3
 
 
-@pytest.mark.parametrize("width, height, frames, words", [
-    (100, 64, 17, "Try 96x64"), (64, 64, 20, "Try 17 or 25"), (64, 64, 0, "8k+1"),
-])
+@pytest.mark.parametrize(
+    "width, height, frames, words",
+    [
+        (100, 64, 17, "Try 96x64"),
+        (64, 64, 20, "Try 17 or 25"),
+        (64, 64, 0, "8k+1"),
+    ],
+)
 def test_size_errors_say_what_to_change(width, height, frames, words):
     assert words in check_size(width, height, frames)
 
@@ -117,12 +122,16 @@ def test_8_bit_images_are_taken_and_other_integers_refused():
 def test_a_prompt_over_the_limit_is_refused_before_tokenization():
     assert check_prompt("negative_prompt", "x" * MAX_PROMPT_CHARS) is None
     assert check_prompt("negative_prompt", "x" * (MAX_PROMPT_CHARS + 1)).startswith(
-        f"negative_prompt: {MAX_PROMPT_CHARS + 1:,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+        f"negative_prompt: {MAX_PROMPT_CHARS + 1:,} characters; the limit is {MAX_PROMPT_CHARS:,}"
+    )
     assert check_prompt("prompt", 5) == "prompt: expected text, got int."
 
 
 def test_the_size_rules_are_ltx_cores_vae_scale_factors():
     from ltx_core.types import VIDEO_SCALE_FACTORS
 
-    assert (VAE_SPACE, VAE_SPACE, VAE_TIME) == (VIDEO_SCALE_FACTORS.width, VIDEO_SCALE_FACTORS.height,
-                                                VIDEO_SCALE_FACTORS.time)
+    assert (VAE_SPACE, VAE_SPACE, VAE_TIME) == (
+        VIDEO_SCALE_FACTORS.width,
+        VIDEO_SCALE_FACTORS.height,
+        VIDEO_SCALE_FACTORS.time,
+    )

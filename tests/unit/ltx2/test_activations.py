@@ -33,16 +33,17 @@ def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> 
     BUDGET.begin_run(run_id, model.quantization, model.residency)
     image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
     voice = torch.sin(2 * math.pi * 220 * torch.arange(32000) / 16000).repeat(1, 2, 1)
-    latent = stages.sample_base(model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 3, width // 2,
-                                height // 2, frames, 24.0, 2, 3.0)
+    latent = stages.sample_base(
+        model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 3, width // 2, height // 2, frames, 24.0, 2, 3.0
+    )
     latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 3)
     stages.decode(model, CPU, latent)
-    return {p.name + ("" if p.name != "image encode" else f" {i}"): p
-            for i, p in enumerate(BUDGET.last_run.stages)}
+    return {p.name + ("" if p.name != "image encode" else f" {i}"): p for i, p in enumerate(BUDGET.last_run.stages)}
 
 
 def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[str, int]:
     """Each stage's estimate (ltx2/activations.py) plus the largest upcast of the components it uses."""
+
     def upcast(label: str) -> int:
         return next(r.upcast_bytes for r in BUDGET.records.values() if r.name == label)
 
@@ -69,8 +70,10 @@ def test_each_stages_estimate_is_the_ledgers_within_20_percent(wide_paths, budge
         stages_run = run(model, width, height, frames, f"measured-{width}")
         for name, estimate in estimates(model, width, height, frames).items():
             measured = stages_run[name].peak_bytes - stages_run[name].start_bytes
-            print(f"{width}x{height}x{frames} {name}: estimate {estimate / MIB:.0f} MiB, "
-                  f"ledger {measured / MIB:.0f} MiB ({estimate / measured:.2f})")
+            print(
+                f"{width}x{height}x{frames} {name}: estimate {estimate / MIB:.0f} MiB, "
+                f"ledger {measured / MIB:.0f} MiB ({estimate / measured:.2f})"
+            )
             if abs(estimate - measured) > 0.2 * measured:
                 misses.append((width, height, frames, name, estimate / MIB, measured / MIB))
     assert not misses, misses
@@ -89,6 +92,10 @@ def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_a
     for name, (width, height) in {"stage 1 denoise": (64, 64), "stage 2 denoise": (128, 128)}.items():
         stage = stages_run[name]
         assert all(c["streamed"] for c in stage.components), stage.components
-        allowed = (quarter + units_in_flight(CPU) * max(unit_bytes.values()) + upcast
-                   + activations.denoise(model.config, width, height, 9, 24.0, torch.float32))
+        allowed = (
+            quarter
+            + units_in_flight(CPU) * max(unit_bytes.values())
+            + upcast
+            + activations.denoise(model.config, width, height, 9, 24.0, torch.float32)
+        )
         assert stage.peak_bytes - stage.start_bytes <= allowed, (name, stage.peak_bytes / MIB, allowed / MIB)

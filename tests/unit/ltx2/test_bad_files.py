@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
+from building import build_component
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from building import build_component
 from ltx2_a2v.errors import LTX2InputError, LTX2LoadError
+from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 
 
@@ -45,8 +45,11 @@ def test_other_components_still_load_from_a_file_broken_elsewhere(tiny_paths, tm
 
 def test_checkpoint_of_another_family_is_refused(tmp_path):
     unet = tmp_path / "unet.safetensors"
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4)}, str(unet),
-              metadata={"config": json.dumps({"model": "sd15"})})
+    save_file(
+        {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4)},
+        str(unet),
+        metadata={"config": json.dumps({"model": "sd15"})},
+    )
     with pytest.raises(LTX2InputError, match="not an LTX-2 audio-video checkpoint"):
         read_checkpoint_config(unet)
 

@@ -7,11 +7,11 @@ import re
 
 import pytest
 import torch
+from building import build_component
 from make_tiny_bundle import write_fp8_checkpoint
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from building import build_component
 from ltx2_a2v.errors import LTX2InputError, LTX2LoadError
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.lora import LoraFactors
@@ -48,8 +48,11 @@ def test_a_quantized_layer_without_its_declaration_is_refused(tiny_paths, tmp_pa
     del layers["layers"][LAYER]
     metadata["_quantization_metadata"] = json.dumps(layers)
     save_file(tensors, str(tmp_path / "undeclared.safetensors"), metadata=metadata)
-    with pytest.raises(LTX2LoadError, match=rf"'{LAYER}.weight' is stored in fp8, and its quantization metadata "
-                                            r"\(_quantization_metadata\) does not declare it \(1 such weights\)"):
+    with pytest.raises(
+        LTX2LoadError,
+        match=rf"'{LAYER}.weight' is stored in fp8, and its quantization metadata "
+        r"\(_quantization_metadata\) does not declare it \(1 such weights\)",
+    ):
         ComponentPlan.read(Bundle(checkpoint=tmp_path / "undeclared.safetensors"), "transformer")
 
 
@@ -59,8 +62,11 @@ def test_a_format_the_pack_does_not_read_is_refused_by_name(tiny_paths, tmp_path
     layers["layers"][LAYER] = {"format": "convrot_w4a4"}
     metadata["_quantization_metadata"] = json.dumps(layers)
     save_file(tensors, str(tmp_path / "w4a4.safetensors"), metadata=metadata)
-    with pytest.raises(LTX2InputError, match=rf"w4a4.safetensors: layer '{LAYER}' is stored as 'convrot_w4a4', a "
-                                             "format the pack does not read"):
+    with pytest.raises(
+        LTX2InputError,
+        match=rf"w4a4.safetensors: layer '{LAYER}' is stored as 'convrot_w4a4', a "
+        "format the pack does not read",
+    ):
         ComponentPlan.read(Bundle(checkpoint=tmp_path / "w4a4.safetensors"), "transformer")
 
 
@@ -79,12 +85,15 @@ def test_the_single_file_gemma_encodes_as_the_folder(tiny_paths):
     assert torch.equal(folder, single)
 
 
-@pytest.mark.parametrize("part, policy, bound", [
-    ("text_encoder_fp8", "none", 0.06),
-    ("text_encoder_fp8", "fp8_scaled", 0.06),
-    ("text_encoder_fp4", "none", 0.10),
-    ("text_encoder_fp4", "fp8_scaled", 0.10),
-])
+@pytest.mark.parametrize(
+    "part, policy, bound",
+    [
+        ("text_encoder_fp8", "none", 0.06),
+        ("text_encoder_fp8", "fp8_scaled", 0.06),
+        ("text_encoder_fp4", "none", 0.10),
+        ("text_encoder_fp4", "fp8_scaled", 0.10),
+    ],
+)
 def test_quantized_gemma_files_encode_near_the_bf16_one(tiny_paths, part, policy, bound):
     """fp8 (scalar scales) and nvfp4 (comfy-kitchen's packing, dequantized by it): an error of their precision,
     not of a misread (raw fp8 values or packed bytes would be hundreds of percent off)."""
@@ -97,13 +106,18 @@ def test_quantized_gemma_files_encode_near_the_bf16_one(tiny_paths, part, policy
 
 
 def test_a_file_that_is_no_gemma_is_refused_naming_it(tiny_paths):
-    with pytest.raises(LTX2InputError, match=r"text_encoder: ltx-2.3-tiny-distilled-lora-384.safetensors is not a "
-                                             r"Gemma-3 text encoder"):
-        build_component(Bundle(checkpoint=tiny_paths["checkpoint"], text_encoder=tiny_paths["distilled_lora"]),
-                        "text_encoder")
+    with pytest.raises(
+        LTX2InputError,
+        match=r"text_encoder: ltx-2.3-tiny-distilled-lora-384.safetensors is not a "
+        r"Gemma-3 text encoder",
+    ):
+        build_component(
+            Bundle(checkpoint=tiny_paths["checkpoint"], text_encoder=tiny_paths["distilled_lora"]), "text_encoder"
+        )
 
 
 # --- LoRA spellings ---
+
 
 def respelled(tiny_paths, tmp_path, prefix: str, down_up: bool, alpha_ratio: float | None):
     tensors, _ = tensors_of(tiny_paths["distilled_lora"])
@@ -153,8 +167,11 @@ def test_an_absurd_alpha_is_refused_naming_the_key(tiny_paths, tmp_path, alpha):
     module = sorted(tensors)[0].rsplit(".lora_", 1)[0]
     tensors[f"{module}.alpha"] = torch.tensor(alpha)
     save_file(tensors, str(tmp_path / "alpha.safetensors"))
-    with pytest.raises(LTX2InputError, match=rf"'{module}.alpha' is {re.escape(f'{alpha:g}')} for rank \d+: a scale of alpha / "
-                                             "rank outside 0 to 64"):
+    with pytest.raises(
+        LTX2InputError,
+        match=rf"'{module}.alpha' is {re.escape(f'{alpha:g}')} for rank \d+: a scale of alpha / "
+        "rank outside 0 to 64",
+    ):
         LoraFactors(tmp_path / "alpha.safetensors", 1.0)
 
 

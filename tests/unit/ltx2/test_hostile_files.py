@@ -57,17 +57,21 @@ def in_thread(call):
 
 # --- the safetensors format ---
 
+
 def test_overlapping_tensors_are_refused_naming_both(tmp_path):
     path = write_raw(tmp_path / "overlap.safetensors", {"a": f32(0, 8), "b": f32(4, 12)}, bytes(12))
     with pytest.raises(LTX2InputError, match=r"overlap\.safetensors.*tensor 'b' overlaps tensor 'a'"):
         read_header(path)
 
 
-@pytest.mark.parametrize("header, data, words", [
-    ({"a": f32(0, 8), "b": f32(12, 20)}, 20, "4 bytes after tensor 'a' belong to no tensor"),
-    ({"a": f32(0, 8)}, 24, "16 bytes after the last tensor belong to no tensor"),
-    ({"a": f32(4, 12)}, 12, "4 bytes before the first tensor belong to no tensor"),
-])
+@pytest.mark.parametrize(
+    "header, data, words",
+    [
+        ({"a": f32(0, 8), "b": f32(12, 20)}, 20, "4 bytes after tensor 'a' belong to no tensor"),
+        ({"a": f32(0, 8)}, 24, "16 bytes after the last tensor belong to no tensor"),
+        ({"a": f32(4, 12)}, 12, "4 bytes before the first tensor belong to no tensor"),
+    ],
+)
 def test_bytes_no_tensor_describes_are_refused(tmp_path, header, data, words):
     path = write_raw(tmp_path / "gap.safetensors", header, bytes(data))
     with pytest.raises(LTX2InputError, match=words):
@@ -96,7 +100,9 @@ def test_a_text_file_is_refused_without_showing_its_bytes(tmp_path):
 
 def test_keys_in_messages_are_escaped_and_cut(tmp_path):
     key = "\x1b[31m" + "k" * 10_000
-    path = write_raw(tmp_path / "key.safetensors", {key: {"dtype": "XX", "shape": [1], "data_offsets": [0, 4]}}, bytes(4))
+    path = write_raw(
+        tmp_path / "key.safetensors", {key: {"dtype": "XX", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)
+    )
     with pytest.raises(LTX2InputError) as refused:
         read_header(path)
     assert "\x1b" not in str(refused.value) and len(str(refused.value)) < 400
@@ -138,6 +144,7 @@ def test_a_header_is_parsed_once_per_version_of_its_file(tiny_paths, tmp_path):
 
 # --- what the component table bounds ---
 
+
 def copy_checkpoint(src, dst, drop=(), config=None, change=None):
     with safe_open(str(src), framework="pt") as f:
         metadata = dict(f.metadata())
@@ -150,15 +157,27 @@ def copy_checkpoint(src, dst, drop=(), config=None, change=None):
     return dst
 
 
-@pytest.mark.parametrize("count, error, words", [
-    # Beyond any release (48): refused as the config is read, naming the key (config_ranges.py).
-    (2000, LTX2InputError, r"deep\.safetensors: its 'config' metadata's transformer section gives num_layers = 2000, "
-                           r"outside what any release uses"),
-    # Within the range but more than the file holds: refused while the meta model is made (plan.py).
-    (200, LTX2LoadError, r"transformer: the config of .*deep\.safetensors describes more weights than its files hold"),
-])
-def test_a_config_claiming_thousands_of_layers_is_refused_before_the_model_is_made(tiny_paths, tmp_path, count,
-                                                                                   error, words):
+@pytest.mark.parametrize(
+    "count, error, words",
+    [
+        # Beyond any release (48): refused as the config is read, naming the key (config_ranges.py).
+        (
+            2000,
+            LTX2InputError,
+            r"deep\.safetensors: its 'config' metadata's transformer section gives num_layers = 2000, "
+            r"outside what any release uses",
+        ),
+        # Within the range but more than the file holds: refused while the meta model is made (plan.py).
+        (
+            200,
+            LTX2LoadError,
+            r"transformer: the config of .*deep\.safetensors describes more weights than its files hold",
+        ),
+    ],
+)
+def test_a_config_claiming_thousands_of_layers_is_refused_before_the_model_is_made(
+    tiny_paths, tmp_path, count, error, words
+):
     def layers(config):
         config["transformer"]["num_layers"] = count
         return config
@@ -185,12 +204,16 @@ def test_making_a_model_reaches_an_interrupt_point():
 def test_an_fp8_weight_without_its_scale_is_refused_naming_it(tiny_paths, tmp_path):
     weight = "model.diffusion_model.transformer_blocks.0.attn1.to_q.weight"
     broken = copy_checkpoint(tiny_paths["fp8_checkpoint"], tmp_path / "noscale.safetensors", drop={f"{weight}_scale"})
-    with pytest.raises(LTX2LoadError, match=rf"noscale.safetensors: '{weight}' is stored as float8_e4m3fn without "
-                                            rf"its '{weight}_scale'"):
+    with pytest.raises(
+        LTX2LoadError,
+        match=rf"noscale.safetensors: '{weight}' is stored as float8_e4m3fn without "
+        rf"its '{weight}_scale'",
+    ):
         ComponentPlan.read(Bundle(checkpoint=broken), "transformer")
 
 
 # --- LoRA factors ---
+
 
 def lora_copy(tiny_paths, tmp_path, change):
     with safe_open(str(tiny_paths["distilled_lora"]), framework="pt") as f:
@@ -208,8 +231,11 @@ def a_factor(tensors, which="A"):
 def test_a_factor_without_its_partner_is_refused_naming_both(tiny_paths, tmp_path):
     removed = []
     path = lora_copy(tiny_paths, tmp_path, lambda t: removed.append(t.pop(a_factor(t, "B"))))
-    with pytest.raises(LTX2InputError, match=r"distilled_lora: lora\.safetensors .*lora_A\.weight' has no partner "
-                                             r"'.*lora_B\.weight'"):
+    with pytest.raises(
+        LTX2InputError,
+        match=r"distilled_lora: lora\.safetensors .*lora_A\.weight' has no partner "
+        r"'.*lora_B\.weight'",
+    ):
         LoraFactors(path, 1.0)
 
 
@@ -222,8 +248,11 @@ def test_factors_that_do_not_make_the_weight_are_refused_when_picked(tiny_paths,
 
     path = lora_copy(tiny_paths, tmp_path, change)
     bundle = Bundle(checkpoint=tiny_paths["checkpoint"], distilled_lora=path)
-    with pytest.raises(LTX2InputError, match=r"distilled_lora: lora\.safetensors does not fit the transformer of "
-                                             r"ltx-2\.3-tiny-dev\.safetensors: '.*lora_A\.weight'"):
+    with pytest.raises(
+        LTX2InputError,
+        match=r"distilled_lora: lora\.safetensors does not fit the transformer of "
+        r"ltx-2\.3-tiny-dev\.safetensors: '.*lora_A\.weight'",
+    ):
         check_bundle(bundle)
 
 
@@ -234,13 +263,15 @@ def test_a_factor_that_is_not_finite_is_refused_as_it_streams(tiny_paths, tmp_pa
     path = lora_copy(tiny_paths, tmp_path, change)
     lora = LoraFactors(path, 1.0)
     key = next(k for k, (a, _) in lora.targets.items() if a == a_factor(dict.fromkeys(lora.header.entries)))
-    weight = torch.zeros(lora.header.entries[lora.targets[key][1]].shape[0],
-                         lora.header.entries[lora.targets[key][0]].shape[1])
+    weight = torch.zeros(
+        lora.header.entries[lora.targets[key][1]].shape[0], lora.header.entries[lora.targets[key][0]].shape[1]
+    )
     with pytest.raises(LTX2InputError, match="holds NaN or infinite values"):
         lora.fuse(key, weight)
 
 
 # --- the Gemma folder ---
+
 
 @pytest.fixture
 def gemma(tiny_paths, tmp_path):
@@ -260,23 +291,29 @@ def test_shards_in_a_sub_folder_are_never_read(gemma):
     assert GemmaRoot.open(gemma).weight_files() == files
 
 
-@pytest.mark.parametrize("config, words", [
-    (b"{not json", "config.json that is not JSON"),
-    (b"[1, 2]", "config.json that is not a JSON object"),
-    (json.dumps({"model_type": "gemma3", "vision_config": {}}).encode(), "config.json without a text_config"),
-    (json.dumps({"model_type": "llama"}).encode(), "config.json of a 'llama' model"),
-])
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        (b"{not json", "config.json that is not JSON"),
+        (b"[1, 2]", "config.json that is not a JSON object"),
+        (json.dumps({"model_type": "gemma3", "vision_config": {}}).encode(), "config.json without a text_config"),
+        (json.dumps({"model_type": "llama"}).encode(), "config.json of a 'llama' model"),
+    ],
+)
 def test_a_bad_config_is_refused_naming_the_folder(gemma, config, words):
     (gemma / "config.json").write_bytes(config)
     with pytest.raises(LTX2InputError, match=f"^text_encoder: '.*gemma' has a {words}"):
         GemmaRoot.open(gemma)
 
 
-@pytest.mark.parametrize("weight_map, words", [
-    ({"a": "../elsewhere.safetensors"}, "naming '../elsewhere.safetensors', which is not a file of the folder"),
-    ({"a": "model-00009-of-00009.safetensors"}, "lacks 'model-00009-of-00009.safetensors', named by its"),
-    ({}, "without a weight_map of file names"),
-])
+@pytest.mark.parametrize(
+    "weight_map, words",
+    [
+        ({"a": "../elsewhere.safetensors"}, "naming '../elsewhere.safetensors', which is not a file of the folder"),
+        ({"a": "model-00009-of-00009.safetensors"}, "lacks 'model-00009-of-00009.safetensors', named by its"),
+        ({}, "without a weight_map of file names"),
+    ],
+)
 def test_an_index_naming_files_elsewhere_or_missing_is_refused(gemma, weight_map, words):
     (gemma / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     with pytest.raises(LTX2InputError, match=words):
@@ -287,7 +324,9 @@ def test_a_fifo_in_the_folder_is_refused_at_once(gemma):
     os.mkfifo(gemma / "model-00003-of-00003.safetensors")
     error, finished = in_thread(lambda: GemmaRoot.open(gemma))
     assert finished, "the folder's check blocked on a FIFO"
-    assert isinstance(error, LTX2InputError) and "'model-00003-of-00003.safetensors', which is not a regular file" in str(error)
+    assert isinstance(
+        error, LTX2InputError
+    ) and "'model-00003-of-00003.safetensors', which is not a regular file" in str(error)
 
 
 def test_a_config_link_to_a_device_is_refused(gemma):

@@ -30,15 +30,20 @@ def test_no_component_outlives_its_block_in_cold_start(tiny_paths, monkeypatch, 
         return module, report, streamer
 
     monkeypatch.setattr(ModelSpec, "materialize", watched)
-    bundle = Bundle(tiny_paths["checkpoint"], tiny_paths["text_encoder"], tiny_paths["spatial_upsampler"],
-                    tiny_paths["distilled_lora"])
+    bundle = Bundle(
+        tiny_paths["checkpoint"],
+        tiny_paths["text_encoder"],
+        tiny_paths["spatial_upsampler"],
+        tiny_paths["distilled_lora"],
+    )
     model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled")
     ENCODED_PROMPTS.clear()  # the text encoder is built: no prompt kept from an earlier test
     budget.begin_run("lifetimes", "fp8_scaled", "cold_start")
     image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
     voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
-    latent = stages.sample_base(model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 1, 64, 64, 9, 24.0, 2,
-                                3.0)
+    latent = stages.sample_base(
+        model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 1, 64, 64, 9, 24.0, 2, 3.0
+    )
     latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 1)
     stages.decode(model, CPU, latent)
     names = [name for name, _ in built]

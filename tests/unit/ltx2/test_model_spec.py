@@ -19,14 +19,18 @@ CPU = torch.device("cpu")
 
 @pytest.fixture()
 def model(tiny_paths) -> ModelSpec:
-    bundle = Bundle(checkpoint=tiny_paths["checkpoint"], text_encoder=tiny_paths["text_encoder"],
-                    distilled_lora=tiny_paths["distilled_lora"])
+    bundle = Bundle(
+        checkpoint=tiny_paths["checkpoint"],
+        text_encoder=tiny_paths["text_encoder"],
+        distilled_lora=tiny_paths["distilled_lora"],
+    )
     return ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled")
 
 
 @pytest.fixture()
 def small_budget(budget):
     """The process's budget set to a size for one test (the `budget` fixture gives it back as it was)."""
+
     def set_to(nbytes: int) -> None:
         budget.budget_bytes = nbytes
 
@@ -58,8 +62,15 @@ def test_a_build_through_the_budget_reads_the_header_once_and_makes_one_meta_mod
 
     monkeypatch.setattr(plan_module, "read_header", counting_read)
     configurator = plan_module.CONFIGURATORS["transformer"]
-    monkeypatch.setitem(plan_module.CONFIGURATORS, "transformer", type("Counting", (), {
-        "from_config": staticmethod(lambda config: metas.append(1) or configurator.from_config(config))}))
+    monkeypatch.setitem(
+        plan_module.CONFIGURATORS,
+        "transformer",
+        type(
+            "Counting",
+            (),
+            {"from_config": staticmethod(lambda config: metas.append(1) or configurator.from_config(config))},
+        ),
+    )
     with model.component("transformer", CPU):
         pass
     assert headers == [str(model.bundle.checkpoint)] and len(metas) == 1

@@ -12,8 +12,18 @@ CPU = torch.device("cpu")
 def latent_after(seed: int, draws: int) -> A2VLatent:
     generator = torch.Generator(CPU).manual_seed(seed)
     torch.randn(draws, generator=generator)
-    return A2VLatent(video=torch.zeros(1), audio_latent=torch.zeros(1), audio=None, image=torch.zeros(1), width=64,
-                     height=64, num_frames=9, frame_rate=24.0, seed=seed, noise_state=generator.get_state())
+    return A2VLatent(
+        video=torch.zeros(1),
+        audio_latent=torch.zeros(1),
+        audio=None,
+        image=torch.zeros(1),
+        width=64,
+        height=64,
+        num_frames=9,
+        frame_rate=24.0,
+        seed=seed,
+        noise_state=generator.get_state(),
+    )
 
 
 def test_the_same_seed_continues_the_stream_and_another_seed_starts_anew():
@@ -21,6 +31,8 @@ def test_the_same_seed_continues_the_stream_and_another_seed_starts_anew():
     first, second = torch.randn(100, generator=one_stream), torch.randn(100, generator=one_stream)
     latent = latent_after(42, 100)
     assert torch.equal(torch.randn(100, generator=_generator(CPU, 42, latent)), second)
-    assert torch.equal(torch.randn(100, generator=_generator(CPU, 7, latent)),
-                       torch.randn(100, generator=torch.Generator(CPU).manual_seed(7)))
+    assert torch.equal(
+        torch.randn(100, generator=_generator(CPU, 7, latent)),
+        torch.randn(100, generator=torch.Generator(CPU).manual_seed(7)),
+    )
     assert torch.equal(torch.randn(100, generator=_generator(CPU, 42)), first)  # no latent: a fresh stream

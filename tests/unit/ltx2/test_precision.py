@@ -3,7 +3,6 @@ is the model's in that dtype exactly; nothing is hooked where the two agree."""
 
 import pytest
 import torch
-
 from building import build_component
 from probe import denoise_step, probe_inputs
 
@@ -15,8 +14,11 @@ from ltx2_a2v.memory.accounting import module_bytes
 
 @pytest.fixture(scope="module")
 def bundle(tiny_paths) -> Bundle:
-    return Bundle(checkpoint=tiny_paths["checkpoint"], text_encoder=tiny_paths["text_encoder"],
-                  spatial_upsampler=tiny_paths["spatial_upsampler"])
+    return Bundle(
+        checkpoint=tiny_paths["checkpoint"],
+        text_encoder=tiny_paths["text_encoder"],
+        spatial_upsampler=tiny_paths["spatial_upsampler"],
+    )
 
 
 def bf16_model(bundle: Bundle, name: str) -> torch.nn.Module:

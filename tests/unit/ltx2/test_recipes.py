@@ -18,19 +18,45 @@ CPU = torch.device("cpu")
 
 
 def test_the_fast_recipe_runs_8_and_3_steps_on_one_transformer_read_once(tiny_paths):
-    bundle = Bundle(tiny_paths["checkpoint"], tiny_paths["text_encoder"], tiny_paths["spatial_upsampler"],
-                    tiny_paths["distilled_lora"])
+    bundle = Bundle(
+        tiny_paths["checkpoint"],
+        tiny_paths["text_encoder"],
+        tiny_paths["spatial_upsampler"],
+        tiny_paths["distilled_lora"],
+    )
     model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), residency="persistent")
     image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
     voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
     steps = {"base": [], "refine": []}
     try:
         BUDGET.begin_run("fast", "none", "persistent")
-        latent = stages.sample_base(model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 1, 64, 64, 9,
-                                    24.0, 30, 3.0, progress=lambda d, t: steps["base"].append(t), recipe="fast")
+        latent = stages.sample_base(
+            model,
+            CPU,
+            image,
+            voice,
+            16000,
+            "A woman speaks.",
+            "blurry",
+            1,
+            64,
+            64,
+            9,
+            24.0,
+            30,
+            3.0,
+            progress=lambda d, t: steps["base"].append(t),
+            recipe="fast",
+        )
         assert latent.recipe == "fast"
-        latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 1,
-                                      progress=lambda d, t: steps["refine"].append(t))
+        latent = stages.sample_refine(
+            model,
+            CPU,
+            stages.upscale(model, CPU, latent),
+            "A woman speaks.",
+            1,
+            progress=lambda d, t: steps["refine"].append(t),
+        )
         report = BUDGET.last_run.as_dict()
     finally:
         BUDGET.free_all()

@@ -53,10 +53,15 @@ def gemma(tiny_paths, tmp_path):
     return shutil.copytree(tiny_paths["text_encoder"], tmp_path / "gemma")
 
 
-@pytest.mark.parametrize("section, key, value", [
-    ("text_config", "hidden_size", 2**20), ("text_config", "num_hidden_layers", 10_000),
-    ("vision_config", "image_size", 10**6), (None, "mm_tokens_per_image", 10**9),
-])
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("text_config", "hidden_size", 2**20),
+        ("text_config", "num_hidden_layers", 10_000),
+        ("vision_config", "image_size", 10**6),
+        (None, "mm_tokens_per_image", 10**9),
+    ],
+)
 def test_a_gemma_config_beyond_every_release_is_refused_naming_the_key(gemma, section, key, value):
     config = json.loads((gemma / "config.json").read_text())
     (config[section] if section else config)[key] = value
@@ -65,12 +70,15 @@ def test_a_gemma_config_beyond_every_release_is_refused_naming_the_key(gemma, se
         GemmaRoot.open(gemma)
 
 
-@pytest.mark.parametrize("name, content, words", [
-    ("tokenizer.json", "{1: 2}", "tokenizer.json that is not a tokenizer"),
-    ("tokenizer.model", bytes(range(256)) * 6, "tokenizer.model that is not a SentencePiece model"),
-    ("special_tokens_map.json", "[" * 100 + "]" * 100, "special_tokens_map.json that is nested more than 64"),
-    ("preprocessor_config.json", "not json", "preprocessor_config.json that is not JSON"),
-])
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("tokenizer.json", "{1: 2}", "tokenizer.json that is not a tokenizer"),
+        ("tokenizer.model", bytes(range(256)) * 6, "tokenizer.model that is not a SentencePiece model"),
+        ("special_tokens_map.json", "[" * 100 + "]" * 100, "special_tokens_map.json that is nested more than 64"),
+        ("preprocessor_config.json", "not json", "preprocessor_config.json that is not JSON"),
+    ],
+)
 def test_a_broken_tokenizer_or_processor_file_is_refused_when_the_folder_is_read(gemma, name, content, words):
     (gemma / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(LTX2InputError, match=words):

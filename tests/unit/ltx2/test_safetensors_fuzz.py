@@ -11,15 +11,17 @@ from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.safetensors_file import parse_header, read_header
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-entries = st.fixed_dictionaries({
-    "dtype": st.sampled_from(["BF16", "F32", "F8_E4M3", "I64", "XX", ""]) | json_values,
-    "shape": st.lists(st.integers(-3, 70), max_size=4) | json_values,
-    "data_offsets": st.lists(st.integers(-10, 5000), min_size=0, max_size=3) | json_values,
-})
+entries = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["BF16", "F32", "F8_E4M3", "I64", "XX", ""]) | json_values,
+        "shape": st.lists(st.integers(-3, 70), max_size=4) | json_values,
+        "data_offsets": st.lists(st.integers(-10, 5000), min_size=0, max_size=3) | json_values,
+    }
+)
 headers = st.dictionaries(st.text(max_size=12), entries | json_values, max_size=5)
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import safetensors
 import torch
+from building import build_component
 from make_tiny_bundle import PRESETS, checkpoint_config, make_bundle
 
-from building import build_component
 from ltx2_a2v.ltx2.components import COMPONENTS, Bundle
 from ltx2_a2v.ltx2.plan import ComponentPlan
 from ltx2_a2v.ltx2.safetensors_file import read_header
@@ -84,7 +84,11 @@ def test_distilled_lora_targets_real_transformer_keys(tiny_paths):
 
 
 def _digests(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path, models_dir):

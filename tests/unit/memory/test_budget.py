@@ -40,8 +40,16 @@ class PlainRequest(ComponentRequest):
         return Made(linear(self.nbytes), None, f"{self.label}: built")
 
 
-def use(budget: VramBudget, name: str, nbytes: int, builds: list | None = None, need: Need | None = None,
-        activations: int = 0, alive=None, group=None):
+def use(
+    budget: VramBudget,
+    name: str,
+    nbytes: int,
+    builds: list | None = None,
+    need: Need | None = None,
+    activations: int = 0,
+    alive=None,
+    group=None,
+):
     return budget.use(PlainRequest((group, name), name, "none", CPU, activations, group, alive, nbytes, builds, need))
 
 
@@ -121,10 +129,28 @@ def test_persistent_over_budget_keeps_some_big_components_across_runs():
     stage-2 transformer, decoder). When they do not all fit, least-recently-used eviction would throw out exactly
     the one needed next and rebuild all three big ones every run; the budget must keep some of them instead.
     Sizes are the 22B model's in GiB (arithmetic, see the README), as KiB here: a budget of 46 for 48.9."""
-    sizes = {"text_encoder": 12.7, "embeddings_processor": 1.0, "audio_encoder": 0.1, "video_encoder": 0.5,
-             "transformer": 18.1, "spatial_upsampler": 0.5, "transformer (stage 2)": 18.1, "video_decoder": 0.8}
-    run = ["text_encoder", "embeddings_processor", "audio_encoder", "video_encoder", "transformer", "video_encoder",
-           "spatial_upsampler", "video_encoder", "transformer (stage 2)", "video_decoder"]
+    sizes = {
+        "text_encoder": 12.7,
+        "embeddings_processor": 1.0,
+        "audio_encoder": 0.1,
+        "video_encoder": 0.5,
+        "transformer": 18.1,
+        "spatial_upsampler": 0.5,
+        "transformer (stage 2)": 18.1,
+        "video_decoder": 0.8,
+    }
+    run = [
+        "text_encoder",
+        "embeddings_processor",
+        "audio_encoder",
+        "video_encoder",
+        "transformer",
+        "video_encoder",
+        "spatial_upsampler",
+        "video_encoder",
+        "transformer (stage 2)",
+        "video_decoder",
+    ]
     budget = VramBudget()
     budget.mode = "persistent"
     budget.budget_bytes = 46 * 1024
@@ -170,7 +196,10 @@ def test_room_is_made_from_another_checkpoints_components_first():
         pass
     # a's text encoder, used longest ago, made room; a's others stay while b's set grows.
     assert [(r.group, r.name) for r in budget.records.values()] == [
-        ("a.safetensors", "transformer"), ("a.safetensors", "video_decoder"), ("b.safetensors", "text_encoder")]
+        ("a.safetensors", "transformer"),
+        ("a.safetensors", "video_decoder"),
+        ("b.safetensors", "text_encoder"),
+    ]
     for name in ("transformer", "video_decoder", "text_encoder", "transformer", "video_decoder"):
         with use(budget, name, 1024, builds, group="b.safetensors"):
             pass

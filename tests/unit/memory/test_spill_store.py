@@ -81,7 +81,8 @@ def test_a_full_disk_gives_a_clear_error_and_leaves_nothing(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.startswith(f"True block streaming: the spill file in {tmp_path} could not take 1 MiB more "
-                                 "after 1 MiB"), out.stdout
+    assert out.stdout.startswith(
+        f"True block streaming: the spill file in {tmp_path} could not take 1 MiB more after 1 MiB"
+    ), out.stdout
     assert "Free disk room there" in out.stdout and "raise budget_gb" in out.stdout
     assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 comfy_sd = pytest.importorskip("comfy.sd")
 if not Path(comfy_sd.__file__).parent.joinpath("ldm", "lightricks", "vae", "audio_vae.py").is_file():
@@ -64,8 +63,9 @@ def test_core_reads_the_fp8_weights_with_their_scales(tiny_paths, complaints):
 
 def test_core_loads_the_audio_vae_and_vocoder(tiny_paths, complaints):
     sd, metadata = comfy.utils.load_torch_file(str(tiny_paths["checkpoint"]), return_metadata=True)
-    sd = comfy.utils.state_dict_prefix_replace(sd, {"audio_vae.": "autoencoder.", "vocoder.": "vocoder."},
-                                               filter_keys=True)
+    sd = comfy.utils.state_dict_prefix_replace(
+        sd, {"audio_vae.": "autoencoder.", "vocoder.": "vocoder."}, filter_keys=True
+    )
     vae = comfy_sd.VAE(sd=sd, metadata=metadata)  # as core's LTXVAudioVAELoader does
     vae.throw_exception_if_invalid()
     assert complaints() == []
@@ -96,22 +96,35 @@ def test_core_loads_the_spatial_upsampler(tiny_paths):
 def core_gemma_of_the_bundle(monkeypatch):
     """Core's Gemma-3-12B config class, with the bundle's Gemma sizes."""
     text = gemma_config(dict.fromkeys(SPECIAL_TOKENS, 0))["text_config"]
-    vision = {**core_llama.GEMMA3_VISION_CONFIG, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-              "image_size": 56, "num_attention_heads": 16}
-    small = dataclasses.make_dataclass("Gemma3BundleConfig", [
-        ("vocab_size", int, text["vocab_size"]), ("hidden_size", int, text["hidden_size"]),
-        ("intermediate_size", int, text["intermediate_size"]), ("num_hidden_layers", int, text["num_hidden_layers"]),
-        ("num_attention_heads", int, text["num_attention_heads"]),
-        ("num_key_value_heads", int, text["num_key_value_heads"]),
-    ], bases=(core_llama.Gemma3_12B_Config,), namespace={"head_dim": text["head_dim"], "vision_config": vision,
-                                                          "mm_tokens_per_image": 16})
+    vision = {
+        **core_llama.GEMMA3_VISION_CONFIG,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "image_size": 56,
+        "num_attention_heads": 16,
+    }
+    small = dataclasses.make_dataclass(
+        "Gemma3BundleConfig",
+        [
+            ("vocab_size", int, text["vocab_size"]),
+            ("hidden_size", int, text["hidden_size"]),
+            ("intermediate_size", int, text["intermediate_size"]),
+            ("num_hidden_layers", int, text["num_hidden_layers"]),
+            ("num_attention_heads", int, text["num_attention_heads"]),
+            ("num_key_value_heads", int, text["num_key_value_heads"]),
+        ],
+        bases=(core_llama.Gemma3_12B_Config,),
+        namespace={"head_dim": text["head_dim"], "vision_config": vision, "mm_tokens_per_image": 16},
+    )
     monkeypatch.setattr(core_llama, "Gemma3_12B_Config", small)
 
 
 @pytest.mark.parametrize("part", ["text_encoder_file", "text_encoder_fp8", "text_encoder_fp4"])
 def test_core_loads_the_single_file_gemma(tiny_paths, part, core_gemma_of_the_bundle, complaints):
-    clip = comfy_sd.load_clip(ckpt_paths=[str(tiny_paths[part]), str(tiny_paths["checkpoint"])],
-                              clip_type=comfy_sd.CLIPType.LTXV)
+    clip = comfy_sd.load_clip(
+        ckpt_paths=[str(tiny_paths[part]), str(tiny_paths["checkpoint"])], clip_type=comfy_sd.CLIPType.LTXV
+    )
     assert clip is not None
     assert complaints() == []
     if part != "text_encoder_file":

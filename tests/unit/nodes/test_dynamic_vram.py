@@ -31,8 +31,10 @@ TREE = Path(mm.__file__).resolve().parents[1]
 VERSION = re.search(r'__version__ = "([^"]+)"', (TREE / "comfyui_version.py").read_text())[1]
 HAS_DYNAMIC_VRAM = hasattr(comfy.model_patcher, "ModelPatcherDynamic")
 needs_dynamic_vram = pytest.mark.skipif(
-    not HAS_DYNAMIC_VRAM, reason=f"ComfyUI {VERSION} ({TREE}) has no Dynamic VRAM (ModelPatcherDynamic, 0.16+); "
-                                 "run with LTX2_COMFYUI=<a 0.16+ tree> and its lane's Python")
+    not HAS_DYNAMIC_VRAM,
+    reason=f"ComfyUI {VERSION} ({TREE}) has no Dynamic VRAM (ModelPatcherDynamic, 0.16+); "
+    "run with LTX2_COMFYUI=<a 0.16+ tree> and its lane's Python",
+)
 
 
 @pytest.fixture()
@@ -55,8 +57,9 @@ def dynamic_vram_on(monkeypatch):
 def kept_transformer(tiny_paths, bridged):
     """The tiny bundle's transformer (fp8_scaled: streamable), kept and registered with ComfyUI on the CPU."""
     bundle = Bundle(tiny_paths["checkpoint"])
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled",
-                      residency="persistent")
+    model = ModelSpec(
+        bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled", residency="persistent"
+    )
     with model.component("transformer", CPU):
         pass
     (record,) = BUDGET.records.values()
@@ -100,11 +103,13 @@ def test_ours_are_loaded_alone_never_in_a_batch_of_comfyuis(tiny_paths, bridged,
     batch of ComfyUI's own (dynamic) models is made non-dynamic by ours, and ours adds no model to a batch."""
     batches = []
     real = mm.load_models_gpu
-    monkeypatch.setattr(mm, "load_models_gpu", lambda models, *a, **k: (batches.append(list(models)),
-                                                                        real(models, *a, **k))[1])
+    monkeypatch.setattr(
+        mm, "load_models_gpu", lambda models, *a, **k: (batches.append(list(models)), real(models, *a, **k))[1]
+    )
     bundle = Bundle(tiny_paths["checkpoint"])
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled",
-                      residency="persistent")
+    model = ModelSpec(
+        bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled", residency="persistent"
+    )
     for _ in range(2):
         with model.component("transformer", CPU):
             pass
@@ -135,20 +140,26 @@ def pinning_without_a_gpu(monkeypatch):
 
 
 @needs_dynamic_vram
-def test_streamings_pins_are_asked_of_and_counted_by_comfyui_mocked_gpu(dynamic_vram_on, pinning_without_a_gpu,
-                                                                       monkeypatch):
+def test_streamings_pins_are_asked_of_and_counted_by_comfyui_mocked_gpu(
+    dynamic_vram_on, pinning_without_a_gpu, monkeypatch
+):
     asked = []
     for name in ("ensure_pin_budget", "ensure_pin_registerable"):
         real = getattr(mm, name)
-        monkeypatch.setattr(mm, name, lambda size, *a, real=real, name=name, **k: (asked.append((name, size)),
-                                                                                      real(size, *a, **k))[1])
+        monkeypatch.setattr(
+            mm, name, lambda size, *a, real=real, name=name, **k: (asked.append((name, size)), real(size, *a, **k))[1]
+        )
     monkeypatch.setattr(streaming, "HOST_PINS", ComfyPins())
     start = mm.TOTAL_PINNED_MEMORY
     store = streaming.PinnedStore()
     store.put("a", torch.ones(1000, dtype=torch.bfloat16))
     store.put("b", torch.ones(3000, dtype=torch.uint8))
-    assert asked == [("ensure_pin_budget", 2000), ("ensure_pin_registerable", 2000),
-                     ("ensure_pin_budget", 3000), ("ensure_pin_registerable", 3000)]
+    assert asked == [
+        ("ensure_pin_budget", 2000),
+        ("ensure_pin_registerable", 2000),
+        ("ensure_pin_budget", 3000),
+        ("ensure_pin_registerable", 3000),
+    ]
     assert mm.TOTAL_PINNED_MEMORY == start + 5000
     store.pop("a")  # a unit brought back onto the device
     assert mm.TOTAL_PINNED_MEMORY == start + 3000
@@ -173,8 +184,9 @@ def test_loading_a_kept_component_asks_comfyui_for_no_pins_mocked_gpu(dynamic_vr
     for any legacy model); a later load of the same whole component pins nothing and asks for no pins: ComfyUI
     only makes room for the phase's activations, keeping ours."""
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * GIB, 80 * GIB))
-    monkeypatch.setattr(torch.cuda, "memory_stats", lambda device=None: {"active_bytes.all.current": 0,
-                                                                         "reserved_bytes.all.current": 0})
+    monkeypatch.setattr(
+        torch.cuda, "memory_stats", lambda device=None: {"active_bytes.all.current": 0, "reserved_bytes.all.current": 0}
+    )
     frees = []
     real = mm.free_memory
     monkeypatch.setattr(mm, "free_memory", lambda *a, **k: (frees.append((a, k)), real(*a, **k))[1])

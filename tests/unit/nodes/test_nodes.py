@@ -46,24 +46,30 @@ def sampler_values(**change) -> dict:
     return values | change
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"cfg": float("nan")}, "cfg: nan is not a number"),
-    ({"frame_rate": float("inf")}, "frame_rate: inf is not a number"),
-    ({"cfg": 25.0}, "cfg: 25.0 is outside 1.0..20.0"),
-    ({"width": 100}, "multiples of 32"),
-    ({"num_frames": 20}, "8k+1"),
-    ({"stage": "refine"}, "latent: the refine stage needs a latent"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"cfg": float("nan")}, "cfg: nan is not a number"),
+        ({"frame_rate": float("inf")}, "frame_rate: inf is not a number"),
+        ({"cfg": 25.0}, "cfg: 25.0 is outside 1.0..20.0"),
+        ({"width": 100}, "multiples of 32"),
+        ({"num_frames": 20}, "8k+1"),
+        ({"stage": "refine"}, "latent: the refine stage needs a latent"),
+    ],
+)
 def test_sampler_refuses_bad_values_naming_the_input(change, words):
     assert words in A2VSampler.validate_inputs(**sampler_values(**change))
 
 
-@pytest.mark.parametrize("node, values", [
-    (A2VSampler, sampler_values(model="x")),
-    (A2VSampler, sampler_values(audio=[1, 2], stage="refine", latent=None)),
-    (SpatialUpscale, dict(upscale_model="ltx-2.3-tiny-spatial-upscaler-x2.safetensors", model=None, latent=3)),
-    (LTX2Decode, dict(model={"a": 1}, latent=None)),
-])
+@pytest.mark.parametrize(
+    "node, values",
+    [
+        (A2VSampler, sampler_values(model="x")),
+        (A2VSampler, sampler_values(audio=[1, 2], stage="refine", latent=None)),
+        (SpatialUpscale, dict(upscale_model="ltx-2.3-tiny-spatial-upscaler-x2.safetensors", model=None, latent=3)),
+        (LTX2Decode, dict(model={"a": 1}, latent=None)),
+    ],
+)
 def test_a_value_where_a_link_belongs_is_refused_naming_the_socket(node, values):
     name = next(k for k in ("model", "audio", "latent") if values.get(k) is not None)
     assert node.validate_inputs(**values).startswith(f"{name}: the prompt gives a value (")
@@ -98,9 +104,18 @@ def test_vram_guard_refuses_a_budget_that_is_not_a_sane_number(budget):
 
 
 def loader_values(models_dir, **change) -> dict:
-    return dict(ckpt_name="ltx-2.3-tiny-dev.safetensors", text_encoder="gemma-3-tiny-it", quantization="fp8_scaled",
-                text_encoder_quantization="none", residency="cold_start",
-                distilled_lora="ltx-2.3-tiny-distilled-lora-384.safetensors", distilled_lora_strength=1.0) | change
+    return (
+        dict(
+            ckpt_name="ltx-2.3-tiny-dev.safetensors",
+            text_encoder="gemma-3-tiny-it",
+            quantization="fp8_scaled",
+            text_encoder_quantization="none",
+            residency="cold_start",
+            distilled_lora="ltx-2.3-tiny-distilled-lora-384.safetensors",
+            distilled_lora_strength=1.0,
+        )
+        | change
+    )
 
 
 def test_loader_refuses_a_strength_that_is_not_a_number(models_dir):

@@ -23,8 +23,9 @@ def bridged(budget):
 
 def test_comfyui_shrinks_a_kept_transformer_by_blocks_grows_it_back_and_unloads_it(tiny_paths, bridged):
     bundle = Bundle(tiny_paths["checkpoint"])
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled",
-                      residency="persistent")
+    model = ModelSpec(
+        bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled", residency="persistent"
+    )
     inputs = probe_inputs(model.config, dtype=torch.float32)
     with model.component("transformer", CPU) as transformer:
         expected = denoise_step(transformer, *inputs)

@@ -14,8 +14,9 @@ def test_a_cpu_computes_everything_in_float32():
     assert (precision.transformer, precision.text_encoder, precision.vae) == (torch.float32,) * 3
 
 
-@pytest.mark.parametrize("flag, family", [("bf16_unet", "transformer"), ("bf16_vae", "vae"),
-                                          ("bf16_text_enc", "text_encoder")])
+@pytest.mark.parametrize(
+    "flag, family", [("bf16_unet", "transformer"), ("bf16_vae", "vae"), ("bf16_text_enc", "text_encoder")]
+)
 def test_comfyui_flags_decide_the_compute_dtype_of_their_family(monkeypatch, flag, family):
     monkeypatch.setattr(args, flag, True)
     precision = comfy_precision(CPU)

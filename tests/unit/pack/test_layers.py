@@ -7,8 +7,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 RANK = {"errors": 0, "quant": 1, "memory": 1, "ltx2": 2, "nodes": 3}
-COMFY = {"comfy", "comfy_api", "comfy_execution", "comfy_extras", "folder_paths", "server", "execution", "nodes",
-         "app", "latent_preview"}
+COMFY = {
+    "comfy",
+    "comfy_api",
+    "comfy_execution",
+    "comfy_extras",
+    "folder_paths",
+    "server",
+    "execution",
+    "nodes",
+    "app",
+    "latent_preview",
+}
 
 
 def imports(path: Path, root: Path) -> list[tuple[int, str]]:
@@ -32,8 +42,12 @@ def imports(path: Path, root: Path) -> list[tuple[int, str]]:
 
 def violations(root: Path) -> list[str]:
     wrong = []
-    files = [(layer, p) for layer in RANK for p in ([root / "errors.py"] if layer == "errors" else (root / layer).rglob("*.py"))
-             if p.is_file()]
+    files = [
+        (layer, p)
+        for layer in RANK
+        for p in ([root / "errors.py"] if layer == "errors" else (root / layer).rglob("*.py"))
+        if p.is_file()
+    ]
     for layer, path in files:
         for line, what in imports(path, root):
             target = what.removeprefix("pack:")
@@ -53,11 +67,17 @@ def cluster_violations(root: Path) -> list[str]:
                 wrong.append(f"{path.relative_to(root)}:{line} (cluster) imports the pack's {target}")
             elif what in COMFY:
                 wrong.append(f"{path.relative_to(root)}:{line} (cluster) imports ComfyUI's {what}")
-    pack_files = [root / "__init__.py", root / "errors.py",
-                  *(p for layer in RANK for p in (root / layer).rglob("*.py"))]
+    pack_files = [
+        root / "__init__.py",
+        root / "errors.py",
+        *(p for layer in RANK for p in (root / layer).rglob("*.py")),
+    ]
     for path in (p for p in pack_files if p.is_file()):
-        wrong += [f"{path.relative_to(root)}:{line} imports cluster" for line, what in imports(path, root)
-                  if what in ("pack:cluster", "cluster")]
+        wrong += [
+            f"{path.relative_to(root)}:{line} imports cluster"
+            for line, what in imports(path, root)
+            if what in ("pack:cluster", "cluster")
+        ]
     return wrong
 
 
@@ -66,7 +86,7 @@ def test_every_import_goes_down_a_layer_and_only_nodes_import_comfyui():
 
 
 def test_the_entry_point_is_seen_importing_the_node_layer():
-    assert ("pack:nodes" in [what for _, what in imports(ROOT / "__init__.py", ROOT)])
+    assert "pack:nodes" in [what for _, what in imports(ROOT / "__init__.py", ROOT)]
 
 
 def test_an_upward_or_sideways_import_and_a_comfyui_import_are_caught(tmp_path):

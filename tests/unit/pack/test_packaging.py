@@ -25,7 +25,7 @@ def _requirements(path: Path) -> dict[str, str]:
         line = line.split("#")[0].strip()
         if line and not line.startswith("-"):
             name = re.split(r"[=<>~! ]", line)[0].lower()
-            found[name] = line[len(name):].strip()
+            found[name] = line[len(name) :].strip()
     return found
 
 
@@ -43,14 +43,19 @@ def test_runtime_requirements_are_ranges_that_hold_both_lanes_pins():
         for name, spec in runtime.items():
             if name in pins:
                 assert pins[name] in SpecifierSet(spec), (constraints, name, pins[name], spec)
-    declared = {re.split(r"[=<>~ ]", d)[0].lower() for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    declared = {
+        re.split(r"[=<>~ ]", d)[0].lower()
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
     assert declared == set(runtime)
 
 
 def test_serve_refuses_a_models_dir_that_does_not_exist(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "serve.py"), "--models-dir", str(tmp_path / "nope"), "--port", "1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "--models-dir" in result.stderr and "is not a folder" in result.stderr
@@ -58,7 +63,10 @@ def test_serve_refuses_a_models_dir_that_does_not_exist(tmp_path):
 
 def test_pack_imports_without_comfyui():
     # The folder is imported as a package outside ComfyUI (tests, tools): no nodes, no error.
-    code = f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); from _pack import import_pack; p = import_pack(); print(p.WEB_DIRECTORY)"
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); "
+        "from _pack import import_pack; p = import_pack(); print(p.WEB_DIRECTORY)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "./web"
@@ -72,7 +80,8 @@ def test_a_transformers_release_below_the_range_is_refused_and_one_past_it_noted
     assert problem == "transformers 4.46.3 is installed: ltx-core 1.0.0 needs transformers 4.52 or newer"
     assert untested_versions({"transformers": "5.23.0"}) == []
     assert untested_versions({"transformers": "6.1.0"}) == [
-        "transformers 6.1.0 is newer than the releases the LTX-2 pack was tested with"]
+        "transformers 6.1.0 is newer than the releases the LTX-2 pack was tested with"
+    ]
 
 
 def test_installing_the_pack_into_this_lanes_comfyui_changes_no_package(tmp_path):
@@ -80,9 +89,24 @@ def test_installing_the_pack_into_this_lanes_comfyui_changes_no_package(tmp_path
     ComfyUI's own requirements are installed (transformers 4.57 or 5.23, torch 2.9 or 2.11): pip would install,
     upgrade or downgrade nothing."""
     report = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
-                           "--report", str(report), "-r", str(ROOT / "requirements.txt")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--report",
+            str(report),
+            "-r",
+            str(ROOT / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     import json
 

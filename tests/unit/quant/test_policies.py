@@ -10,22 +10,30 @@ from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.components import Bundle
 from ltx2_a2v.ltx2.model_spec import ModelSpec
-from ltx2_a2v.ltx2.plan import ComponentPlan
 from ltx2_a2v.ltx2.safetensors_file import read_header, read_tensor
 from ltx2_a2v.memory.accounting import module_bytes
 from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy, get_policy
 from ltx2_a2v.quant.fp8_scaled import quantize_rows
 from ltx2_a2v.quant.layers import select_layers
 
-CPU_POLICIES = ["none", "fp8_cast", "fp8_scaled", "torchao_fp8_weight_only", "torchao_int8_weight_only",
-                "torchao_int8_dynamic"]
+CPU_POLICIES = [
+    "none",
+    "fp8_cast",
+    "fp8_scaled",
+    "torchao_fp8_weight_only",
+    "torchao_int8_weight_only",
+    "torchao_int8_dynamic",
+]
 GPU_POLICIES = ["fp8_scaled_mm", "torchao_fp8_dynamic", "torchao_int4_weight_only"]
 
 
 @pytest.fixture(scope="module")
 def bundle(tiny_paths) -> Bundle:
-    return Bundle(checkpoint=tiny_paths["checkpoint"], text_encoder=tiny_paths["text_encoder"],
-                  distilled_lora=tiny_paths["distilled_lora"])
+    return Bundle(
+        checkpoint=tiny_paths["checkpoint"],
+        text_encoder=tiny_paths["text_encoder"],
+        distilled_lora=tiny_paths["distilled_lora"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +82,9 @@ def mocked_gpu(monkeypatch):
 
 
 def test_fp8_scaled_mm_without_tensorrt_llm_on_a_mocked_gpu_names_the_package_and_alternatives(mocked_gpu):
-    with pytest.raises(PolicyUnavailable,
-                       match=r"^quantization: fp8_scaled_mm needs TensorRT-LLM.*Pick torchao_fp8_dynamic"):
+    with pytest.raises(
+        PolicyUnavailable, match=r"^quantization: fp8_scaled_mm needs TensorRT-LLM.*Pick torchao_fp8_dynamic"
+    ):
         check_policy(get_policy("fp8_scaled_mm"), "cuda")
 
 
@@ -84,11 +93,14 @@ def test_fp8_w8a8_on_a_mocked_sm86_gpu_names_the_gpu(mocked_gpu):
         check_policy(get_policy("torchao_fp8_dynamic"), "cuda")
 
 
-@pytest.mark.parametrize("capability, refused", [
-    ((7, 5), {"torchao_fp8_dynamic", "torchao_int4_weight_only"}),
-    ((8, 6), {"torchao_fp8_dynamic"}),
-    ((8, 9), set()),
-])
+@pytest.mark.parametrize(
+    "capability, refused",
+    [
+        ((7, 5), {"torchao_fp8_dynamic", "torchao_int4_weight_only"}),
+        ((8, 6), {"torchao_fp8_dynamic"}),
+        ((8, 9), set()),
+    ],
+)
 def test_gpu_policies_on_a_mocked_gpu_are_refused_below_their_capability_only(monkeypatch, capability, refused):
     """A GPU cannot exist here: torch.cuda answers with the capability given."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -144,8 +156,10 @@ def test_fp8_policies_skip_linears_whose_dims_are_not_multiples_of_16():
     fp8 = select_layers(layer, "transformer", fp8=True)
     assert fp8.quantize == ["transformer_blocks.0.ok"]
     assert "not multiples of 16" in fp8.skipped["transformer_blocks.0.odd"]
-    assert select_layers(layer, "transformer", fp8=False).quantize == ["transformer_blocks.0.ok",
-                                                                       "transformer_blocks.0.odd"]
+    assert select_layers(layer, "transformer", fp8=False).quantize == [
+        "transformer_blocks.0.ok",
+        "transformer_blocks.0.odd",
+    ]
 
 
 def test_distilled_lora_is_fused_before_quantizing(bundle, tiny_paths):
@@ -198,8 +212,9 @@ def test_fp8_release_checkpoint_is_never_quantized_twice(tiny_paths, reference, 
     fp8 = Bundle(checkpoint=tiny_paths["fp8_checkpoint"])
     model, report = build_component(fp8, "transformer", policy)
     assert any("already fp8" in n for n in report.notes)
-    stored = read_tensor(read_header(tiny_paths["fp8_checkpoint"]),
-                         "model.diffusion_model.transformer_blocks.0.ff.net.2.weight")
+    stored = read_tensor(
+        read_header(tiny_paths["fp8_checkpoint"]), "model.diffusion_model.transformer_blocks.0.ff.net.2.weight"
+    )
     assert torch.equal(model.transformer_blocks[0].ff.net[2].weight.view(torch.uint8), stored.view(torch.uint8))
     inputs, expected, _ = reference
     out = torch.cat([t.flatten() for t in denoise_step(model, *inputs)]).float()
