@@ -20,7 +20,7 @@ const MIB = 2 ** 20;
 let vram = null; // the budget's latest state
 let received = 0; // states received on the websocket, so that a slower GET does not overwrite a newer one
 let executing = null; // id of the node running now
-const samplers = new Map(); // node id -> {status, value, max, phase, started, seconds}
+const samplers = new Map(); // node id -> {status, value, max, doing, started, seconds}
 
 function formatBytes(n) {
   if (n == null) return "—";
@@ -113,7 +113,7 @@ const samplerPanel = {
     if (s) {
       fraction = s.max ? s.value / s.max : 0;
       const step = s.max ? `step ${s.value}/${s.max}` : "";
-      if (s.status === "running") text = `${stage}: ${[s.phase, step].filter(Boolean).join(", ") || "starting"}`;
+      if (s.status === "running") text = `${stage}: ${[s.doing, step].filter(Boolean).join(", ") || "starting"}`;
       else if (s.status === "done") text = `${stage}: done, ${step || "no steps"} in ${s.seconds.toFixed(1)} s`;
       else if (s.status === "cached") text = `${stage}: cached (not run again)`;
       else text = `${stage}: ${s.status}${step ? ` at ${step}` : ""}`;
@@ -225,7 +225,7 @@ function listen() {
     vram = detail;
     received += 1;
     const s = samplers.get(executing);
-    if (s && detail.stage) s.phase = detail.stage.name;
+    if (s && detail.stage) s.doing = detail.stage.name;
     redraw();
   });
   api.addEventListener("execution_start", () => {
@@ -241,7 +241,7 @@ function listen() {
     if (executing != null) finishSampler(executing, "done");
     executing = detail == null ? null : String(detail);
     if (executing != null && app.graph?.getNodeById(executing)?.comfyClass === "A2VSampler") {
-      samplers.set(executing, { status: "running", value: 0, max: 0, phase: "", started: performance.now() });
+      samplers.set(executing, { status: "running", value: 0, max: 0, doing: "", started: performance.now() });
     }
     redraw();
   });
