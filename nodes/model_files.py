@@ -20,12 +20,18 @@ def checkpoint_names() -> list[str]:
 
 def text_encoder_names() -> list[str]:
     """What `text_encoder` offers: Gemma-3 release folders under text_encoders/ (a folder holding a config.json)
-    and single .safetensors files there (ComfyUI's own layout: gemma_3_12B_it*.safetensors)."""
-    names = {n for n in folder_paths.get_filename_list("text_encoders") if n.endswith(".safetensors")}
+    and single .safetensors files there (ComfyUI's own layout: gemma_3_12B_it*.safetensors), but not the shards
+    inside such a folder (ComfyUI lists files recursively)."""
+    folders = set()
     for base in folder_paths.get_folder_paths("text_encoders"):
         if os.path.isdir(base):
-            names |= {e.name for e in os.scandir(base) if e.is_dir() and (Path(e.path) / "config.json").is_file()}
-    return sorted(names)
+            folders |= {e.name for e in os.scandir(base) if e.is_dir() and (Path(e.path) / "config.json").is_file()}
+    files = {
+        n
+        for n in folder_paths.get_filename_list("text_encoders")
+        if n.endswith(".safetensors") and Path(n).parts[0] not in folders
+    }
+    return sorted(folders | files)
 
 
 def file_names(folder: str, with_none: bool = False) -> list[str]:

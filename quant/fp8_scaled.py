@@ -14,8 +14,8 @@ output rescaled in place.
 import functools
 
 import torch
-from ltx_core.loader.module_ops import ModuleOps
 
+# (ltx-core imported where used, as in ltx_core_policies.py: the nodes register without it.)
 from .policy import Backend, Policy
 
 FP8 = torch.float8_e4m3fn
@@ -177,6 +177,8 @@ class Fp8Scaled(Backend):
         return None
 
     def module_ops(self, policy: Policy, weight_keys: set[str]) -> tuple:
+        from ltx_core.loader.module_ops import ModuleOps
+
         return (
             ModuleOps(
                 "Fp8ScaledLinear", matcher=lambda model: True, mutator=lambda model: _convert(model, weight_keys)

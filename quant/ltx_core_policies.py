@@ -3,19 +3,25 @@
 weights, through TensorRT-LLM)."""
 
 import torch
-from ltx_core.quantization.fp8_cast import TRANSFORMER_LINEAR_DOWNCAST_MAP, UPCAST_DURING_INFERENCE
 
 from .policy import Backend, Policy, PolicyUnavailable
+
+# ltx-core is imported where it is used: the registry imports every backend, and the nodes must register (and say
+# what to install) in a ComfyUI that lacks ltx-core (tests/host/test_missing_dependency.py).
 
 
 class LtxCoreFp8Cast(Backend):
     def quantize(
         self, policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype
     ) -> list[tuple[str, torch.Tensor]]:
+        from ltx_core.quantization.fp8_cast import TRANSFORMER_LINEAR_DOWNCAST_MAP
+
         # ltx-core's own key-value op, so the cast is exactly its fp8_cast (plain cast, no scale).
         return [(r.new_key, r.new_value) for r in TRANSFORMER_LINEAR_DOWNCAST_MAP.apply_to_key_value(key, weight)]
 
     def module_ops(self, policy: Policy, weight_keys: set[str]) -> tuple:
+        from ltx_core.quantization.fp8_cast import UPCAST_DURING_INFERENCE
+
         return (UPCAST_DURING_INFERENCE,)
 
 

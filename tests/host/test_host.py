@@ -24,7 +24,13 @@ def test_pack_nodes_are_listed_with_the_bundle_files(host):
     assert loader["category"] == "LTX-2"
     required = loader["input"]["required"]
     assert "ltx-2.3-tiny-dev.safetensors" in required["ckpt_name"][1]["options"]
-    assert required["text_encoder"][1]["options"] == ["gemma-3-tiny-it"]
+    # The release folder and ComfyUI's single files, not the folder's own shards (ComfyUI lists files recursively).
+    assert required["text_encoder"][1]["options"] == [
+        "gemma-3-tiny-it",
+        "gemma_3_tiny_it.safetensors",
+        "gemma_3_tiny_it_fp4_mixed.safetensors",
+        "gemma_3_tiny_it_fp8_scaled.safetensors",
+    ]
     assert "ltx-2.3-tiny-distilled-lora-384.safetensors" in required["distilled_lora"][1]["options"]
     assert loader["output"] == ["LTX2_MODEL"]
 
