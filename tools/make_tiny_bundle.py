@@ -33,6 +33,8 @@ from _pack import import_pack  # noqa: E402
 import_pack()
 from ltx2_a2v.ltx2 import components as ltx2_components  # noqa: E402
 from ltx2_a2v.ltx2.gemma import EmbeddingsProcessorConfigurator  # noqa: E402
+from ltx2_a2v.ltx2.gemma_file import IMAGE_PROCESSOR  # noqa: E402
+from ltx2_a2v.ltx2.gemma_file import PREFIXES as GEMMA_FILE_PREFIXES  # noqa: E402
 
 RANK = {"tiny": 8, "wide": 384, "deep": 384, "full": 384}
 # Where random tensors are drawn (make_bundle's `device`): the CPU by default; a GPU draws the `full` preset's 19 B
@@ -446,17 +448,11 @@ def write_gemma(root: Path, seed: int) -> dict:
     config = gemma_config(write_tokenizer(root))
     (root / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     vision = config["vision_config"]
+    # Gemma-3's image processor settings, as the pack supplies them for a single file (gemma_file.py).
     preprocessor = {
-        "image_processor_type": "Gemma3ImageProcessor",
+        **IMAGE_PROCESSOR,
         "processor_class": "Gemma3Processor",
         "size": {"height": vision["image_size"], "width": vision["image_size"]},
-        "do_resize": True,
-        "do_rescale": True,
-        "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "rescale_factor": 1 / 255,
-        "resample": 2,
         "do_convert_rgb": None,
     }
     (root / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
@@ -547,11 +543,7 @@ def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> No
 
 
 # ComfyUI's single-file Gemma: its key prefixes for the release folder's (ltx2/gemma_file.py reads them back).
-_GEMMA_FILE_PREFIXES = {
-    "language_model.model.": "model.",
-    "vision_tower.vision_model.": "vision_model.",
-    "multi_modal_projector.": "multi_modal_projector.",
-}
+_GEMMA_FILE_PREFIXES = {release: comfy for comfy, release in GEMMA_FILE_PREFIXES.items()}
 _GEMMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
