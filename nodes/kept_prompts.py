@@ -7,10 +7,10 @@ repeated prompt is not encoded again until ComfyUI is asked for memory, and then
 way."""
 
 import comfy.model_management as mm
-import comfy.model_patcher
 import torch
 
 from ..memory.kept_outputs import KeptOutputs
+from .patcher import PackPatcher
 
 
 class _Holder(torch.nn.Module):
@@ -18,7 +18,7 @@ class _Holder(torch.nn.Module):
     registration."""
 
 
-class KeptOutputsPatcher(comfy.model_patcher.ModelPatcher):
+class KeptOutputsPatcher(PackPatcher):
     def __init__(self, cache: KeptOutputs, device: torch.device):
         super().__init__(_Holder(), load_device=device, offload_device=torch.device("cpu"), size=0)
         self.cache = cache
@@ -27,21 +27,6 @@ class KeptOutputsPatcher(comfy.model_patcher.ModelPatcher):
         return 0
 
     def loaded_size(self) -> int:
-        return 0
-
-    def current_loaded_device(self):
-        return self.load_device
-
-    def model_dtype(self):
-        return torch.bfloat16
-
-    def model_patches_to(self, device):
-        return None
-
-    def model_patches_models(self) -> list:
-        return []
-
-    def lowvram_patch_counter(self) -> int:
         return 0
 
     def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:

@@ -69,7 +69,27 @@ class _Holder(torch.nn.Module):
         self.component = component
 
 
-class ComponentPatcher(comfy.model_patcher.ModelPatcher):
+class PackPatcher(comfy.model_patcher.ModelPatcher):
+    """What the pack registers with ComfyUI's memory manager: weights the pack itself places on the device, with no
+    patches of ComfyUI's (LoRA hooks, low-VRAM casts) to move or count."""
+
+    def current_loaded_device(self):
+        return self.load_device
+
+    def model_dtype(self):
+        return torch.bfloat16
+
+    def model_patches_to(self, device):
+        return None
+
+    def model_patches_models(self) -> list:
+        return []
+
+    def lowvram_patch_counter(self) -> int:
+        return 0
+
+
+class ComponentPatcher(PackPatcher):
     """One of our components as ComfyUI sees it: built on its device by the budget (nothing to move when ComfyUI
     loads it), shrunk and grown by whole streaming units, unloaded by dropping it from the budget."""
 
@@ -93,21 +113,6 @@ class ComponentPatcher(comfy.model_patcher.ModelPatcher):
     def loaded_size(self) -> int:
         record = self._record()
         return record.nbytes if record is not None else 0
-
-    def current_loaded_device(self):
-        return self.load_device
-
-    def model_dtype(self):
-        return torch.bfloat16
-
-    def model_patches_to(self, device):
-        return None
-
-    def model_patches_models(self) -> list:
-        return []
-
-    def lowvram_patch_counter(self) -> int:
-        return 0
 
     def pinned_memory_size(self) -> int:
         record = self._record()
