@@ -65,38 +65,45 @@ def streamed(host) -> bool:
 
 
 def test_diagnostics_looped_during_runs_never_hurt_them(host):
-    """One client loops on ?diagnostics=1 while prompts run: every run succeeds at its normal speed, the server
-    log shows no storage freed while referenced, and the count is given once the queue is idle."""
+    """One client loops on ?diagnostics=1 while prompts run: every run succeeds, no heap walk is taken while a
+    prompt runs (a walk during runs made them 3.4 to 5.9 times slower and made CPython fail), the server log shows
+    no storage freed while referenced, and the count is given once the queue is idle.
 
-    def timed(seed: int) -> float:
+    Which requests fell inside a run is decided on the server's clock (the run's execution_start and
+    execution_success timestamps, both sent while the prompt is in the queue), not on how long the run took: the
+    durations are printed, as a loaded machine's noise is larger than any bound that would mean something."""
+
+    def window(seed: int) -> tuple[float, float, float]:
         start = time.monotonic()
         result = host.run(small_workflow(prefix="test/diag", seed=seed), timeout=GOOD_RUN_SECONDS)
         assert result.status == "success", result.messages[-1]
-        return time.monotonic() - start
+        stamp = {m["type"]: m["data"]["timestamp"] / 1000 for m in result.messages if "timestamp" in m["data"]}
+        return stamp["execution_start"], stamp["execution_success"], time.monotonic() - start
 
-    quiet = timed(300)
-    stop, codes = threading.Event(), []
+    quiet = window(300)[2]
+    stop, answers = threading.Event(), []
 
     def loop() -> None:
         while not stop.is_set():
-            codes.append(requests.get(f"{host.url}/ltx2/vram?diagnostics=1", timeout=60).status_code)
+            sent = time.time()
+            code = requests.get(f"{host.url}/ltx2/vram?diagnostics=1", timeout=60).status_code
+            answers.append((sent, time.time(), code))
 
     looping = threading.Thread(target=loop)
     looping.start()
     try:
-        loud = [timed(301 + i) for i in range(2)]
+        runs = [window(301 + i) for i in range(2)]
     finally:
         stop.set()
         looping.join()
-    ratio = min(loud) / quiet
+    codes = sorted({code for _, _, code in answers})
+    inside = [code for sent, answered, code in answers if any(a < sent and answered < b for a, b, _ in runs)]
     print(
-        f"diagnostics traffic: {len(codes)} requests ({sorted(set(codes))}); run {quiet:.1f} s alone, "
-        f"{', '.join(f'{t:.1f}' for t in loud)} s under traffic; best ratio {ratio:.2f}"
+        f"diagnostics traffic: {len(answers)} requests ({codes}), {len(inside)} of them inside a run; run "
+        f"{quiet:.1f} s alone, {', '.join(f'{t:.1f}' for _, _, t in runs)} s under traffic"
     )
-    assert 409 in codes and set(codes) <= {200, 409, 429}, sorted(set(codes))
-    # The heap walk during runs made them 3.4 to 5.9 times slower; the better of two runs under traffic within 2.5
-    # times the run alone leaves room for a loaded CI machine's noise (one run alone is the baseline).
-    assert ratio < 2.5
+    assert set(codes) <= {200, 409, 429}, codes
+    assert inside and 409 in inside and 200 not in inside, sorted(set(inside))
     log = host.log_path.read_text()
     assert "Deallocating UntypedStorage" not in log and "SystemError" not in log
     assert isinstance(host.vram(diagnostics=True)["live_tensors"], int)
