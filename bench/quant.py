@@ -123,7 +123,49 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     else:
         expected = torch.load(reference)
         row["rel_error"] = float((out - expected).norm() / expected.norm())
+    row.update(stage_2(model, chosen, bundle, models_dir / file_names(preset)["distilled_lora"], compute, inputs))
+    if policy == "none":
+        torch.save(row.pop("stage2_out"), reference.with_suffix(".stage2.pt"))
+    else:
+        expected = torch.load(reference.with_suffix(".stage2.pt"))
+        for name, out in (("stage2", row.pop("stage2_out")), ("stage2_fused", row.pop("stage2_fused_out", None))):
+            if out is not None:
+                row[f"{name}_rel_error"] = float((out - expected).norm() / expected.norm())
     return {**row, "status": "ok"}
+
+
+def stage_2(model, policy, bundle, lora_path: Path, compute, inputs) -> dict:
+    """A stage-2 step as the pack runs it (the distilled LoRA applied to stage 1's transformer at each forward,
+    ltx2/lora_layers.py) and as it was built before (a second transformer, the LoRA fused then quantized): each
+    one's output and step seconds. On `none` the two are the same bits (tests/unit/ltx2/test_resident_lora.py): the
+    bf16 reference of the other policies."""
+    import statistics as stats
+
+    import torch
+    from probe import denoise_step
+
+    from ltx2_a2v.ltx2.build import build
+    from ltx2_a2v.ltx2.lora import LoraFactors
+    from ltx2_a2v.ltx2.lora_layers import LoraLayers, applied
+    from ltx2_a2v.ltx2.plan import ComponentPlan
+
+    def timed(transformer) -> tuple[torch.Tensor, float]:
+        denoise_step(transformer, *inputs)  # warm-up
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            video, audio = denoise_step(transformer, *inputs)
+            times.append(time.perf_counter() - start)
+        return torch.cat([video.flatten(), audio.flatten()]).float(), stats.median(times)
+
+    lora = LoraLayers(LoraFactors(lora_path, 1.0), torch.device("cpu"))
+    with applied(model, lora):
+        out, seconds = timed(model)
+    row = {"stage2_out": out, "stage2_step_seconds": seconds, "lora_bytes": sum(b.nbytes for b in lora.buffers())}
+    if policy.name != "none" and policy.fuses_lora:
+        fused, _ = build(ComponentPlan.read(bundle, "transformer"), policy, "cpu", compute, lora=(lora_path, 1.0))
+        row["stage2_fused_out"], row["stage2_fused_step_seconds"] = timed(fused)
+    return row
 
 
 def chart(rows: list[dict], path: Path, preset: str) -> None:
@@ -145,17 +187,26 @@ def chart(rows: list[dict], path: Path, preset: str) -> None:
     mem.set_title("Transformer memory per policy")
     mem.legend()
     quantized = [r for r in ok if r["policy"] != "none"]
-    err.bar([r["policy"] for r in quantized], [r["rel_error"] * 100 for r in quantized], color="tab:red")
+    q = range(len(quantized))
+    for offset, field, label, color in (
+        (-0.27, "rel_error", "stage 1 step", "tab:red"),
+        (0.0, "stage2_rel_error", "stage 2 step, LoRA applied to stage 1's transformer", "tab:orange"),
+        (0.27, "stage2_fused_rel_error", "stage 2 step, second transformer (LoRA fused, then quantized)", "tab:grey"),
+    ):
+        err.bar([i + offset for i in q], [r.get(field, 0) * 100 for r in quantized], 0.27, label=label, color=color)
+    err.set_xticks(list(q), [r["policy"] for r in quantized], rotation=30, ha="right")
     err.set_ylabel("relative L2 error vs bf16 (%)")
     err.set_title("One denoising step, same inputs")
-    err.tick_params(axis="x", rotation=30)
-    for label in err.get_xticklabels():
-        label.set_ha("right")
+    err.legend(fontsize=7)
     skipped = [r["policy"] for r in rows if r["status"] != "ok"]
     if skipped:
         fig.text(0.01, 0.01, "not run on this machine: " + ", ".join(skipped), fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=110)
+
+
+def _or_dash(value: float | None, width: int, places: int) -> str:
+    return f"{value:{width}.{places}f}" if value is not None else f"{'-':>{width}s}"
 
 
 def main() -> int:
@@ -217,7 +268,7 @@ def main() -> int:
     print(
         f"\n{'policy':36s} {'resident MiB':>12s} {'x bf16':>7s} {'blocks x':>8s} {'48-blk x':>8s} "
         f"{'load peak MiB':>13s} {'ledger MiB':>10s} {'peak/res':>8s} {'48-blk':>7s} {'load s':>7s} {'step s':>7s} "
-        f"{'rel err':>8s}"
+        f"{'rel err':>8s} {'st2 err':>8s} {'st2 2nd':>8s} {'st2 s':>7s} {'2nd s':>7s}"
     )
     for r in rows:
         if r["status"] != "ok":
@@ -228,14 +279,19 @@ def main() -> int:
             f"{r['blocks_ratio']:8.3f} {r['ratio_48_blocks']:8.3f} "
             f"{r['load_peak_bytes'] / mib:13.1f} {r['load_ledger_peak_bytes'] / mib:10.1f} "
             f"{r['peak_over_resident']:8.3f} {r['peak_over_resident_48']:7.3f} {r['load_seconds']:7.2f} "
-            f"{r['step_seconds']:7.3f} {r['rel_error']:8.4f}"
+            f"{r['step_seconds']:7.3f} {r['rel_error']:8.4f} {r.get('stage2_rel_error', 0):8.4f} "
+            f"{_or_dash(r.get('stage2_fused_rel_error'), 8, 4)} {r['stage2_step_seconds']:7.3f} "
+            f"{_or_dash(r.get('stage2_fused_step_seconds'), 7, 3)}"
         )
     print(
         "\nx bf16: whole transformer as built; blocks x: the transformer blocks alone; 48-blk x: arithmetic, "
         "the measured per-block bytes scaled to the 22B's 48 blocks. load peak: the child's resident set (VmHWM "
         "reset before the load) above where it began; ledger: the tensors alive at once during the load; "
         "peak/res: load peak / resident; 48-blk: the same with the transient on the 48-block resident bytes "
-        "(arithmetic)."
+        "(arithmetic). st2 err: a stage-2 step with the distilled LoRA applied to this policy's stage-1 "
+        "transformer, as the pack runs it, against bf16's (the LoRA fused); st2 2nd: the same with a second "
+        "transformer built with the LoRA fused, then quantized (how stage 2 was built before); st2 s / 2nd s: their "
+        "step seconds."
     )
     print(f"wrote {args.out / 'quant.json'} and {args.out / 'quant.png'}")
     return 0

@@ -11,12 +11,13 @@ format defines it, scale = strength x alpha / rank (ComfyUI's reading); without 
 """
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from ..errors import LTX2InputError
-from .safetensors_file import SafetensorsHeader, read_header, read_tensor, shown
+from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read_tensor, shown
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 SPELLINGS = ((".lora_A.weight", ".lora_B.weight"), (".lora_down.weight", ".lora_up.weight"))
@@ -138,6 +139,11 @@ class LoraFactors:
             checkpoint.path.name,
         )
 
+    def scale_of(self, key: str) -> float:
+        """The factor B is multiplied by: the strength, times alpha / rank where the file gives an alpha. Without
+        one the factor is the strength itself, as ltx-core multiplies it (the same bits)."""
+        return self.strength * self.scales[key] if key in self.scales else self.strength
+
     def fuse(self, key: str, weight: torch.Tensor) -> torch.Tensor:
         """The weight with this LoRA fused in (the weight itself when the LoRA does not change it)."""
         if key not in self.targets or self.strength == 0:
@@ -146,21 +152,45 @@ class LoraFactors:
         a, b = read_tensor(self.header, a_key), read_tensor(self.header, b_key)
         if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
             raise self._bad(f"{shown(a_key)} or {shown(b_key)} holds NaN or infinite values")
-        # Without an alpha the factor is the strength itself, as ltx-core multiplies it (the same bits).
-        scale = self.strength * self.scales[key] if key in self.scales else self.strength
-        delta = torch.matmul(b.to(weight.device) * scale, a.to(weight.device)).to(weight.dtype)
+        delta = delta_of(weight, a, b, self.scale_of(key))
         # Each factor finite is not enough: huge ones (1e38, or bf16's 3e19) multiply to infinities, or to a change
         # that drowns the weight.
         if not torch.isfinite(delta).all():
-            raise self._bad(
-                f"{shown(a_key)} times {shown(b_key)} overflows {weight.dtype} (its factors are far "
-                "larger than any trained LoRA's)"
-            )
+            raise self.overflows(key, weight.dtype)
         # Norms in the tensors' own dtype (accumulated in float32): no float32 copy of a 22B weight is made.
-        change, size = float(torch.linalg.vector_norm(delta)), float(torch.linalg.vector_norm(weight))
+        self.check_change(key, float(torch.linalg.vector_norm(delta)), float(torch.linalg.vector_norm(weight)))
+        return delta.add_(weight)
+
+    def overflows(self, key: str, dtype: torch.dtype) -> LTX2InputError:
+        a_key, b_key = self.targets[key]
+        return self._bad(
+            f"{shown(a_key)} times {shown(b_key)} overflows {dtype} (its factors are far larger than any trained "
+            "LoRA's)"
+        )
+
+    def check_change(self, key: str, change: float, size: float) -> None:
+        """Refuses a change (the norm of scale x B @ A) that drowns the weight it changes (of norm `size`)."""
         if not change <= MAX_CHANGE_RATIO * max(size, 1e-3):
+            a_key, b_key = self.targets[key]
             raise self._bad(
                 f"{shown(a_key)} times {shown(b_key)} changes {shown(key)} by {change / max(size, 1e-12):.3g} "
                 "times its own size, which no trained LoRA does"
             )
-        return delta.add_(weight)
+
+    def read_all(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(weight key, A, B) of every layer the LoRA changes, in one pass over the file, each pair checked finite
+        (for the factors kept resident beside a built transformer: lora_layers.py)."""
+        wanted = {k for pair in self.targets.values() for k in pair}
+        tensors = dict(iter_tensors(self.header, wanted))
+        for key, (a_key, b_key) in self.targets.items():
+            a, b = tensors.pop(a_key), tensors.pop(b_key)
+            if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+                raise self._bad(f"{shown(a_key)} or {shown(b_key)} holds NaN or infinite values")
+            yield key, a, b
+
+
+def delta_of(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    """A LoRA's change to `weight`, as ltx-core's `apply_loras` computes it: `(B * scale) @ A` in the factors' dtype,
+    rounded to the weight's dtype (added to the weight in its dtype by the caller). The one place these numerics
+    are written: the fusion while loading and the fusion at each forward (lora_layers.py) give the same bits."""
+    return torch.matmul(b.to(weight.device) * scale, a.to(weight.device)).to(weight.dtype)

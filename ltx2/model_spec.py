@@ -17,6 +17,8 @@ from . import activations as activation_estimates
 from .build import LoadReport, build
 from .components import Bundle
 from .file_identity import file_key, file_keys, identities
+from .lora import LoraFactors
+from .lora_layers import LoraLayers
 from .plan import ComponentPlan
 from .precision import Precision, library_default
 
@@ -146,15 +148,29 @@ class ModelSpec:
         )
 
     def component(
-        self, name: str, device: torch.device, with_distilled_lora: bool = False, on_tensor=None, activations: int = 0
+        self,
+        name: str,
+        device: torch.device,
+        with_distilled_lora: bool = False,
+        on_tensor=None,
+        activations: int = 0,
+        hand_over: bool = False,
     ):
         """`with model.component(...) as module:` the component through the process's budget: reused if
         resident, else built after making room for it and the stage's `activations` (bytes, ltx2/activations.py);
-        in cold_start freed when the block ends. The files are read (once) only when it has to be built.
+        in cold_start freed when the block ends, or with `hand_over` kept for the next stage that asks for it. The
+        files are read (once) only when it has to be built.
 
         The budget's own context manager is returned, not wrapped in another generator: a wrapper's frame would
         still hold the component while the budget frees it."""
-        return BUDGET.use(ComponentLoad(self, name, torch.device(device), with_distilled_lora, on_tensor, activations))
+        request = ComponentLoad(self, name, torch.device(device), with_distilled_lora, on_tensor, activations)
+        request.hand_over = hand_over
+        return BUDGET.use(request)
+
+    def distilled_lora(self, device: torch.device):
+        """`with model.distilled_lora(device) as lora:` the distilled LoRA's factors through the budget
+        (lora_layers.LoraLayers), to apply to a built transformer: kept as the transformer is kept."""
+        return BUDGET.use(LoraLoad(self, torch.device(device)))
 
 
 class ComponentLoad(ComponentRequest):
@@ -211,3 +227,28 @@ class ComponentLoad(ComponentRequest):
 def files_unchanged(files: list[Path], built_from: tuple) -> bool:
     """Whether `files` are still the ones a component was built from (a stat each)."""
     return identities(files) == built_from
+
+
+class LoraLoad(ComponentRequest):
+    """The distilled LoRA's factors asked of the budget: sized from the file's header, read in one pass."""
+
+    def __init__(self, spec: ModelSpec, device: torch.device):
+        self.path, self.strength = spec._lora(True)
+        files = [self.path]
+        super().__init__(
+            key=("distilled_lora", self.strength, str(device), file_keys(files)),
+            label="distilled LoRA",
+            policy_name="as stored",
+            device=device,
+            group=file_key(spec.bundle.checkpoint),
+            alive=functools.partial(files_unchanged, files, identities(files)),
+        )
+
+    def need(self) -> Need:
+        factors = LoraFactors(self.path, self.strength)
+        keys = {k for pair in factors.targets.values() for k in pair}
+        return Need(sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0)
+
+    def make(self, streamed: list[str]) -> Made:
+        layers = LoraLayers(LoraFactors(self.path, self.strength), self.device)
+        return Made(layers, None, f"distilled LoRA: {layers.describe()} the transformer")

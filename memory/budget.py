@@ -3,7 +3,8 @@ is taken here.
 
 The budget knows each component it holds (bytes on the device, bytes kept out by block streaming, device). A
 stage asks for one with a request (records.py's ComponentRequest: what it is, what it needs, how to make it). In
-`cold_start` a component lives only while a stage uses it, so the pack holds nothing when idle; in
+`cold_start` a component lives only while a stage uses it (or, asked with `hand_over`, until the next stage that
+uses it: stage 1's transformer serves stage 2), so the pack holds nothing when idle; in
 `persistent` components stay between runs as long as they fit; when they do not, the most recently used idle one
 is evicted first (runs repeat one order of components, see make_room). A stage's activations are part of the
 budget: before making a component, room is made for the weights plus what the stage will need beside them (its estimate,
@@ -139,6 +140,7 @@ class VramBudget:
         with self._lock:
             self.records.move_to_end(key)
             record.in_use += 1
+            record.handed_over = False
             if self.bridge is not None:
                 record.handle = self.bridge.load(record, activations + record.upcast_bytes)
             if self.last_run is not None and record.label not in self.last_run.components:
@@ -160,6 +162,8 @@ class VramBudget:
                 record.in_use -= 1
                 if out_of_memory:
                     self.free_all()
+                elif self.mode == "cold_start" and request.hand_over and record.module is not None:
+                    record.handed_over = True
                 elif self.mode == "cold_start" or record.module is None:
                     self.evict(key)
                 else:
@@ -252,6 +256,13 @@ class VramBudget:
             del handle
         _collect_if_alive(gone)
         empty_cache(record.device)
+
+    def release_handed_over(self) -> None:
+        """Free what a cold_start stage kept for a next stage that will not come now (the decode has begun, or a
+        node failed)."""
+        with self._lock:
+            for key in [k for k, r in self.records.items() if r.handed_over and r.in_use == 0]:
+                self.evict(key)
 
     def free_all(self) -> None:
         with self._lock:
@@ -364,6 +375,7 @@ class VramBudget:
                         "resident": r.module is not None,
                         "policy": r.policy,
                         "in_use": r.in_use > 0,
+                        "handed_over": r.handed_over,
                     }
                     for r in self.records.values()
                 ],

@@ -50,6 +50,9 @@ class ComponentRequest:
     activations: int = 0
     group: object = None
     alive: Callable[[], bool] | None = None  # None: always
+    # In cold_start, kept when the stage ends, for the next stage that asks for it (stage 1's transformer, for
+    # stage 2); freed by that stage, by room being made, or by VramBudget.release_handed_over.
+    hand_over: bool = field(default=False, kw_only=True)
 
     def need(self) -> Need:
         raise NotImplementedError
@@ -75,6 +78,7 @@ class ComponentRecord:
     handle: object = None  # the host's registration (nodes/patcher.py)
     alive: Callable[[], bool] | None = None  # False once the files it was made from changed or vanished
     group: object = None  # the set of files it belongs with (one model's bundle)
+    handed_over: bool = False  # idle in cold_start, kept for the next stage that asks for it
 
     @property
     def streamed(self) -> bool:

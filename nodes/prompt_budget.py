@@ -44,3 +44,15 @@ def apply_prompt_budget() -> None:
     """Sets the budget for the running prompt, once per prompt (a guard with a linked budget_gb sets it later)."""
     prompt_id, graph = running_prompt()
     BUDGET.begin_prompt(prompt_id, guard_budget_gb(graph))
+
+
+def refine_follows() -> bool:
+    """Whether the running prompt has a refine stage (an A2VSampler whose stage is refine): the base stage then
+    keeps its transformer for it in cold_start instead of freeing it for stage 2 to read the checkpoint again."""
+    _, graph = running_prompt()
+    return any(
+        isinstance(node, dict)
+        and node.get("class_type") == "A2VSampler"
+        and (node.get("inputs") or {}).get("stage") == "refine"
+        for node in (graph or {}).values()
+    )

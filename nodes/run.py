@@ -59,5 +59,8 @@ def node_run(model, steps: int = 1):
     progress, on_tensor = _callbacks(steps)
     try:
         yield NodeRun(comfy.model_management.get_torch_device(), progress, on_tensor)
+    except BaseException:
+        BUDGET.release_handed_over()  # the stage it was kept for will not run in this prompt
+        raise
     finally:
         publish()

@@ -4,6 +4,7 @@ from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import LIMITS, check_numbers, check_prompt, check_size
 from .adapters import audio_in, image_in
+from .prompt_budget import refine_follows
 from .run import node_run
 from .types import UNCONNECTED, LTX2LatentType, LTX2ModelType, check_links, expect
 
@@ -194,6 +195,7 @@ class A2VSampler(io.ComfyNode):
                     run.on_tensor,
                     image_crf,
                     recipe,
+                    hand_over=refine_follows(),
                 )
             )
 

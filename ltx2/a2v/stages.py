@@ -19,6 +19,7 @@ clip shorter than the video is padded with silence (the reference's is only cut)
 without the blocks it perturbs (the reference's extra pass perturbs nothing there: the same frames).
 """
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -51,6 +52,7 @@ from ...memory.kept_outputs import ENCODED_PROMPTS
 from .. import activations
 from ..file_identity import identities
 from ..gemma_file import open_text_encoder
+from ..lora_layers import applied
 from ..model_spec import ModelSpec
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
@@ -261,10 +263,12 @@ def sample_base(
     on_tensor: OnTensor = None,
     image_crf: int = DEFAULT_IMAGE_CRF,
     recipe: str = "reference",
+    hand_over: bool = False,
 ) -> A2VLatent:
     """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
     first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
-    latent stays frozen. `recipe` (recipes.py): `reference` (the default) or `fast`."""
+    latent stays frozen. `recipe` (recipes.py): `reference` (the default) or `fast`. `hand_over`: a stage 2
+    follows, which runs on this stage's transformer (kept for it in cold_start)."""
     plan = get_recipe(recipe)
     image = first_image(image)
     seconds = num_frames / frame_rate
@@ -297,7 +301,12 @@ def sample_base(
         with (
             BUDGET.stage("stage 1 denoise", device),
             model.component(
-                "transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor, activations=working
+                "transformer",
+                device,
+                with_distilled_lora=plan.base_lora,
+                on_tensor=on_tensor,
+                activations=working,
+                hand_over=hand_over,
             ) as tr,
             interruptible(tr, on_tensor),
         ):
@@ -393,7 +402,8 @@ def sample_refine(
     image_crf: int = DEFAULT_IMAGE_CRF,
 ) -> A2VLatent:
     """Stage 2: the distilled LoRA's fixed schedule (the recipe stage 1 ran) on the upscaled latent, audio still
-    frozen, no CFG."""
+    frozen, no CFG, on stage 1's transformer: the fast recipe's has the LoRA fused already; the reference's gets
+    it applied at each forward from its resident factors (lora_layers.py), so the checkpoint is not read again."""
     generator = _generator(device, seed, latent)
     with torch.inference_mode():
         kept = latent.prompt_encoding
@@ -407,14 +417,16 @@ def sample_refine(
         conditionings = _image_conditioning(
             model, latent.image, shape.width, shape.height, image_crf, device, on_tensor
         )
-        sigmas = torch.tensor(get_recipe(latent.recipe).refine_sigmas, device=device)
+        plan = get_recipe(latent.recipe)
+        sigmas = torch.tensor(plan.refine_sigmas, device=device)
         dtype = model.precision_on(device).transformer
         working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
         with (
             BUDGET.stage("stage 2 denoise", device),
             model.component(
-                "transformer", device, with_distilled_lora=True, on_tensor=on_tensor, activations=working
+                "transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor, activations=working
             ) as tr,
+            _distilled_lora(model, tr, device, fused=plan.base_lora),
             interruptible(tr, on_tensor),
         ):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
@@ -433,6 +445,16 @@ def sample_refine(
             )
             del denoise, tr
     return replace(latent, video=state.latent, seed=seed, noise_state=generator.get_state())
+
+
+@contextlib.contextmanager
+def _distilled_lora(model: ModelSpec, transformer: torch.nn.Module, device: torch.device, fused: bool):
+    """The distilled LoRA on `transformer` for a block: nothing to do when its weights have it `fused`."""
+    if fused:
+        yield
+        return
+    with model.distilled_lora(device) as lora, applied(transformer, lora):
+        yield
 
 
 def decode(
@@ -460,6 +482,7 @@ def decode(
         tiling if tiled else None,
         model.precision_on(device).vae,
     )
+    BUDGET.release_handed_over()  # no stage after the decode uses what an earlier one kept
     with torch.inference_mode(), BUDGET.stage("decode", device):
         with (
             model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,

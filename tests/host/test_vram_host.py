@@ -23,12 +23,13 @@ def test_cold_start_run_leaves_nothing_resident_and_memory_returns(host):
     assert "stage 1 denoise" in report and "held by LTX-2" in report
 
 
-def test_persistent_run_keeps_transformers_until_comfyui_frees_them(host):
+def test_persistent_run_keeps_one_transformer_and_the_lora_until_comfyui_frees_them(host):
     prompt = small_workflow(prefix="test/persistent")
     prompt["3"]["inputs"]["residency"] = "persistent"
     assert host.run(prompt).status == "success"
     kept = resident(host)
-    assert "transformer" in kept and "transformer (stage 2)" in kept
+    # Stage 2 runs on stage 1's transformer with the LoRA's factors beside it: one transformer, not two.
+    assert "transformer" in kept and "distilled LoRA" in kept and "transformer (stage 2)" not in kept
     host.free(unload_models=True, free_memory=False)  # the page's "unload models"
     assert wait_until(lambda: resident(host) == []), resident(host)
 
@@ -73,7 +74,7 @@ def test_budget_below_the_transformer_streams_it_and_the_run_completes(host):
         result = host.run(prompt)
         assert result.status == "success", result.messages[-1]
         used = host.vram()["last_run"]["components"]
-        assert "transformer, streamed" in used and "transformer (stage 2), streamed" in used
+        assert "transformer, streamed" in used and "distilled LoRA" in used and len(used) == len(set(used))
     finally:
         host.run(load_and_report())  # budget back to the default (budget_gb 0)
     assert host.vram()["budget_bytes"] > 2**30

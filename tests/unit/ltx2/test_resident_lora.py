@@ -1,0 +1,136 @@
+"""Stage 2 on stage 1's transformer: the distilled LoRA kept resident and applied at each forward (fused into a plain
+weight for the length of its forward, beside a quantized one) gives the bits a fused load gives where the weights
+are plain, and stays close to them beside quantized weights; a cold_start run reads the checkpoint once, and one
+under a budget too small to keep the transformer through the upscale reads it again and still finishes."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from test_comfy_formats import tensors_of
+
+from ltx2_a2v.errors import LTX2InputError
+from ltx2_a2v.ltx2.a2v import stages
+from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
+from ltx2_a2v.ltx2.components import Bundle
+from ltx2_a2v.ltx2.lora import LoraFactors
+from ltx2_a2v.ltx2.lora_layers import LoraLayers, applied
+from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.ltx2.precision import Precision
+
+CPU = torch.device("cpu")
+
+
+def spec(tiny_paths, **kwargs) -> ModelSpec:
+    bundle = Bundle(
+        tiny_paths["checkpoint"],
+        tiny_paths["text_encoder"],
+        tiny_paths["spatial_upsampler"],
+        tiny_paths["distilled_lora"],
+    )
+    return ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), **kwargs)
+
+
+def layer_outputs(model: torch.nn.Module, paths: list[str], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Each layer's output for one fixed input (its width from the layer)."""
+    outputs = {}
+    with torch.inference_mode():
+        for path in paths:
+            layer = model.get_submodule(path)
+            x = torch.randn(7, layer.in_features, generator=torch.Generator().manual_seed(len(path)), dtype=dtype)
+            outputs[path] = layer(x)
+    return outputs
+
+
+@pytest.mark.parametrize("compute", [torch.bfloat16, torch.float32])
+def test_a_plain_weight_computes_with_the_bits_of_a_fused_load_and_is_restored_after(tiny_paths, compute):
+    model = spec(tiny_paths, precision=Precision.uniform(compute))
+    fused, _, _ = model.materialize("transformer", CPU, with_distilled_lora=True)
+    plain, _, _ = model.materialize("transformer", CPU)
+    lora = LoraLayers(LoraFactors(tiny_paths["distilled_lora"], 1.0), CPU)
+    paths = list(lora.layers)
+    assert len(paths) > 10
+    before = layer_outputs(plain, paths, compute)
+    with applied(plain, lora):
+        during = layer_outputs(plain, paths, compute)
+    after = layer_outputs(plain, paths, compute)
+    reference = layer_outputs(fused, paths, compute)
+    assert all(torch.equal(during[p], reference[p]) for p in paths)
+    assert all(torch.equal(after[p], before[p]) for p in paths)  # nothing of the LoRA left behind
+    assert not all(torch.equal(during[p], before[p]) for p in paths)
+
+
+def test_a_quantized_weight_gets_the_lora_beside_it_closer_to_bf16_than_fusing_then_quantizing(tiny_paths):
+    bf16 = spec(tiny_paths, precision=Precision.uniform(torch.float32))
+    reference, _, _ = bf16.materialize("transformer", CPU, with_distilled_lora=True)
+    fp8 = spec(tiny_paths, quantization="fp8_scaled", precision=Precision.uniform(torch.float32))
+    fused_then_quantized, _, _ = fp8.materialize("transformer", CPU, with_distilled_lora=True)
+    quantized, _, _ = fp8.materialize("transformer", CPU)
+    lora = LoraLayers(LoraFactors(tiny_paths["distilled_lora"], 1.0), CPU)
+    paths = [p for p in lora.layers if quantized.get_submodule(p).weight.dtype == torch.float8_e4m3fn]
+    assert paths, "fp8_scaled quantizes some of the LoRA's layers"
+    want = layer_outputs(reference, paths, torch.float32)
+    with applied(quantized, lora):
+        beside = layer_outputs(quantized, paths, torch.float32)
+    before = layer_outputs(fused_then_quantized, paths, torch.float32)
+
+    def error(got):
+        return sum(float((got[p] - want[p]).norm()) for p in paths) / sum(float(want[p].norm()) for p in paths)
+
+    print(f"fp8_scaled, error against bf16: beside {error(beside):.4f}, fused, quantized {error(before):.4f}")
+    assert error(beside) < 0.05 and error(beside) <= error(before) * 1.05
+
+
+@pytest.mark.parametrize("dtype, value", [(torch.float32, 1e38), (torch.bfloat16, 3e19), (torch.float32, 1e4)])
+def test_factors_whose_product_is_not_a_lora_are_refused_before_any_forward(tiny_paths, tmp_path, dtype, value):
+    tensors, _ = tensors_of(tiny_paths["distilled_lora"])
+    a_key = sorted(k for k in tensors if k.endswith(".lora_A.weight"))[0]
+    b_key = a_key.replace("lora_A", "lora_B")
+    tensors[a_key] = torch.full_like(tensors[a_key], value, dtype=dtype)
+    tensors[b_key] = torch.full_like(tensors[b_key], value, dtype=dtype)
+    save_file(tensors, str(tmp_path / "huge.safetensors"))
+    plain, _, _ = spec(tiny_paths).materialize("transformer", CPU)
+
+    def hooks():
+        return [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in plain.modules()]
+
+    before = hooks()
+    with pytest.raises(LTX2InputError, match=r"huge\.safetensors .*(overflows|times its own size)"):
+        with applied(plain, LoraLayers(LoraFactors(tmp_path / "huge.safetensors", 1.0), CPU)):
+            pass
+    assert hooks() == before  # none of the LoRA's hooks left on the transformer
+
+
+def two_stages(model: ModelSpec, budget, run_id: str) -> dict:
+    """Stage 1 (handing its transformer over), the upscale, stage 2 and the decode on the tiny bundle."""
+    image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
+    voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
+    budget.begin_run(run_id, model.quantization, model.residency)
+    latent = stages.sample_base(
+        model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 1, 64, 64, 9, 24.0, 2, 3.0, hand_over=True
+    )
+    latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 1)
+    stages.decode(model, CPU, latent)
+    return budget.last_run.as_dict()
+
+
+def reads(report: dict, stage: str) -> dict[str, int]:
+    return {c["name"]: c["bytes_read"] for s in report["stages"] if s["name"] == stage for c in s["components"]}
+
+
+def test_a_cold_start_run_reads_the_checkpoints_transformer_once(tiny_paths, budget):
+    report = two_stages(spec(tiny_paths), budget, "resident-lora-cold")
+    assert reads(report, "stage 1 denoise")["transformer"] > 0
+    stage_2 = reads(report, "stage 2 denoise")
+    assert stage_2["transformer"] == 0 and stage_2["distilled LoRA"] > 0
+    assert budget.resident_bytes() == 0  # the decode let the kept transformer go; the stage let the factors go
+
+
+def test_a_budget_too_small_to_keep_the_transformer_through_the_upscale_reads_it_again(tiny_paths, budget):
+    model = spec(tiny_paths)
+    transformer = model.estimate_bytes("transformer")
+    budget.budget_bytes = transformer + model.estimate_bytes("spatial_upsampler") // 2
+    report = two_stages(model, budget, "resident-lora-small")
+    assert reads(report, "stage 2 denoise")["transformer"] > 0
+    assert budget.resident_bytes() == 0 and len(report["stages"]) >= 6
