@@ -127,6 +127,7 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
                 24.0,
                 args.steps,
                 3.0,
+                hand_over=True,  # stage 2 follows, on this stage's transformer
             )
             latent = stages.upscale(model, device, latent)
             latent = stages.sample_refine(model, device, latent, "A woman speaks to the camera.", 42)

@@ -62,7 +62,21 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
         BUDGET.begin_run(f"run-{run}", policy, model.residency)
         start = time.perf_counter()
         latent = a2v.sample_base(
-            model, device, image, waveform, 22050, "A woman speaks.", "blurry", 42, 128, 96, 17, 24.0, 4, 3.0
+            model,
+            device,
+            image,
+            waveform,
+            22050,
+            "A woman speaks.",
+            "blurry",
+            42,
+            128,
+            96,
+            17,
+            24.0,
+            4,
+            3.0,
+            hand_over=True,  # stage 2 follows, on this stage's transformer
         )
         latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
         a2v.decode(model, device, latent)

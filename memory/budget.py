@@ -79,6 +79,8 @@ class VramBudget:
             if prompt_id != self.prompt_id:
                 self.prompt_id = prompt_id
                 self.set_budget_gb(budget_gb)
+                # What the last prompt kept for a stage it never ran (a graph ending at the upscale, say).
+                self.release_handed_over()
 
     def budget_for(self, device: torch.device) -> int:
         if self.budget_bytes is not None:
@@ -258,8 +260,8 @@ class VramBudget:
         empty_cache(record.device)
 
     def release_handed_over(self) -> None:
-        """Free what a cold_start stage kept for a next stage that will not come now (the decode has begun, or a
-        node failed)."""
+        """Free what a cold_start stage kept for a next stage that will not come now (the decode has begun, a node
+        failed, or a new prompt begins)."""
         with self._lock:
             for key in [k for k, r in self.records.items() if r.handed_over and r.in_use == 0]:
                 self.evict(key)

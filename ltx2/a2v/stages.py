@@ -379,7 +379,8 @@ def upscale(
         )
     with torch.inference_mode(), BUDGET.stage("upscale", device):
         with (
-            model.component("video_encoder", device, on_tensor=on_tensor) as encoder,
+            # Kept for stage 2's image conditioning, the next thing to run (no denoising between: no peak grows).
+            model.component("video_encoder", device, on_tensor=on_tensor, hand_over=True) as encoder,
             model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler,
             interruptible(encoder, on_tensor),
             interruptible(upsampler, on_tensor),

@@ -43,7 +43,7 @@ def test_the_files_of_comfyuis_own_template_run(host, tiny_paths):
     text = next(line for line in loads if line.startswith("text_encoder"))
     assert "nvfp4 weights dequantized to bf16 with comfy-kitchen before fp8_scaled" in text, text
     assert f"{tiny_paths['text_encoder_fp4'].name} is already fp8: fp8_scaled keeps its fp8 weights" in text, text
-    stage_2 = [line for line in loads if line.startswith("transformer") and "LoRA" in line]
+    stage_2 = [line for line in loads if line.startswith("distilled LoRA")]
     assert stage_2 and "ranks 1 to 8, alpha read: scale = strength x alpha / rank (1)" in stage_2[0], loads
 
 

@@ -60,6 +60,27 @@ def test_cold_start_holds_nothing_after_use():
     assert budget.resident_bytes() == 0 and not budget.records
 
 
+def test_cold_start_keeps_a_handed_over_component_for_the_next_stage_only():
+    """Kept past its stage when asked (stage 2 runs on stage 1's transformer), reused once, then freed; what a
+    prompt kept for a stage it never ran is freed when the next prompt begins."""
+    budget, builds = VramBudget(), []
+    request = PlainRequest((None, "transformer"), "transformer", "none", CPU, 0, None, None, 4096, builds)
+    request.hand_over = True
+    with budget.use(request) as first:
+        pass
+    assert budget.resident_bytes() == 4096 and budget.state()["components"][0]["handed_over"]
+    with use(budget, "transformer", 4096, builds) as again:
+        assert again is first and len(builds) == 1  # not read again
+    assert budget.resident_bytes() == 0  # used without hand_over: freed as cold_start frees
+    budget.begin_prompt("one", 0)
+    with budget.use(request):
+        pass
+    budget.begin_prompt("one", 0)  # the same prompt: kept
+    assert budget.resident_bytes() == 4096
+    budget.begin_prompt("two", 0)
+    assert budget.resident_bytes() == 0 and not budget.records
+
+
 def test_persistent_keeps_and_reuses_then_evicts_an_idle_component():
     budget, builds = VramBudget(), []
     budget.mode = "persistent"
