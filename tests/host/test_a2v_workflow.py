@@ -142,8 +142,15 @@ def test_interrupt_in_stage_2_leaves_nothing_half_built(host):
     result = host.wait(prompt_id, on_message=interrupt_when_stage_2_starts)
     assert result.status == "interrupted"
     assert not any(m["type"] == "executed" and m["data"]["node"] == "6" for m in result.messages)
+    # Interrupted inside stage 2, the pack frees at once what stage 1 and the upscale kept for it; interrupted
+    # before stage 2's node runs (ComfyUI checks between nodes), what they kept is whole, idle, and one of
+    # ComfyUI's loaded models: "unload models" frees it, as does the next prompt's first LTX-2 node.
+    held = [c for c in host.vram()["components"] if c["resident"]]
+    assert all(c["handed_over"] and not c["in_use"] and c["streamed_bytes"] == 0 for c in held), held
+    host.free()
     assert host.vram()["resident_bytes"] == 0
     assert host.run(small_workflow(prefix="test/after_interrupt_2", seed=22)).status == "success"
+    assert host.vram()["resident_bytes"] == 0
 
 
 def test_back_to_back_prompts_with_different_policies_use_their_own_weights(host):
