@@ -51,6 +51,7 @@ def main() -> int:
     from ltx2_a2v.ltx2 import activations
     from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
     from ltx2_a2v.ltx2.components import Bundle
+    from ltx2_a2v.ltx2.lora import LoraFactors
     from ltx2_a2v.ltx2.plan import ComponentPlan
     from ltx2_a2v.memory.streaming import split_units
     from ltx2_a2v.quant import POLICIES
@@ -66,6 +67,16 @@ def main() -> int:
     units = {f"transformer_blocks.{i}": block for i in range(48)}
     units |= {u: b for u, b in unit_bytes.items() if not u.startswith("transformer_blocks.")}
     largest_fp8 = 4096 * 16384  # the feed-forward weights, elements
+    # Stage 2 runs on stage 1's transformer with the distilled LoRA's factors beside it (ltx2/lora_layers.py):
+    # rank 384 on every block linear, as stored (bf16), the wide bundle's block 0 scaled to 48 blocks.
+    lora = LoraFactors(args.models_dir / names["distilled_lora"], 1.0)
+    lora_block = sum(
+        lora.header.entries[k].nbytes
+        for weight, pair in lora.targets.items()
+        if weight.startswith("transformer_blocks.0.")
+        for k in pair
+    )
+    lora_bytes = 48 * lora_block
     gemma = GEMMA3_CONFIG_FOR_LTX.to_dict()
     bf16 = torch.bfloat16
     text_act = activations.text(gemma, config, bf16)
@@ -84,7 +95,7 @@ def main() -> int:
     print(
         f"transformer {sum(units.values()) + other:,} B ({(sum(units.values()) + other) / GIB:.1f} GiB: 48 blocks of "
         f"{block / 2**20:.0f} MiB + {other / 2**20:.0f} MiB), Gemma {gemma_fp8 / GIB:.1f} GiB, embeddings processor "
-        f"{processor / GIB:.1f} GiB"
+        f"{processor / GIB:.1f} GiB, distilled LoRA (rank 384) {lora_bytes / GIB:.1f} GiB"
     )
     for card, (budget_gb, fp8_matmul, example) in RECIPES.items():
         budget = int(budget_gb * GIB)
@@ -96,11 +107,15 @@ def main() -> int:
         rows.append(
             ("image encode (stage 1)", 0, activations.image_encode(WIDTH // 2, HEIGHT // 2, bf16), "VAE encoder")
         )
-        for stage, (w, h) in (("stage 1 denoise", (WIDTH // 2, HEIGHT // 2)), ("stage 2 denoise", (WIDTH, HEIGHT))):
+        for stage, (w, h), beside in (
+            ("stage 1 denoise", (WIDTH // 2, HEIGHT // 2), 0),
+            ("stage 2 denoise", (WIDTH, HEIGHT), lora_bytes),
+        ):
             act = activations.denoise(config, w, h, FRAMES, FPS, bf16) + upcast
-            resident, streamed = split_units(list(units), units, other, budget - act, in_flight=2)
-            held = other + sum(units[u] for u in resident) + (2 * max(units.values()) if streamed else 0)
-            rows.append((stage, held, act, f"{len(resident)} units resident, {len(streamed)} streamed"))
+            resident, streamed = split_units(list(units), units, other, budget - act - beside, in_flight=2)
+            held = beside + other + sum(units[u] for u in resident) + (2 * max(units.values()) if streamed else 0)
+            note = f"{len(resident)} units resident, {len(streamed)} streamed" + (", LoRA factors" if beside else "")
+            rows.append((stage, held, act, note))
         rows.append(("image encode (stage 2)", 0, activations.image_encode(WIDTH, HEIGHT, bf16), "VAE encoder"))
         rows.append(
             (

@@ -490,7 +490,10 @@ def decode(
             interruptible(decoder, on_tensor),
         ):
             generator = _generator(device, latent.seed, latent)
-            for chunk in decode_video(latent.video.to(device), decoder, tiling if tiled else None, generator):
+            # In the decoder's compute dtype: a transformer computing in bf16 beside a VAE in float32 (ComfyUI's
+            # --bf16-unet alone) hands over a bf16 latent, which the decoder's float32 convolutions refuse.
+            video = latent.video.to(device, model.precision_on(device).vae)
+            for chunk in decode_video(video, decoder, tiling if tiled else None, generator):
                 chunks.append(chunk.cpu())
                 if progress is not None:
                     progress(len(chunks), max(total, len(chunks)))

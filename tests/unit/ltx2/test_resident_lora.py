@@ -134,3 +134,10 @@ def test_a_budget_too_small_to_keep_the_transformer_through_the_upscale_reads_it
     report = two_stages(model, budget, "resident-lora-small")
     assert reads(report, "stage 2 denoise")["transformer"] > 0
     assert budget.resident_bytes() == 0 and len(report["stages"]) >= 6
+
+
+def test_a_latent_from_a_bf16_transformer_decodes_on_a_float32_vae(tiny_paths, budget):
+    """ComfyUI's --bf16-unet without --bf16-vae: the decoder is given the latent in its own compute dtype."""
+    mixed = Precision(transformer=torch.bfloat16, text_encoder=torch.float32, vae=torch.float32)
+    report = two_stages(spec(tiny_paths, precision=mixed), budget, "mixed-precision")
+    assert [s["name"] for s in report["stages"]][-1] == "decode"
