@@ -12,8 +12,10 @@ weight plainly; a quantizing policy stores its quantized layers otherwise, its s
 - A quantized weight (fp8 with or without scales, torchao's int8 / int4 / fp8 tensors): the LoRA runs beside it
   as its low-rank path, x A^T (s B)^T, in the compute dtype. Fusing needs the bf16 weight, which the quantized
   layer no longer holds: dequantizing, fusing and quantizing again at each forward would cost a pass over the
-  layer and quantize the change too, where the low-rank path keeps the change exact. Its error against the bf16
-  reference, beside the former fused-then-quantized stage 2, is in `make bench-quant`.
+  layer and quantize the change too, where the low-rank path keeps the change exact. Against the bf16 reference
+  both stay within 5 % of each other (`make bench-quant` on the wide preset: fp8_scaled 1.24 % beside, 1.27 %
+  fused then quantized; int8 0.42 % / 0.40 %): the base weights' quantization sets the error, so the choice is made
+  on cost, and beside costs neither a second read of the checkpoint nor a second transformer kept.
 """
 
 import contextlib
