@@ -133,7 +133,12 @@ class VramBudget:
             self.drop_dead()
             self.device = device
             record = self.records.get(key)
-            plan = None if record is not None and record.module is not None else self._make_room_for(request)
+            if record is not None and record.module is not None:
+                plan = None
+                if record.handed_over:
+                    self._take_over(record, request)
+            else:
+                plan = self._make_room_for(request)
         if plan is not None:
             # Made outside the lock: reading the weights takes long, and the page's reads of the state (another
             # thread) must not wait for it. Only the prompt's thread changes the records.
@@ -170,6 +175,16 @@ class VramBudget:
                     self.evict(key)
                 else:
                     self.enforce(device)
+
+    def _take_over(self, record: ComponentRecord, request: ComponentRequest) -> None:
+        """A stage takes over what the previous one kept (stage 2, stage 1's transformer): room for this stage's
+        activations, which may be larger (stage 2 runs at twice the size), made from other idle components first,
+        then by streaming out some of the kept component's own units rather than reading it all again."""
+        working = request.activations + record.upcast_bytes
+        self.make_room(working, request.device, keep=record.key, group=request.group)
+        short = self.resident_bytes(request.device) + working - self.budget_for(request.device)
+        if short > 0:
+            self.shrink(record.key, short)
 
     def _make_room_for(self, request: ComponentRequest) -> tuple[Need, list[str]]:
         """(what the request's component needs, the units to stream) once room is made for it: evicting idle
@@ -237,6 +252,12 @@ class VramBudget:
                 break
             record = self.records[key]
             if key != keep and record.in_use == 0 and record.device == device:
+                if record.handed_over and record.streamer is not None:
+                    # The next stage takes it over (stage 2, stage 1's transformer): a few of its units streamed
+                    # cost that stage a copy per step; evicted, it would be read from its file whole again.
+                    self.shrink(key, self.resident_bytes(device) + nbytes - budget)
+                    if self.resident_bytes(device) + nbytes <= budget:
+                        break
                 self.evict(key)
         if self.bridge is not None and nbytes > 0:
             self.bridge.make_room(nbytes, device)

@@ -424,10 +424,13 @@ def sample_refine(
         working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
         with (
             BUDGET.stage("stage 2 denoise", device),
+            # The factors before the transformer: under a tight budget their room is made by streaming some units
+            # of the transformer stage 1 kept, rather than by reading the checkpoint again.
+            _lora_factors(model, device, fused=plan.base_lora) as lora,
             model.component(
                 "transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor, activations=working
             ) as tr,
-            _distilled_lora(model, tr, device, fused=plan.base_lora),
+            applied(tr, lora) if lora is not None else contextlib.nullcontext(),
             interruptible(tr, on_tensor),
         ):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
@@ -449,13 +452,13 @@ def sample_refine(
 
 
 @contextlib.contextmanager
-def _distilled_lora(model: ModelSpec, transformer: torch.nn.Module, device: torch.device, fused: bool):
-    """The distilled LoRA on `transformer` for a block: nothing to do when its weights have it `fused`."""
+def _lora_factors(model: ModelSpec, device: torch.device, fused: bool):
+    """The distilled LoRA's factors for a block, or None when the transformer's weights have it `fused`."""
     if fused:
-        yield
+        yield None
         return
-    with model.distilled_lora(device) as lora, applied(transformer, lora):
-        yield
+    with model.distilled_lora(device) as lora:
+        yield lora
 
 
 def decode(

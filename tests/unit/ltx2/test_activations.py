@@ -55,7 +55,7 @@ def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[st
         "stage 1 denoise": activations.denoise(model.config, width // 2, height // 2, frames, 24.0, dtype)
         + upcast("transformer"),
         "stage 2 denoise": activations.denoise(model.config, width, height, frames, 24.0, dtype)
-        + upcast("transformer (stage 2)"),
+        + upcast("transformer"),  # stage 1's, with the LoRA's factors beside it
         "decode": activations.decode(model.config, width, height, frames, None, dtype) + upcast("video_decoder"),
     }
 
@@ -91,7 +91,7 @@ def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_a
     upcast = activations.upcast_bytes(plan, POLICIES["fp8_scaled"], torch.float32)
     for name, (width, height) in {"stage 1 denoise": (64, 64), "stage 2 denoise": (128, 128)}.items():
         stage = stages_run[name]
-        assert all(c["streamed"] for c in stage.components), stage.components
+        assert all(c["streamed"] for c in stage.components if c["name"] != "distilled LoRA"), stage.components
         allowed = (
             quarter
             + units_in_flight(CPU) * max(unit_bytes.values())
