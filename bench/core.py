@@ -26,6 +26,9 @@ report: every read); the frames' mean absolute error (0-255) and PSNR against lt
 on the same files and inputs (its reference recipe in bf16, run first in this process's lane as
 tests/host/test_fidelity_host.py runs it); the precision each computed in (the pack's run report; core's log).
 
+On a GPU the resident-set peak is still host memory; the pack's ledger is then CUDA's allocator, and core's
+device peak is not taken (only ComfyUI's own code could).
+
 Core builds Gemma-3-12B from code: its server gets bench/core_gemma_shim.py as a custom node, which gives that one
 config class the bundle's Gemma sizes. Writes bench/results/core_<preset>.json and .png.
 """
@@ -363,7 +366,7 @@ def run_row(row: Row, build_prompt, host_args: dict, work: Path, models_dir: Pat
             "peak_rss_bytes": proc_status(pid, "VmHWM"),
             "rss_before_bytes": rss_before,
             "read_bytes": read_bytes(pid) - read_before,
-            "bundle_bytes_read": bundle_bytes_in_page_cache(models_dir),
+            "bundle_bytes_in_cache_after": bundle_bytes_in_page_cache(models_dir),
             "server_flags": list(flags),
         }
         row_out["peak_rss_above_start_bytes"] = row_out["peak_rss_bytes"] - rss_before
@@ -381,6 +384,12 @@ def run_row(row: Row, build_prompt, host_args: dict, work: Path, models_dir: Pat
             row_out.update(
                 ledger_peak_bytes=report["peak_bytes"],
                 pack_bytes_read=report["bytes_read"],
+                pack_reads={
+                    f"{stage['name']}: {c.get('name', '?')}": c.get("bytes_read", 0)
+                    for stage in report["stages"]
+                    for c in stage["components"]
+                    if c.get("bytes_read")
+                },
                 precision=report["precision"],
                 report_seconds=report["elapsed_seconds"],
             )
@@ -396,7 +405,7 @@ def run_row(row: Row, build_prompt, host_args: dict, work: Path, models_dir: Pat
 
 def unit(result: dict) -> tuple[str, int]:
     """GiB for the wide preset's figures, MiB for the tiny one's."""
-    largest = max((r.get("bundle_bytes_read", 0) for r in result["rows"]), default=0)
+    largest = max((r.get("read_bytes", 0) for r in result["rows"]), default=0)
     return ("GiB", GIB) if largest > GIB else ("MiB", 2**20)
 
 
@@ -426,8 +435,8 @@ def chart(result: dict, path: Path) -> None:
     )
     mem_ax.set_title(f"peak {name}: resident set above the idle server's (the pack: also its ledger)")
     mem_ax.legend(fontsize=8)
-    read_ax.bar(x, [r["bundle_bytes_read"] / size for r in rows], color=colors)
-    read_ax.set_title(f"{name} of the bundle's files read")
+    read_ax.bar(x, [r["read_bytes"] / size for r in rows], color=colors)
+    read_ax.set_title(f"{name} read from disk (the bundle dropped from the page cache first)")
     for ax in (time_ax, mem_ax, read_ax):
         ax.set_xticks(x, labels, fontsize=7)
         ax.title.set_fontsize(9)
@@ -443,8 +452,8 @@ def chart(result: dict, path: Path) -> None:
 def print_table(result: dict) -> None:
     name, size = unit(result)
     print(
-        f"\n{'row':32s} {'seconds':>8s} {'ledger ' + name:>10s} {'RSS ' + name:>9s} {'bundle ' + name:>10s} "
-        f"{'disk ' + name:>9s} {'pack ' + name:>9s} {'MAE':>6s} {'PSNR':>6s}"
+        f"\n{'row':32s} {'seconds':>8s} {'ledger ' + name:>10s} {'RSS ' + name:>9s} {'read ' + name:>9s} "
+        f"{'cached ' + name:>10s} {'pack ' + name:>9s} {'MAE':>6s} {'PSNR':>6s}"
     )
 
     def figure(r, key, width):
@@ -458,8 +467,8 @@ def print_table(result: dict) -> None:
         psnr = f"{r['psnr']:6.1f}" if r.get("psnr") is not None else f"{'-':>6s}"
         print(
             f"{r['name']:32s} {r['seconds']:8.1f} {figure(r, 'ledger_peak_bytes', 10)} "
-            f"{figure(r, 'peak_rss_above_start_bytes', 9)} {figure(r, 'bundle_bytes_read', 10)} "
-            f"{figure(r, 'read_bytes', 9)} {figure(r, 'pack_bytes_read', 9)} {mae} {psnr}"
+            f"{figure(r, 'peak_rss_above_start_bytes', 9)} {figure(r, 'read_bytes', 9)} "
+            f"{figure(r, 'bundle_bytes_in_cache_after', 10)} {figure(r, 'pack_bytes_read', 9)} {mae} {psnr}"
         )
         print(f"{'':32s} {r['precision']}")
 
@@ -548,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.steps),
         ]
     )
-    reference = np.load(work / "reference.npy") if reference_run else None
+    reference = np.load(reference_run.pop("frames")) if reference_run else None
     negative = reference_run["negative_prompt"] if reference_run else "blurry, low quality"
 
     # The shim, in a custom-node folder of its own, for every server of the run (it changes core's Gemma only).
