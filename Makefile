@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 
 .PHONY: setup setup-demo demo test test-long bench-quant bench-formats bench-vram bench-gpu bench-proving-ground gpu-kit
-.PHONY: bench-cluster lint
+.PHONY: bench-cluster bench-core lint
 
 setup:
 	@bash tools/setup_env.sh test
@@ -25,7 +25,7 @@ test: setup lint
 	@echo "test: the newest lane"
 	env -u LTX2_COMFYUI .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
 	@if [ -n "$$LTX2_COMFYUI" ]; then echo "test: the lane for the ComfyUI in $$LTX2_COMFYUI"; \
-	  .venv-host/bin/python -m pytest -m "not long" tests/unit tests/host; fi
+	  .venv-host/bin/python -m pytest -m "not long" tests/unit tests/host tests/bench/test_template_prompt.py; fi
 
 # Slow tests (the wide preset); .ci/run runs them too.
 test-long: setup
@@ -48,6 +48,17 @@ bench-cluster: setup
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
 bench-vram: setup-demo
 	$(PY) bench/vram.py
+
+# Side by side with ComfyUI's own LTX-2.3 template (README): the pack's graphs and core's video_ltx2_3_ia2v on the
+# same bundle, inputs and seed, on the ComfyUI tree in LTX2_COMFYUI (0.16 or later) run by LTX2_COMFYUI_PYTHON
+# (default .venv-host/bin/python, made here when unset); writes bench/results/core_<preset>.{json,png}.
+# E.g. LTX2_COMFYUI=/path/to/ComfyUI make bench-core ARGS="--preset tiny"
+bench-core: setup-demo
+	@if [ -z "$$LTX2_COMFYUI" ]; then \
+	  echo "bench-core: set LTX2_COMFYUI to the ComfyUI tree to compare with (0.16 or later)" >&2; exit 2; fi
+	@if [ -z "$$LTX2_COMFYUI_PYTHON" ]; then bash tools/setup_lane_newest.sh && \
+	  bash tools/setup_lane_host.sh "$$LTX2_COMFYUI"; fi
+	$(PY) bench/core.py $(ARGS)
 
 # The seed article's table on the real LTX-2.3 files, on a CUDA GPU, through a ComfyUI host; writes
 # bench/results/gpu_a2v.{json,png}. E.g. make bench-gpu ARGS="--models-dir /models --policies fp8_cast"

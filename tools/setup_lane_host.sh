@@ -5,7 +5,8 @@
 # comfy-kitchen, comfy-aimdo, ...): installing a ComfyUI's requirements plainly pulls another CUDA torch and 5 GB
 # of NVIDIA's wheels. A requirement that pins another release than the newest lane has (the frontend, say) is
 # installed into .venv-host, which comes first on the path. The sub-packages of comfyui-workflow-templates (core's
-# template browser's media, hundreds of MB) are left out: ComfyUI logs that it misses them and serves on.
+# template browser's media, hundreds of MB) are left out: ComfyUI logs that it misses them and serves on; their JSON
+# and manifest (23 MB) are installed: `make bench-core` reads core's LTX-2.3 template from them.
 # Idempotent (a stamp of the tree's requirements.txt, the tree's path and the newest lane); called by
 # tools/setup_env.sh after the newest lane.
 set -euo pipefail
@@ -37,6 +38,21 @@ mkdir -p .cache
 grep -vE '^(torch|torchvision|torchaudio)([<>=!~ ;[]|$)' "$tree/requirements.txt" > .cache/host-lane-requirements.txt
 "$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-deps -r .cache/host-lane-requirements.txt \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+templates=$("$VENV/bin/python" - <<'PYEOF'
+import importlib.metadata as metadata
+try:
+    wanted = metadata.requires("comfyui-workflow-templates") or []
+except metadata.PackageNotFoundError:
+    wanted = []
+names = ("comfyui-workflow-templates-core", "comfyui-workflow-templates-json")
+print(" ".join(r for r in wanted if ";" not in r and r.split("=")[0].strip() in names))
+PYEOF
+)
+if [ -n "$templates" ]; then
+  # shellcheck disable=SC2086  # one requirement per word
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-deps $templates \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+fi
 echo "$stamp_src" > "$VENV/.stamp"
 version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$tree/comfyui_version.py")
 echo "setup: lane for ComfyUI $version ($tree) ready in $(( $(date +%s) - start )) s"
