@@ -348,12 +348,18 @@ class VramBudget:
 
     # --- report ---
     def begin_run(self, run_id: str, policy: str, mode: str, precision: str = "") -> RunReport:
-        if self.last_run is None or self.last_run.run_id != run_id:
+        new_run = self.last_run is None or self.last_run.run_id != run_id
+        if new_run:
             self.last_run = RunReport(run_id)
         self.last_run.policy, self.last_run.mode, self.last_run.precision = policy, mode, precision
         self.mode = mode
         if mode == "cold_start":
-            self.free_all()  # components kept by an earlier persistent run
+            # Components kept by an earlier persistent run; each node of a run begins it again, and what an earlier
+            # stage of this run handed over stays for the stage it was kept for.
+            with self._lock:
+                for key in [k for k, r in self.records.items() if r.in_use == 0 and (new_run or not r.handed_over)]:
+                    self.evict(key)
+                self._forget_unloaded()
         else:
             self.drop_dead()
         return self.last_run

@@ -133,6 +133,20 @@ def test_interrupt_stops_stage_1_within_a_step_and_the_next_run_succeeds(host):
     assert host.run(small_workflow(prefix="test/after_interrupt", seed=5)).status == "success"
 
 
+def test_a_cold_start_run_reads_the_transformer_once_each_node_beginning_the_run_again(host):
+    """Stage 2 runs on the transformer stage 1 kept, and stage 2's image on the upscale's video encoder, though each
+    node begins the run again (the budget frees then what an earlier run kept, not what this run handed over)."""
+    result = host.run(small_workflow(prefix="test/read_once", seed=23))
+    assert result.status == "success", result.messages[-1]
+    state = host.vram()
+    stages = [(s["name"], {c["name"]: c["bytes_read"] for c in s["components"]}) for s in state["last_run"]["stages"]]
+    stage_1 = next(reads for name, reads in stages if name == "stage 1 denoise")
+    stage_2 = next(reads for name, reads in stages if name == "stage 2 denoise")
+    assert stage_1["transformer"] > 0 and stage_2["transformer"] == 0 and stage_2["distilled LoRA"] > 0, stages
+    assert [reads for name, reads in stages if name == "image encode"][-1] == {"video_encoder": 0}, stages
+    assert state["resident_bytes"] == 0
+
+
 def test_interrupt_in_stage_2_leaves_nothing_half_built(host):
     def interrupt_when_stage_2_starts(message):
         if message["type"] == "executing" and message["data"].get("node") == "6":

@@ -79,6 +79,14 @@ def test_cold_start_keeps_a_handed_over_component_for_the_next_stage_only():
     assert budget.resident_bytes() == 4096
     budget.begin_prompt("two", 0)
     assert budget.resident_bytes() == 0 and not budget.records
+    # Each node of a run begins it again (ComfyUI runs a stage per node): that keeps what the run handed over.
+    budget.begin_run("run", "none", "cold_start")
+    with budget.use(request):
+        pass
+    budget.begin_run("run", "none", "cold_start")
+    assert budget.resident_bytes() == 4096
+    budget.begin_run("next run", "none", "cold_start")
+    assert budget.resident_bytes() == 0
 
 
 def test_persistent_keeps_and_reuses_then_evicts_an_idle_component():
