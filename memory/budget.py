@@ -287,9 +287,11 @@ class VramBudget:
             for key in [k for k, r in self.records.items() if r.handed_over and r.in_use == 0]:
                 self.evict(key)
 
-    def free_all(self) -> None:
+    def free_all(self, keep_handed_over: bool = False) -> None:
         with self._lock:
-            for key in [k for k, r in self.records.items() if r.in_use == 0]:
+            for key in [
+                k for k, r in self.records.items() if r.in_use == 0 and not (keep_handed_over and r.handed_over)
+            ]:
                 self.evict(key)
             self._forget_unloaded()
 
@@ -356,10 +358,7 @@ class VramBudget:
         if mode == "cold_start":
             # Components kept by an earlier persistent run; each node of a run begins it again, and what an earlier
             # stage of this run handed over stays for the stage it was kept for.
-            with self._lock:
-                for key in [k for k, r in self.records.items() if r.in_use == 0 and (new_run or not r.handed_over)]:
-                    self.evict(key)
-                self._forget_unloaded()
+            self.free_all(keep_handed_over=not new_run)
         else:
             self.drop_dead()
         return self.last_run
