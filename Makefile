@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 
 .PHONY: setup setup-demo demo test test-long bench-quant bench-formats bench-vram bench-gpu bench-proving-ground gpu-kit
-.PHONY: bench-cluster bench-core lint
+.PHONY: bench-cluster bench-core bench-upcast lint
 
 setup:
 	@bash tools/setup_env.sh test
@@ -48,6 +48,11 @@ bench-cluster: setup
 # Residency benchmark on the wide preset: cold_start, persistent, streamed; writes bench/results/vram.{json,png}.
 bench-vram: setup-demo
 	$(PY) bench/vram.py
+
+# float32 compute with bf16 / fp8 weights on a CPU: seconds per step with the scratch buffer, with a new tensor per
+# upcast copy, and with float32 weights (core's way); prints a table (README, "Precision").
+bench-upcast: setup-demo
+	$(PY) bench/upcast.py
 
 # Side by side with ComfyUI's own LTX-2.3 template (README): the pack's graphs and core's video_ltx2_3_ia2v on the
 # same bundle, inputs and seed, on the ComfyUI tree in LTX2_COMFYUI (0.16 or later) run by LTX2_COMFYUI_PYTHON

@@ -12,8 +12,11 @@ a fresh server of that tree (`--cpu` without a GPU; the pack loaded beside core'
 - the pack's example graphs (example_workflows/api): the reference recipe with `none`; the fast recipe with `none`
   and with `fp8_scaled` (on the fp8 checkpoint, as core's fp8 row);
 - core's template (bench/template_prompt.py) on the bf16 checkpoint and on the fp8 one;
-- the pack's reference recipe again in bf16 (ComfyUI's `--bf16-*` flags), as ltx-pipelines computes: what the
-  distance to ltx-pipelines' frames is worth when the others compute in float32.
+- the fast recipe and core's template on the bf16 checkpoint again with the transformer and the text encoder in
+  bf16 (`--bf16-unet --bf16-text-enc`), as both compute on a GPU; the VAEs stay float32 (core's audio VAE encode
+  fails on a CPU with `--bf16-vae`);
+- the pack's reference recipe again all in bf16 (`--bf16-*`), as ltx-pipelines computes: what the distance to
+  ltx-pipelines' frames is worth when the others compute in float32.
 
 On a CPU every other row runs with `--fp32-text-enc`: core keeps its text encoder in float16 there by default,
 where the pack computes in float32, as core does the rest. Per row: seconds from queueing the prompt to its
@@ -61,6 +64,9 @@ PACK_API = ROOT / "example_workflows" / "api"
 # (as core does everything else there): float32 for both. The bf16 row runs as ltx-pipelines computes.
 FLOAT32_ON_CPU = ("--fp32-text-enc",)
 BF16 = ("--bf16-unet", "--bf16-vae", "--bf16-text-enc")
+# Transformer and text encoder in bf16, the VAEs in float32: on a CPU core's audio VAE encode fails with
+# `--bf16-vae` (its input stays float32, "Input type (float) and bias type (c10::BFloat16) should be the same").
+BF16_MODELS = ("--bf16-unet", "--bf16-text-enc")
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class Row:
     who: str  # "pack" or "core"
     what: str  # the pack's recipe, or the bundle file core's template loads as its checkpoint
     policy: str | None = None  # the pack's quantization
-    bf16: bool = False
+    flags: tuple[str, ...] | None = None  # the server's dtype flags; None: the default (float32 on a CPU)
 
 
 ROWS = (
@@ -78,8 +84,11 @@ ROWS = (
     Row("core template, bf16 checkpoint", "core", "checkpoint"),
     Row("pack fast, fp8_scaled", "pack", "fast", "fp8_scaled"),
     Row("core template, fp8 checkpoint", "core", "fp8_checkpoint"),
+    # The same recipe in bf16, as both compute on a GPU (and on a CPU with bf16 matmuls: AMX, AVX512-BF16).
+    Row("pack fast, none, bf16", "pack", "fast", "none", flags=BF16_MODELS),
+    Row("core template, bf16 checkpoint, bf16", "core", "checkpoint", flags=BF16_MODELS),
     # What the distance is worth: the pack's reference recipe in ltx-pipelines' own precision.
-    Row("pack reference, none, bf16", "pack", "reference", "none", bf16=True),
+    Row("pack reference, none, bf16", "pack", "reference", "none", flags=BF16),
 )
 
 
@@ -342,7 +351,7 @@ def run_row(row: Row, build_prompt, host_args: dict, work: Path, models_dir: Pat
     from comfy_host import ComfyHost, node_timings
 
     name, who, policy = row.name, row.who, row.policy
-    flags = BF16 if row.bf16 else (FLOAT32_ON_CPU if host_args["cpu"] else ())
+    flags = row.flags if row.flags is not None else (FLOAT32_ON_CPU if host_args["cpu"] else ())
     host = ComfyHost(models_dir, work, **{**host_args, "extra_args": (*host_args["extra_args"], *flags)})
     try:
         host.wait_ready(300)
@@ -392,6 +401,7 @@ def run_row(row: Row, build_prompt, host_args: dict, work: Path, models_dir: Pat
                 },
                 precision=report["precision"],
                 report_seconds=report["elapsed_seconds"],
+                stage_seconds={stage["name"]: stage["seconds"] for stage in report["stages"]},
             )
         else:
             row_out["precision"] = "; ".join(core_precision(host.log_path.read_text()))
@@ -420,7 +430,7 @@ def chart(result: dict, path: Path) -> None:
     labels = [r["name"].replace(", ", "\n") for r in rows]
     colors = ["tab:blue" if r["who"] == "pack" else "tab:orange" for r in rows]
     x = np.arange(len(rows))
-    fig, (time_ax, mem_ax, read_ax) = plt.subplots(1, 3, figsize=(17, 5.5))
+    fig, (time_ax, mem_ax, read_ax) = plt.subplots(1, 3, figsize=(19, 5.5))
     time_ax.bar(x, [r["seconds"] for r in rows], color=colors)
     time_ax.set_title("seconds, queue to success")
     mem_ax.bar(x - 0.2, [r["peak_rss_above_start_bytes"] / size for r in rows], 0.4, color=colors, label="RSS peak")
@@ -452,7 +462,7 @@ def chart(result: dict, path: Path) -> None:
 def print_table(result: dict) -> None:
     name, size = unit(result)
     print(
-        f"\n{'row':32s} {'seconds':>8s} {'ledger ' + name:>10s} {'RSS ' + name:>9s} {'read ' + name:>9s} "
+        f"\n{'row':38s} {'seconds':>8s} {'ledger ' + name:>10s} {'RSS ' + name:>9s} {'read ' + name:>9s} "
         f"{'cached ' + name:>10s} {'pack ' + name:>9s} {'MAE':>6s} {'PSNR':>6s}"
     )
 
@@ -461,16 +471,16 @@ def print_table(result: dict) -> None:
 
     for r in result["rows"]:
         if r["status"] != "success":
-            print(f"{r['name']:32s} {r['status']}: {json.dumps(r.get('error'))[:200]}")
+            print(f"{r['name']:38s} {r['status']}: {json.dumps(r.get('error'))[:200]}")
             continue
         mae = f"{r['mae']:6.2f}" if r.get("mae") is not None else f"{'-':>6s}"
         psnr = f"{r['psnr']:6.1f}" if r.get("psnr") is not None else f"{'-':>6s}"
         print(
-            f"{r['name']:32s} {r['seconds']:8.1f} {figure(r, 'ledger_peak_bytes', 10)} "
+            f"{r['name']:38s} {r['seconds']:8.1f} {figure(r, 'ledger_peak_bytes', 10)} "
             f"{figure(r, 'peak_rss_above_start_bytes', 9)} {figure(r, 'read_bytes', 9)} "
             f"{figure(r, 'bundle_bytes_in_cache_after', 10)} {figure(r, 'pack_bytes_read', 9)} {mae} {psnr}"
         )
-        print(f"{'':32s} {r['precision']}")
+        print(f"{'':38s} {r['precision']}")
 
 
 # --- main -------------------------------------------------------------------------------------------------------------

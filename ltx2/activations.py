@@ -3,11 +3,12 @@ can keep room for it (memory/budget.py) and ask ComfyUI for weights and activati
 
 Two parts. Upcasts: a layer whose weight is stored narrower than it computes (bf16 weights computing in float32
 on a CPU; fp8 weights without fp8 matmuls) holds a compute-dtype copy of that weight during its forward: the
-largest such weight is live at once (ltx2/precision.py, quant/). Then the tensors that grow with the input,
-per token, pixel or frame. The per-unit factors were measured with the device-memory ledger (memory/ledger.py)
-on the `wide` preset (the 22B transformer's widths) at several sizes, float32 on a CPU, as the peak above what
-was live when the stage began, less the upcast: tests/unit/ltx2/test_activations.py checks them against the
-ledger again (within 20 %).
+largest such weight is live at once (ltx2/precision.py, quant/). Then the tensors that grow with the input, per
+token, pixel or frame. The per-unit factors were measured with the device-memory ledger (memory/ledger.py) on the
+`wide` preset (the 22B transformer's widths) at several sizes, float32 on a CPU, as the peak above what was live
+when the stage began, less the upcast: tests/unit/ltx2/test_activations.py checks them against the ledger again
+(within 20 %). Since then a CPU makes its copies in a buffer the size of the largest that lives for the whole
+forward (quant/scratch.py): there the ledger's peaks are 1.12-1.19x these estimates (the same test).
 """
 
 import torch

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..quant.scratch import room
 from .lora import LoraFactors, delta_of
 
 # The weights fused at a forward: what a load stores them as (build.STORAGE_DTYPE) and the other float types.
@@ -97,8 +98,15 @@ class _OnLayer:
         if output is None or not args:
             return None
         x = args[0]
-        low = F.linear(F.linear(x, self.a.to(x.dtype)) * self.scale, self.b.to(x.dtype))
-        return output + low.to(output.dtype)
+        with contextlib.ExitStack() as copies:
+            # Factors kept in bf16 and computing in float32 (a CPU): their copies in the model's scratch, where
+            # the layer's own weight copy was a moment ago, not beside it.
+            a, b = (
+                f if f.dtype == x.dtype else copies.enter_context(room(f.shape, x.dtype, x.device)).copy_(f)
+                for f in (self.a, self.b)
+            )
+            low = F.linear(F.linear(x, a) * self.scale, b)
+        return output.add_(low.to(output.dtype))  # in place: the output is this forward's own
 
 
 @contextlib.contextmanager

@@ -7,7 +7,9 @@ instead of swapping classes, each module that owns a weight narrower than the co
 hooks: its weights are upcast when its forward starts and the stored ones put back when it ends. A weight used
 outside its owner's forward (per-channel statistics, say) meets compute-dtype activations in element-wise ops,
 where torch promotes it. The root module's floating inputs are cast to the compute dtype, because ltx-core picks
-input dtypes from `next(model.parameters()).dtype`, which is the stored one.
+input dtypes from `next(model.parameters()).dtype`, which is the stored one. The copies of one forward are made
+in one buffer of the model's (quant/scratch.py: a new tensor per copy made the upcasts cost more than the
+conversion itself on a CPU).
 
 Nothing is hooked where the compute dtype is the stored one (bf16 on a GPU): the model runs exactly as
 ltx-pipelines runs it.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..quant.scratch import Scratch, copied_out, enter, leave
 from .safetensors_file import FP8_DTYPES
 
 NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "float32"}
@@ -94,7 +97,9 @@ def compute_in(model: torch.nn.Module, dtype: torch.dtype) -> int:
     """Make `model` compute in `dtype` without changing what it stores; returns how many modules cast.
 
     A module is hooked when it owns a tensor to upcast, or a tensor on the meta device: a streamed unit's tensors
-    arrive at each forward (memory/streaming), in their stored dtype, which the hook checks then."""
+    arrive at each forward (memory/streaming), in their stored dtype, which the hook checks then. The copies are
+    made in one scratch buffer per forward of the model (quant/scratch.py)."""
+    scratch = Scratch(dtype)
     hooked = 0
     for module in model.modules():
         owned = [
@@ -105,25 +110,37 @@ def compute_in(model: torch.nn.Module, dtype: torch.dtype) -> int:
         ]
         if not owned:
             continue
-        stored: list[dict] = []
+        stored: list[tuple[int, dict]] = []
 
         def upcast(mod, _args, owned=owned, stored=stored):
             kept = {}
+            stored.append((scratch.open(), kept))
             for table, name in owned:
                 tensor = getattr(mod, table)[name]
                 if tensor is not None and tensor.device.type != "meta" and _upcast(tensor, dtype):
                     kept[(table, name)] = tensor
-                    getattr(mod, table)[name] = tensor.to(dtype)
-            stored.append(kept)
+                    getattr(mod, table)[name] = scratch.copy(tensor)
 
-        def restore(mod, _args, _output, stored=stored):
+        def restore(mod, _args, output, stored=stored):
             # Also after an exception (always_call): the upcast copies must never outlive the forward.
-            for (table, name), tensor in stored.pop().items() if stored else ():
+            if not stored:
+                return None
+            top, kept = stored.pop()
+            for (table, name), tensor in kept.items():
                 getattr(mod, table)[name] = tensor
+            # Before the buffer is reused: an output that is a copy (a forward returning its own weight) is cloned.
+            output = copied_out(output) if scratch.holds(output) else None
+            scratch.close(top)
+            return output
 
         module.register_forward_pre_hook(upcast)
         module.register_forward_hook(restore, always_call=True)
         hooked += 1
     if hooked:
         model.register_forward_pre_hook(_cast_inputs(dtype), with_kwargs=True)
+    if hooked or dtype.itemsize > 2:  # fp8 layers copy their weights too, without hooks (quant/fp8_scaled.py)
+        # The whole forward is one stack: the buffer is kept from the first copy to the model's last.
+        marks: list[int] = []
+        model.register_forward_pre_hook(lambda *_: marks.append(enter(scratch)), prepend=True)
+        model.register_forward_hook(lambda *_: leave(scratch, marks.pop()) if marks else None, always_call=True)
     return hooked

@@ -17,6 +17,7 @@ import torch
 
 # (ltx-core imported where used, as in ltx_core_policies.py: the nodes register without it.)
 from .policy import Backend, Policy
+from .scratch import room
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = torch.finfo(FP8).max
@@ -76,15 +77,18 @@ def fp8_matmul_linear(
 CPU_UPCAST_FACTOR = 2.0**8
 
 
-def upcast_fp8_cpu(weight: torch.Tensor, dtype: torch.dtype, chunk_elements: int = 2**21) -> torch.Tensor:
+def upcast_fp8_cpu(
+    weight: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None, chunk_elements: int = 2**21
+) -> torch.Tensor:
     """`weight.to(dtype) / 2**8`, for an e4m3 weight on the CPU, exactly.
 
     torch converts fp8 to float32 on the CPU one element at a time (measured 2.8x the time of bf16 -> float32 on
     a 4096x16384 weight); float16 -> float32 runs on the CPU's conversion instructions. Done a slice of rows at
     a time through one int16 buffer that stays in cache: the sign-extended byte shifted into place, the
-    exponent's top bit cleared."""
+    exponent's top bit cleared. Into `out` when given (the model's scratch, quant/scratch.py)."""
+    if out is None:
+        out = torch.empty(weight.shape, dtype=dtype)
     rows = max(1, chunk_elements // weight.shape[1])
-    out = torch.empty(weight.shape, dtype=dtype)
     source = weight.view(torch.int8)
     buffer = torch.empty(min(rows, weight.shape[0]), weight.shape[1], dtype=torch.int16)
     for start in range(0, weight.shape[0], rows):
@@ -108,7 +112,8 @@ class Fp8ScaledLinear(torch.nn.Linear):
         # In place: the product is computed in float32 and rounded once into the output, no second output-sized
         # tensor.
         if self.weight.device.type == "cpu" and self.weight.dtype == FP8:
-            out = torch.nn.functional.linear(x, upcast_fp8_cpu(self.weight, x.dtype))
+            with room(self.weight.shape, x.dtype, x.device) as weight:
+                out = torch.nn.functional.linear(x, upcast_fp8_cpu(self.weight, x.dtype, weight))
             out.mul_(self.weight_scale.view(-1) * CPU_UPCAST_FACTOR)  # powers of two: the same rounding
         else:
             out = torch.nn.functional.linear(x, self.weight.to(x.dtype))

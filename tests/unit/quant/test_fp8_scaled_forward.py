@@ -83,3 +83,44 @@ def test_cpu_upcast_of_every_fp8_value_is_exact():
     for dtype in (torch.float32, torch.bfloat16):
         fast = upcast_fp8_cpu(every, dtype, chunk_elements=32) * CPU_UPCAST_FACTOR  # several chunks
         assert torch.equal(fast[finite], every.to(dtype)[finite]), dtype
+
+
+def test_fp8_layers_of_a_float32_model_upcast_into_its_one_scratch_buffer(case):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from ltx2_a2v.ltx2.precision import compute_in
+
+    weight, bias, x = case
+    model = torch.nn.Sequential(layer_from(weight, bias), torch.nn.ReLU(), layer_from(weight.T.contiguous(), bias))
+    model[2].bias = None
+    compute_in(model, torch.float32)  # bf16 bias: the first layer is hooked; the second has nothing to upcast
+
+    class NewStorages(TorchDispatchMode):
+        """Counts the float32 weight-sized tensors made with new memory."""
+
+        made = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if (
+                func is torch.ops.aten.empty.memory_format
+                and out.dtype == torch.float32
+                and out.numel() >= weight.numel()
+            ):
+                NewStorages.made += 1
+            return out
+
+    def expected():
+        first = torch.nn.functional.linear(x.float(), model[0].weight.float()) * model[0].weight_scale.view(-1)
+        first = torch.relu(first + bias.float())
+        return torch.nn.functional.linear(first, model[2].weight.float()) * model[2].weight_scale.view(-1)
+
+    with torch.inference_mode():
+        runs = []
+        for _ in range(2):
+            NewStorages.made = 0
+            with NewStorages():
+                out = model(x)
+            runs.append(NewStorages.made)
+            assert torch.allclose(out, expected(), rtol=1e-5, atol=1e-6)
+    assert runs == [2, 1]  # the second forward: one buffer for both layers' upcasts
