@@ -32,9 +32,9 @@ def main() -> int:
 
     import_pack()
     from ltx2_a2v.ltx2.a2v import stages as a2v
-    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.budget import BUDGET
 
     names = file_names(args.preset)

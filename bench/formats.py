@@ -34,9 +34,9 @@ def main() -> None:
     from make_tiny_bundle import FP8_FILE_NAMES, file_names, make_bundle, write_fp8_checkpoint
 
     import_pack()
-    from ltx2_a2v.ltx2.build import build
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.build import build
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.table import Bundle
     from ltx2_a2v.memory.ledger import StageMeter
     from ltx2_a2v.quant import POLICIES
 

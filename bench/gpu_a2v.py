@@ -334,8 +334,8 @@ def stream_budget(args: argparse.Namespace, policy: str) -> float:
     """GiB: --stream-budget-gb, or a quarter of the transformer as `policy` stores it (from the file headers)."""
     if args.stream_budget_gb is not None:
         return args.stream_budget_gb
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.table import Bundle
 
     paths = model_files(args)
     bundle = Bundle(paths["checkpoint"], paths["text_encoder"], paths["spatial_upsampler"], paths["distilled_lora"])

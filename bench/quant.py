@@ -60,11 +60,11 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
     import_pack()
     from probe import ProbeShape, denoise_step, probe_inputs
 
-    from ltx2_a2v.ltx2.build import build
-    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.plan import ComponentPlan
-    from ltx2_a2v.ltx2.precision import library_default
+    from ltx2_a2v.ltx2.components.build import build
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.precision import library_default
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.accounting import module_bytes
     from ltx2_a2v.memory.ledger import CPU_LEDGER
     from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy
@@ -136,18 +136,18 @@ def measure_one(policy: str, models_dir: Path, preset: str, reference: Path) -> 
 
 def stage_2(model, policy, bundle, lora_path: Path, compute, inputs) -> dict:
     """A stage-2 step as the pack runs it (the distilled LoRA applied to stage 1's transformer at each forward,
-    ltx2/lora_layers.py) and as it was built before (a second transformer, the LoRA fused then quantized): each
-    one's output and step seconds. On `none` the two are the same bits (tests/unit/ltx2/test_resident_lora.py): the
+    ltx2/components/lora_layers.py) and as it was built before (a second transformer, the LoRA fused then quantized):
+    each one's output and step seconds. On `none` the two are the same bits (tests/unit/ltx2/test_resident_lora.py): the
     bf16 reference of the other policies."""
     import statistics as stats
 
     import torch
     from probe import denoise_step
 
-    from ltx2_a2v.ltx2.build import build
-    from ltx2_a2v.ltx2.lora import LoraFactors
-    from ltx2_a2v.ltx2.lora_layers import LoraLayers, applied
-    from ltx2_a2v.ltx2.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.build import build
+    from ltx2_a2v.ltx2.components.lora_layers import LoraLayers, applied
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.files.lora_file import LoraFactors
 
     def timed(transformer) -> tuple[torch.Tensor, float]:
         denoise_step(transformer, *inputs)  # warm-up

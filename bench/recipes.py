@@ -5,8 +5,8 @@
 Arithmetic, not a GPU measurement: the weights from the `wide` bundle's headers (the 22B transformer's real
 widths; its 2 blocks scaled to 48) and Gemma-3-12B's config; the split of the transformer into resident and
 streamed blocks by the budget's own rule (memory/streaming.split_units, two blocks in flight on a GPU); the
-activations by the estimates the budget reserves (ltx2/activations.py, checked against the device-memory ledger
-on the `wide` preset within 20 %). It prints, per phase, what is on the device at its peak.
+activations by the estimates the budget reserves (ltx2/components/activations.py, checked against the device-memory
+ledger on the `wide` preset within 20 %). It prints, per phase, what is on the device at its peak.
 """
 
 import argparse
@@ -48,11 +48,11 @@ def main() -> int:
     from ltx_core.model.video_vae import TilingConfig
     from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
 
-    from ltx2_a2v.ltx2 import activations
-    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.lora import LoraFactors
-    from ltx2_a2v.ltx2.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components import activations
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
+    from ltx2_a2v.ltx2.files.lora_file import LoraFactors
     from ltx2_a2v.memory.streaming import split_units
     from ltx2_a2v.quant import POLICIES
 
@@ -67,8 +67,9 @@ def main() -> int:
     units = {f"transformer_blocks.{i}": block for i in range(48)}
     units |= {u: b for u, b in unit_bytes.items() if not u.startswith("transformer_blocks.")}
     largest_fp8 = 4096 * 16384  # the feed-forward weights, elements
-    # Stage 2 runs on stage 1's transformer with the distilled LoRA's factors beside it (ltx2/lora_layers.py):
-    # rank 384 on every block linear, as stored (bf16), the wide bundle's block 0 scaled to 48 blocks.
+    # Stage 2 runs on stage 1's transformer with the distilled LoRA's factors beside it
+    # (ltx2/components/lora_layers.py): rank 384 on every block linear, as stored (bf16), the wide bundle's block 0
+    # scaled to 48 blocks.
     lora = LoraFactors(args.models_dir / names["distilled_lora"], 1.0)
     lora_block = sum(
         lora.header.entries[k].nbytes

@@ -3,8 +3,8 @@
     .venv/bin/python bench/upcast.py [--preset wide] [--models-dir DIR]
 
 ComfyUI computes in float32 on a CPU. Core's template then stores its weights in float32 (twice the bf16 bytes);
-the pack keeps them as stored and upcasts each weight for its layer's forward (ltx2/precision.py; fp8 weights in
-their layer, quant/fp8_scaled.py). Rows, each in a fresh process, stage 1 of the fast recipe at the `wide`
+the pack keeps them as stored and upcasts each weight for its layer's forward (ltx2/components/precision.py; fp8 weights
+in their layer, quant/fp8_scaled.py). Rows, each in a fresh process, stage 1 of the fast recipe at the `wide`
 side-by-side's stage-1 size (128x96, 25 frames; 8 steps) on a `persistent` model, the second (warm) run taken:
 
 - `scratch`: the pack, every copy of a forward made in one buffer reused as a stack (quant/scratch.py);
@@ -35,12 +35,12 @@ def measure(variant: str, policy: str, models_dir: Path, preset: str) -> dict:
     from make_tiny_bundle import file_names
 
     import_pack()
-    from ltx2_a2v.ltx2 import build
     from ltx2_a2v.ltx2.a2v import stages as a2v
-    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.model_spec import ModelSpec
-    from ltx2_a2v.ltx2.precision import Precision
+    from ltx2_a2v.ltx2.components import build
+    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.precision import Precision
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.budget import BUDGET
     from ltx2_a2v.quant import scratch
 

@@ -32,10 +32,10 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
 
     import_pack()
     from ltx2_a2v.ltx2.a2v import stages as a2v
-    from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-    from ltx2_a2v.ltx2.components import Bundle
-    from ltx2_a2v.ltx2.model_spec import ModelSpec
-    from ltx2_a2v.ltx2.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.budget import BUDGET
     from ltx2_a2v.quant import POLICIES
 

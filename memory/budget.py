@@ -8,7 +8,7 @@ uses it: stage 1's transformer serves stage 2), so the pack holds nothing when i
 `persistent` components stay between runs as long as they fit; when they do not, the most recently used idle one
 is evicted first (runs repeat one order of components, see make_room). A stage's activations are part of the
 budget: before making a component, room is made for the weights plus what the stage will need beside them (its estimate,
-ltx2/activations.py), first from our own idle components, then through the host's memory manager
+ltx2/components/activations.py), first from our own idle components, then through the host's memory manager
 (`Bridge.make_room`). A component that cannot fit even alone is made block-streamed (streaming.py) when its request
 says how it splits into units.
 

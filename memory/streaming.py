@@ -212,8 +212,8 @@ class Streamer:
         self._copies = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def attach(self, model: torch.nn.Module) -> None:
-        """Hooks on every unit of the built model, after the compute-dtype hooks (ltx2/precision.py): a unit is
-        brought in before those upcast it, and sent back after they put the stored tensors back."""
+        """Hooks on every unit of the built model, after the compute-dtype hooks (ltx2/components/precision.py): a unit
+        is brought in before those upcast it, and sent back after they put the stored tensors back."""
         self.model = model
         for unit in self.units:
             module = model.get_submodule(unit)

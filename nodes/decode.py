@@ -62,7 +62,7 @@ class LTX2Decode(io.ComfyNode):
 
         from ..ltx2.a2v import stages as a2v
         from ..ltx2.a2v.latent import A2VLatent
-        from ..ltx2.model_spec import ModelSpec
+        from ..ltx2.components.model_spec import ModelSpec
 
         expect(model, ModelSpec, "model")
         expect(latent, A2VLatent, "latent")

@@ -1,7 +1,7 @@
 """LoadLTX2Quantized ("Prepare LTX-2 (quantized)"): picks the files, the policies and the residency, checks that
-this device runs the policies, and outputs the spec (ltx2/model_spec.py). Nothing is read beyond the checkpoint's
-header here; components are built, quantized, when a stage needs them. The node id says "Load" because saved
-workflows name it so."""
+this device runs the policies, and outputs the spec (ltx2/components/model_spec.py). Nothing is read beyond the
+checkpoint's header here; components are built, quantized, when a stage needs them. The node id says "Load" because
+saved workflows name it so."""
 
 from comfy_api.latest import io
 
@@ -109,9 +109,9 @@ class LoadLTX2Quantized(io.ComfyNode):
         # Imported here so that the node registers even when ltx-core or torch is missing.
         import comfy.model_management
 
-        from ..ltx2.checkpoint import check_bundle
-        from ..ltx2.components import Bundle
-        from ..ltx2.model_spec import ModelSpec
+        from ..ltx2.components.model_spec import ModelSpec
+        from ..ltx2.components.table import Bundle
+        from ..ltx2.files.checkpoint import check_bundle
         from .precision import comfy_precision
 
         checkpoint = model_files.resolve_file("ckpt_name", ckpt_name, model_files.CHECKPOINT_FOLDERS)

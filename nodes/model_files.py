@@ -46,7 +46,7 @@ def resolve_file(input_name: str, name: str, folders: tuple[str, ...]) -> Path:
             return Path(path)
     # ComfyUI lists every name with the extension but resolves only regular files: a FIFO, a link to a device or a
     # broken link is listed, then "not there". Say what it is instead (open_regular does, without blocking).
-    from ..ltx2.safetensors_file import open_regular
+    from ..ltx2.files.safetensors_file import open_regular
 
     for folder in folders:
         for base in folder_paths.get_folder_paths(folder):
@@ -80,9 +80,9 @@ def resolve_text_encoder(name: str) -> Path:
 
 
 def identities(ckpt_name: str, text_encoder: str, distilled_lora: str) -> tuple:
-    """What the loader's choices are on disk now (see ltx2/file_identity.py); names that do not resolve count as
+    """What the loader's choices are on disk now (see ltx2/files/file_identity.py); names that do not resolve count as
     themselves (the node then says what is missing when it runs)."""
-    from ..ltx2.file_identity import identity
+    from ..ltx2.files.file_identity import identity
 
     found = []
     for folders, name in ((CHECKPOINT_FOLDERS, ckpt_name), (("loras",), distilled_lora)):

@@ -12,7 +12,7 @@ import comfy.model_management as mm
 import torch
 from comfy.cli_args import args
 
-from ..ltx2.precision import Precision
+from ..ltx2.components.precision import Precision
 
 # ComfyUI's supported_models.LTXV.supported_inference_dtypes.
 LTX_DTYPES = [torch.bfloat16, torch.float32]

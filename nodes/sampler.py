@@ -157,7 +157,7 @@ class A2VSampler(io.ComfyNode):
     ) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
         from ..ltx2.a2v.latent import A2VLatent
-        from ..ltx2.model_spec import ModelSpec
+        from ..ltx2.components.model_spec import ModelSpec
 
         expect(model, ModelSpec, "model")
         if stage == "refine":
@@ -202,15 +202,15 @@ class A2VSampler(io.ComfyNode):
 
 def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | None:
     """Refuses, at queue time, a base stage whose largest part cannot fit the device even with every weight
-    streamed: its activations alone, estimated for LTX-2.3 22B (ltx2/activations.py), exceed what the device can
-    give. Such a job would run out of memory, or on a CPU swap inside one operation no interrupt can reach."""
+    streamed: its activations alone, estimated for LTX-2.3 22B (ltx2/components/activations.py), exceed what the device
+    can give. Such a job would run out of memory, or on a CPU swap inside one operation no interrupt can reach."""
     from .dependencies import missing_packages
 
     if missing_packages():  # the node says so when it runs
         return None
     import comfy.model_management
 
-    from ..ltx2.activations import largest_base_stage
+    from ..ltx2.components.activations import largest_base_stage
     from ..memory.accounting import GIB
     from ..memory.budget import BUDGET
     from .precision import comfy_precision

@@ -3,7 +3,7 @@
 from comfy_api.latest import io
 
 from ..errors import LTX2InputError
-from ..ltx2.safetensors_file import shown
+from ..ltx2.files.safetensors_file import shown
 
 LTX2ModelType = io.Custom("LTX2_MODEL")
 LTX2LatentType = io.Custom("LTX2_LATENT")

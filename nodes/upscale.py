@@ -43,7 +43,7 @@ class SpatialUpscale(io.ComfyNode):
     def execute(cls, model, latent, upscale_model) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
         from ..ltx2.a2v.latent import A2VLatent
-        from ..ltx2.model_spec import ModelSpec
+        from ..ltx2.components.model_spec import ModelSpec
 
         expect(model, ModelSpec, "model")
         expect(latent, A2VLatent, "latent")

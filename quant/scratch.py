@@ -2,14 +2,14 @@
 forward, used as a stack, instead of a new tensor per weight.
 
 Computing in a wider dtype than a weight is stored in (bf16 or fp8 weights computing in float32 on a CPU) copies
-each weight for its layer's forward: ltx2/precision.py's upcast of a bf16 weight, quant/fp8_scaled.py's of an
+each weight for its layer's forward: ltx2/components/precision.py's upcast of a bf16 weight, quant/fp8_scaled.py's of an
 fp8 one. A new tensor per copy is what ComfyUI's manual cast makes too; on a CPU each large one is a fresh mapping
 from the C allocator (glibc maps any block past 32 MiB anew and unmaps it when freed), whose pages fault in as the
 copy writes them: six times the cost of the conversion itself (a 64 MiB bf16 weight to float32: 19 ms into a new
 tensor, 3 ms into a reused one, on a 2-core Xeon). The copies nest (a module's live until its forward ends, its
 children's end first), so one buffer serves a whole forward. It is sized by the deepest stack of the forward
 before, and let go when the model's forward ends: no copy outlives a forward, and the buffer is the largest set
-of copies live at once, the figure the budget keeps room for (ltx2/activations.py's upcast_bytes).
+of copies live at once, the figure the budget keeps room for (ltx2/components/activations.py's upcast_bytes).
 
 A copy that does not fit (the first forward, a larger input), of a weight not dense in memory, or not on the
 CPU (a GPU's caching allocator reuses its blocks already), is a new tensor, as before.

@@ -98,7 +98,7 @@ class Torchao(Backend):
         layer.weight = torch.nn.Parameter(weight, requires_grad=False)
         # torchao 0.15's Float8Tensor cannot be used inside inference_mode (where ComfyUI runs every node) when it
         # was made outside it ("Cannot set version_counter for inference tensor"); the loader therefore always
-        # quantizes inside inference_mode (see ltx2/build.py).
+        # quantizes inside inference_mode (see ltx2/components/build.py).
         with warnings.catch_warnings():
             # The deprecation notice of Int8WeightOnlyConfig version 1, chosen on purpose (see the registry).
             warnings.filterwarnings("ignore", message="Config Deprecation: version 1 of Int8WeightOnlyConfig")

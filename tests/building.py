@@ -2,9 +2,9 @@
 
 import torch
 
-from ltx2_a2v.ltx2.build import build
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.build import build
+from ltx2_a2v.ltx2.components.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.table import Bundle
 from ltx2_a2v.quant import POLICIES
 
 

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pack import import_pack  # noqa: E402
 
 import_pack()
-from ltx2_a2v.ltx2 import components as ltx2_components  # noqa: E402
-from ltx2_a2v.ltx2.gemma import EmbeddingsProcessorConfigurator  # noqa: E402
-from ltx2_a2v.ltx2.gemma_file import IMAGE_PROCESSOR  # noqa: E402
-from ltx2_a2v.ltx2.gemma_file import PREFIXES as GEMMA_FILE_PREFIXES  # noqa: E402
+from ltx2_a2v.ltx2.components import table as ltx2_components  # noqa: E402
+from ltx2_a2v.ltx2.components.gemma_model import EmbeddingsProcessorConfigurator  # noqa: E402
+from ltx2_a2v.ltx2.files.gemma_single_file import IMAGE_PROCESSOR  # noqa: E402
+from ltx2_a2v.ltx2.files.gemma_single_file import PREFIXES as GEMMA_FILE_PREFIXES  # noqa: E402
 
 RANK = {"tiny": 8, "wide": 384, "deep": 384, "full": 384}
 # Where random tensors are drawn (make_bundle's `device`): the CPU by default; a GPU draws the `full` preset's 19 B
@@ -233,7 +233,7 @@ def gemma_config(token_ids: dict[str, int]) -> dict:
             "query_pre_attn_scalar": 32,
             "vocab_size": VOCAB_SIZE,
             # What shapes cannot tell is Gemma-3-12B's (ltx-core's GEMMA3_CONFIG_FOR_LTX), as a single ComfyUI-layout
-            # file of this Gemma is read (ltx2/gemma_file.py): the folder and the file then encode alike.
+            # file of this Gemma is read (ltx2/files/gemma_single_file.py): the folder and the file then encode alike.
             "max_position_embeddings": 131072,
             "sliding_window": 1024,
             "sliding_window_pattern": 6,
@@ -448,7 +448,7 @@ def write_gemma(root: Path, seed: int) -> dict:
     config = gemma_config(write_tokenizer(root))
     (root / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     vision = config["vision_config"]
-    # Gemma-3's image processor settings, as the pack supplies them for a single file (gemma_file.py).
+    # Gemma-3's image processor settings, as the pack supplies them for a single file (ltx2/files/gemma_single_file.py).
     preprocessor = {
         **IMAGE_PROCESSOR,
         "processor_class": "Gemma3Processor",
@@ -462,7 +462,8 @@ def write_gemma(root: Path, seed: int) -> dict:
     component = ltx2_components.COMPONENTS["text_encoder"]
     # ltx-core wraps the HF model as `.model`; the release files hold the HF model's keys in their older
     # (transformers < 4.52) layout, which the component's prefixes map to. transformers 5.x flattened the vision
-    # tower: its keys get the release's `vision_model.` back (ltx2/gemma.py maps it off again when loading).
+    # tower: its keys get the release's `vision_model.` back (ltx2/components/gemma_model.py maps it off again when
+    # loading).
     tensors = {}
     for key, meta in model.state_dict().items():
         module_key = "model." + key
@@ -513,7 +514,7 @@ def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> No
     scalar `weight_scale` and an `input_scale`, declared to ComfyUI as its QUANTIZATION.md says (`spelling`:
     "metadata" or "comfy_quant"); or "scaled_fp8", the legacy spelling of older Comfy-Org / kijai files (a marker
     tensor, `.scale_weight` / `.scale_input`)."""
-    from ltx2_a2v.ltx2.safetensors_file import iter_tensors, read_header
+    from ltx2_a2v.ltx2.files.safetensors_file import iter_tensors, read_header
     from ltx2_a2v.quant.layers import select_layers
 
     header = read_header(src)
@@ -542,7 +543,8 @@ def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> No
     _sorted_metadata(dst)
 
 
-# ComfyUI's single-file Gemma: its key prefixes for the release folder's (ltx2/gemma_file.py reads them back).
+# ComfyUI's single-file Gemma: its key prefixes for the release folder's (ltx2/files/gemma_single_file.py reads
+# them back).
 _GEMMA_FILE_PREFIXES = {release: comfy for comfy, release in GEMMA_FILE_PREFIXES.items()}
 _GEMMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -553,7 +555,7 @@ def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> 
     "fp8" (every language-model linear in float8_e4m3fn with a scalar scale, as gemma_3_12B_it_fp8_scaled) or
     "fp4_mixed" (as gemma_3_12B_it_fp4_mixed: nvfp4, packed by comfy-kitchen as ComfyUI packs it, except the
     first layer's linears in fp8); declared in a `_quantization_metadata` entry."""
-    from ltx2_a2v.ltx2.safetensors_file import iter_tensors, read_header
+    from ltx2_a2v.ltx2.files.safetensors_file import iter_tensors, read_header
 
     tensors, layers = {}, {}
     for shard in sorted(folder.glob("model-*.safetensors")):

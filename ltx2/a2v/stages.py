@@ -49,11 +49,11 @@ from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.faults import inject_oom
 from ...memory.kept_outputs import ENCODED_PROMPTS
-from .. import activations
-from ..file_identity import identities
-from ..gemma_file import open_text_encoder
-from ..lora_layers import applied
-from ..model_spec import ModelSpec
+from ..components import activations
+from ..components.lora_layers import applied
+from ..components.model_spec import ModelSpec
+from ..files.file_identity import identities
+from ..files.gemma_single_file import open_text_encoder
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
 from .latent import A2VLatent
@@ -404,7 +404,8 @@ def sample_refine(
 ) -> A2VLatent:
     """Stage 2: the distilled LoRA's fixed schedule (the recipe stage 1 ran) on the upscaled latent, audio still
     frozen, no CFG, on stage 1's transformer: the fast recipe's has the LoRA fused already; the reference's gets
-    it applied at each forward from its resident factors (lora_layers.py), so the checkpoint is not read again."""
+    it applied at each forward from its resident factors (components/lora_layers.py), so the checkpoint is not
+    read again."""
     generator = _generator(device, seed, latent)
     with torch.inference_mode():
         kept = latent.prompt_encoding

@@ -84,7 +84,7 @@ def test_checkpoint_of_another_family_is_refused_before_loading(host, checkpoint
 
 
 def test_missing_or_misshaped_tensor_is_named_before_anything_is_built(host, tiny_paths, checkpoints):
-    # The loader compares the checkpoint's header with the LoRA's (ltx2/checkpoint.py, check_bundle): a
+    # The loader compares the checkpoint's header with the LoRA's (ltx2/files/checkpoint.py, check_bundle): a
     # transformer weight missing or mis-shaped is found there, naming the key and both files.
     folder, made = checkpoints
     _write_checkpoint(

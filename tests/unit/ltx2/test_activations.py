@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from ltx2_a2v.ltx2 import activations
 from ltx2_a2v.ltx2.a2v import stages
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.gemma import GemmaRoot
-from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components import activations
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
+from ltx2_a2v.ltx2.files.gemma_folder import GemmaRoot
 from ltx2_a2v.memory.budget import BUDGET
 from ltx2_a2v.memory.kept_outputs import ENCODED_PROMPTS
 from ltx2_a2v.memory.streaming import units_in_flight
@@ -42,7 +42,7 @@ def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> 
 
 
 def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[str, int]:
-    """Each stage's estimate (ltx2/activations.py) plus the largest upcast of the components it uses."""
+    """Each stage's estimate (ltx2/components/activations.py) plus the largest upcast of the components it uses."""
 
     def upcast(label: str) -> int:
         return next(r.upcast_bytes for r in BUDGET.records.values() if r.name == label)
@@ -84,7 +84,7 @@ def test_a_transformer_under_a_quarter_budget_stays_within_budget_one_unit_and_a
     quarter = model.estimate_bytes("transformer") // 4
     budget.budget_bytes = quarter
     stages_run = run(model, 128, 128, 9, "quarter")
-    from ltx2_a2v.ltx2.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
 
     plan = ComponentPlan.read(model.bundle, "transformer")
     unit_bytes, _ = plan.unit_sizes(POLICIES["fp8_scaled"])

@@ -4,10 +4,10 @@ component served as kept, and the run's total is their sum."""
 import pytest
 import torch
 
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.model_spec import ModelSpec
-from ltx2_a2v.ltx2.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.budget import BUDGET
 
 CPU = torch.device("cpu")

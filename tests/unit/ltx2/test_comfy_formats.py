@@ -13,11 +13,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ltx2_a2v.errors import LTX2InputError, LTX2LoadError
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.lora import LoraFactors
-from ltx2_a2v.ltx2.plan import ComponentPlan
-from ltx2_a2v.ltx2.safetensors_file import read_header
-from ltx2_a2v.ltx2.stored_formats import read_layout
+from ltx2_a2v.ltx2.components.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.lora_file import LoraFactors
+from ltx2_a2v.ltx2.files.safetensors_file import read_header
+from ltx2_a2v.ltx2.files.stored_formats import read_layout
 
 LAYER = "model.diffusion_model.transformer_blocks.0.attn1.to_q"
 

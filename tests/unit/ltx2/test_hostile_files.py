@@ -17,12 +17,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ltx2_a2v.errors import LTX2InputError, LTX2LoadError
-from ltx2_a2v.ltx2.checkpoint import check_bundle
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.gemma import GemmaRoot
-from ltx2_a2v.ltx2.lora import LoraFactors
-from ltx2_a2v.ltx2.plan import ComponentPlan, bounded_build
-from ltx2_a2v.ltx2.safetensors_file import MAX_ENTRIES, iter_tensors, read_header
+from ltx2_a2v.ltx2.components.plan import ComponentPlan, bounded_build
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import check_bundle
+from ltx2_a2v.ltx2.files.gemma_folder import GemmaRoot
+from ltx2_a2v.ltx2.files.lora_file import LoraFactors
+from ltx2_a2v.ltx2.files.safetensors_file import MAX_ENTRIES, iter_tensors, read_header
 
 # A hang shows as this test failing, not as a suite that never ends.
 HANG_SECONDS = 10

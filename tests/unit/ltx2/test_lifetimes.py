@@ -9,9 +9,9 @@ import weakref
 import torch
 
 from ltx2_a2v.ltx2.a2v import stages
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.kept_outputs import ENCODED_PROMPTS
 
 CPU = torch.device("cpu")

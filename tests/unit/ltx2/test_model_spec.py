@@ -7,11 +7,11 @@ import torch
 from probe import denoise_step, probe_inputs
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.ltx2 import plan as plan_module
-from ltx2_a2v.ltx2 import safetensors_file
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components import plan as plan_module
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files import safetensors_file
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.budget import BUDGET
 
 CPU = torch.device("cpu")

@@ -7,9 +7,9 @@ from building import build_component
 from probe import denoise_step, probe_inputs
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.precision import Precision, compute_in, library_default
+from ltx2_a2v.ltx2.components.precision import Precision, compute_in, library_default
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.accounting import module_bytes
 from ltx2_a2v.memory.ledger import CPU_LEDGER, StageMeter
 

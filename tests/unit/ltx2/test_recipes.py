@@ -9,9 +9,9 @@ import torch
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.a2v import stages
 from ltx2_a2v.ltx2.a2v.recipes import RECIPES, get_recipe
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.budget import BUDGET
 
 CPU = torch.device("cpu")

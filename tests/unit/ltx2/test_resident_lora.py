@@ -12,15 +12,15 @@ from safetensors.torch import save_file
 from test_comfy_formats import tensors_of
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.ltx2 import activations
 from ltx2_a2v.ltx2.a2v import stages
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.lora import LoraFactors
-from ltx2_a2v.ltx2.lora_layers import LoraLayers, applied
-from ltx2_a2v.ltx2.model_spec import ComponentLoad, ModelSpec
-from ltx2_a2v.ltx2.plan import ComponentPlan
-from ltx2_a2v.ltx2.precision import Precision
+from ltx2_a2v.ltx2.components import activations
+from ltx2_a2v.ltx2.components.lora_layers import LoraLayers, applied
+from ltx2_a2v.ltx2.components.model_spec import ComponentLoad, ModelSpec
+from ltx2_a2v.ltx2.components.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.precision import Precision
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
+from ltx2_a2v.ltx2.files.lora_file import LoraFactors
 from ltx2_a2v.quant import POLICIES
 
 CPU = torch.device("cpu")

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.ltx2 import bounded_json
 from ltx2_a2v.ltx2.a2v.limits import check_prompt
-from ltx2_a2v.ltx2.file_identity import file_key, identity
-from ltx2_a2v.ltx2.gemma import GemmaRoot
+from ltx2_a2v.ltx2.files import bounded_json
+from ltx2_a2v.ltx2.files.file_identity import file_key, identity
+from ltx2_a2v.ltx2.files.gemma_folder import GemmaRoot
 
 
 def test_depth_counts_brackets_outside_strings_only():

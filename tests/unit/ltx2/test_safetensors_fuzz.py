@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.ltx2.safetensors_file import parse_header, read_header
+from ltx2_a2v.ltx2.files.safetensors_file import parse_header, read_header
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8),

@@ -10,9 +10,9 @@ import torch
 from building import build_component
 from make_tiny_bundle import PRESETS, checkpoint_config, make_bundle
 
-from ltx2_a2v.ltx2.components import COMPONENTS, Bundle
-from ltx2_a2v.ltx2.plan import ComponentPlan
-from ltx2_a2v.ltx2.safetensors_file import read_header
+from ltx2_a2v.ltx2.components.plan import ComponentPlan
+from ltx2_a2v.ltx2.components.table import COMPONENTS, Bundle
+from ltx2_a2v.ltx2.files.safetensors_file import read_header
 
 
 def _bundle(paths) -> Bundle:

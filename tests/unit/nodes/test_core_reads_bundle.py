@@ -23,7 +23,7 @@ import comfy.text_encoders.llama as core_llama  # noqa: E402
 import comfy.utils  # noqa: E402
 from make_tiny_bundle import SPECIAL_TOKENS, gemma_config  # noqa: E402
 
-from ltx2_a2v.ltx2.safetensors_file import iter_tensors, read_header  # noqa: E402
+from ltx2_a2v.ltx2.files.safetensors_file import iter_tensors, read_header  # noqa: E402
 
 # What core's loaders log when a file does not match the model they build for it.
 COMPLAINTS = re.compile(r"missing|unexpected|leftover|not loaded", re.IGNORECASE)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from probe import denoise_step, probe_inputs
 
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.nodes.patcher import ComfyBridge
 
 CPU = torch.device("cpu")

@@ -1,5 +1,6 @@
 """The pack's layers import downward only (nodes -> ltx2 -> quant | memory -> errors), function-local imports
-included, and ComfyUI is imported only by the node layer and the entry point. cluster/ stands beside them: a client
+included, and ComfyUI is imported only by the node layer and the entry point. Inside ltx2/ the rooms do too:
+a2v/ (the pipeline) -> components/ (making components) -> files/ (reading files). cluster/ stands beside them: a client
 of ComfyUI's HTTP API that imports no layer of the pack nor ComfyUI, and no layer (nor the entry point) imports it."""
 
 import ast
@@ -21,8 +22,13 @@ COMFY = {
 }
 
 
-def imports(path: Path, root: Path) -> list[tuple[int, str]]:
-    """(line, what) for every import in the file: pack layers as 'pack:<layer>', others by top-level name."""
+# The rooms of the model layer, lowest first.
+LTX2_ROOMS = {"files": 0, "components": 1, "a2v": 2}
+
+
+def imports(path: Path, root: Path, depth: int = 1) -> list[tuple[int, str]]:
+    """(line, what) for every import in the file: pack layers as 'pack:<layer>' (with `depth` 2,
+    'pack:<layer>/<room>'), others by top-level name."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -36,7 +42,7 @@ def imports(path: Path, root: Path) -> list[tuple[int, str]]:
             target = (*base, *(node.module.split(".") if node.module else []))
             if not target:  # `from . import x` at the root: the entry point importing the pack
                 target = tuple(alias.name for alias in node.names)
-            found.append((node.lineno, f"pack:{target[0]}"))
+            found.append((node.lineno, "pack:" + "/".join(target[:depth])))
     return found
 
 
@@ -55,6 +61,18 @@ def violations(root: Path) -> list[str]:
                 wrong.append(f"{path.relative_to(root)}:{line} ({layer}) imports {target}")
             if what in COMFY and layer != "nodes":
                 wrong.append(f"{path.relative_to(root)}:{line} ({layer}) imports ComfyUI's {what}")
+    return wrong
+
+
+def room_violations(root: Path) -> list[str]:
+    """Imports inside ltx2/ that go sideways or up between its rooms."""
+    wrong = []
+    for room, rank in LTX2_ROOMS.items():
+        for path in sorted((root / "ltx2" / room).rglob("*.py")):
+            for line, what in imports(path, root, depth=2):
+                layer, _, target = what.removeprefix("pack:").partition("/")
+                if what.startswith("pack:") and layer == "ltx2" and LTX2_ROOMS.get(target, 99) > rank:
+                    wrong.append(f"{path.relative_to(root)}:{line} (ltx2/{room}) imports ltx2/{target}")
     return wrong
 
 
@@ -83,6 +101,23 @@ def cluster_violations(root: Path) -> list[str]:
 
 def test_every_import_goes_down_a_layer_and_only_nodes_import_comfyui():
     assert violations(ROOT) == []
+
+
+def test_the_model_layers_rooms_import_downward_only():
+    assert {p.name for p in (ROOT / "ltx2").iterdir() if p.suffix == ".py"} == {"__init__.py"}
+    assert room_violations(ROOT) == []
+
+
+def test_an_upward_import_between_rooms_is_caught(tmp_path):
+    for room in ("files", "components"):
+        (tmp_path / "ltx2" / room).mkdir(parents=True)
+    (tmp_path / "ltx2" / "files" / "a.py").write_text("from ..components.plan import ComponentPlan\n")
+    (tmp_path / "ltx2" / "components" / "b.py").write_text("def f():\n    from ..a2v import stages\n")
+    (tmp_path / "ltx2" / "components" / "c.py").write_text("from ..files.lora_file import LoraFactors\n")
+    assert room_violations(tmp_path) == [
+        "ltx2/files/a.py:1 (ltx2/files) imports ltx2/components",
+        "ltx2/components/b.py:2 (ltx2/components) imports ltx2/a2v",
+    ]
 
 
 def test_the_entry_point_is_seen_importing_the_node_layer():

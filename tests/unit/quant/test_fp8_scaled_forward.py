@@ -88,7 +88,7 @@ def test_cpu_upcast_of_every_fp8_value_is_exact():
 def test_fp8_layers_of_a_float32_model_upcast_into_its_one_scratch_buffer(case):
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from ltx2_a2v.ltx2.precision import compute_in
+    from ltx2_a2v.ltx2.components.precision import compute_in
 
     weight, bias, x = case
     model = torch.nn.Sequential(layer_from(weight, bias), torch.nn.ReLU(), layer_from(weight.T.contiguous(), bias))

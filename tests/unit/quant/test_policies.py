@@ -7,10 +7,10 @@ from building import build_component
 from probe import denoise_step, probe_inputs
 
 from ltx2_a2v.errors import LTX2InputError
-from ltx2_a2v.ltx2.checkpoint import read_checkpoint_config
-from ltx2_a2v.ltx2.components import Bundle
-from ltx2_a2v.ltx2.model_spec import ModelSpec
-from ltx2_a2v.ltx2.safetensors_file import read_header, read_tensor
+from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+from ltx2_a2v.ltx2.components.table import Bundle
+from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
+from ltx2_a2v.ltx2.files.safetensors_file import read_header, read_tensor
 from ltx2_a2v.memory.accounting import module_bytes
 from ltx2_a2v.quant import POLICIES, PolicyUnavailable, check_policy, get_policy
 from ltx2_a2v.quant.fp8_scaled import quantize_rows

@@ -109,7 +109,7 @@ COMPONENTS: dict[str, Component] = {
 }
 
 # ltx-core's configurators, for the components whose size comes from the checkpoint's own config. The text
-# encoder and the embeddings processor are sized from the Gemma root instead (gemma.py, plan.py).
+# encoder and the embeddings processor are sized from the Gemma root instead (gemma_model.py, plan.py).
 CONFIGURATORS = {
     "transformer": LTXModelConfigurator,
     "video_encoder": VideoEncoderConfigurator,

@@ -11,7 +11,7 @@
 A file read without its metadata is read wrongly, silently: the raw fp8 values (up to 448) taken as weights, or
 an nvfp4 weight's packed bytes taken as numbers. So every declared layer is checked against its tensors here,
 and formats the pack does not read are refused by name. fp8 weights go on to the policies (which keep them or
-dequantize them, ltx2/build.py); the other formats are dequantized to bf16 as each weight streams in, with
+dequantize them, ltx2/components/build.py); the other formats are dequantized to bf16 as each weight streams in, with
 comfy-kitchen, ComfyUI's own kernels (pure torch on a CPU), so one tensor at a time is ever unpacked.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import LTX2InputError, LTX2LoadError
+from ...errors import LTX2InputError, LTX2LoadError
 from .safetensors_file import FP8_DTYPES, SafetensorsHeader, TensorEntry, iter_tensors, shown
 
 METADATA_KEY = "_quantization_metadata"

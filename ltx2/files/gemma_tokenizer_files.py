@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from ..errors import LTX2InputError
+from ...errors import LTX2InputError
 from . import bounded_json
 from .file_identity import file_keys
 from .safetensors_file import open_regular, shown

@@ -4,7 +4,7 @@ user of ComfyUI's own LTX-2.3 templates already has, in bf16, fp8 or nvfp4 ("fp4
 The file holds the language model under `model.`, the vision tower under `vision_model.`, the projector under
 `multi_modal_projector.`, and the SentencePiece tokenizer's bytes as a uint8 tensor `spiece_model`; no config
 and no image-processor file. Its keys are renamed here to the release folder's, so the same key ops, policies and
-streaming build it as they build the folder (gemma.py); its quantized layers are read as ComfyUI reads them
+streaming build it as they build the folder (gemma_folder.py); its quantized layers are read as ComfyUI reads them
 (stored_formats.py).
 
 The config: ComfyUI builds the 12B from code. Here every size is read from the tensors' shapes (hidden size,
@@ -27,8 +27,8 @@ from ltx_core.text_encoders.gemma import GemmaTextEncoder
 from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
 from ltx_core.text_encoders.gemma.tokenizer import LTXVGemmaTokenizer
 
-from ..errors import LTX2InputError
-from .gemma import MAX_TOKENS, GemmaRoot
+from ...errors import LTX2InputError
+from .gemma_folder import MAX_TOKENS, GemmaRoot
 from .safetensors_file import SafetensorsHeader, iter_tensors, read_header
 
 TOKENIZER_KEY = "spiece_model"

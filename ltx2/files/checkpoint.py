@@ -3,9 +3,9 @@ the files it is given."""
 
 from pathlib import Path
 
-from ..errors import LTX2InputError
-from .gemma_file import open_text_encoder
-from .lora import LoraFactors
+from ...errors import LTX2InputError
+from .gemma_single_file import open_text_encoder
+from .lora_file import LoraFactors
 from .safetensors_file import read_header
 
 # Key prefixes every LTX-2 audio-video checkpoint holds (transformer, video VAE, audio VAE, vocoder).
@@ -32,8 +32,8 @@ def read_checkpoint_config(path: str | Path, input_name: str = "ckpt_name") -> d
 
 def check_bundle(bundle) -> dict:
     """What the loader node checks when the files are picked, from headers and small files only: the checkpoint
-    is an LTX-2 one, the Gemma folder is usable (gemma.py), the LoRA's factors are complete and fit the
-    checkpoint's transformer (lora.py). Returns the checkpoint's config."""
+    is an LTX-2 one, the Gemma folder or file is usable (gemma_folder.py, gemma_single_file.py), the LoRA's
+    factors are complete and fit the checkpoint's transformer (lora_file.py). Returns the checkpoint's config."""
     config = read_checkpoint_config(bundle.checkpoint)
     if bundle.text_encoder is not None:
         open_text_encoder(bundle.text_encoder)

@@ -18,23 +18,23 @@ from pathlib import Path
 import torch
 from ltx_core.loader import SingleGPUModelBuilder
 
-from ..errors import LTX2InputError, LTX2LoadError
-from ..memory.streaming import streaming_units, unit_of
-from ..quant.layers import TABLE as QUANTIZED_LAYERS
-from ..quant.layers import select_layers
-from ..quant.policy import Policy
-from .components import COMPONENTS, CONFIGURATORS, Bundle
-from .config_fields import defaults_taken
-from .gemma import (
+from ...errors import LTX2InputError, LTX2LoadError
+from ...memory.streaming import streaming_units, unit_of
+from ...quant.layers import TABLE as QUANTIZED_LAYERS
+from ...quant.layers import select_layers
+from ...quant.policy import Policy
+from ..files.config_fields import defaults_taken
+from ..files.gemma_single_file import open_text_encoder
+from ..files.safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
+from ..files.stored_formats import SCALE_SUFFIXES, StoredLayout, read_layout
+from .gemma_model import (
     EmbeddingsProcessorConfigurator,
     GemmaTextEncoderConfigurator,
     gemma_key_ops,
     gemma_module_ops,
 )
-from .gemma_file import open_text_encoder
-from .loader import StreamingStateDictLoader
-from .safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
-from .stored_formats import SCALE_SUFFIXES, StoredLayout, read_layout
+from .state_dict_loader import StreamingStateDictLoader
+from .table import COMPONENTS, CONFIGURATORS, Bundle
 
 # Parameters a model may have beyond its files' tensors: those derived from another (Gemma's lm_head is its token
 # embedding), with room to spare.
@@ -84,7 +84,7 @@ class ComponentPlan:
     layouts: dict[str, StoredLayout] = field(default_factory=dict)  # path -> how the file stores its weights
     _scales: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     _packed: dict[str, tuple[StoredLayout, str]] = field(default_factory=dict, repr=False)  # model key -> file key
-    defaults: list[str] = field(default_factory=list)  # release config fields the file lacks (config_fields.py)
+    defaults: list[str] = field(default_factory=list)  # release config fields the file lacks (files/config_fields.py)
 
     @classmethod
     def read(cls, bundle: Bundle, name: str, check: Callable[[str], None] | None = None) -> "ComponentPlan":
@@ -207,7 +207,7 @@ class ComponentPlan:
         return self._scales
 
     def unpack(self, key: str, value: torch.Tensor) -> torch.Tensor:
-        """The model weight `key` in bf16 when its file packs it (nvfp4, mxfp8, int8: stored_formats.py), else
+        """The model weight `key` in bf16 when its file packs it (nvfp4, mxfp8, int8: files/stored_formats.py), else
         `value` as it is."""
         if key not in self._packed:
             return value

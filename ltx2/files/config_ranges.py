@@ -10,7 +10,7 @@ the largest, so a future release of the same family still passes."""
 
 from pathlib import Path
 
-from ..errors import LTX2InputError
+from ...errors import LTX2InputError
 
 # key: (upper bound, the largest release value)
 GEMMA_TEXT = {

@@ -3,8 +3,8 @@ can keep room for it (memory/budget.py) and ask ComfyUI for weights and activati
 
 Two parts. Upcasts: a layer whose weight is stored narrower than it computes (bf16 weights computing in float32
 on a CPU; fp8 weights without fp8 matmuls) holds a compute-dtype copy of that weight during its forward: the
-largest such weight is live at once (ltx2/precision.py, quant/). Then the tensors that grow with the input, per
-token, pixel or frame. The per-unit factors were measured with the device-memory ledger (memory/ledger.py) on the
+largest such weight is live at once (ltx2/components/precision.py, quant/). Then the tensors that grow with the input,
+per token, pixel or frame. The per-unit factors were measured with the device-memory ledger (memory/ledger.py) on the
 `wide` preset (the 22B transformer's widths) at several sizes, float32 on a CPU, as the peak above what was live
 when the stage began, less the upcast: tests/unit/ltx2/test_activations.py checks them against the ledger again
 (within 20 %). Since then a CPU makes its copies in a buffer the size of the largest that lives for the whole
@@ -14,9 +14,9 @@ forward (quant/scratch.py): there the ledger's peaks are 1.12-1.19x these estima
 import torch
 from ltx_core.types import VIDEO_SCALE_FACTORS, AudioLatentShape, VideoLatentShape, VideoPixelShape
 
-from ..quant.policy import Policy
+from ...quant.policy import Policy
+from ..files.safetensors_file import FP8_DTYPES
 from .plan import SCALE_SUFFIXES, ComponentPlan
-from .safetensors_file import FP8_DTYPES
 
 # Measured on `wide`, float32 (see above), as multiples of (count x width x bytes per element):
 TOKEN_FACTOR = 12  # a transformer block's working tensors per token: 12 x width (stage 1: 0.197, stage 2: 0.190 MiB

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import LTX2InputError
-from ..memory.reads import count_read
+from ...errors import LTX2InputError
+from ...memory.reads import count_read
 from . import bounded_json
 from .config_ranges import check_ltx_config
 

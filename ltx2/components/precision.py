@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..quant.scratch import Scratch, copied_out, enter, leave
-from .safetensors_file import FP8_DTYPES
+from ...quant.scratch import Scratch, copied_out, enter, leave
+from ..files.safetensors_file import FP8_DTYPES
 
 NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "float32"}
 

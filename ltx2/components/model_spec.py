@@ -8,19 +8,19 @@ from pathlib import Path
 
 import torch
 
-from ..errors import LTX2InputError
-from ..memory.budget import BUDGET
-from ..memory.records import ComponentRequest, Made, Need
-from ..memory.streaming import Streamer
-from ..quant import POLICIES, Policy, check_policy, get_policy
+from ...errors import LTX2InputError
+from ...memory.budget import BUDGET
+from ...memory.records import ComponentRequest, Made, Need
+from ...memory.streaming import Streamer
+from ...quant import POLICIES, Policy, check_policy, get_policy
+from ..files.file_identity import file_key, file_keys, identities
+from ..files.lora_file import LoraFactors
 from . import activations as activation_estimates
 from .build import LoadReport, build
-from .components import Bundle
-from .file_identity import file_key, file_keys, identities
-from .lora import LoraFactors
 from .lora_layers import LoraLayers
 from .plan import ComponentPlan
 from .precision import Precision, library_default
+from .table import Bundle
 
 
 def input_for(name: str) -> str:
@@ -119,7 +119,7 @@ class ModelSpec:
         if name == "spatial_upsampler":
             files = [bundle.spatial_upsampler]
         elif name == "text_encoder" and bundle.text_encoder is not None and not bundle.text_encoder.is_dir():
-            files = [bundle.text_encoder]  # a single ComfyUI-layout file (gemma_file.py)
+            files = [bundle.text_encoder]  # a single ComfyUI-layout file (files/gemma_single_file.py)
         elif name == "text_encoder":
             # Every top-level file (shards, config, tokenizer, image processor); sub-folders are never read.
             files = sorted(p for p in bundle.text_encoder.iterdir() if not p.is_dir()) if bundle.text_encoder else []
@@ -136,7 +136,7 @@ class ModelSpec:
     def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
         """Everything the built weights depend on: the files (as they are on disk now: a replaced file is not taken
         for the old one; by identity, not name: links and names of one file share one component,
-        file_identity.py), policy, LoRA strength, device, compute dtype."""
+        files/file_identity.py), policy, LoRA strength, device, compute dtype."""
         lora = self.distilled_lora_strength if with_distilled_lora else None
         return (
             name,
@@ -157,9 +157,9 @@ class ModelSpec:
         hand_over: bool = False,
     ):
         """`with model.component(...) as module:` the component through the process's budget: reused if
-        resident, else built after making room for it and the stage's `activations` (bytes, ltx2/activations.py);
-        in cold_start freed when the block ends, or with `hand_over` kept for the next stage that asks for it. The
-        files are read (once) only when it has to be built.
+        resident, else built after making room for it and the stage's `activations` (bytes,
+        ltx2/components/activations.py); in cold_start freed when the block ends, or with `hand_over` kept for the
+        next stage that asks for it. The files are read (once) only when it has to be built.
 
         The budget's own context manager is returned, not wrapped in another generator: a wrapper's frame would
         still hold the component while the budget frees it."""

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from ..quant.scratch import room
-from .lora import LoraFactors, delta_of
+from ...quant.scratch import room
+from ..files.lora_file import LoraFactors, delta_of
 
 # The weights fused at a forward: what a load stores them as (build.STORAGE_DTYPE) and the other float types.
 PLAIN_DTYPES = (torch.bfloat16, torch.float16, torch.float32)

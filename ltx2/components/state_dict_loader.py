@@ -12,8 +12,8 @@ import torch
 from ltx_core.loader import SDOps
 from ltx_core.loader.primitives import StateDict
 
-from ..memory.accounting import give_back_freed_memory, storage_bytes
-from .safetensors_file import SafetensorsHeader, iter_tensors
+from ...memory.accounting import give_back_freed_memory, storage_bytes
+from ..files.safetensors_file import SafetensorsHeader, iter_tensors
 
 # (key, tensor) -> the (key, tensor) pairs to keep. Runs after the component's key ops.
 TensorTransform = Callable[[str, torch.Tensor], list[tuple[str, torch.Tensor]]]

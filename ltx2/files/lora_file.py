@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import LTX2InputError
+from ...errors import LTX2InputError
 from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read_tensor, shown
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.")
@@ -179,7 +179,7 @@ class LoraFactors:
 
     def read_all(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
         """(weight key, A, B) of every layer the LoRA changes, in one pass over the file, each pair checked finite
-        (for the factors kept resident beside a built transformer: lora_layers.py)."""
+        (for the factors kept resident beside a built transformer: components/lora_layers.py)."""
         wanted = {k for pair in self.targets.values() for k in pair}
         tensors = dict(iter_tensors(self.header, wanted))
         for key, (a_key, b_key) in self.targets.items():
@@ -192,5 +192,6 @@ class LoraFactors:
 def delta_of(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
     """A LoRA's change to `weight`, as ltx-core's `apply_loras` computes it: `(B * scale) @ A` in the factors' dtype,
     rounded to the weight's dtype (added to the weight in its dtype by the caller). The one place these numerics
-    are written: the fusion while loading and the fusion at each forward (lora_layers.py) give the same bits."""
+    are written: the fusion while loading and the fusion at each forward (components/lora_layers.py) give the same
+    bits."""
     return torch.matmul(b.to(weight.device) * scale, a.to(weight.device)).to(weight.dtype)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import torch
 
-from ..errors import LTX2InputError, LTX2LoadError
-from ..memory.accounting import module_bytes
-from ..quant import POLICIES, Policy
-from .loader import StreamingStateDictLoader
-from .lora import LoraFactors
+from ...errors import LTX2InputError, LTX2LoadError
+from ...memory.accounting import module_bytes
+from ...quant import POLICIES, Policy
+from ..files.lora_file import LoraFactors
+from ..files.safetensors_file import FP8_DTYPES
 from .plan import SCALE_SUFFIXES, ComponentPlan
 from .precision import NAMES, compute_in
-from .safetensors_file import FP8_DTYPES
+from .state_dict_loader import StreamingStateDictLoader
 
 # Where a floating tensor no policy quantizes is stored: bf16, as the release and ltx-pipelines store it.
 STORAGE_DTYPE = torch.bfloat16
