@@ -24,3 +24,22 @@ def run_child(command: list[str]) -> dict | None:
         print(done.stderr[-3000:], file=sys.stderr)
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_model(models_dir: Path, preset: str, **spec):
+    """The loader node's output for the preset's bundle in `models_dir`, with `spec` (quantization, residency...)."""
+    from tiny_run import bundle_paths, model_of
+
+    return model_of(bundle_paths(models_dir, preset), **spec)
+
+
+def bench_inputs(**fields):
+    """The benchmarks' run: a 320x240 portrait, 2 s of the sample voice (22.05 kHz, mono), stage 1 at 128x96, 17
+    frames, 4 steps, seed 42; any RunInputs field overrides."""
+    import torch
+    from make_sample_media import voice
+    from tiny_run import portrait, run_inputs
+
+    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
+    defaults = dict(image=portrait(240, 320), waveform=waveform, seed=42, width=128, height=96, num_frames=17, steps=4)
+    return run_inputs(rate=22050, **{**defaults, **fields})

@@ -75,6 +75,8 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
 
     import_pack()
     from ltx2_a2v.ltx2.a2v import stages
+    from ltx2_a2v.ltx2.a2v.decode import decode
+    from ltx2_a2v.ltx2.a2v.run_inputs import RunInputs
     from ltx2_a2v.ltx2.components.model_spec import ModelSpec
     from ltx2_a2v.ltx2.components.table import Bundle
     from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
@@ -102,8 +104,19 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "runs": [],
     }
-    image = torch.rand(1, 512, 768, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(args.frames / 24.0 + 0.5).astype("float32") / 32768).view(1, 1, -1)
+    inputs = RunInputs(
+        image=torch.rand(1, 512, 768, 3, generator=torch.Generator().manual_seed(0)),
+        waveform=waveform,
+        sample_rate=22050,
+        prompt="A woman speaks to the camera.",
+        negative_prompt="blurry, low quality",
+        seed=42,
+        width=args.width // 2,
+        height=args.height // 2,
+        num_frames=args.frames,
+        steps=args.steps,
+    )
     try:
         model.checked_on(device)  # a policy this GPU cannot run: a row with its message
         if mode == "streamed":
@@ -112,26 +125,10 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
         for i in range(args.runs):
             BUDGET.begin_run(f"{policy}-{mode}-{i}", policy, model.residency)
             start = time.perf_counter()
-            latent = stages.sample_base(
-                model,
-                device,
-                image,
-                waveform,
-                22050,
-                "A woman speaks to the camera.",
-                "blurry, low quality",
-                42,
-                args.width // 2,
-                args.height // 2,
-                args.frames,
-                24.0,
-                args.steps,
-                3.0,
-                hand_over=True,  # stage 2 follows, on this stage's transformer
-            )
+            latent = stages.sample_base(model, device, inputs, hand_over=True)  # stage 2 runs on its transformer
             latent = stages.upscale(model, device, latent)
-            latent = stages.sample_refine(model, device, latent, "A woman speaks to the camera.", 42)
-            stages.decode(model, device, latent)
+            latent = stages.sample_refine(model, device, latent, inputs.prompt, inputs.seed)
+            decode(model, device, latent)
             del latent
             report = BUDGET.last_run.as_dict()
             held = BUDGET.state()["device_memory"]

@@ -60,7 +60,7 @@ class LTX2Decode(io.ComfyNode):
     ) -> io.NodeOutput:
         from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
 
-        from ..ltx2.a2v import stages as a2v
+        from ..ltx2.a2v.decode import decode
         from ..ltx2.a2v.latent import A2VLatent
         from ..ltx2.components.model_spec import ModelSpec
 
@@ -71,5 +71,5 @@ class LTX2Decode(io.ComfyNode):
             temporal_config=TemporalTilingConfig(temporal_tile, temporal_overlap) if temporal_tile else None,
         )
         with node_run(model) as run:
-            frames, audio = a2v.decode(model, run.device, latent, run.progress, run.on_tensor, tiling)
+            frames, audio = decode(model, run.device, latent, run.progress, run.on_tensor, tiling)
         return io.NodeOutput(frames, audio_out(audio), float(latent.frame_rate))

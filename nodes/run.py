@@ -64,3 +64,11 @@ def node_run(model, steps: int = 1):
         raise
     finally:
         publish()
+
+
+def say(node: type, text: str) -> None:
+    """Shows `text` on the running node in the page (ComfyUI's progress text), for what a node chose itself. The
+    node's schema asks for its id (io.Hidden.unique_id)."""
+    node_id = getattr(getattr(node, "hidden", None), "unique_id", None)
+    if node_id is not None:
+        PromptServer.instance.send_progress_text(text, str(node_id))

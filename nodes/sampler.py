@@ -4,11 +4,14 @@ from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import LIMITS, check_numbers, check_prompt, check_size
 from .adapters import audio_in, image_in
+from .keyframes import refused
 from .prompt_budget import refine_follows
-from .run import node_run
-from .types import UNCONNECTED, LTX2LatentType, LTX2ModelType, check_links, expect
+from .run import node_run, say
+from .types import UNCONNECTED, LTX2KeyframesType, LTX2LatentType, LTX2ModelType, check_links, expect
 
 STAGES = ("base", "refine")
+# audio_start's widget limit: a day of audio; the clip's own length is checked when it runs.
+MAX_AUDIO_START = 86_400.0
 # ltx-core's stage-2 (distilled LoRA) schedule has 3 steps, whatever `steps` says.
 REFINE_STEPS = 3
 
@@ -30,7 +33,9 @@ class A2VSampler(io.ComfyNode):
             inputs=[
                 LTX2ModelType.Input("model"),
                 io.Image.Input("image", tooltip="The first frame; any size, it is resized and center-cropped"),
-                io.Audio.Input("audio", tooltip="Any sample rate, mono or stereo; padded or cut to the video"),
+                io.Audio.Input(
+                    "audio", tooltip="Any sample rate, mono or stereo; from audio_start, padded or cut to the video"
+                ),
                 io.String.Input("prompt", multiline=True, default="A person speaks to the camera."),
                 io.String.Input(
                     "negative_prompt", multiline=True, default="blurry, low quality, still frame, distorted face"
@@ -73,8 +78,31 @@ class A2VSampler(io.ComfyNode):
                     tooltip="base only (refine follows it): reference = ltx-pipelines' (steps, cfg); "
                     "fast = ComfyUI template's distilled schedule (8 + 3 steps, CFG 1)",
                 ),
+                LTX2KeyframesType.Input(
+                    "keyframes",
+                    optional=True,
+                    tooltip="base only: images at frames (LTX-2 Keyframe), used in both stages; refine takes stage "
+                    "1's from the latent",
+                ),
+                io.Float.Input(
+                    "audio_start",
+                    default=0.0,
+                    min=0.0,
+                    max=MAX_AUDIO_START,
+                    step=0.01,
+                    optional=True,
+                    tooltip="base only: seconds into the audio where the video's soundtrack begins",
+                ),
+                io.Boolean.Input(
+                    "frames_from_audio",
+                    default=False,
+                    optional=True,
+                    tooltip="base only: num_frames becomes the longest 8k+1 that the audio from audio_start covers "
+                    "at frame_rate (the node shows what it chose)",
+                ),
             ],
             outputs=[LTX2LatentType.Output(display_name="latent")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
@@ -93,12 +121,15 @@ class A2VSampler(io.ComfyNode):
         audio=None,
         latent=UNCONNECTED,
         image_crf=33,
+        keyframes=UNCONNECTED,
+        audio_start=0.0,
     ) -> bool | str:
         # Taken here: values given where a link belongs, the floats' finiteness, the prompts' length and the size
         # rules (multiples of 32, 8k+1 frames), which ComfyUI does not check; ComfyUI then skips its own min/max
         # for what is taken here, so check_numbers checks them.
         problem = (
-            check_links(model=model, image=image, audio=audio, latent=latent)
+            refused(keyframes)
+            or check_links(model=model, image=image, audio=audio, latent=latent, keyframes=keyframes)
             or check_numbers(
                 LIMITS,
                 width=width,
@@ -108,6 +139,7 @@ class A2VSampler(io.ComfyNode):
                 cfg=cfg,
                 image_crf=image_crf,
             )
+            or check_numbers({"audio_start": (0.0, MAX_AUDIO_START, "0.0")}, audio_start=audio_start)
             or check_prompt("prompt", prompt)
             or check_prompt("negative_prompt", negative_prompt)
         )
@@ -154,9 +186,13 @@ class A2VSampler(io.ComfyNode):
         latent=None,
         image_crf=33,
         recipe="reference",
+        keyframes=None,
+        audio_start=0.0,
+        frames_from_audio=False,
     ) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
         from ..ltx2.a2v.latent import A2VLatent
+        from ..ltx2.a2v.run_inputs import RunInputs
         from ..ltx2.components.model_spec import ModelSpec
 
         expect(model, ModelSpec, "model")
@@ -173,30 +209,34 @@ class A2VSampler(io.ComfyNode):
                 "latent: the base stage starts from noise and does not read a latent. Disconnect it, "
                 "or set stage to refine."
             )
+        if keyframes is not None and not isinstance(keyframes, tuple):
+            expect(keyframes, tuple, "keyframes")
         waveform, rate = audio_in(audio)
+        inputs = RunInputs(
+            image=image_in(image),
+            waveform=waveform,
+            sample_rate=rate,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            width=width,
+            height=height,
+            num_frames=num_frames,
+            frame_rate=frame_rate,
+            steps=steps,
+            cfg=cfg,
+            image_crf=image_crf,
+            recipe=recipe,
+            keyframes=keyframes or (),
+            audio_start=audio_start,
+            frames_from_audio=frames_from_audio,
+        )
+        if frames_from_audio:
+            inputs = a2v.with_frames_from_audio(inputs)
+            say(cls, f"num_frames {inputs.num_frames}: {inputs.seconds:.2f} s of audio from {audio_start:g} s")
         with node_run(model, steps) as run:
             return io.NodeOutput(
-                a2v.sample_base(
-                    model,
-                    run.device,
-                    image_in(image),
-                    waveform,
-                    rate,
-                    prompt,
-                    negative_prompt,
-                    seed,
-                    width,
-                    height,
-                    num_frames,
-                    frame_rate,
-                    steps,
-                    cfg,
-                    run.progress,
-                    run.on_tensor,
-                    image_crf,
-                    recipe,
-                    hand_over=refine_follows(),
-                )
+                a2v.sample_base(model, run.device, inputs, run.progress, run.on_tensor, hand_over=refine_follows())
             )
 
 

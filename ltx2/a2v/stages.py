@@ -11,8 +11,10 @@ What is the reference's is kept so, on purpose:
 - one random generator for the whole run: stage 2's noise continues stage 1's stream, and the decoder's continues
   stage 2's (the latent carries the generator's state from node to node; a refine stage given another seed than
   the base stage's starts a new stream);
-- the conditioning image goes through an H.264 round trip at crf 33 (`image_crf`) before it is encoded, in both
-  stages, as the model's training frames did;
+- the conditioning images (the frame-0 image and the keyframes: conditioning.py) go through an H.264 round trip at
+  crf 33 (`image_crf`) before they are encoded, in both stages, as the model's training frames did;
+- the audio section is the samples `decode_audio_from_file(path, device, audio_start, num_frames / frame_rate)`
+  reads (inputs.conditioning_audio);
 - the decode is tiled as the reference's command line tiles it (ltx-core's `TilingConfig.default()`).
 Where the pack differs, on purpose: a mono clip is duplicated to stereo (the reference passes it on as mono), a
 clip shorter than the video is padded with silence (the reference's is only cut), and STG is dropped on a model
@@ -28,12 +30,9 @@ from ltx_core.components.diffusion_steps import EulerDiffusionStep
 from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
 from ltx_core.components.noisers import GaussianNoiser
 from ltx_core.components.schedulers import LTX2Scheduler
-from ltx_core.conditioning import VideoConditionByLatentIndex
 from ltx_core.model.audio_vae import encode_audio
 from ltx_core.model.transformer import X0Model
 from ltx_core.model.upsampler import upsample_video
-from ltx_core.model.video_vae import TilingConfig, decode_video, get_video_chunks_number
-from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
 from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
 from ltx_pipelines.utils.constants import DEFAULT_IMAGE_CRF, LTX_2_3_PARAMS
 from ltx_pipelines.utils.helpers import (
@@ -41,32 +40,29 @@ from ltx_pipelines.utils.helpers import (
     multi_modal_guider_denoising_func,
     simple_denoising_func,
 )
-from ltx_pipelines.utils.media_io import normalize_latent, preprocess, resize_and_center_crop
 from ltx_pipelines.utils.samplers import euler_denoising_loop
 from ltx_pipelines.utils.types import PipelineComponents
 
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.faults import inject_oom
-from ...memory.kept_outputs import ENCODED_PROMPTS
 from ..components import activations
 from ..components.lora_layers import applied
 from ..components.model_spec import ModelSpec
-from ..files.file_identity import identities
-from ..files.gemma_single_file import open_text_encoder
-from .inputs import conditioning_audio, first_image, playable
+from .conditioning import conditioning_images, image_conditionings
+from .inputs import clip_samples, conditioning_audio
 from .interrupts import interruptible
 from .latent import A2VLatent
-from .limits import LIMITS, check_prompt
+from .limits import LIMITS
+from .prompts import OnTensor, encode_prompts, encoding_on, prompt_key
 from .recipes import get_recipe
+from .run_inputs import RunInputs, frames_covered, resolved_keyframes
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
 Progress = Callable[[int, int], None]
-# Called for each tensor read while a component is built; may raise to interrupt a long load.
-OnTensor = Callable[[str], None] | None
 
 
-def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None) -> torch.Generator:
+def generator_for(device: torch.device, seed: int, latent: A2VLatent | None = None) -> torch.Generator:
     """The run's one generator: continuing the stream the latent's last stage left, when this stage has the seed
     that stage had; else seeded anew."""
     generator = torch.Generator(device=device)
@@ -74,135 +70,6 @@ def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None)
         generator.set_state(latent.noise_state)
         return generator
     return generator.manual_seed(seed)
-
-
-def _encode_prompts(
-    model: ModelSpec,
-    prompts: list[str],
-    device: torch.device,
-    on_tensor: OnTensor = None,
-    names: tuple[str, ...] = ("prompt", "negative_prompt"),
-):
-    """Each prompt's encoding: kept from an earlier run (memory/kept_outputs.py) when the text, the text encoder's
-    files and policies and the transformer's dtype are the same, else encoded and kept. A run whose prompts were
-    all kept builds no text encoder: the run report says "prompt reused"."""
-    for name, text in zip(names, prompts):
-        problem = check_prompt(name, text)
-        if problem:
-            raise LTX2InputError(problem)
-    keys = [_prompt_key(model, text, device) for text in prompts]
-    files = model.files_of("text_encoder") + model.files_of("embeddings_processor")
-    built_from = identities(files)
-    kept = [ENCODED_PROMPTS.get(key) for key in keys]
-    with BUDGET.stage("text encode", device):
-        missing = [i for i, k in enumerate(kept) if k is None]
-        # What is kept is never handed out: each run gets its own copy (on a CPU `_to` would return the same).
-        encoded = [None if k is None else _to(k[0], device, copy=True) for k in kept]
-        if missing:
-            fresh = _encode(model, [prompts[i] for i in missing], device, on_tensor)
-            for i, (encoding, tokens) in zip(missing, fresh):
-                encoded[i], kept[i] = encoding, (_to(encoding, "cpu", copy=True), tokens)
-                ENCODED_PROMPTS.put(
-                    keys[i],
-                    kept[i],
-                    tuple(t for t in kept[i][0] if t is not None),
-                    device,
-                    alive=lambda: identities(files) == built_from,
-                )
-        reused = [names[i] for i in range(len(prompts)) if i not in missing]
-        if reused and BUDGET.last_run is not None:
-            BUDGET.last_run.notes.append(
-                f"prompt reused: {' and '.join(reused)} encoded by an earlier run"
-                + ("" if missing else ", no text encoder built")
-            )
-        for name, (_, (count, limit)) in zip(names, kept):
-            if count > limit and BUDGET.last_run is not None:
-                BUDGET.last_run.notes.append(
-                    f"{name} cut to the text encoder's {limit} tokens: it has {count}, the "
-                    f"last {count - limit} were not read"
-                )
-        return encoded
-
-
-def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor):
-    """[(encoding, (tokens, the encoder's token limit))] of each prompt, by the text encoder and the embeddings
-    processor (the encoder cuts a longer prompt to its limit, as ltx-pipelines does)."""
-    working = 0
-    if model.bundle.text_encoder is not None:
-        working = activations.text(
-            open_text_encoder(model.bundle.text_encoder).config(), model.config, model.precision_on(device).text_encoder
-        )
-    with (
-        model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
-        interruptible(encoder, on_tensor),
-    ):
-        tokenizer = encoder.tokenizer
-        tokens = [(len(tokenizer.tokenizer(p)["input_ids"]), tokenizer.max_length) for p in prompts]
-        raw = [encoder.encode(p) for p in prompts]
-        del encoder, tokenizer
-    with (
-        model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor,
-        interruptible(processor, on_tensor),
-    ):
-        # The contexts go to the transformer: in its compute dtype (the text family's may differ).
-        dtype = model.precision_on(device).transformer
-        encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
-        del processor, raw
-    return list(zip(encoded, tokens))
-
-
-def _prompt_key(model: ModelSpec, prompt: str, device: torch.device) -> tuple:
-    """What an encoded prompt depends on: the text, the files and policies of both text components, and the dtype
-    it is cast to for the transformer."""
-    return (
-        prompt,
-        model.component_key("text_encoder", device),
-        model.component_key("embeddings_processor", device),
-        str(model.precision_on(device).transformer),
-    )
-
-
-def _to(
-    encoding: EmbeddingsProcessorOutput,
-    device: torch.device | str,
-    dtype: torch.dtype | None = None,
-    copy: bool = False,
-) -> EmbeddingsProcessorOutput:
-    """The encoding on `device`; its floating tensors (not the attention mask) in `dtype` if given; new tensors
-    if `copy` (what is kept must not be the run's own tensors)."""
-
-    def move(t: torch.Tensor) -> torch.Tensor:
-        if dtype is not None and t.is_floating_point():
-            return t.to(device, dtype, copy=copy)
-        return t.to(device, copy=copy)
-
-    return EmbeddingsProcessorOutput(*(move(t) if t is not None else None for t in encoding))
-
-
-def _image_conditioning(
-    model: ModelSpec,
-    image: torch.Tensor,
-    width: int,
-    height: int,
-    crf: int,
-    device: torch.device,
-    on_tensor: OnTensor = None,
-) -> list[VideoConditionByLatentIndex]:
-    """The image encoded as the first latent frame, prepared exactly as ltx-pipelines' load_image_conditioning
-    prepares a file: 8-bit RGB, the crf round trip, resize and center crop, [-1, 1]."""
-    precision = model.precision_on(device)
-    rgb8 = (image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()  # ComfyUI's floats are 8-bit values / 255
-    pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
-    pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
-    working = activations.image_encode(width, height, precision.vae)
-    with (
-        BUDGET.stage("image encode", device),
-        model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
-        interruptible(encoder, on_tensor),
-    ):
-        encoded = encoder(pixels)
-        del encoder
-    return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
 
 
 def _denoise(
@@ -244,42 +111,48 @@ def _denoise(
     )
 
 
+def with_frames_from_audio(inputs: RunInputs) -> RunInputs:
+    """`inputs` with num_frames the longest 8k+1 its audio section covers at its frame rate, when it asks for that
+    (frames_from_audio); as it is otherwise."""
+    if not inputs.frames_from_audio:
+        return inputs
+    clip = clip_samples(inputs.waveform, inputs.sample_rate)
+    section = clip.shape[-1] / inputs.sample_rate - inputs.audio_start
+    if section <= 0:  # refused by conditioning_audio, naming the clip's length
+        conditioning_audio(clip, inputs.sample_rate, 0.0, inputs.audio_start)
+    return replace(inputs, num_frames=frames_covered(section, inputs.frame_rate))
+
+
 def sample_base(
     model: ModelSpec,
     device: torch.device,
-    image: torch.Tensor,
-    waveform: torch.Tensor,
-    sample_rate: int,
-    prompt: str,
-    negative_prompt: str,
-    seed: int,
-    width: int,
-    height: int,
-    num_frames: int,
-    frame_rate: float,
-    steps: int,
-    cfg: float,
+    inputs: RunInputs,
     progress: Progress | None = None,
     on_tensor: OnTensor = None,
-    image_crf: int = DEFAULT_IMAGE_CRF,
-    recipe: str = "reference",
     hand_over: bool = False,
 ) -> A2VLatent:
-    """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
-    first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
-    latent stays frozen. `recipe` (recipes.py): `reference` (the default) or `fast`. `hand_over`: a stage 2
-    follows, which runs on this stage's transformer (kept for it in cold_start)."""
-    plan = get_recipe(recipe)
-    image = first_image(image)
-    seconds = num_frames / frame_rate
-    audio = conditioning_audio(waveform, sample_rate, seconds)
-    generator = _generator(device, seed)
+    """Stage 1 at inputs.width x inputs.height (in the two-stage flow, half the final size), conditioned on the
+    image as first frame (any size), the keyframes, and the audio section, whose latent stays frozen.
+    `inputs.recipe` (recipes.py): `reference` (the default) or `fast`. `hand_over`: a stage 2 follows, which runs
+    on this stage's transformer (kept for it in cold_start)."""
+    plan = get_recipe(inputs.recipe)
+    inputs = with_frames_from_audio(inputs)
+    if inputs.frames_from_audio and BUDGET.last_run is not None:
+        BUDGET.last_run.notes.append(
+            f"frames_from_audio: {inputs.num_frames} frames ({inputs.seconds:.2f} s at {inputs.frame_rate:g} fps), "
+            f"the longest 8k+1 the audio from {inputs.audio_start:g} s covers"
+        )
+    keyframes = resolved_keyframes(inputs.keyframes, inputs.num_frames)
+    images = conditioning_images(inputs.image, keyframes)
+    width, height, num_frames, frame_rate = inputs.width, inputs.height, inputs.num_frames, inputs.frame_rate
+    audio = conditioning_audio(inputs.waveform, inputs.sample_rate, inputs.seconds, inputs.audio_start)
+    generator = generator_for(device, inputs.seed)
     with torch.inference_mode():
         if plan.base_guided:
-            positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
+            positive, negative = encode_prompts(model, [inputs.prompt, inputs.negative_prompt], device, on_tensor)
         else:  # CFG 1: the negative prompt is never used
-            (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
-        working = activations.audio_encode(seconds, audio.sampling_rate)
+            (positive,) = encode_prompts(model, [inputs.prompt], device, on_tensor, names=("prompt",))
+        working = activations.audio_encode(inputs.seconds, audio.sampling_rate)
         with (
             BUDGET.stage("audio encode", device),
             model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc,
@@ -287,14 +160,14 @@ def sample_base(
         ):
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
             del enc
-        frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
+        frames = AudioLatentShape.from_duration(batch=1, duration=inputs.seconds, channels=8, mel_bins=16).frames
         dtype = model.precision_on(device).transformer
         audio_latent = audio_latent[:, :, :frames].to(dtype)
 
         shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
-        conditionings = _image_conditioning(model, image, width, height, image_crf, device, on_tensor)
+        conditionings = image_conditionings(model, images, width, height, inputs.image_crf, device, on_tensor)
         if plan.base_sigmas is None:
-            sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
+            sigmas = LTX2Scheduler().execute(steps=inputs.steps).to(dtype=torch.float32, device=device)
         else:
             sigmas = torch.tensor(plan.base_sigmas, dtype=torch.float32, device=device)
         working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
@@ -313,7 +186,7 @@ def sample_base(
             if plan.base_guided:
                 denoise = multi_modal_guider_denoising_func(
                     video_guider=MultiModalGuider(
-                        params=_guider_params(model, cfg), negative_context=negative.video_encoding
+                        params=_guider_params(model, inputs.cfg), negative_context=negative.video_encoding
                     ),
                     audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
                     v_context=positive.video_encoding,
@@ -338,15 +211,15 @@ def sample_base(
         state.latent,
         audio_latent,
         audio,
-        image,
         width,
         height,
         num_frames,
         frame_rate,
-        seed,
-        prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")),
+        inputs.seed,
+        prompt_encoding=(prompt_key(model, inputs.prompt, device), encoding_on(positive, "cpu")),
         noise_state=generator.get_state(),
         recipe=plan.name,
+        images=images,
     )
 
 
@@ -406,18 +279,18 @@ def sample_refine(
     frozen, no CFG, on stage 1's transformer: the fast recipe's has the LoRA fused already; the reference's gets
     it applied at each forward from its resident factors (components/lora_layers.py), so the checkpoint is not
     read again."""
-    generator = _generator(device, seed, latent)
+    generator = generator_for(device, seed, latent)
     with torch.inference_mode():
         kept = latent.prompt_encoding
-        if kept is not None and kept[0] == _prompt_key(model, prompt, device):
-            positive = _to(kept[1], device)
+        if kept is not None and kept[0] == prompt_key(model, prompt, device):
+            positive = encoding_on(kept[1], device)
         else:
-            (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
+            (positive,) = encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
         shape = VideoPixelShape(
             batch=1, frames=latent.num_frames, width=latent.width, height=latent.height, fps=latent.frame_rate
         )
-        conditionings = _image_conditioning(
-            model, latent.image, shape.width, shape.height, image_crf, device, on_tensor
+        conditionings = image_conditionings(
+            model, latent.images, shape.width, shape.height, image_crf, device, on_tensor
         )
         plan = get_recipe(latent.recipe)
         sigmas = torch.tensor(plan.refine_sigmas, device=device)
@@ -460,49 +333,3 @@ def _lora_factors(model: ModelSpec, device: torch.device, fused: bool):
         return
     with model.distilled_lora(device) as lora:
         yield lora
-
-
-def decode(
-    model: ModelSpec,
-    device: torch.device,
-    latent: A2VLatent,
-    progress: Progress | None = None,
-    on_tensor: OnTensor = None,
-    tiling: TilingConfig | None = None,
-) -> tuple[torch.Tensor, Audio]:
-    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length, as
-    a container can carry it (inputs.playable).
-
-    Tiled as `tiling` says (default: the reference's `TilingConfig.default()`, 512 px and 64 frames with
-    overlaps; `TilingConfig()` decodes in one piece); progress is reported after each temporal tile."""
-    tiling = TilingConfig.default() if tiling is None else tiling
-    tiled = tiling.spatial_config is not None or tiling.temporal_config is not None
-    total = get_video_chunks_number(latent.num_frames, tiling) if tiled else 1
-    chunks = []
-    working = activations.decode(
-        model.config,
-        latent.width,
-        latent.height,
-        latent.num_frames,
-        tiling if tiled else None,
-        model.precision_on(device).vae,
-    )
-    BUDGET.release_handed_over()  # no stage after the decode uses what an earlier one kept
-    with torch.inference_mode(), BUDGET.stage("decode", device):
-        with (
-            model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,
-            interruptible(decoder, on_tensor),
-        ):
-            generator = _generator(device, latent.seed, latent)
-            # In the decoder's compute dtype: a transformer computing in bf16 beside a VAE in float32 (ComfyUI's
-            # --bf16-unet alone) hands over a bf16 latent, which the decoder's float32 convolutions refuse.
-            video = latent.video.to(device, model.precision_on(device).vae)
-            for chunk in decode_video(video, decoder, tiling if tiled else None, generator):
-                chunks.append(chunk.cpu())
-                if progress is not None:
-                    progress(len(chunks), max(total, len(chunks)))
-            del decoder
-    frames = torch.cat(chunks, dim=0).float() / 255.0
-    samples = round(latent.num_frames / latent.frame_rate * latent.audio.sampling_rate)
-    audio = Audio(waveform=latent.audio.waveform[0, :, :samples].cpu(), sampling_rate=latent.audio.sampling_rate)
-    return frames, playable(audio)

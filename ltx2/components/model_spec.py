@@ -21,6 +21,7 @@ from .lora_layers import LoraLayers
 from .plan import ComponentPlan
 from .precision import Precision, library_default
 from .table import Bundle
+from .user_loras import UserLora
 
 
 def input_for(name: str) -> str:
@@ -38,6 +39,9 @@ class ModelSpec:
     distilled_lora_strength: float = 1.0
     # Compute dtypes (the node passes ComfyUI's choice); None: the library's default for the device.
     precision: Precision | None = None
+    # The user's own LoRAs (LTX-2 LoRA nodes), in the order they were chained: beside the transformer in both
+    # stages (user_loras.py), so they are in no component's key.
+    loras: tuple[UserLora, ...] = ()
     # The two policies, resolved from their names once, here (an unknown name is refused naming its input).
     policies: dict[str, Policy] = field(init=False, repr=False, compare=False)
 

@@ -20,6 +20,9 @@ from ...errors import LTX2InputError
 from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read_tensor, shown
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+# kohya's spelling, which ComfyUI also reads: the module path with its dots made underscores, under this prefix
+# (`lora_unet_transformer_blocks_0_attn1_to_q.lora_down.weight`); resolved against the model's own names.
+KOHYA_PREFIX = "lora_unet_"
 SPELLINGS = ((".lora_A.weight", ".lora_B.weight"), (".lora_down.weight", ".lora_up.weight"))
 # alpha / rank beyond this is no LoRA's: kohya's and PEFT's files keep alpha at or below a few times the rank.
 MAX_ALPHA_RATIO = 64.0
@@ -48,6 +51,7 @@ class LoraFactors:
         self.strength = strength
         self.targets: dict[str, tuple[str, str]] = {}  # model weight key -> (A key, B key)
         self.scales: dict[str, float] = {}  # model weight key -> alpha / rank, where the file gives an alpha
+        self.unmatched = 0  # layers of the file the model does not have (fit_to)
         factors: dict[str, list[str | None]] = {}
         for key in self.header.entries:
             found = _module_of(key)
@@ -131,13 +135,33 @@ class LoraFactors:
         if not all(d.is_floating_point for d in floating):
             raise self._bad(f"its factors are stored as {', '.join(map(str, sorted(floating, key=str)))}, not floats")
 
+    def fit_to(self, shapes: dict[str, tuple[int, ...]], against: str = "") -> int:
+        """For a user's LoRA, which may change only part of the model or name layers in kohya's spelling: its
+        targets resolved against the model's weight keys and kept only where the model has them (checked as
+        check_against checks them); returns how many layers it changes. A LoRA that changes none of them is
+        refused, naming three of its keys: it is for another model."""
+        kohya = {KOHYA_PREFIX + k.removesuffix(".weight").replace(".", "_"): k for k in shapes}
+        resolved = {}
+        for key, pair in self.targets.items():
+            module = key.removesuffix(".weight")
+            resolved[kohya.get(module, key)] = pair
+        self.scales = {kohya.get(k.removesuffix(".weight"), k): v for k, v in self.scales.items()}
+        kept = {k: v for k, v in resolved.items() if k in shapes}
+        if not kept:
+            keys = [pair[0] for pair in list(resolved.values())[:3]]
+            raise self._bad(
+                f"none of its {len(resolved)} layers is a layer of this transformer (its keys: "
+                f"{', '.join(shown(k) for k in keys)})",
+                against,
+            )
+        self.targets, self.unmatched = kept, len(resolved) - len(kept)
+        self.check_against(shapes, against)
+        return len(kept)
+
     def check_against_checkpoint(self, checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> None:
         """check_against, from the checkpoint's header alone (its transformer keys carry `prefix`): what the
         loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2."""
-        self.check_against(
-            {k.removeprefix(prefix): e.shape for k, e in checkpoint.entries.items() if k.startswith(prefix)},
-            checkpoint.path.name,
-        )
+        self.check_against(transformer_shapes(checkpoint, prefix), checkpoint.path.name)
 
     def scale_of(self, key: str) -> float:
         """The factor B is multiplied by: the strength, times alpha / rank where the file gives an alpha. Without
@@ -187,6 +211,12 @@ class LoraFactors:
             if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
                 raise self._bad(f"{shown(a_key)} or {shown(b_key)} holds NaN or infinite values")
             yield key, a, b
+
+
+def transformer_shapes(checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> dict:
+    """The shapes of a checkpoint's transformer weights by model key (its file keys carry `prefix`), from its
+    header alone."""
+    return {k.removeprefix(prefix): e.shape for k, e in checkpoint.entries.items() if k.startswith(prefix)}
 
 
 def delta_of(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:

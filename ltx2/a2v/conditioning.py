@@ -1,0 +1,64 @@
+"""The images a video is conditioned on, encoded as ltx-pipelines' `combined_image_conditionings` encodes its
+`images` list: each image prepared as `load_image_conditioning` prepares a file (8-bit RGB, the crf round trip,
+resize and center crop, [-1, 1]) and encoded on its own; one at frame 0 replaces the first latent frame
+(`VideoConditionByLatentIndex`), any other becomes a keyframe appended to the latent at its pixel frame
+(`VideoConditionByKeyframeIndex`). Both stages condition on the same list, at their own size."""
+
+from collections.abc import Callable
+
+import torch
+from ltx_core.conditioning import VideoConditionByKeyframeIndex, VideoConditionByLatentIndex
+from ltx_pipelines.utils.media_io import normalize_latent, preprocess, resize_and_center_crop
+
+from ...memory.budget import BUDGET
+from ..components import activations
+from ..components.model_spec import ModelSpec
+from .inputs import first_image
+from .interrupts import interruptible
+from .run_inputs import Keyframe
+
+
+def conditioning_images(image: torch.Tensor, keyframes: tuple[Keyframe, ...]) -> tuple[Keyframe, ...]:
+    """The run's `images`, in ltx-pipelines' order: the sampler's image at frame 0 and full strength, then the
+    keyframes (frames resolved, run_inputs.resolved_keyframes) as chained. A keyframe at frame 0 takes the image
+    input's place (its image and strength): that is how the first frame is given a strength below 1."""
+    first = [] if any(k.frame == 0 for k in keyframes) else [Keyframe(first_image(image), 0, 1.0)]
+    return (*first, *(Keyframe(first_image(k.image), k.frame, k.strength) for k in keyframes))
+
+
+def image_conditionings(
+    model: ModelSpec,
+    images: tuple[Keyframe, ...],
+    width: int,
+    height: int,
+    crf: int,
+    device: torch.device,
+    on_tensor: Callable[[str], None] | None = None,
+) -> list:
+    """Each image encoded at width x height by one video encoder, in order, as its conditioning item."""
+    precision = model.precision_on(device)
+    working = activations.image_encode(width, height, precision.vae)
+    conditionings = []
+    with (
+        BUDGET.stage("image encode", device),
+        model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
+        interruptible(encoder, on_tensor),
+    ):
+        for keyframe in images:
+            # ComfyUI's floats are 8-bit values / 255: back to the bytes a file would have given.
+            rgb8 = (keyframe.image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+            pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
+            pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
+            encoded = encoder(pixels).to(precision.transformer)
+            if keyframe.frame == 0:
+                conditionings.append(
+                    VideoConditionByLatentIndex(latent=encoded, strength=keyframe.strength, latent_idx=0)
+                )
+            else:
+                conditionings.append(
+                    VideoConditionByKeyframeIndex(
+                        keyframes=encoded, frame_idx=keyframe.frame, strength=keyframe.strength
+                    )
+                )
+        del encoder
+    return conditionings
