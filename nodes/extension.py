@@ -3,7 +3,7 @@ adds the page's route."""
 
 from comfy_api.latest import ComfyExtension, io
 
-from .decode import LTX2Decode
+from .decode import LTX2Decode, LTX2DecodeToVideo
 from .keyframes import LTX2Keyframe
 from .load import LoadLTX2Quantized
 from .lora import LTX2LoRA
@@ -14,7 +14,16 @@ from .vram_guard import VRAMGuard
 
 class LTX2Extension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [LoadLTX2Quantized, A2VSampler, SpatialUpscale, LTX2Decode, VRAMGuard, LTX2Keyframe, LTX2LoRA]
+        return [
+            LoadLTX2Quantized,
+            A2VSampler,
+            SpatialUpscale,
+            LTX2Decode,
+            VRAMGuard,
+            LTX2Keyframe,
+            LTX2LoRA,
+            LTX2DecodeToVideo,
+        ]
 
 
 async def comfy_entrypoint() -> LTX2Extension:

@@ -3,6 +3,7 @@
 from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import LIMITS, check_numbers, check_prompt, check_size
+from ..ltx2.a2v.windows import check_windows
 from .adapters import audio_in, image_in
 from .keyframes import refused
 from .prompt_budget import refine_follows
@@ -93,6 +94,24 @@ class A2VSampler(io.ComfyNode):
                     optional=True,
                     tooltip="base only: seconds into the audio where the video's soundtrack begins",
                 ),
+                io.Int.Input(
+                    "window_frames",
+                    default=0,
+                    **_limits("window_frames"),
+                    step=8,
+                    optional=True,
+                    tooltip="base only: a longer video is made in consecutive windows of this many frames (8k+1), "
+                    "each continuing the last; 0 = about 20 s at frame_rate",
+                ),
+                io.Int.Input(
+                    "overlap_frames",
+                    default=0,
+                    **_limits("overlap_frames"),
+                    step=8,
+                    optional=True,
+                    tooltip="base only: frames each window takes over from the one before (a multiple of 8); 0 = about "
+                    "1 s at frame_rate",
+                ),
                 io.Boolean.Input(
                     "frames_from_audio",
                     default=False,
@@ -123,6 +142,8 @@ class A2VSampler(io.ComfyNode):
         image_crf=33,
         keyframes=UNCONNECTED,
         audio_start=0.0,
+        window_frames=0,
+        overlap_frames=0,
     ) -> bool | str:
         # Taken here: values given where a link belongs, the floats' finiteness, the prompts' length and the size
         # rules (multiples of 32, 8k+1 frames), which ComfyUI does not check; ComfyUI then skips its own min/max
@@ -140,6 +161,7 @@ class A2VSampler(io.ComfyNode):
                 image_crf=image_crf,
             )
             or check_numbers({"audio_start": (0.0, MAX_AUDIO_START, "0.0")}, audio_start=audio_start)
+            or check_numbers(LIMITS, window_frames=window_frames, overlap_frames=overlap_frames)
             or check_prompt("prompt", prompt)
             or check_prompt("negative_prompt", negative_prompt)
         )
@@ -162,8 +184,9 @@ class A2VSampler(io.ComfyNode):
             )
         if None not in (width, height, num_frames, frame_rate):
             problem = check_size(width, height, num_frames)
-            if problem is None and stage == "base":
-                problem = _fits(width, height, num_frames, frame_rate)
+            if problem is None and stage == "base" and None not in (window_frames, overlap_frames):
+                window, overlap = window_sizes(window_frames, overlap_frames, frame_rate)
+                problem = check_windows(window, overlap) or _fits(width, height, num_frames, frame_rate, window)
             return problem or True
         return True
 
@@ -188,6 +211,8 @@ class A2VSampler(io.ComfyNode):
         recipe="reference",
         keyframes=None,
         audio_start=0.0,
+        window_frames=0,
+        overlap_frames=0,
         frames_from_audio=False,
     ) -> io.NodeOutput:
         from ..ltx2.a2v import stages as a2v
@@ -200,9 +225,11 @@ class A2VSampler(io.ComfyNode):
             if latent is None:
                 raise ValueError("latent: the refine stage needs a latent. Connect SpatialUpscale's output to it.")
             expect(latent, A2VLatent, "latent")
-            with node_run(model, REFINE_STEPS) as run:
+            with node_run(model, REFINE_STEPS, cls) as run:
                 return io.NodeOutput(
-                    a2v.sample_refine(model, run.device, latent, prompt, seed, run.progress, run.on_tensor, image_crf)
+                    a2v.sample_refine(
+                        model, run.device, latent, prompt, seed, run.progress, run.on_tensor, image_crf, run.say
+                    )
                 )
         if latent is not None:  # a prompt that skipped validation (ComfyUI validates before queueing)
             raise ValueError(
@@ -230,17 +257,30 @@ class A2VSampler(io.ComfyNode):
             keyframes=keyframes or (),
             audio_start=audio_start,
             frames_from_audio=frames_from_audio,
+            window_frames=window_frames,
+            overlap_frames=overlap_frames,
         )
         if frames_from_audio:
             inputs = a2v.with_frames_from_audio(inputs)
             say(cls, f"num_frames {inputs.num_frames}: {inputs.seconds:.2f} s of audio from {audio_start:g} s")
-        with node_run(model, steps) as run:
+        with node_run(model, steps, cls) as run:
+            hand_over = refine_follows()
             return io.NodeOutput(
-                a2v.sample_base(model, run.device, inputs, run.progress, run.on_tensor, hand_over=refine_follows())
+                a2v.sample_base(model, run.device, inputs, run.progress, run.on_tensor, hand_over, run.say)
             )
 
 
-def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | None:
+def window_sizes(window_frames: int, overlap_frames: int, frame_rate: float) -> tuple[int, int]:
+    """The window and overlap a run uses: as given, or the defaults for the frame rate where 0."""
+    from ..ltx2.a2v.windows import default_overlap_frames, default_window_frames
+
+    return (
+        window_frames or default_window_frames(frame_rate),
+        overlap_frames or default_overlap_frames(frame_rate),
+    )
+
+
+def _fits(width: int, height: int, num_frames: int, frame_rate: float, window_frames: int) -> str | None:
     """Refuses, at queue time, a base stage whose largest part cannot fit the device even with every weight
     streamed: its activations alone, estimated for LTX-2.3 22B (ltx2/components/activations.py), exceed what the device
     can give. Such a job would run out of memory, or on a CPU swap inside one operation no interrupt can reach."""
@@ -256,7 +296,9 @@ def _fits(width: int, height: int, num_frames: int, frame_rate: float) -> str | 
     from .precision import comfy_precision
 
     device = comfy.model_management.get_torch_device()
-    stage, needed = largest_base_stage(width, height, num_frames, frame_rate, comfy_precision(device))
+    # A longer video runs a window at a time: a window's activations are what must fit.
+    frames = min(num_frames, window_frames)
+    stage, needed = largest_base_stage(width, height, frames, frame_rate, comfy_precision(device))
     capacity = BUDGET.capacity(device)
     if needed <= capacity:
         return None

@@ -16,6 +16,7 @@ from ..components.model_spec import ModelSpec
 from .inputs import first_image
 from .interrupts import interruptible
 from .run_inputs import Keyframe
+from .windows import Window
 
 
 def conditioning_images(image: torch.Tensor, keyframes: tuple[Keyframe, ...]) -> tuple[Keyframe, ...]:
@@ -24,6 +25,51 @@ def conditioning_images(image: torch.Tensor, keyframes: tuple[Keyframe, ...]) ->
     input's place (its image and strength): that is how the first frame is given a strength below 1."""
     first = [] if any(k.frame == 0 for k in keyframes) else [Keyframe(first_image(image), 0, 1.0)]
     return (*first, *(Keyframe(first_image(k.image), k.frame, k.strength) for k in keyframes))
+
+
+def encode_images(
+    model: ModelSpec,
+    images: tuple[Keyframe, ...],
+    width: int,
+    height: int,
+    crf: int,
+    device: torch.device,
+    on_tensor: Callable[[str], None] | None = None,
+) -> list[torch.Tensor]:
+    """Each image encoded at width x height by one video encoder, in order, in the transformer's dtype."""
+    precision = model.precision_on(device)
+    working = activations.image_encode(width, height, precision.vae)
+    encoded = []
+    with (
+        BUDGET.stage("image encode", device),
+        model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
+        interruptible(encoder, on_tensor),
+    ):
+        for keyframe in images:
+            # ComfyUI's floats are 8-bit values / 255: back to the bytes a file would have given.
+            rgb8 = (keyframe.image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+            pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
+            pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
+            encoded.append(encoder(pixels).to(precision.transformer))
+        del encoder
+    return encoded
+
+
+def conditioning_items(images: tuple[Keyframe, ...], encoded: list[torch.Tensor], window: Window | None = None):
+    """The conditioning items of the encoded images: all of them at their frames, or those a window of a long video
+    owns (windows.py), at its own frames (the frame-0 image in the first window only)."""
+    items = []
+    for keyframe, latent in zip(images, encoded):
+        frame = keyframe.frame
+        if window is not None:
+            if not window.owns(frame):
+                continue
+            frame -= window.first_frame
+        if frame == 0:
+            items.append(VideoConditionByLatentIndex(latent=latent, strength=keyframe.strength, latent_idx=0))
+        else:
+            items.append(VideoConditionByKeyframeIndex(keyframes=latent, frame_idx=frame, strength=keyframe.strength))
+    return items
 
 
 def image_conditionings(
@@ -35,30 +81,5 @@ def image_conditionings(
     device: torch.device,
     on_tensor: Callable[[str], None] | None = None,
 ) -> list:
-    """Each image encoded at width x height by one video encoder, in order, as its conditioning item."""
-    precision = model.precision_on(device)
-    working = activations.image_encode(width, height, precision.vae)
-    conditionings = []
-    with (
-        BUDGET.stage("image encode", device),
-        model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
-        interruptible(encoder, on_tensor),
-    ):
-        for keyframe in images:
-            # ComfyUI's floats are 8-bit values / 255: back to the bytes a file would have given.
-            rgb8 = (keyframe.image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
-            pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
-            pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
-            encoded = encoder(pixels).to(precision.transformer)
-            if keyframe.frame == 0:
-                conditionings.append(
-                    VideoConditionByLatentIndex(latent=encoded, strength=keyframe.strength, latent_idx=0)
-                )
-            else:
-                conditionings.append(
-                    VideoConditionByKeyframeIndex(
-                        keyframes=encoded, frame_idx=keyframe.frame, strength=keyframe.strength
-                    )
-                )
-        del encoder
-    return conditionings
+    """Each image encoded at width x height, in order, as its conditioning item."""
+    return conditioning_items(images, encode_images(model, images, width, height, crf, device, on_tensor))

@@ -7,12 +7,14 @@ from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcesso
 from ltx_core.types import Audio
 
 from .run_inputs import Keyframe
+from .windows import Window
 
 
 @dataclass(frozen=True)
 class A2VLatent:
     video: torch.Tensor  # [1, 128, latent frames, height / 32, width / 32], unpatchified
-    audio_latent: torch.Tensor  # the encoded conditioning audio, [1, 8, frames, 16]
+    # The encoded conditioning audio of each window ([1, 8, frames, 16]; one for a video of one window).
+    audio_latents: tuple[torch.Tensor, ...]
     audio: Audio  # the conditioning audio itself, [channels, samples], trimmed or padded to the video
     width: int
     height: int
@@ -30,3 +32,7 @@ class A2VLatent:
     # The images the video is conditioned on (the frame-0 image and the keyframes, frames resolved: run_inputs.py),
     # as stage 1 took them: stage 2 conditions on the same list at its own size, as ltx-pipelines does.
     images: tuple[Keyframe, ...] = ()
+    # A video longer than one window: its windows (windows.py), and after the upscale each window's own upscaled
+    # latent (stage 2 starts each window from it; `video` is then their join). Empty: one window, the video.
+    windows: tuple[Window, ...] = ()
+    window_videos: tuple[torch.Tensor, ...] = ()

@@ -49,6 +49,10 @@ class RunInputs:
     keyframes: tuple[Keyframe, ...] = field(default=())
     audio_start: float = 0.0  # seconds into the clip where the video's audio begins
     frames_from_audio: bool = False  # num_frames becomes the longest 8k+1 the audio section covers
+    # A video longer than a window is made in consecutive windows (windows.py); 0: the defaults for the frame rate
+    # (about 20 s, and 1 s of overlap).
+    window_frames: int = 0
+    overlap_frames: int = 0
 
     @property
     def seconds(self) -> float:

@@ -30,10 +30,8 @@ from ltx_core.components.diffusion_steps import EulerDiffusionStep
 from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
 from ltx_core.components.noisers import GaussianNoiser
 from ltx_core.components.schedulers import LTX2Scheduler
-from ltx_core.model.audio_vae import encode_audio
 from ltx_core.model.transformer import X0Model
-from ltx_core.model.upsampler import upsample_video
-from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
+from ltx_core.types import VideoPixelShape
 from ltx_pipelines.utils.constants import DEFAULT_IMAGE_CRF, LTX_2_3_PARAMS
 from ltx_pipelines.utils.helpers import (
     denoise_video_only,
@@ -49,7 +47,7 @@ from ...memory.faults import inject_oom
 from ..components import activations
 from ..components.lora_layers import applied
 from ..components.model_spec import ModelSpec
-from .conditioning import conditioning_images, image_conditionings
+from .conditioning import conditioning_images, conditioning_items, encode_images
 from .inputs import clip_samples, conditioning_audio
 from .interrupts import interruptible
 from .latent import A2VLatent
@@ -57,6 +55,8 @@ from .limits import LIMITS
 from .prompts import OnTensor, encode_prompts, encoding_on, prompt_key
 from .recipes import get_recipe
 from .run_inputs import RunInputs, frames_covered, resolved_keyframes
+from .windowed import Say, denoise_windows, joined, latent_windows, upscale_windows, window_audio
+from .windows import Window, check_windows, default_overlap_frames, default_window_frames, plan_windows
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
 Progress = Callable[[int, int], None]
@@ -130,11 +130,13 @@ def sample_base(
     progress: Progress | None = None,
     on_tensor: OnTensor = None,
     hand_over: bool = False,
+    say: Say = None,
 ) -> A2VLatent:
     """Stage 1 at inputs.width x inputs.height (in the two-stage flow, half the final size), conditioned on the
-    image as first frame (any size), the keyframes, and the audio section, whose latent stays frozen.
-    `inputs.recipe` (recipes.py): `reference` (the default) or `fast`. `hand_over`: a stage 2 follows, which runs
-    on this stage's transformer (kept for it in cold_start)."""
+    image as first frame (any size), the keyframes, and the audio section, whose latent stays frozen; a video
+    longer than one window in consecutive windows (windows.py). `inputs.recipe` (recipes.py): `reference` (the
+    default) or `fast`. `hand_over`: a stage 2 follows, which runs on this stage's transformer (kept for it in
+    cold_start)."""
     plan = get_recipe(inputs.recipe)
     inputs = with_frames_from_audio(inputs)
     if inputs.frames_from_audio and BUDGET.last_run is not None:
@@ -142,35 +144,24 @@ def sample_base(
             f"frames_from_audio: {inputs.num_frames} frames ({inputs.seconds:.2f} s at {inputs.frame_rate:g} fps), "
             f"the longest 8k+1 the audio from {inputs.audio_start:g} s covers"
         )
-    keyframes = resolved_keyframes(inputs.keyframes, inputs.num_frames)
-    images = conditioning_images(inputs.image, keyframes)
-    width, height, num_frames, frame_rate = inputs.width, inputs.height, inputs.num_frames, inputs.frame_rate
+    windows = windows_of(inputs)
+    images = conditioning_images(inputs.image, resolved_keyframes(inputs.keyframes, inputs.num_frames))
+    width, height, frame_rate = inputs.width, inputs.height, inputs.frame_rate
     audio = conditioning_audio(inputs.waveform, inputs.sample_rate, inputs.seconds, inputs.audio_start)
     generator = generator_for(device, inputs.seed)
+    dtype = model.precision_on(device).transformer
     with torch.inference_mode():
         if plan.base_guided:
             positive, negative = encode_prompts(model, [inputs.prompt, inputs.negative_prompt], device, on_tensor)
         else:  # CFG 1: the negative prompt is never used
             (positive,) = encode_prompts(model, [inputs.prompt], device, on_tensor, names=("prompt",))
-        working = activations.audio_encode(inputs.seconds, audio.sampling_rate)
-        with (
-            BUDGET.stage("audio encode", device),
-            model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc,
-            interruptible(enc, on_tensor),
-        ):
-            audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
-            del enc
-        frames = AudioLatentShape.from_duration(batch=1, duration=inputs.seconds, channels=8, mel_bins=16).frames
-        dtype = model.precision_on(device).transformer
-        audio_latent = audio_latent[:, :, :frames].to(dtype)
-
-        shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
-        conditionings = image_conditionings(model, images, width, height, inputs.image_crf, device, on_tensor)
+        audio_latents = window_audio(model, device, inputs, windows, dtype, on_tensor)
+        encoded = encode_images(model, images, width, height, inputs.image_crf, device, on_tensor)
         if plan.base_sigmas is None:
             sigmas = LTX2Scheduler().execute(steps=inputs.steps).to(dtype=torch.float32, device=device)
         else:
             sigmas = torch.tensor(plan.base_sigmas, dtype=torch.float32, device=device)
-        working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
+        working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
             BUDGET.stage("stage 1 denoise", device),
             model.component(
@@ -195,32 +186,43 @@ def sample_base(
                 )
             else:
                 denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(
-                shape,
-                conditionings,
-                generator,
-                sigmas,
-                denoise,
-                progress,
-                device,
-                dtype,
-                initial_audio_latent=audio_latent,
+
+            def denoise_window(window: Window, items: list, step, denoise=denoise) -> torch.Tensor:
+                shape = VideoPixelShape(batch=1, frames=window.frames, width=width, height=height, fps=frame_rate)
+                audio_latent = audio_latents[window.index]
+                return _denoise(
+                    shape, items, generator, sigmas, denoise, step, device, dtype, initial_audio_latent=audio_latent
+                ).latent
+
+            video = denoise_windows(
+                windows, lambda w: conditioning_items(images, encoded, w), denoise_window, progress, say
             )
-            del denoise, tr  # nothing may hold the transformer once the budget lets it go
+            del denoise, denoise_window, tr  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(
-        state.latent,
-        audio_latent,
+        video,
+        tuple(a.cpu() if len(windows) > 1 else a for a in audio_latents),
         audio,
         width,
         height,
-        num_frames,
+        inputs.num_frames,
         frame_rate,
         inputs.seed,
         prompt_encoding=(prompt_key(model, inputs.prompt, device), encoding_on(positive, "cpu")),
         noise_state=generator.get_state(),
         recipe=plan.name,
         images=images,
+        windows=tuple(windows),
     )
+
+
+def windows_of(inputs: RunInputs) -> list[Window]:
+    """The run's windows (windows.py): its window and overlap, or the defaults for its frame rate (0 = default)."""
+    window = inputs.window_frames or default_window_frames(inputs.frame_rate)
+    overlap = inputs.overlap_frames or default_overlap_frames(inputs.frame_rate)
+    problem = check_windows(window, overlap)
+    if problem:
+        raise LTX2InputError(problem)
+    return plan_windows(inputs.num_frames, window, overlap)
 
 
 def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
@@ -250,19 +252,15 @@ def upscale(
             f"{high} limit of width and height. Give the base sampler at most {high // 2} for each side when an "
             "upscale follows (one less upscale for a chain)."
         )
+    windows = list(latent.windows) or [Window(0, 0, latent.video.shape[2], 0)]
     with torch.inference_mode(), BUDGET.stage("upscale", device):
-        with (
-            # Kept for stage 2's image conditioning, the next thing to run (no denoising between: no peak grows).
-            model.component("video_encoder", device, on_tensor=on_tensor, hand_over=True) as encoder,
-            model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler,
-            interruptible(encoder, on_tensor),
-            interruptible(upsampler, on_tensor),
-        ):
-            video = upsample_video(latent.video.to(device), encoder, upsampler)
-            del encoder, upsampler
+        parts = upscale_windows(model, device, latent.video, windows, on_tensor)
     if progress is not None:
         progress(1, 1)
-    return replace(latent, video=video, width=width, height=height)
+    video = parts[0] if len(parts) == 1 else joined(parts, windows)
+    return replace(
+        latent, video=video, width=width, height=height, window_videos=tuple(parts) if len(parts) > 1 else ()
+    )
 
 
 def sample_refine(
@@ -274,28 +272,27 @@ def sample_refine(
     progress: Progress | None = None,
     on_tensor: OnTensor = None,
     image_crf: int = DEFAULT_IMAGE_CRF,
+    say: Say = None,
 ) -> A2VLatent:
     """Stage 2: the distilled LoRA's fixed schedule (the recipe stage 1 ran) on the upscaled latent, audio still
     frozen, no CFG, on stage 1's transformer: the fast recipe's has the LoRA fused already; the reference's gets
     it applied at each forward from its resident factors (components/lora_layers.py), so the checkpoint is not
-    read again."""
+    read again. A long video window by window, as stage 1 made it."""
     generator = generator_for(device, seed, latent)
+    windows = list(latent.windows) or [Window(0, 0, latent.video.shape[2], 0)]
+    starts = latent.window_videos or tuple(latent_windows(latent.video, windows))
+    width, height, frame_rate = latent.width, latent.height, latent.frame_rate
     with torch.inference_mode():
         kept = latent.prompt_encoding
         if kept is not None and kept[0] == prompt_key(model, prompt, device):
             positive = encoding_on(kept[1], device)
         else:
             (positive,) = encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
-        shape = VideoPixelShape(
-            batch=1, frames=latent.num_frames, width=latent.width, height=latent.height, fps=latent.frame_rate
-        )
-        conditionings = image_conditionings(
-            model, latent.images, shape.width, shape.height, image_crf, device, on_tensor
-        )
+        encoded = encode_images(model, latent.images, width, height, image_crf, device, on_tensor)
         plan = get_recipe(latent.recipe)
         sigmas = torch.tensor(plan.refine_sigmas, device=device)
         dtype = model.precision_on(device).transformer
-        working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
+        working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
             BUDGET.stage("stage 2 denoise", device),
             # The factors before the transformer: under a tight budget their room is made by streaming some units
@@ -308,21 +305,33 @@ def sample_refine(
             interruptible(tr, on_tensor),
         ):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(
-                shape,
-                conditionings,
-                generator,
-                sigmas,
-                denoise,
+
+            def denoise_window(window: Window, items: list, step, denoise=denoise) -> torch.Tensor:
+                shape = VideoPixelShape(batch=1, frames=window.frames, width=width, height=height, fps=frame_rate)
+                return _denoise(
+                    shape,
+                    items,
+                    generator,
+                    sigmas,
+                    denoise,
+                    step,
+                    device,
+                    dtype,
+                    noise_scale=float(sigmas[0]),
+                    initial_video_latent=starts[window.index].to(device, dtype),
+                    initial_audio_latent=latent.audio_latents[window.index].to(device, dtype),
+                ).latent
+
+            video = denoise_windows(
+                windows,
+                lambda w: conditioning_items(latent.images, encoded, w),
+                denoise_window,
                 progress,
-                device,
-                dtype,
-                noise_scale=float(sigmas[0]),
-                initial_video_latent=latent.video.to(device, dtype),
-                initial_audio_latent=latent.audio_latent.to(device, dtype),
+                say,
+                "stage 2",
             )
-            del denoise, tr
-    return replace(latent, video=state.latent, seed=seed, noise_state=generator.get_state())
+            del denoise, denoise_window, tr
+    return replace(latent, video=video, seed=seed, noise_state=generator.get_state(), window_videos=())
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ def latent_after(seed: int, draws: int) -> A2VLatent:
     torch.randn(draws, generator=generator)
     return A2VLatent(
         video=torch.zeros(1),
-        audio_latent=torch.zeros(1),
+        audio_latents=(torch.zeros(1),),
         audio=None,
         width=64,
         height=64,
