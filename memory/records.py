@@ -7,7 +7,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from .streaming import Streamer
+from .streamer import Streamer
 
 
 @dataclass(frozen=True)

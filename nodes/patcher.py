@@ -164,19 +164,28 @@ def free_dynamic_pages(device: torch.device, nbytes: int, but=None) -> int:
 
 
 class ComfyPins:
-    """Block streaming's pins, asked of ComfyUI (it makes room among its own models' pins: RAM pressure and its
-    registration cap) and counted in its total of pinned memory, by their bytes, when they are made. Only where
-    ComfyUI keeps that count for dynamic models' pins (Dynamic VRAM); elsewhere the pins are torch's, as before."""
+    """Block streaming's pins as ComfyUI rules them: none with --disable-pinned-memory, none past its cap
+    (MAX_PINNED_MEMORY: 45 % of RAM on Windows, more elsewhere), ours counted against that cap with ComfyUI's own. With
+    Dynamic VRAM they are also asked of ComfyUI (it makes room among its own models' pins: RAM pressure and its
+    registration cap) and counted in its total of pinned memory; elsewhere the count is ours, as ComfyUI counts only
+    the pins it registers itself."""
 
-    def ask(self, nbytes: int) -> None:
+    def __init__(self):
+        self.ours = 0  # bytes we pinned, where ComfyUI's total does not count them
+
+    def ask(self, nbytes: int) -> bool:
         if dynamic_vram():
             for make_room in (getattr(mm, "ensure_pin_budget", None), getattr(mm, "ensure_pin_registerable", None)):
                 if make_room is not None:
                     make_room(nbytes)
+        cap = getattr(mm, "MAX_PINNED_MEMORY", 0)
+        return cap > 0 and mm.TOTAL_PINNED_MEMORY + self.ours + nbytes <= cap
 
     def count(self, nbytes: int) -> None:
         if dynamic_vram():
             mm.TOTAL_PINNED_MEMORY = max(0, mm.TOTAL_PINNED_MEMORY + nbytes)
+        else:
+            self.ours = max(0, self.ours + nbytes)
 
 
 def _registered(patcher: ComponentPatcher):

@@ -11,7 +11,7 @@ import torch
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.records import ComponentRequest, Made, Need
-from ...memory.streaming import Streamer
+from ...memory.streamer import Streamer
 from ...quant import POLICIES, Policy, check_policy, get_policy
 from ..files.file_identity import file_key, file_keys, identities
 from ..files.lora_file import LoraFactors
@@ -22,6 +22,7 @@ from .plan import ComponentPlan
 from .precision import Precision, library_default
 from .table import Bundle
 from .user_loras import UserLora
+from .weight_path import stream
 
 
 def input_for(name: str) -> str:
@@ -105,7 +106,7 @@ class ModelSpec:
             on_tensor=on_tensor,
         )
         if streamer is not None:
-            streamer.attach(module)
+            stream(module, streamer)
         if streamed:
             report.notes.append(
                 f"streamed: {len(streamed)} of {len(units)} units, "
@@ -238,6 +239,7 @@ class LoraLoad(ComponentRequest):
 
     def __init__(self, spec: ModelSpec, device: torch.device):
         self.path, self.strength = spec._lora(True)
+        self.compute = spec.precision_on(device).transformer
         files = [self.path]
         super().__init__(
             key=("distilled_lora", self.strength, str(device), file_keys(files)),
@@ -254,5 +256,5 @@ class LoraLoad(ComponentRequest):
         return Need(sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0)
 
     def make(self, streamed: list[str]) -> Made:
-        layers = LoraLayers(LoraFactors(self.path, self.strength), self.device)
+        layers = LoraLayers(LoraFactors(self.path, self.strength), self.device, self.compute)
         return Made(layers, None, f"distilled LoRA: {layers.describe()} the transformer")

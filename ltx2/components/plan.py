@@ -256,7 +256,7 @@ class ComponentPlan:
     def units(self) -> list[str]:
         """The block-streaming units of this component (transformer blocks, big top-level layers); none for a
         component that is not streamed."""
-        return streaming_units(self.meta) if self.name == "transformer" else []
+        return streaming_units(self.meta, "transformer_blocks") if self.name == "transformer" else []
 
     def unit_sizes(self, policy: Policy) -> tuple[dict[str, int], int]:
         """({unit: bytes}, bytes outside any unit) under `policy`."""

@@ -201,16 +201,25 @@ class LoraFactors:
                 "times its own size, which no trained LoRA does"
             )
 
-    def read_all(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-        """(weight key, A, B) of every layer the LoRA changes, in one pass over the file, each pair checked finite
-        (for the factors kept resident beside a built transformer: components/lora_layers.py)."""
+    def read_all(self, device: torch.device | str = "cpu") -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(weight key, A, B) of every layer the LoRA changes, on `device`, in one pass over the file, a pair at a
+        time (a file's A and B of one layer lie side by side: host memory holds one pair, not the file), each pair
+        checked finite (for the factors kept resident beside a built transformer: components/lora_layers.py)."""
         wanted = {k for pair in self.targets.values() for k in pair}
-        tensors = dict(iter_tensors(self.header, wanted))
-        for key, (a_key, b_key) in self.targets.items():
-            a, b = tensors.pop(a_key), tensors.pop(b_key)
-            if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        layer_of = {k: (weight, which) for weight, pair in self.targets.items() for which, k in enumerate(pair)}
+        waiting: dict[str, list[torch.Tensor | None]] = {}
+        for key, tensor in iter_tensors(self.header, wanted):
+            weight, which = layer_of[key]
+            pair = waiting.setdefault(weight, [None, None])
+            pair[which] = tensor.to(device)
+            del tensor
+            if pair[0] is None or pair[1] is None:
+                continue
+            a, b = waiting.pop(weight)
+            if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+                a_key, b_key = self.targets[weight]
                 raise self._bad(f"{shown(a_key)} or {shown(b_key)} holds NaN or infinite values")
-            yield key, a, b
+            yield weight, a, b
 
 
 def transformer_shapes(checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> dict:
