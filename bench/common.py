@@ -33,13 +33,13 @@ def bench_model(models_dir: Path, preset: str, **spec):
     return model_of(bundle_paths(models_dir, preset), **spec)
 
 
-def bench_inputs(**fields):
-    """The benchmarks' run: a 320x240 portrait, 2 s of the sample voice (22.05 kHz, mono), stage 1 at 128x96, 17
-    frames, 4 steps, seed 42; any RunInputs field overrides."""
+def bench_inputs(voice_seconds: float = 2.0, **fields):
+    """The benchmarks' run: a 320x240 portrait, `voice_seconds` of the sample voice (22.05 kHz, mono), stage 1 at
+    128x96, 17 frames, 4 steps, seed 42; any RunInputs field overrides."""
     import torch
     from make_sample_media import voice
     from tiny_run import portrait, run_inputs
 
-    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
+    waveform = torch.from_numpy(voice(voice_seconds).astype("float32") / 32768).view(1, 1, -1)
     defaults = dict(image=portrait(240, 320), waveform=waveform, seed=42, width=128, height=96, num_frames=17, steps=4)
     return run_inputs(rate=22050, **{**defaults, **fields})

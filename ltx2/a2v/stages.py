@@ -164,6 +164,8 @@ def sample_base(
         working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
             BUDGET.stage("stage 1 denoise", device),
+            # The user's LoRAs before the transformer, as stage 2 asks for its factors (see there).
+            model.user_loras(device) as loras,
             model.component(
                 "transformer",
                 device,
@@ -172,6 +174,7 @@ def sample_base(
                 activations=working,
                 hand_over=hand_over,
             ) as tr,
+            applied(tr, *loras) if loras else contextlib.nullcontext(),
             interruptible(tr, on_tensor),
         ):
             if plan.base_guided:
@@ -197,7 +200,7 @@ def sample_base(
             video = denoise_windows(
                 windows, lambda w: conditioning_items(images, encoded, w), denoise_window, progress, say
             )
-            del denoise, denoise_window, tr  # nothing may hold the transformer once the budget lets it go
+            del denoise, denoise_window, tr, loras  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(
         video,
         tuple(a.cpu() if len(windows) > 1 else a for a in audio_latents),
@@ -297,11 +300,13 @@ def sample_refine(
             BUDGET.stage("stage 2 denoise", device),
             # The factors before the transformer: under a tight budget their room is made by streaming some units
             # of the transformer stage 1 kept, rather than by reading the checkpoint again.
+            model.user_loras(device) as loras,
             _lora_factors(model, device, fused=plan.base_lora) as lora,
             model.component(
                 "transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor, activations=working
             ) as tr,
-            applied(tr, lora) if lora is not None else contextlib.nullcontext(),
+            # ltx-pipelines' stage 2: its `loras`, then the distilled LoRA (ModelLedger.with_additional_loras).
+            applied(tr, *loras, *([lora] if lora is not None else [])) if loras or lora else contextlib.nullcontext(),
             interruptible(tr, on_tensor),
         ):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
@@ -330,7 +335,7 @@ def sample_refine(
                 say,
                 "stage 2",
             )
-            del denoise, denoise_window, tr
+            del denoise, denoise_window, tr, loras, lora
     return replace(latent, video=video, seed=seed, noise_state=generator.get_state(), window_videos=())
 
 

@@ -19,7 +19,7 @@ weight plainly; a quantizing policy stores its quantized layers otherwise, its s
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -61,6 +61,31 @@ class LoraLayers(torch.nn.Module):
         for path, (index, scale, _) in self.layers.items():
             yield path, getattr(self, f"a{index}"), getattr(self, f"b{index}"), scale
 
+    def at_strengths(self, strength_of: Callable[[str], float]) -> "ScaledLora":
+        """These factors (read at strength 1) with each layer's strength: a user's LoRA, whose strength may change
+        between runs, and differ between the video and the audio branch, without its file being read again."""
+        return ScaledLora(self, strength_of)
+
+
+class ScaledLora:
+    """A factor set of the weight path over a LoraLayers read at strength 1: each layer's scale times its strength,
+    layers at strength 0 left out."""
+
+    def __init__(self, lora: LoraLayers, strength_of: Callable[[str], float]):
+        self.lora, self.factors = lora, lora.factors
+        self.layers: dict[str, tuple[int, float, float]] = {}
+        for path, (index, scale, change) in lora.layers.items():
+            strength = float(strength_of(path))
+            if strength == 0:
+                continue
+            if not change * abs(strength) <= torch.finfo(torch.bfloat16).max:
+                raise lora.factors.overflows(f"{path}.weight", torch.bfloat16)
+            self.layers[path] = (index, scale * strength, change * abs(strength))
+
+    def targets(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor, float]]:
+        for path, (index, scale, _) in self.layers.items():
+            yield path, getattr(self.lora, f"a{index}"), getattr(self.lora, f"b{index}"), scale
+
 
 def _product_norm(a: torch.Tensor, b: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
     """|scale| x the Frobenius norm of B @ A, without making B @ A: sqrt(sum((B^T B) * (A A^T))), two rank x rank
@@ -75,7 +100,7 @@ def _product_norm(a: torch.Tensor, b: torch.Tensor, scale: float, dtype: torch.d
 
 
 @contextlib.contextmanager
-def applied(model: torch.nn.Module, *loras: LoraLayers) -> Iterator[None]:
+def applied(model: torch.nn.Module, *loras: "LoraLayers | ScaledLora") -> Iterator[None]:
     """`with applied(transformer, lora, ...):` the transformer computes with the LoRAs (factor sets of its weight
     path, weight_path.py); as built outside the block.
 

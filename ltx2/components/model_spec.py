@@ -2,6 +2,7 @@
 dtypes. Components are built only when a stage needs them, through the process's budget, so choosing a model
 costs nothing until it is used."""
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,8 @@ from ...memory.records import ComponentRequest, Made, Need
 from ...memory.streamer import Streamer
 from ...quant import POLICIES, Policy, check_policy, get_policy
 from ..files.file_identity import file_key, file_keys, identities
-from ..files.lora_file import LoraFactors
+from ..files.lora_file import LoraFactors, transformer_shapes
+from ..files.safetensors_file import read_header
 from . import activations as activation_estimates
 from .build import LoadReport, build
 from .lora_layers import LoraLayers
@@ -172,6 +174,25 @@ class ModelSpec:
         request.hand_over = hand_over
         return BUDGET.use(request)
 
+    @contextlib.contextmanager
+    def user_loras(self, device: torch.device):
+        """`with model.user_loras(device) as loras:` the user's LoRAs as factor sets at their strengths, in the order
+        they were chained, each read once through the budget and kept as the transformer is kept (a change of
+        strength reads nothing again); the LoRAs at strength 0 on every layer are not read."""
+        device = torch.device(device)
+        with contextlib.ExitStack() as held:
+            sets = []
+            try:
+                for lora in self.loras:
+                    if not any((lora.strength, lora.video_strength, lora.audio_strength)):
+                        continue
+                    layers = held.enter_context(BUDGET.use(UserLoraLoad(self, lora.path, device)))
+                    sets.append(layers.at_strengths(lora.strength_of))
+                    del layers
+                yield sets
+            finally:
+                sets.clear()  # before the budget lets them go: this frame must not hold them
+
     def distilled_lora(self, device: torch.device):
         """`with model.distilled_lora(device) as lora:` the distilled LoRA's factors through the budget
         (lora_layers.LoraLayers), to apply to a built transformer: kept as the transformer is kept."""
@@ -232,6 +253,41 @@ class ComponentLoad(ComponentRequest):
 def files_unchanged(files: list[Path], built_from: tuple) -> bool:
     """Whether `files` are still the ones a component was built from (a stat each)."""
     return identities(files) == built_from
+
+
+class UserLoraLoad(ComponentRequest):
+    """A user's LoRA asked of the budget: its factors for the layers of this transformer, read once at strength 1
+    (the strengths are applied at each forward), alive while its file is unchanged."""
+
+    def __init__(self, spec: ModelSpec, path: Path, device: torch.device):
+        self.spec, self.path = spec, path
+        self.compute = spec.precision_on(device).transformer
+        files = [path]
+        super().__init__(
+            key=("lora", str(device), file_keys(files), file_keys([spec.bundle.checkpoint])),
+            label=f"LoRA {path.name}",
+            policy_name="as stored",
+            device=device,
+            group=file_key(spec.bundle.checkpoint),
+            alive=functools.partial(files_unchanged, files, identities(files)),
+        )
+
+    def _factors(self) -> tuple[LoraFactors, int]:
+        factors = LoraFactors(self.path, 1.0, "lora_name")
+        shapes = transformer_shapes(read_header(self.spec.bundle.checkpoint, "ckpt_name"))
+        return factors, factors.fit_to(shapes, self.spec.bundle.checkpoint.name)
+
+    def need(self) -> Need:
+        factors, _ = self._factors()
+        return Need(sum(factors.header.entries[k].nbytes for pair in factors.targets.values() for k in pair))
+
+    def make(self, streamed: list[str]) -> Made:
+        factors, touched = self._factors()
+        layers = LoraLayers(factors, self.device, self.compute)
+        skipped = f", {factors.unmatched} of its layers not in this transformer" if factors.unmatched else ""
+        return Made(
+            layers, None, f"LoRA {self.path.name}: {touched} layers ({factors.describe()}){skipped}, kept beside"
+        )
 
 
 class LoraLoad(ComponentRequest):

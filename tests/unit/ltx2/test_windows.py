@@ -72,3 +72,20 @@ def test_a_window_setting_that_cannot_work_is_refused_before_anything_is_built(t
     with pytest.raises(LTX2InputError, match="overlap_frames: 12 is off the VAE's time grid"):
         stages.sample_base(model_of(tiny_paths), CPU, run_inputs(num_frames=41, window_frames=17, overlap_frames=12))
     assert not budget.records
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_interrupt_in_a_later_window_leaves_nothing_resident(tiny_paths, budget):
+    def progress(done: int, total: int) -> None:
+        if done == 3:  # the second window's first step
+            raise Stop
+
+    budget.begin_run("interrupted", "none", "cold_start")
+    with pytest.raises(Stop):
+        stages.sample_base(
+            model_of(tiny_paths), CPU, run_inputs(3.0, num_frames=41, window_frames=17, overlap_frames=8), progress
+        )
+    assert not budget.records
