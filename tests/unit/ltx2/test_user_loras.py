@@ -88,14 +88,15 @@ def test_each_layer_takes_its_branchs_strength_and_cross_modal_layers_the_videos
     assert any(p.endswith("audio_to_video_attn.to_q") for p in scaled.layers)
 
 
-def test_a_changed_strength_between_persistent_runs_reads_nothing_again(tiny_paths, budget):
-    model = model_of(tiny_paths, residency="persistent")
+@pytest.mark.parametrize("policy", ["none", "fp8_scaled"])  # fused at each forward; beside quantized weights
+def test_a_changed_strength_between_persistent_runs_reads_nothing_again(tiny_paths, budget, policy):
+    model = model_of(tiny_paths, residency="persistent", quantization=policy)
     inputs = run_inputs(steps=1)
     try:
         runs = []
         for strength in (0.7, 0.3):
             lora = UserLora(tiny_paths["user_lora"], strength)
-            budget.begin_run(f"lora-{strength}", "none", "persistent")
+            budget.begin_run(f"lora-{strength}", policy, "persistent")
             latent = stages.sample_base(dataclasses.replace(model, loras=(lora,)), CPU, inputs)
             runs.append((latent.video, budget.last_run.as_dict()))
     finally:
@@ -105,3 +106,20 @@ def test_a_changed_strength_between_persistent_runs_reads_nothing_again(tiny_pat
     reads = {c["name"]: c["bytes_read"] for s in report_2["stages"] for c in s["components"]}
     assert reads["transformer"] == 0 and reads[f"LoRA {tiny_paths['user_lora'].name}"] == 0, reads
     assert any(line.startswith("LoRA ltx-2.3-tiny-style-lora.safetensors: 28 layers") for line in report_1["loads"])
+
+
+def test_the_fast_recipe_runs_with_keyframes_an_audio_section_and_a_user_lora(tiny_paths, budget):
+    from tiny_run import portrait
+
+    from ltx2_a2v.ltx2.a2v.graph import two_stage
+    from ltx2_a2v.ltx2.a2v.run_inputs import Keyframe
+
+    model = dataclasses.replace(model_of(tiny_paths), loras=(UserLora(tiny_paths["user_lora"], 0.7),))
+    keyframe = Keyframe(portrait(seed=1)[0], -1, 0.8)
+    budget.begin_run("fast, every input", "none", "cold_start")
+    inputs = run_inputs(2.0, recipe="fast", cfg=1.0, keyframes=(keyframe,), audio_start=0.25, num_frames=17)
+    frames, audio = two_stage(model, CPU, inputs)
+    assert frames.shape[0] == 17 and audio.waveform.shape[-1] == round(17 / 24 * 16000)
+    loads = budget.last_run.as_dict()["loads"]
+    assert any(line.startswith("LoRA ltx-2.3-tiny-style-lora.safetensors") for line in loads), loads
+    assert not budget.records
