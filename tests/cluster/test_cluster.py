@@ -41,7 +41,7 @@ def test_a_job_runs_reports_progress_and_stores_its_outputs_by_job_id(worker, ho
 
     job_dir = tmp_path / "results" / job_id
     assert result["outputs"] == [str(job_dir / "9-0.mp4")]
-    assert sorted(p.name for p in job_dir.iterdir()) == ["9-0.mp4", "report.json"]
+    assert sorted(p.name for p in job_dir.iterdir()) == [".written", "9-0.mp4", "report.json"]
     assert result["report"]["run_id"] == result["prompt_id"] and result["report"]["stages"]
     assert cluster.status(job_id)["state"] == "SUCCESS"
     # The inputs went up with the job, into a folder of its own.
@@ -63,7 +63,8 @@ def test_a_refused_workflow_fails_at_once_with_the_nodes_message_and_is_not_retr
 def test_a_node_failing_while_running_fails_the_job_with_its_message_and_is_not_retried(worker):
     workflow = small_workflow(prefix="cluster/empty_audio")
     workflow["2"] = {"class_type": "EmptyAudio", "inputs": {"duration": 0.0, "sample_rate": 16000, "channels": 1}}
-    job_id = cluster.submit(Job(workflow, media_inputs()))
+    image = {name: data for name, data in media_inputs().items() if name.endswith(".png")}  # no file it does not load
+    job_id = cluster.submit(Job(workflow, image))
     with pytest.raises(JobFailed, match=r"node 4 \(A2VSampler\): .*audio: the clip is empty"):
         cluster.result(job_id, timeout=300)
     assert "Retry in" not in worker.log()
@@ -108,7 +109,8 @@ def test_a_cancelled_job_is_interrupted_on_its_worker_and_the_next_one_runs(work
 def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(
     redis_server, make_worker, host, fresh_queue, tmp_path
 ):
-    """Through the command line, the inputs named by path (shared storage: here the same machine)."""
+    """Through the command line, the inputs named by path (shared storage: here the same machine, the worker's
+    --inputs-root)."""
 
     def command(*args: str) -> str:
         done = subprocess.run(
@@ -130,6 +132,6 @@ def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(
     time.sleep(1.5)  # the append-only file is written to disk once a second
     redis_server.stop()
     redis_server.start()
-    make_worker("w2@test", tmp_path / "results", "--comfyui-url", host.url).wait_ready()
+    make_worker("w2@test", tmp_path / "results", "--comfyui-url", host.url, "--inputs-root", str(MEDIA)).wait_ready()
     result = json.loads(command("result", job_id, "--timeout", "300"))
     assert Path(result["outputs"][0]).is_file() and result["outputs"][0].startswith(str(tmp_path / "results"))
