@@ -92,6 +92,10 @@ app.conf.update(
     result_extended=False,
     result_expires=7 * 24 * 3600,
     result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+    # A state written while Redis restarts is written once it is back (up to about two minutes), not lost; without
+    # this, the worker's own write of a cancelled job's state on a lost connection raises, and the worker exits.
+    result_backend_always_retry=True,
+    result_backend_max_retries=20,
     redis_socket_timeout=REDIS_CONNECTION["socket_timeout"],
     redis_socket_connect_timeout=REDIS_CONNECTION["socket_connect_timeout"],
     redis_socket_keepalive=True,

@@ -6,6 +6,7 @@ is checked again here, whoever put it on the queue (checks.py), before anything 
 """
 
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -39,7 +40,12 @@ PROMPT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def cancel_requested(job_id: str) -> bool:
-    return bool(app.backend.client.exists(CANCEL_KEY.format(job_id)))
+    """Whether the flag is set; False while the result backend cannot be reached (the job goes on: if the broker is
+    gone too, the worker ends it, see Terminated)."""
+    try:
+        return bool(app.backend.client.exists(CANCEL_KEY.format(job_id)))
+    except app.backend.connection_errors:
+        return False
 
 
 def cancelled(task, reason: str):
@@ -70,7 +76,10 @@ class Progress:
         now = time.monotonic()
         self.meta["seconds"] = round(now - self.started, 2)
         if force or now - self.last_sent >= 0.25:  # a step a few times a second is plenty for a watcher
-            self.task.update_state(state="PROGRESS", meta=dict(self.meta))
+            try:
+                self.task.update_state(state="PROGRESS", meta=dict(self.meta))
+            except self.task.backend.connection_errors:
+                return  # progress is for watchers: a result backend out of reach does not stop the job
             self.last_sent = now
 
     def on_message(self, message: dict) -> None:
@@ -139,18 +148,35 @@ def run_job(self, job: dict, hung_prompt: list | None = None) -> dict:
         # Retried once, with the hung prompt named, on whichever worker is free.
         retry = {"hung_prompt": [comfy.url, progress.meta["prompt_id"] or ""]}
         raise self.retry(exc=error, kwargs=retry, countdown=1, max_retries=self.request.retries + 1) from None
+    except SystemExit:
+        # The pool process was told to end (SIGTERM; billiard's handler raises SystemExit in it): Celery does so
+        # when the worker loses the broker (worker_cancel_long_running_tasks_on_connection_loss: Request.cancel ->
+        # pool.terminate_job), on revoke(terminate=True), and a service manager stopping the worker's process group
+        # does too. The prompt is stopped on ComfyUI first, so a redelivery of the job does not run beside it; a
+        # second SIGTERM (Celery sends one per cancel, and cancels twice on a lost connection) would end the process
+        # before it, so it is ignored for those seconds.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_prompt(comfy, progress)
+        raise
     except SoftTimeLimitExceeded:
-        if progress.meta["prompt_id"]:
-            try:
-                comfy.interrupt(progress.meta["prompt_id"], timeout=5)
-            except (ComfyUnavailable, JobFailed):
-                pass  # the hard time limit ends the job if ComfyUI is gone
+        stop_prompt(comfy, progress)
         where = f" (node {progress.meta['node']}, {progress.meta['class_type']})" if progress.meta["node"] else ""
+        limit = (self.request.timelimit or (None, None))[1] or conf.task_soft_time_limit
         raise JobTimedOut(
-            f"the job ran past its time limit of {(self.request.timelimit or [0, 0])[1] or conf.task_soft_time_limit:g}"
-            f" s{where} on {progress.meta['worker']} and was stopped on its ComfyUI; give it a longer limit "
-            "(submit's time_limit, up to the workers' LTX2_CLUSTER_SOFT_TIME_LIMIT) or make it shorter"
+            f"the job ran past its time limit of {limit:g} s{where} on {progress.meta['worker']} and was stopped on "
+            "its ComfyUI; give it a longer limit (submit's time_limit, up to the workers' "
+            "LTX2_CLUSTER_SOFT_TIME_LIMIT) or make it shorter"
         ) from None
+
+
+def stop_prompt(comfy: ComfyClient, progress: Progress) -> None:
+    """The job's prompt taken off its ComfyUI, if it was queued: within seconds, or not at all if ComfyUI is gone
+    (the hard time limit, or the signal, ends the job then)."""
+    if progress.meta["prompt_id"]:
+        try:
+            comfy.interrupt(progress.meta["prompt_id"], timeout=5)
+        except (ComfyUnavailable, JobFailed):
+            pass
 
 
 def run(task, job: dict, comfy: ComfyClient, progress: Progress) -> dict:
