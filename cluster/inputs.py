@@ -49,7 +49,10 @@ def read_under_roots(name: str, path: Path, roots: tuple[Path, ...], max_bytes: 
             f"({', '.join(map(str, roots))}: its --inputs-root); put the file there or send its bytes"
         )
     # O_NONBLOCK: opening a FIFO for reading does not wait for a writer; its type is then refused below.
-    fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:  # gone, or made a link, since it was resolved
+        raise JobFailed(f"input {name!r}: cannot open {path} on this worker ({error.strerror})") from None
     try:
         info = os.fstat(fd)  # of what was opened, not of what the name pointed at a moment before
         if not stat.S_ISREG(info.st_mode):

@@ -151,10 +151,10 @@ def run_job(self, job: dict, hung_prompt: list | None = None) -> dict:
     except SystemExit:
         # The pool process was told to end (SIGTERM; billiard's handler raises SystemExit in it): Celery does so
         # when the worker loses the broker (worker_cancel_long_running_tasks_on_connection_loss: Request.cancel ->
-        # pool.terminate_job), on revoke(terminate=True), and a service manager stopping the worker's process group
-        # does too. The prompt is stopped on ComfyUI first, so a redelivery of the job does not run beside it; a
-        # second SIGTERM (Celery sends one per cancel, and cancels twice on a lost connection) would end the process
-        # before it, so it is ignored for those seconds.
+        # pool.terminate_job), at the hard time limit (billiard's _trywaitkill: SIGTERM, then SIGKILL), on
+        # revoke(terminate=True), and a service manager stopping the worker's process group does too. The prompt
+        # is stopped on ComfyUI first, so a redelivery of the job does not run beside it; a second SIGTERM would
+        # end the process before that (billiard's handler restores the default one), so it is ignored meanwhile.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_prompt(comfy, progress)
         raise
