@@ -31,7 +31,6 @@ import torch
 
 from ..errors import LTX2InputError
 from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
-from .faults import inject_oom
 from .kept_outputs import ENCODED_PROMPTS
 from .ledger import StageMeter, device_figures
 from .reads import bytes_read
@@ -204,7 +203,6 @@ class VramBudget:
 
     def _make(self, request: ComponentRequest, need: Need, streamed: list[str]) -> ComponentRecord:
         try:
-            inject_oom(f"load:{request.label}")
             made = request.make(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()

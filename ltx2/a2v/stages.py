@@ -47,7 +47,6 @@ from ltx_pipelines.utils.types import PipelineComponents
 
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
-from ...memory.faults import inject_oom
 from ...memory.kept_outputs import ENCODED_PROMPTS
 from .. import activations
 from ..file_identity import identities
@@ -223,7 +222,6 @@ def _denoise(
 
     def step(*args):
         nonlocal done
-        inject_oom("sampling")
         result = denoise_fn(*args)
         done += 1
         if progress is not None:
