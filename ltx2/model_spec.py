@@ -55,10 +55,11 @@ class ModelSpec:
         )
 
     def checked_on(self, device: torch.device | str) -> "ModelSpec":
-        """This spec, once both policies are known to run on `device` (PolicyUnavailable otherwise, naming the input,
-        what is missing and what to pick): the one check, before any weight is read."""
+        """This spec, once both policies are known to run on `device` in their components' compute dtypes
+        (PolicyUnavailable otherwise, naming the input, what is missing and what to pick): the one check, before any
+        weight is read."""
         for name, policy in self.policies.items():
-            check_policy(policy, device, input_for(name))
+            check_policy(policy, device, input_for(name), self.precision_on(device).of(name))
         return self
 
     def precision_on(self, device: torch.device | str) -> Precision:
