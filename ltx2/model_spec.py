@@ -12,7 +12,7 @@ from ..errors import LTX2InputError
 from ..memory.budget import BUDGET
 from ..memory.records import ComponentRequest, Made, Need
 from ..memory.streamer import Streamer
-from ..quant import POLICIES, Policy, check_policy, get_policy
+from ..quant import POLICIES, Policy, check_policy, get_policy, policy_names
 from . import activations as activation_estimates
 from .build import LoadReport, build
 from .components import Bundle
@@ -199,23 +199,29 @@ class ComponentLoad(ComponentRequest):
 
     def need(self) -> Need:
         self.plan = ComponentPlan.read(self.spec.bundle, self.component, self.on_tensor)
-        policy = self.policy
+        policy, name = self.policy, input_for(self.component)
         unit_bytes, other = self.plan.unit_sizes(policy)
         upcast = activation_estimates.upcast_bytes(
             self.plan, policy, self.compute, policy.backend.multiplies_fp8(self.device, self.compute)
         )
+        # The policies of this input that make the component fit where this one does not: those that stream it (a
+        # block at a time) or, already streaming, that keep fewer bytes per weight.
+        choices = [POLICIES[p] for p in policy_names(text_encoder=self.component == "text_encoder")]
+        streamable = [p.name for p in choices if p.streamable]
+        smaller = [p.name for p in choices if p.streamable and p.weight_bytes < policy.weight_bytes]
         if unit_bytes and not policy.streamable:
-            streamable = ", ".join(p for p, v in POLICIES.items() if v.streamable)
             return Need(
                 other + sum(unit_bytes.values()),
                 upcast_bytes=upcast,
                 cannot_stream=(
-                    f"quantization: the {self.component} does not fit the budget, and block streaming (which would run "
-                    f"it a block at a time) supports {streamable}, not {policy.name}. Pick fp8_scaled, or raise "
-                    "budget_gb in VRAMGuard."
+                    f"{name}: the {self.component} does not fit the budget, and block streaming (which would run "
+                    f"it a block at a time) supports {', '.join(streamable)}, not {policy.name}. Pick "
+                    f"{streamable[-1]}, or raise budget_gb in VRAMGuard."
                 ),
+                cannot_fit=f"Pick {name} {streamable[-1]}: it streams the {self.component} a block at a time.",
             )
-        return Need(other, unit_bytes, upcast_bytes=upcast)
+        fit = f"Pick {name} {smaller[-1]}: fewer bytes per weight. " if unit_bytes and smaller else ""
+        return Need(other, unit_bytes, upcast_bytes=upcast, cannot_fit=fit)
 
     def make(self, streamed: list[str]) -> Made:
         # The plan is let go here: nothing of this request may hold the component once the budget drops it.
