@@ -247,6 +247,7 @@ class Row:
 def steps_22b(recipe: Recipe) -> dict[str, Step]:
     import card_22b
 
+    from ltx2_a2v.ltx2.model_spec import LORA_TOO_BIG
     from ltx2_a2v.quant import POLICIES
 
     transformer = card_22b.transformer(POLICIES[recipe.quantization])
@@ -261,7 +262,7 @@ def steps_22b(recipe: Recipe) -> dict[str, Step]:
         "text_encoder": step(gemma, recipe.text_encoder_quantization),
         "embeddings_processor": Step("embeddings_processor", other_bytes=processor.total),
         "transformer": step(transformer, recipe.quantization),
-        "distilled LoRA": Step("distilled LoRA", other_bytes=card_22b.lora_bytes()),
+        "distilled LoRA": Step("distilled LoRA", other_bytes=card_22b.lora_bytes(), cannot_fit=LORA_TOO_BIG),
     }
     for name in ("audio_encoder", "video_encoder", "spatial_upsampler", "video_decoder"):
         steps[name] = Step(name, other_bytes=card_22b.VAE_ALLOWANCE)

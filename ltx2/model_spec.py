@@ -237,6 +237,12 @@ def files_unchanged(files: list[Path], built_from: tuple) -> bool:
     return identities(files) == built_from
 
 
+# What makes the reference recipe's stage 2 fit where the LoRA's factors cannot sit beside the transformer.
+LORA_TOO_BIG = (
+    "Pick A2VSampler's recipe fast: the LoRA is fused into the transformer while it loads, no factors kept beside it."
+)
+
+
 class LoraLoad(ComponentRequest):
     """The distilled LoRA's factors asked of the budget: sized from the file's header, read in one pass."""
 
@@ -256,7 +262,9 @@ class LoraLoad(ComponentRequest):
     def need(self) -> Need:
         factors = LoraFactors(self.path, self.strength)
         keys = {k for pair in factors.targets.values() for k in pair}
-        return Need(sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0)
+        return Need(
+            sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0, cannot_fit=LORA_TOO_BIG
+        )
 
     def make(self, streamed: list[str]) -> Made:
         layers = LoraLayers(LoraFactors(self.path, self.strength), self.device, self.compute)

@@ -5,7 +5,7 @@ ground"): run here, where the registry is reachable; the kit travels with the co
         [--transformers4] [--out gpu_kit] [--xz-preset 6]
 
 Downloads the wheels (for Linux x86_64, the Python given) and writes OUT/kit.tar.xz, their contents compressed
-again with xz (the wheels' own zip compression leaves a third on the table: 80 MiB of wheels are 54 MiB so), and
+again with xz (the wheels' own zip compression leaves a third on the table: 85 MiB of wheels are 57 MiB so), and
 OUT/manifest.json; a kit larger than LIMIT_MIB (what such a machine accepts beside the code) is refused. Without
 `--missing` it packs DEFAULT: everything the proving ground imports (MODULES) that the GPU machines lent here do
 not have (MACHINE_HAS, the list it is checked against), av and scipy included, in one kit.

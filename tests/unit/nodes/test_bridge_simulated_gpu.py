@@ -2,9 +2,10 @@
 LTX2_COMFYUI) on a simulated CUDA card (bench/simulated_card.py: torch's CUDA memory queries answered by what the
 models on the card hold; no GPU here): the README's recipes for 24 GB and 12 GB, beside a 4 GB model of ComfyUI's,
 keep every stage's peak within the card; the LoRA and the encoded prompts survive; the other model is unloaded only
-when the plan needs its room. ComfyUI is told what a component holds on the card, never its streamed remainder;
-what it grows back stays within the stage's room; capacity is the card's free memory plus what this process holds,
-less ComfyUI's reserve; a component that cannot fit the card is refused before anything is made."""
+when the plan needs its room; the loader's defaults fit 16 GB, and on 8 GB the reference recipe's LoRA factors are
+refused naming the fast recipe, which fits. ComfyUI is told what a component holds on the card, never its streamed
+remainder; what it grows back stays within the stage's room; capacity is the card's free memory plus what this
+process holds, less ComfyUI's reserve; a component that cannot fit the card is refused before anything is made."""
 
 import sys
 from pathlib import Path
@@ -121,3 +122,24 @@ def test_a_component_that_cannot_fit_the_card_is_refused_before_anything_is_made
     finally:
         BUDGET.bridge = saved
     assert made == [] and not BUDGET.records
+
+
+def test_the_loaders_defaults_fit_a_16_gb_card_simulated_cuda():
+    """quantization none, text_encoder_quantization none (bf16): Gemma and the transformer stream what does not fit."""
+    total = sim.CARDS["16 GB"][0]
+    rows, _ = sim.run_recipe(sim.Recipe(quantization="none", text_encoder_quantization="none"), total)
+    assert all(row.peak <= card_limit(total) for row in rows)
+    streamed = {c.name for row in rows for c in row.components if c.streamed}
+    assert streamed == {"text_encoder", "transformer"}
+
+
+def test_on_8_gb_the_reference_recipes_lora_is_refused_naming_the_fast_recipe_simulated_cuda():
+    """The LoRA's 6.9 GiB of factors cannot sit beside the transformer on 8 GB: refused when stage 2 asks for them,
+    before they are read, naming the recipe that fuses the LoRA while loading instead; the fast recipe runs."""
+    total = sim.CARDS["8 GB"][0]
+    with pytest.raises(
+        LTX2InputError, match=r"distilled LoRA: needs 6\.9 GiB on cuda:0 .* Pick A2VSampler's recipe fast"
+    ):
+        sim.run_recipe(sim.Recipe(), total)
+    rows, _ = sim.run_recipe(sim.Recipe(recipe="fast"), total)
+    assert all(row.peak <= card_limit(total) for row in rows)
