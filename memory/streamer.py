@@ -65,6 +65,7 @@ class Streamer:
         self._sent: deque = deque()  # events after the compute of units sent back, the GPU maybe not done yet
         self._unit_keys: dict[str, list[str]] = {}  # the store's keys of each streamed unit
         self._copies = CudaCopies(device) if device.type == "cuda" else None
+        self._largest: int | None = None
 
     def attach(self, model: torch.nn.Module) -> None:
         self._model = weakref.ref(model)
@@ -182,7 +183,10 @@ class Streamer:
         return sum(t.nbytes for t in tensors.values())
 
     def largest_unit(self) -> int:
-        return max((self.unit_bytes(u) for u in self.units), default=0)
+        """The bytes of its largest unit (each unit's bytes are fixed once built)."""
+        if self._largest is None:
+            self._largest = max((self.unit_bytes(u) for u in self.units), default=0)
+        return self._largest
 
     def pinned_bytes(self) -> int:
         """Page-locked host memory its store holds (a spill file on a CPU pins nothing)."""

@@ -108,8 +108,8 @@ class PinnedStore:
                 host = host.pin_memory()
             except RuntimeError as exc:  # cudaHostAlloc failed: the host's memory is short
                 raise PinFailed(
-                    f"block streaming: page-locking {tensor.nbytes / 2**20:.0f} MiB of host memory failed after "
-                    f"{self.pinned_bytes() / 2**20:.0f} MiB ({exc}). Free host memory, or start ComfyUI with "
+                    f"block streaming: page-locking {tensor.nbytes / 2**20:.1f} MiB of host memory failed after "
+                    f"{self.pinned_bytes() / 2**20:.1f} MiB ({exc}). Free host memory, or start ComfyUI with "
                     "--disable-pinned-memory."
                 ) from exc
             self._pinned[key] = host.nbytes

@@ -86,7 +86,11 @@ class LoadLTX2Quantized(io.ComfyNode):
             if value not in options:
                 shown = ", ".join(options[:8]) + (" ..." if len(options) > 8 else "") or "none found"
                 return f"{name}: '{value}' is not one of the available choices ({shown})."
-        return check_numbers(LIMITS, distilled_lora_strength=distilled_lora_strength) or True
+        return (
+            check_numbers(LIMITS, distilled_lora_strength=distilled_lora_strength)
+            or _compute_dtype_problem(quantization, text_encoder_quantization)
+            or True
+        )
 
     @classmethod
     def fingerprint_inputs(cls, ckpt_name, text_encoder, distilled_lora, **_) -> tuple:
@@ -132,3 +136,31 @@ class LoadLTX2Quantized(io.ComfyNode):
             precision=comfy_precision(device),
         ).checked_on(device)  # a policy this machine cannot run is refused here, before any weight is read
         return io.NodeOutput(model)
+
+
+def _compute_dtype_problem(quantization: str, text_encoder_quantization: str) -> str | None:
+    """At queue time, a GPU-only policy this GPU runs but not in the compute dtype ComfyUI's flags choose (float32:
+    torchao's fp8 and int4 kernels assert mid-load). What the device cannot run at all is said when the node runs,
+    naming what to install or pick."""
+    from .dependencies import missing_packages
+
+    if missing_packages():  # the node says so when it runs
+        return None
+    import comfy.model_management
+
+    from ..quant import POLICIES, ComputeDtypeUnavailable, PolicyUnavailable, check_policy
+    from .precision import comfy_precision
+
+    device = comfy.model_management.get_torch_device()
+    precision = comfy_precision(device)
+    for name, value, dtype in (
+        ("quantization", quantization, precision.transformer),
+        ("text_encoder_quantization", text_encoder_quantization, precision.text_encoder),
+    ):
+        try:
+            check_policy(POLICIES[value], device, name, dtype)
+        except ComputeDtypeUnavailable as error:
+            return str(error)
+        except PolicyUnavailable:
+            continue
+    return None

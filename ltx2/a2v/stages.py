@@ -43,7 +43,6 @@ from ltx_pipelines.utils.types import PipelineComponents
 
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
-from ...memory.faults import inject_oom
 from ..components import activations
 from ..components.lora_layers import applied
 from ..components.model_spec import ModelSpec
@@ -90,7 +89,6 @@ def _denoise(
 
     def step(*args):
         nonlocal done
-        inject_oom("sampling")
         result = denoise_fn(*args)
         done += 1
         if progress is not None:

@@ -13,7 +13,7 @@ from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.records import ComponentRequest, Made, Need
 from ...memory.streamer import Streamer
-from ...quant import POLICIES, Policy, check_policy, get_policy
+from ...quant import POLICIES, Policy, check_policy, get_policy, policy_names
 from ..files.file_identity import file_key, file_keys, identities
 from ..files.lora_file import LoraFactors, transformer_shapes
 from ..files.safetensors_file import read_header
@@ -61,10 +61,11 @@ class ModelSpec:
         )
 
     def checked_on(self, device: torch.device | str) -> "ModelSpec":
-        """This spec, once both policies are known to run on `device` (PolicyUnavailable otherwise, naming the input,
-        what is missing and what to pick): the one check, before any weight is read."""
+        """This spec, once both policies are known to run on `device` in their components' compute dtypes
+        (PolicyUnavailable otherwise, naming the input, what is missing and what to pick): the one check, before any
+        weight is read."""
         for name, policy in self.policies.items():
-            check_policy(policy, device, input_for(name))
+            check_policy(policy, device, input_for(name), self.precision_on(device).of(name))
         return self
 
     def precision_on(self, device: torch.device | str) -> Precision:
@@ -223,23 +224,29 @@ class ComponentLoad(ComponentRequest):
 
     def need(self) -> Need:
         self.plan = ComponentPlan.read(self.spec.bundle, self.component, self.on_tensor)
-        policy = self.policy
+        policy, name = self.policy, input_for(self.component)
         unit_bytes, other = self.plan.unit_sizes(policy)
         upcast = activation_estimates.upcast_bytes(
             self.plan, policy, self.compute, policy.backend.multiplies_fp8(self.device, self.compute)
         )
+        # The policies of this input that make the component fit where this one does not: those that stream it (a
+        # block at a time) or, already streaming, that keep fewer bytes per weight.
+        choices = [POLICIES[p] for p in policy_names(text_encoder=self.component == "text_encoder")]
+        streamable = [p.name for p in choices if p.streamable]
+        smaller = [p.name for p in choices if p.streamable and p.weight_bytes < policy.weight_bytes]
         if unit_bytes and not policy.streamable:
-            streamable = ", ".join(p for p, v in POLICIES.items() if v.streamable)
             return Need(
                 other + sum(unit_bytes.values()),
                 upcast_bytes=upcast,
                 cannot_stream=(
-                    f"quantization: the {self.component} does not fit the budget, and block streaming (which would run "
-                    f"it a block at a time) supports {streamable}, not {policy.name}. Pick fp8_scaled, or raise "
-                    "budget_gb in VRAMGuard."
+                    f"{name}: the {self.component} does not fit the budget, and block streaming (which would run "
+                    f"it a block at a time) supports {', '.join(streamable)}, not {policy.name}. Pick "
+                    f"{streamable[-1]}, or raise budget_gb in VRAMGuard."
                 ),
+                cannot_fit=f"Pick {name} {streamable[-1]}: it streams the {self.component} a block at a time.",
             )
-        return Need(other, unit_bytes, upcast_bytes=upcast)
+        fit = f"Pick {name} {smaller[-1]}: fewer bytes per weight. " if unit_bytes and smaller else ""
+        return Need(other, unit_bytes, upcast_bytes=upcast, cannot_fit=fit)
 
     def make(self, streamed: list[str]) -> Made:
         # The plan is let go here: nothing of this request may hold the component once the budget drops it.
@@ -279,7 +286,11 @@ class UserLoraLoad(ComponentRequest):
 
     def need(self) -> Need:
         factors, _ = self._factors()
-        return Need(sum(factors.header.entries[k].nbytes for pair in factors.targets.values() for k in pair))
+        return Need(
+            sum(factors.header.entries[k].nbytes for pair in factors.targets.values() for k in pair),
+            cannot_fit=f"lora_name: {self.path.name} cannot sit beside the transformer on this device. Leave this "
+            "LoRA out, or raise budget_gb in VRAMGuard.",
+        )
 
     def make(self, streamed: list[str]) -> Made:
         factors, touched = self._factors()
@@ -288,6 +299,12 @@ class UserLoraLoad(ComponentRequest):
         return Made(
             layers, None, f"LoRA {self.path.name}: {touched} layers ({factors.describe()}){skipped}, kept beside"
         )
+
+
+# What makes the reference recipe's stage 2 fit where the LoRA's factors cannot sit beside the transformer.
+LORA_TOO_BIG = (
+    "Pick A2VSampler's recipe fast: the LoRA is fused into the transformer while it loads, no factors kept beside it."
+)
 
 
 class LoraLoad(ComponentRequest):
@@ -309,7 +326,9 @@ class LoraLoad(ComponentRequest):
     def need(self) -> Need:
         factors = LoraFactors(self.path, self.strength)
         keys = {k for pair in factors.targets.values() for k in pair}
-        return Need(sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0)
+        return Need(
+            sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0, cannot_fit=LORA_TOO_BIG
+        )
 
     def make(self, streamed: list[str]) -> Made:
         layers = LoraLayers(LoraFactors(self.path, self.strength), self.device, self.compute)

@@ -254,9 +254,9 @@ class ComponentPlan:
         return sizes
 
     def units(self) -> list[str]:
-        """The block-streaming units of this component (transformer blocks, big top-level layers); none for a
-        component that is not streamed."""
-        return streaming_units(self.meta, "transformer_blocks") if self.name == "transformer" else []
+        """The block-streaming units of this component (transformer blocks or Gemma's decoder layers, and the big
+        layers beside them); none for a component that is not streamed."""
+        return streaming_units(self.meta, COMPONENTS[self.name].blocks)
 
     def unit_sizes(self, policy: Policy) -> tuple[dict[str, int], int]:
         """({unit: bytes}, bytes outside any unit) under `policy`."""

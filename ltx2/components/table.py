@@ -43,12 +43,15 @@ class Component:
 
     `file` is the Bundle field holding it. `file_prefixes` maps each key prefix in the file to the module's
     prefix: it is what the component's sd_ops do, written out so the test bundle can be written by inverting it.
+    `blocks`: the module path of its list of blocks, which block streaming runs one at a time when the component
+    does not fit (memory/streaming.py); "" for a component that is never streamed.
     """
 
     name: str
     file: str
     sd_ops: SDOps | None
     file_prefixes: tuple[tuple[str, str], ...]
+    blocks: str = ""
 
 
 _VAE_STATS = ("per_channel_statistics.", "per_channel_statistics.")
@@ -56,7 +59,13 @@ _VAE_STATS = ("per_channel_statistics.", "per_channel_statistics.")
 COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
-        Component("transformer", "checkpoint", LTXV_MODEL_COMFY_RENAMING_MAP, (("model.diffusion_model.", ""),)),
+        Component(
+            "transformer",
+            "checkpoint",
+            LTXV_MODEL_COMFY_RENAMING_MAP,
+            (("model.diffusion_model.", ""),),
+            blocks="transformer_blocks",
+        ),
         Component(
             "embeddings_processor",
             "checkpoint",
@@ -104,6 +113,7 @@ COMPONENTS: dict[str, Component] = {
                 ("vision_tower.", "model.model.vision_tower."),
                 ("multi_modal_projector.", "model.model.multi_modal_projector."),
             ),
+            blocks="model.model.language_model.layers",  # Gemma-3's decoder layers
         ),
     )
 }

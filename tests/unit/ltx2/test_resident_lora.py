@@ -155,3 +155,17 @@ def test_a_latent_from_a_bf16_transformer_decodes_on_a_float32_vae(tiny_paths, b
     mixed = Precision(transformer=torch.bfloat16, text_encoder=torch.float32, vae=torch.float32)
     report = two_stages(spec(tiny_paths, precision=mixed), budget, "mixed-precision")
     assert [s["name"] for s in report["stages"]][-1] == "decode"
+
+
+def test_the_factors_are_read_a_pair_at_a_time_cpu_ledger(tiny_paths):
+    """Not the whole file into host memory first (6.9 GiB for the rank-384 release): the ledger's peak while reading
+    every pair is a few pairs' (the one handed out, the next being read, their finiteness checks), not the file's."""
+    from ltx2_a2v.memory.ledger import StageMeter
+
+    factors = LoraFactors(tiny_paths["distilled_lora"], 1.0)
+    pairs = [sum(factors.header.entries[k].nbytes for k in pair) for pair in factors.targets.values()]
+    meter = StageMeter(CPU)
+    with meter:
+        read = sum(1 for _ in factors.read_all())
+    assert read == len(pairs) > 10
+    assert meter.peak - meter.start <= 4 * max(pairs) < sum(pairs) / 4
