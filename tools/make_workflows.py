@@ -94,7 +94,7 @@ GRAPH = {
         "2x latent upscale",
         {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
         {"model": ("3", 0), "latent": ("4", 0)},
-        (420, 520),
+        (420, 560),
     ),
     "6": (
         "A2VSampler",
@@ -125,7 +125,7 @@ GRAPH = {
             "temporal_overlap": 24,
         },
         {"model": ("3", 0), "latent": ("6", 0)},
-        (840, 520),
+        (840, 560),
     ),
     "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1260, 440)),
     "9": (
@@ -267,7 +267,7 @@ def ui_workflow(variant: str = NAME) -> dict:
             "id": note_id,
             "type": "Note",
             "title": "Which files to pick",
-            "pos": [420, 740],
+            "pos": [420, 780],
             "size": [800, 180],
             "flags": {},
             "order": note_id - 1,

@@ -53,6 +53,7 @@ def test_the_upload_leaves_out_what_a_user_does_not_need():
         "README.md",
         "__init__.py",
         "cluster",
+        "docs",
         "errors.py",
         "example_workflows",
         "ltx2",
@@ -66,6 +67,7 @@ def test_the_upload_leaves_out_what_a_user_does_not_need():
     }, tops
     assert [f for f in files if f.startswith("tools/")] == ["tools/serve.py"]  # cluster/worker.py starts it
     assert not [f for f in files if f.endswith(".png") and not f.startswith("example_workflows/media/")]
+    assert all(f.endswith(".md") for f in files if f.startswith("docs/"))  # the pages the README links, no pictures
     workflows = {Path(f).stem for f in files if f.startswith("example_workflows/") and f.endswith(".json")}
     assert workflows == set(RELEASE_WORKFLOWS), workflows  # the tiny bundle's are the tests' and the demo's
     comfy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["comfy"]
