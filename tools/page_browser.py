@@ -173,6 +173,19 @@ def queue_errors(page) -> tuple[dict, list[str]]:
     }, listed
 
 
+def search_nodes(page, query: str) -> list[str]:
+    """The node search box's results for `query` (what typing it after a double click shows): display names, best
+    first."""
+    page.evaluate("app.extensionManager.command.execute('Workspace.SearchBox.Toggle')")
+    box = page.locator("input[placeholder='Add a node...']")
+    box.wait_for(timeout=10_000)
+    box.fill(query)
+    page.wait_for_timeout(1000)  # the list follows the typing after a debounce
+    found = page.evaluate("[...document.querySelectorAll('[role=option]')].map(e => e.innerText.split('\\n')[0])")
+    page.keyboard.press("Escape")
+    return found
+
+
 def missing_models(page) -> list[dict]:
     """The model files the page says are missing after a workflow was loaded, with the address it offers to
     download each from: [{name, directory, url}]. Frontend 1.32 opens its missing-models dialog (an entry "<folder> /

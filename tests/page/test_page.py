@@ -1,9 +1,10 @@
 """The page in a real browser (Debian's Chromium through Playwright): the example workflow is listed in the
 template browser with the project's thumbnail, loads by drag and drop with no node type missing, shows the
 pack's widgets, shows a value refused at the queue under its input, runs from the Run button, and the VRAMGuard
-widget shows the run's figures as they happen; the release workflow's missing files are listed with their download
-addresses. It runs on each lane's frontend: 1.32 (ComfyUI 0.3.75) and, with LTX2_COMFYUI, that tree's (1.48 in
-ComfyUI 0.33: its template browser, its errors panel instead of the error dialog).
+widget shows the run's figures as they happen; the node search finds the pack's nodes by their aliases (where the
+server gives them), and the release workflow's missing files are listed with their download addresses. It runs on
+each lane's frontend: 1.32 (ComfyUI 0.3.75) and, with LTX2_COMFYUI, that tree's (1.48 in ComfyUI 0.33: its
+template browser, its errors panel instead of the error dialog).
 
 The screenshot is saved under the test's tmp folder. The README's picture is this test's screenshot on ComfyUI
 0.33's frontend:
@@ -25,6 +26,7 @@ import page_browser as pb  # tools/
 import pytest
 import requests
 from PIL import Image
+from workflows import PACK_NODES
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "example_workflows" / "ltx2_a2v_two_stage.json"
@@ -149,6 +151,15 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
 
         picture = pb.screenshot(page, tmp_path / "page.png")
         assert picture.stat().st_size > 50_000
+
+        # The node search finds all the pack's nodes by what a user types, where the server gives the nodes' search
+        # aliases (ComfyUI 0.33; 0.3.75's schema has none).
+        info = host.object_info()
+        if info["A2VSampler"].get("search_aliases"):
+            names = {info[n]["display_name"] for n in PACK_NODES}
+            for query in ("lip sync", "audio to video"):
+                assert names <= set(pb.search_nodes(page, query)), query
+            assert info["LoadLTX2Quantized"]["display_name"] in pb.search_nodes(page, "fp8")
 
         # The release workflow names files this server lacks: the page lists each with its folder and the address
         # to download it from (its loaders' properties.models, as in ComfyUI's own templates).
