@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ..ltx2.a2v.limits import TILE_LIMITS, check_numbers, check_tiles
 from .adapters import audio_out
 from .run import node_run
+from .search_aliases import search_aliases
 from .types import LTX2LatentType, LTX2ModelType, check_links, expect
 
 
@@ -22,7 +23,10 @@ class LTX2Decode(io.ComfyNode):
         return io.Schema(
             node_id="LTX2Decode",
             display_name="LTX-2 Decode (frames + audio)",
-            category="LTX-2",
+            category="model/latent/ltxv",
+            description="Decodes the LTX-2 video latent to frames, tile by tile, with the input audio cut to the "
+            "video's length.",
+            **search_aliases("vae decode", "decode", "tiled decode", "frames", "audio"),
             inputs=[
                 LTX2ModelType.Input("model"),
                 LTX2LatentType.Input("latent"),
@@ -79,9 +83,10 @@ class LTX2DecodeToVideo(io.ComfyNode):
         return io.Schema(
             node_id="LTX2DecodeToVideo",
             display_name="LTX-2 Decode to Video (long videos)",
-            category="LTX-2",
+            category="model/latent/ltxv",
             description="Decodes the latent straight into a video file with its audio, without holding the frames "
             "in memory: for videos as long as the voice track. Connect to Save Video.",
+            **search_aliases("vae decode", "decode", "video", "long video", "save video", "audio"),
             inputs=LTX2Decode.define_schema().inputs,
             outputs=[
                 io.Video.Output(display_name="video"),

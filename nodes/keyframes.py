@@ -14,6 +14,7 @@ from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import LIMITS, check_numbers
 from .adapters import image_in
+from .search_aliases import search_aliases
 from .types import UNCONNECTED, LTX2KeyframesType, check_links
 
 NODE = "LTX2Keyframe"
@@ -31,9 +32,10 @@ class LTX2Keyframe(io.ComfyNode):
         return io.Schema(
             node_id=NODE,
             display_name="LTX-2 Keyframe",
-            category="LTX-2",
+            category="model/conditioning/ltxv",
             description="An image the video passes through at a frame (first, last or any between), with its "
             "strength; chain several into the sampler's keyframes input.",
+            **search_aliases("keyframe", "first frame", "last frame", "first last frame", "guide", "image at frame"),
             inputs=[
                 io.Image.Input("image", tooltip="Any size: resized and center-cropped to the video, as the image is"),
                 io.Int.Input(

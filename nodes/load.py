@@ -9,6 +9,7 @@ from ..ltx2.a2v.limits import check_numbers
 from ..quant import policy_names
 from . import model_files
 from .dependencies import require_packages
+from .search_aliases import search_aliases
 from .types import LTX2ModelType
 
 RESIDENCY = ("cold_start", "persistent")
@@ -22,10 +23,10 @@ class LoadLTX2Quantized(io.ComfyNode):
         return io.Schema(
             node_id="LoadLTX2Quantized",
             display_name="Prepare LTX-2 (quantized)",
-            category="LTX-2",
-            description="Prepares the LTX-2 model: chooses its files and how they are quantized, and checks that this "
-            "device runs that. Nothing is loaded here: each component is built, quantized, when a stage "
-            "needs it.",
+            category="model/loaders",
+            description="Picks the LTX-2.3 files and how they are quantized (fp8, int8, int4); each part is loaded "
+            "when a stage needs it.",
+            **search_aliases("fp8", "int8", "int4", "nvfp4", "quantized", "gemma", "checkpoint", "vram"),
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",

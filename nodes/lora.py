@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from ..ltx2.a2v.limits import check_numbers
 from . import model_files
 from .dependencies import require_packages
+from .search_aliases import search_aliases
 from .types import LTX2ModelType, check_links, expect
 
 # ComfyUI's own LoRA loaders take -100..100; a trained LoRA is used between about -2 and 2.
@@ -22,9 +23,10 @@ class LTX2LoRA(io.ComfyNode):
         return io.Schema(
             node_id="LTX2LoRA",
             display_name="LTX-2 LoRA",
-            category="LTX-2",
+            category="model/loaders",
             description="Your own LoRA (character, style, camera) on the LTX-2 model, in both stages, with a "
             "strength for the video and the audio branch; chain several.",
+            **search_aliases("lora", "lora loader", "style", "character", "lora stack"),
             inputs=[
                 LTX2ModelType.Input("model"),
                 io.Combo.Input(

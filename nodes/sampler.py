@@ -8,6 +8,7 @@ from .adapters import audio_in, image_in
 from .keyframes import refused
 from .prompt_budget import refine_follows
 from .run import node_run, say
+from .search_aliases import search_aliases
 from .types import UNCONNECTED, LTX2KeyframesType, LTX2LatentType, LTX2ModelType, check_links, expect
 
 STAGES = ("base", "refine")
@@ -28,9 +29,10 @@ class A2VSampler(io.ComfyNode):
         return io.Schema(
             node_id="A2VSampler",
             display_name="LTX-2 A2V Sampler",
-            category="LTX-2",
-            description="base: stage 1, video from an image and an audio clip at width x height (half the final "
-            "size in the two-stage flow). refine: stage 2 with the distilled LoRA on an upscaled latent.",
+            category="model/sampling",
+            description="Makes a video of the image speaking the audio: base = stage 1 at half the final size, "
+            "refine = stage 2 with the distilled LoRA on the upscaled latent.",
+            **search_aliases("sampler", "voice", "speech", "image to video"),
             inputs=[
                 LTX2ModelType.Input("model"),
                 io.Image.Input("image", tooltip="The first frame; any size, it is resized and center-cropped"),

@@ -16,12 +16,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "ltx2_a2v_two_stage"  # the tiny bundle's variant
 
+# The release files ComfyUI's own LTX-2.3 image+audio template names (video_ltx2_3_ia2v, comfyui-workflow-templates
+# 0.11.41), the files a ComfyUI LTX-2.3 user already has: name -> (ComfyUI folder, download address). docs/files.md
+# lists them with their sizes (tests/unit/pack/test_workflow_files.py checks both against each other).
+CHECKPOINT = "ltx-2.3-22b-dev-fp8.safetensors"
+TEXT_ENCODER = "gemma_3_12B_it_fp4_mixed.safetensors"
+DISTILLED_LORA = "ltx_2.3_22b_distilled_1.1_lora_dynamic_fro09_avg_rank_111_bf16.safetensors"
+UPSCALER = "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"
+RELEASE_FILES = {
+    CHECKPOINT: ("checkpoints", "https://huggingface.co/Lightricks/LTX-2.3-fp8/resolve/main/" + CHECKPOINT),
+    TEXT_ENCODER: (
+        "text_encoders",
+        "https://huggingface.co/Comfy-Org/ltx-2/resolve/main/split_files/text_encoders/" + TEXT_ENCODER,
+    ),
+    DISTILLED_LORA: (
+        "loras",
+        "https://huggingface.co/Comfy-Org/ltx-2.3/resolve/main/split_files/loras/" + DISTILLED_LORA,
+    ),
+    UPSCALER: ("latent_upscale_models", "https://huggingface.co/Lightricks/LTX-2.3/resolve/main/" + UPSCALER),
+}
+# The loader inputs that name a file, per node class.
+FILE_INPUTS = {
+    "LoadLTX2Quantized": ("ckpt_name", "text_encoder", "distilled_lora"),
+    "SpatialUpscale": ("upscale_model",),
+}
+
 REAL_FILES_NOTE = (
-    "With the real LTX-2.3 release pick: checkpoint ltx-2.3-22b-dev.safetensors (models/checkpoints), text encoder "
-    "gemma-3-12b-it-qat-q4_0-unquantized (the whole folder, models/text_encoders), distilled LoRA "
-    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors (models/loras), upscaler "
-    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors (models/latent_upscale_models). The defaults here are the tiny "
-    "test bundle's (tools/make_tiny_bundle.py). Stage 1 runs at half the final size: 384x256 gives 768x512."
+    f"With the LTX-2.3 release files pick: checkpoint {CHECKPOINT} (models/checkpoints), text encoder "
+    f"{TEXT_ENCODER} (models/text_encoders), distilled LoRA {DISTILLED_LORA} (models/loras), upscaler {UPSCALER} "
+    "(models/latent_upscale_models): the ltx2_a2v_22b workflow names them. The defaults here are the tiny test "
+    "bundle's (tools/make_tiny_bundle.py). Stage 1 runs at half the final size: 384x256 gives 768x512."
 )
 
 PROMPT = "A young woman speaks calmly to the camera in a softly lit room, her lips moving with the words."
@@ -70,7 +94,7 @@ GRAPH = {
         "2x latent upscale",
         {"upscale_model": "ltx-2.3-tiny-spatial-upscaler-x2.safetensors"},
         {"model": ("3", 0), "latent": ("4", 0)},
-        (420, 520),
+        (420, 560),
     ),
     "6": (
         "A2VSampler",
@@ -101,7 +125,7 @@ GRAPH = {
             "temporal_overlap": 24,
         },
         {"model": ("3", 0), "latent": ("6", 0)},
-        (840, 520),
+        (840, 560),
     ),
     "8": ("CreateVideo", "Create video", {"fps": 24.0}, {"images": ("10", 0), "audio": ("7", 1)}, (1260, 440)),
     "9": (
@@ -137,12 +161,11 @@ EXTRA_WIDGET_VALUES = {("A2VSampler", "seed"): "fixed"}
 
 
 RELEASE_NOTE = (
-    "Files of the LTX-2.3 release: checkpoint ltx-2.3-22b-dev.safetensors in models/checkpoints, text encoder "
-    "gemma-3-12b-it-qat-q4_0-unquantized (the whole folder) in models/text_encoders, distilled LoRA "
-    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors in models/loras, upscaler "
-    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors in models/latent_upscale_models. fp8_scaled keeps the transformer "
-    "at ~18 GiB; on a 24 GB GPU set the VRAM guard's budget_gb to 14 before the samplers (see the README). Stage 1 "
-    "runs at half the final size: 384x256 gives 768x512."
+    f"Files of ComfyUI's own LTX-2.3 template (the page offers to download a missing one): checkpoint {CHECKPOINT} "
+    f"in models/checkpoints, text encoder {TEXT_ENCODER} in models/text_encoders, distilled LoRA {DISTILLED_LORA} "
+    f"in models/loras, upscaler {UPSCALER} in models/latent_upscale_models (docs/files.md). fp8_scaled keeps the "
+    "transformer at ~18 GiB; on a 24 GB GPU set the VRAM guard's budget_gb to 14 before the samplers (see the "
+    "README). Stage 1 runs at half the final size: 384x256 gives 768x512."
 )
 # name -> (note, {node id: widget values replacing GRAPH's}); GRAPH itself is the tiny bundle's variant.
 VARIANTS = {
@@ -151,13 +174,13 @@ VARIANTS = {
         RELEASE_NOTE,
         {
             "3": {
-                "ckpt_name": "ltx-2.3-22b-dev.safetensors",
-                "text_encoder": "gemma-3-12b-it-qat-q4_0-unquantized",
+                "ckpt_name": CHECKPOINT,
+                "text_encoder": TEXT_ENCODER,
                 "text_encoder_quantization": "fp8_scaled",
-                "distilled_lora": "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+                "distilled_lora": DISTILLED_LORA,
             },
             "4": {"num_frames": 97, "steps": 30},
-            "5": {"upscale_model": "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"},
+            "5": {"upscale_model": UPSCALER},
             "6": {"num_frames": 97},
         },
     ),
@@ -168,6 +191,13 @@ VARIANTS["ltx2_a2v_22b_fast"] = (
     "CFG 1 (steps and cfg of stage 1 do not apply).",
     {**VARIANTS["ltx2_a2v_22b"][1], "4": {**VARIANTS["ltx2_a2v_22b"][1]["4"], "cfg": 1.0, "recipe": "fast"}},
 )
+
+
+def models_of(cls: str, widgets: dict) -> list[dict]:
+    """The `models` entries of a loader (name, url, directory: the format of ComfyUI's templates, which the page's
+    missing-models dialog reads) for the release files it names; none for the tiny bundle's."""
+    names = [widgets[name] for name in FILE_INPUTS.get(cls, ()) if widgets[name] in RELEASE_FILES]
+    return [{"name": n, "url": RELEASE_FILES[n][1], "directory": RELEASE_FILES[n][0]} for n in names]
 
 
 def graph(name: str = NAME) -> dict:
@@ -185,6 +215,8 @@ def api_workflow(name: str = NAME) -> dict:
         inputs = {k: v for k, v in widgets.items() if k != "upload"}
         inputs.update({k: [src, slot] for k, (src, slot) in links.items()})
         prompt[node_id] = {"class_type": cls, "inputs": inputs, "_meta": {"title": title}}
+        if models := models_of(cls, widgets):  # the API format has no properties: _meta holds them
+            prompt[node_id]["_meta"]["models"] = models
     prompt["3"]["_meta"]["note"] = VARIANTS[name][0]
     return prompt
 
@@ -225,7 +257,7 @@ def ui_workflow(variant: str = NAME) -> dict:
                 "mode": 0,
                 "inputs": incoming[node_id],
                 "outputs": outputs,
-                "properties": {"Node name for S&R": cls},
+                "properties": {"Node name for S&R": cls, **({"models": m} if (m := models_of(cls, widgets)) else {})},
                 "widgets_values": values,
             }
         )
@@ -235,7 +267,7 @@ def ui_workflow(variant: str = NAME) -> dict:
             "id": note_id,
             "type": "Note",
             "title": "Which files to pick",
-            "pos": [420, 740],
+            "pos": [420, 780],
             "size": [800, 180],
             "flags": {},
             "order": note_id - 1,
