@@ -1,6 +1,7 @@
 """Long videos in windows: flat memory, linear time, and what the seams look like.
 
     .venv/bin/python bench/windows.py [--preset tiny|wide] [--windows 1 2 4] [--out bench/results]
+    .venv/bin/python bench/windows.py --example 60
 
 Rows: the whole two-stage graph (fast recipe, cold_start, stage 1 at 128x96, windows of 17 frames with 8 of
 overlap, decoded to an mp4 as it decodes, in temporal tiles of 16 frames), with 1, 2 and 4 windows, each in a fresh
@@ -73,6 +74,12 @@ def run_row(windows: int, models_dir: Path, preset: str, seams: bool) -> dict:
             for s in report["stages"]
         },
         "device": str(device),
+        # Each window's seconds, from the run report's notes ("stage 1: window 2 of 4, latent frames 4 to 8, 3.1 s").
+        "window_seconds": [
+            (n.split(":")[0], float(n.rsplit(", ", 1)[1].removesuffix(" s")))
+            for n in report["notes"]
+            if ": window " in n
+        ],
     }
     if seams:
         video, _ = decode(model, device, latent, tiling=tiling())
@@ -109,6 +116,63 @@ def seam_figures(model, device, latent, video) -> dict:
     }
 
 
+def example(models_dir: Path, seconds: float, width: int, height: int) -> dict:
+    """The long-voice example workflow (example_workflows/api/ltx2_a2v_long_voice.json) on the tiny bundle through a
+    real ComfyUI server: a voice track of `seconds`, stage 1 at width x height. Frames, seconds, the run report's
+    peak and the saved mp4's video and audio durations."""
+    import shutil
+    import wave
+
+    from comfy_host import MEDIA, ComfyHost
+    from make_sample_media import voice
+    from make_tiny_bundle import file_names
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from workflows import read_mp4, saved_mp4
+
+    names = {k: Path(v).name for k, v in file_names("tiny").items()}
+    prompt = json.loads((ROOT / "example_workflows" / "api" / "ltx2_a2v_long_voice.json").read_text())
+    prompt["2"]["inputs"]["audio"] = "long_voice.wav"
+    prompt["3"]["inputs"].update(
+        ckpt_name=names["checkpoint"],
+        text_encoder=Path(file_names("tiny")["text_encoder"]).name,
+        text_encoder_quantization="none",
+        distilled_lora=names["distilled_lora"],
+    )
+    prompt["4"]["inputs"].update(width=width, height=height)
+    prompt["5"]["inputs"]["upscale_model"] = names["spatial_upsampler"]
+    with tempfile.TemporaryDirectory() as work:
+        host = ComfyHost(models_dir, Path(work))
+        try:
+            shutil.copy(MEDIA / "ltx2_a2v_portrait.png", host.input_dir)
+            with wave.open(str(host.input_dir / "long_voice.wav"), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(22050)
+                out.writeframes(voice(seconds).astype("<i2").tobytes())
+            host.wait_ready()
+            start = time.perf_counter()
+            result = host.run(prompt, timeout=7200)
+            elapsed = time.perf_counter() - start
+            if result.status != "success":
+                raise RuntimeError(f"the example failed: {result.messages[-1]}")
+            frames, info = read_mp4(saved_mp4(host, result))
+            report = host.vram()["last_run"]
+        finally:
+            host.stop()
+    return {
+        "voice_seconds": seconds,
+        "stage_1_size": f"{width}x{height}",
+        "frames": int(frames.shape[0]),
+        "frame_size": list(frames.shape[1:3]),
+        "seconds": elapsed,
+        "peak_bytes": report["peak_bytes"],
+        "video_seconds": frames.shape[0] / info["fps"],
+        "audio_seconds": info["audio_seconds"],
+        "windows": [n for n in report["notes"] if n.startswith("stage 1: window")],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny", choices=["tiny", "wide"])
@@ -116,7 +180,25 @@ def main() -> int:
     parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--example",
+        type=float,
+        metavar="SECONDS",
+        help="instead: the long-voice example workflow on the tiny bundle with a voice track of SECONDS (60)",
+    )
     args = parser.parse_args()
+    if args.example:
+        ensure_bundle(args.models_dir, "tiny")
+        row = example(args.models_dir, args.example, 64, 64)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "windows_example.json").write_text(json.dumps(row, indent=2))
+        print(
+            f"{row['voice_seconds']:g} s voice, stage 1 {row['stage_1_size']}: {row['frames']} frames of "
+            f"{row['frame_size'][1]}x{row['frame_size'][0]} in {row['seconds']:.0f} s, peak "
+            f"{row['peak_bytes'] / MIB:.0f} MiB; mp4 video {row['video_seconds']:.2f} s, audio "
+            f"{row['audio_seconds']:.2f} s; {len(row['windows'])} windows"
+        )
+        return 0
     last = max(args.windows)
     if args.one:
         print(json.dumps(run_row(args.one, args.models_dir, args.preset, seams=args.one == last and args.one > 1)))
@@ -148,6 +230,10 @@ def main() -> int:
             f"{r['windows']} windows: each stage's peak / one window's: max {max(ratios):.2f}; time "
             f"{r['seconds'] / one['seconds']:.2f}x one window's (linear would be {r['windows']}x)"
         )
+    for r in rows[1:]:
+        for stage in ("stage 1", "stage 2"):
+            times = [t for name, t in r["window_seconds"] if name == stage]
+            print(f"{r['windows']} windows, {stage}: each window's seconds " + ", ".join(f"{t:.1f}" for t in times))
     seams = rows[-1].get("seams")
     if seams:
         print(

@@ -7,6 +7,7 @@ Each window is a video of its own for everything that holds memory (its tokens, 
 stage's peak is one window's whatever the video's length; what grows with the length is the joined latent, kept
 in host memory."""
 
+import time
 from collections.abc import Callable, Iterator
 
 import torch
@@ -100,15 +101,16 @@ def denoise_windows(
         if previous is not None:
             overlap = previous[:, :, -window.overlap :]
             items = [VideoConditionByLatentIndex(latent=overlap, strength=1.0, latent_idx=0), *items]
-        if len(windows) > 1:
-            text = f"{stage}: window {window.index + 1} of {len(windows)}"
-            if say is not None:
-                say(text)
-            if BUDGET.last_run is not None:
-                last = window.start + window.latent_frames - 1
-                BUDGET.last_run.notes.append(f"{text}, latent frames {window.start} to {last}")
+        text = f"{stage}: window {window.index + 1} of {len(windows)}"
+        if len(windows) > 1 and say is not None:
+            say(text)
+        started = time.perf_counter()
         step = _window_progress(progress, window.index, len(windows))
         latent = denoise_window(window, items, step)
+        if len(windows) > 1 and BUDGET.last_run is not None:
+            last = window.start + window.latent_frames - 1
+            seconds = time.perf_counter() - started
+            BUDGET.last_run.notes.append(f"{text}, latent frames {window.start} to {last}, {seconds:.1f} s")
         previous = latent
         if len(windows) == 1:
             return latent

@@ -42,7 +42,17 @@ def test_same_seed_gives_identical_frames(host):
     assert not np.array_equal(a, read_mp4(saved_mp4(host, other))[0])
 
 
-@pytest.mark.parametrize("name", ["ltx2_a2v_two_stage", "ltx2_a2v_22b", "ltx2_a2v_22b_fast"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ltx2_a2v_two_stage",
+        "ltx2_a2v_22b",
+        "ltx2_a2v_22b_fast",
+        "ltx2_a2v_first_last_frame",
+        "ltx2_a2v_user_lora",
+        "ltx2_a2v_long_voice",
+    ],
+)
 def test_ui_workflow_is_the_same_graph_as_the_api_one(host, name):
     """Turn the UI file into API format the way the page does (widgets in the node's input order) and compare."""
     ui = json.loads((UI.parent / f"{name}.json").read_text())

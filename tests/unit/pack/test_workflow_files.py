@@ -14,7 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ROOT / "example_workflows"
-RELEASE = ("ltx2_a2v_22b", "ltx2_a2v_22b_fast")
+RELEASE = (
+    "ltx2_a2v_22b",
+    "ltx2_a2v_22b_fast",
+    "ltx2_a2v_first_last_frame",
+    "ltx2_a2v_user_lora",
+    "ltx2_a2v_long_voice",
+)
 # The pack's inputs that name a model file.
 FILE_INPUTS = {
     "LoadLTX2Quantized": ("ckpt_name", "text_encoder", "distilled_lora"),
