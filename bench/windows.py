@@ -3,14 +3,14 @@
     .venv/bin/python bench/windows.py [--preset tiny|wide] [--windows 1 2 4] [--out bench/results]
     .venv/bin/python bench/windows.py --example 60
 
-Rows: the whole two-stage graph (fast recipe, cold_start, stage 1 at 128x96, windows of 17 frames with 8 of
-overlap, decoded to an mp4 as it decodes, in temporal tiles of 16 frames), with 1, 2 and 4 windows, each in a fresh
-process. Per row: each stage's peak on the device-memory ledger (memory/ledger.py) and seconds, from the run
-report. Then, on the 4-window
-row's video: at each seam, the mean absolute difference (0-255) between the last frame the previous window made and
-the first one the next window made, beside the same figure between consecutive frames inside windows; and the
-overlap frames decoded from each window's own latent against the previous window's (the latents are the same
-there: what differs comes from the decoder seeing other frames around them). Writes windows_<preset>.json.
+Rows: the whole two-stage graph (fast recipe, cold_start, stage 1 at 128x96, windows of 33 frames with 8 of
+overlap, decoded to an mp4 as it decodes, in temporal tiles of 16 frames: a window spans several), with 1, 2 and 4
+windows, each in a fresh process. Per row: each stage's peak on the device-memory ledger (memory/ledger.py) and
+seconds, from the run report, and each window's seconds. Then, on the 4-window row's video: at each seam, the mean
+absolute difference (0-255) between the last frame the previous window made and the first one the next window
+made, beside the same figure between consecutive frames inside windows; and the overlap frames decoded from each
+window's own latent against the previous window's (the latents are the same there: what differs comes from the
+decoder seeing other frames around them). Writes windows_<preset>.json.
 """
 
 import argparse
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import ROOT, bench_inputs, bench_model, ensure_bundle, run_child
 
-WINDOW, OVERLAP = 17, 8
+WINDOW, OVERLAP = 33, 8
 MIB = 2**20
 
 
@@ -36,7 +36,7 @@ def tiling():
 
 
 def frames_for(windows: int) -> int:
-    """The video's frames that make `windows` windows of WINDOW frames with OVERLAP (3 latent frames, 1 shared)."""
+    """The video's frames that make `windows` windows of WINDOW frames with OVERLAP (5 latent frames, 1 shared)."""
     latent, overlap = (WINDOW - 1) // 8 + 1, OVERLAP // 8
     return 8 * (latent + (windows - 1) * (latent - overlap) - 1) + 1
 
