@@ -50,7 +50,10 @@ class CpuLedger:
         self._live: dict[int, weakref.ref] = {}
         self.allocated = 0
         self.peak = 0
-        self._lock = threading.Lock()
+        # Reentrant: making the weak reference in `add` may start Python's cycle collector, which frees other
+        # storages and runs their callbacks (`_freed`) on this thread while `add` holds the lock. A plain lock
+        # deadlocked there: the suite hung in a two-stage run until CI's time ran out.
+        self._lock = threading.RLock()
         self._local = threading.local()
 
     def add(self, tensor: torch.Tensor) -> None:
