@@ -305,19 +305,47 @@ def random_tensor(seed: int, key: str, shape: tuple[int, ...], dtype: torch.dtyp
     return value.to(dtype)
 
 
-def _file_key(component, module_key: str) -> str:
+# How the release files name each component's tensors: (file prefix, module prefix) pairs, what the component's key
+# ops (ltx2/components/table.py) undo when the pack reads them; the bundle is written by inverting them.
+_VAE_STATS = ("per_channel_statistics.", "per_channel_statistics.")
+FILE_PREFIXES = {
+    "transformer": (("model.diffusion_model.", ""),),
+    "embeddings_processor": (
+        ("text_embedding_projection.video_aggregate_embed.", "feature_extractor.video_aggregate_embed."),
+        ("text_embedding_projection.audio_aggregate_embed.", "feature_extractor.audio_aggregate_embed."),
+        ("text_embedding_projection.aggregate_embed.", "feature_extractor.aggregate_embed."),
+        ("model.diffusion_model.video_embeddings_connector.", "video_connector."),
+        ("model.diffusion_model.audio_embeddings_connector.", "audio_connector."),
+    ),
+    "video_encoder": (("vae.encoder.", ""), ("vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "video_decoder": (("vae.decoder.", ""), ("vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "audio_encoder": (("audio_vae.encoder.", ""), ("audio_vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "audio_decoder": (("audio_vae.decoder.", ""), ("audio_vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "vocoder": (("vocoder.", ""),),
+    "spatial_upsampler": (("", ""),),
+    "text_encoder": (
+        ("language_model.model.", "model.model.language_model."),
+        ("vision_tower.", "model.model.vision_tower."),
+        ("multi_modal_projector.", "model.model.multi_modal_projector."),
+    ),
+}
+# Tensors a component has that its files do not hold: Gemma's lm_head is tied to the token embedding, and ltx-core's
+# key ops copy it. Left out, as the release leaves it out.
+DERIVED_KEYS = {"text_encoder": {"model.lm_head.weight"}}
+
+
+def _file_key(name: str, module_key: str) -> str:
     # The longest module prefix that matches decides (the VAE statistics share the file with the VAE body).
     file_prefix, module_prefix = max(
-        (pair for pair in component.file_prefixes if module_key.startswith(pair[1])), key=lambda pair: len(pair[1])
+        (pair for pair in FILE_PREFIXES[name] if module_key.startswith(pair[1])), key=lambda pair: len(pair[1])
     )
     return file_prefix + module_key[len(module_prefix) :]
 
 
 def _component_tensors(name: str, model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    component = ltx2_components.COMPONENTS[name]
-    skip = ltx2_components.DERIVED_KEYS.get(name, set())
+    skip = DERIVED_KEYS.get(name, set())
     return {
-        _file_key(component, key): random_tensor(seed, _file_key(component, key), tuple(meta.shape))
+        _file_key(name, key): random_tensor(seed, _file_key(name, key), tuple(meta.shape))
         for key, meta in model.state_dict().items()
         if key not in skip
     }
@@ -459,7 +487,6 @@ def write_gemma(root: Path, seed: int) -> dict:
 
     with torch.device("meta"):
         model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config))
-    component = ltx2_components.COMPONENTS["text_encoder"]
     # ltx-core wraps the HF model as `.model`; the release files hold the HF model's keys in their older
     # (transformers < 4.52) layout, which the component's prefixes map to. transformers 5.x flattened the vision
     # tower: its keys get the release's `vision_model.` back (ltx2/components/gemma_model.py maps it off again when
@@ -469,9 +496,9 @@ def write_gemma(root: Path, seed: int) -> dict:
         module_key = "model." + key
         if module_key.startswith("model.model.vision_tower.") and ".vision_model." not in module_key:
             module_key = module_key.replace("model.model.vision_tower.", "model.model.vision_tower.vision_model.", 1)
-        if module_key in ltx2_components.DERIVED_KEYS["text_encoder"]:
+        if module_key in DERIVED_KEYS["text_encoder"]:
             continue
-        file_key = _file_key(component, module_key)
+        file_key = _file_key("text_encoder", module_key)
         tensors[file_key] = random_tensor(seed, file_key, tuple(meta.shape))
     # Two shards and an index, as the release.
     keys = sorted(tensors)
