@@ -48,7 +48,7 @@ class StoredLinear(torch.nn.Linear):
         smoothing = scales.pop("pre_quant_scale", None)
         if smoothing is not None:  # ModelOpt's AWQ smoothing: ComfyUI computes W (s * x)
             x = x * smoothing.to(x.dtype)
-        shape = (self.out_features, self.in_features)
+        shape = torch.Size((self.out_features, self.in_features))
         if self.native:
             return self._native(fmt, x, scales, shape)
         with room(shape, x.dtype, x.device) as weight:

@@ -241,8 +241,8 @@ def layout_params(fmt: StoredFormat, tensors: dict[str, torch.Tensor], conf: dic
             tensor = tensors[scale.name]
             values[scale.field] = tensor.view(scale.view) if scale.view is not None else tensor.float()
     values.update({name: kind(fmt.option(conf, name)) for name, (kind, _) in fmt.options.items()})
-    if fmt.name == "int8_tensorwise" and not values.pop("convrot"):
-        values.pop("convrot_groupsize")
+    if fmt.name == "int8_tensorwise" and not values["convrot"]:
+        del values["convrot"], values["convrot_groupsize"]
     return layout_class(fmt).Params(**values, orig_dtype=dtype, orig_shape=tuple(shape))
 
 

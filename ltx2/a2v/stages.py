@@ -54,6 +54,7 @@ from ..components.lora_layers import applied
 from ..components.model_spec import ModelSpec
 from ..files.file_identity import identities
 from ..files.gemma_single_file import open_text_encoder
+from . import finite
 from .inputs import conditioning_audio, first_image, playable
 from .interrupts import interruptible
 from .latent import A2VLatent
@@ -139,6 +140,7 @@ def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tenso
         tokenizer = encoder.tokenizer
         tokens = [(len(tokenizer.tokenizer(p)["input_ids"]), tokenizer.max_length) for p in prompts]
         raw = [encoder.encode(p) for p in prompts]
+        finite.check(model, "text encode", "text_encoder", raw)
         del encoder, tokenizer
     with (
         model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor,
@@ -147,6 +149,7 @@ def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tenso
         # The contexts go to the transformer: in its compute dtype (the text family's may differ).
         dtype = model.precision_on(device).transformer
         encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
+        finite.check(model, "text encode", "embeddings_processor", encoded)
         del processor, raw
     return list(zip(encoded, tokens))
 
@@ -201,6 +204,7 @@ def _image_conditioning(
         interruptible(encoder, on_tensor),
     ):
         encoded = encoder(pixels)
+        finite.check(model, "image encode", "video_encoder", encoded)
         del encoder
     return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
 
@@ -286,6 +290,7 @@ def sample_base(
             interruptible(enc, on_tensor),
         ):
             audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
+            finite.check(model, "audio encode", "audio_encoder", audio_latent)
             del enc
         frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
         dtype = model.precision_on(device).transformer
@@ -333,6 +338,7 @@ def sample_base(
                 dtype,
                 initial_audio_latent=audio_latent,
             )
+            finite.check(model, "stage 1 denoise", "transformer", state.latent)
             del denoise, tr  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(
         state.latent,
@@ -386,6 +392,7 @@ def upscale(
             interruptible(upsampler, on_tensor),
         ):
             video = upsample_video(latent.video.to(device), encoder, upsampler)
+            finite.check(model, "upscale", "spatial_upsampler", video)
             del encoder, upsampler
     if progress is not None:
         progress(1, 1)
@@ -448,6 +455,7 @@ def sample_refine(
                 initial_video_latent=latent.video.to(device, dtype),
                 initial_audio_latent=latent.audio_latent.to(device, dtype),
             )
+            finite.check(model, "stage 2 denoise", "transformer", state.latent)
             del denoise, tr
     return replace(latent, video=state.latent, seed=seed, noise_state=generator.get_state())
 
@@ -492,6 +500,7 @@ def decode(
         with (
             model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,
             interruptible(decoder, on_tensor),
+            finite.watched(decoder, model, "decode", "video_decoder"),
         ):
             generator = _generator(device, latent.seed, latent)
             # In the decoder's compute dtype: a transformer computing in bf16 beside a VAE in float32 (ComfyUI's

@@ -176,7 +176,9 @@ def build(
 
 def _as_kept(tensor: torch.Tensor) -> torch.Tensor:
     """A scale as a packed layer keeps it: byte-sized floats (fp8 and e8m0 block scales) as their bytes, which no
-    compute-dtype cast touches (the layer views them back: quant/formats.py)."""
+    compute-dtype cast touches (the layer views them back: quant/formats.py); a scalar as one element (block
+    streaming stores a tensor's bytes, which a 0-d tensor cannot be viewed as)."""
+    tensor = tensor.reshape(1) if tensor.dim() == 0 else tensor
     return tensor.view(torch.uint8) if tensor.is_floating_point() and tensor.dtype.itemsize == 1 else tensor
 
 
@@ -191,7 +193,7 @@ def _stored_specs(plan: ComponentPlan, kept: dict) -> dict[str, dict]:
         for name in names:
             entry = entries[f"{file_layer}.{name}"]
             dtype = torch.uint8 if entry.dtype.is_floating_point and entry.dtype.itemsize == 1 else entry.dtype
-            tensors[name] = (entry.shape, dtype)
+            tensors[name] = (entry.shape or (1,), dtype)
         specs[layer] = {"format": fmt, "options": options, "tensors": tensors}
     return specs
 
@@ -224,7 +226,10 @@ def _load(
             model.load_state_dict(state.sd, strict=False, assign=True)
             del state
     except RuntimeError as exc:  # load_state_dict's size mismatch for tensors the plan's check cannot see
-        raise LTX2LoadError(f"{plan.name}: could not load its weights: {exc}") from exc
+        raise LTX2LoadError(
+            f"{plan.name}: could not load its weights from {plan.where}: {exc}. The file does not match the model its "
+            "config describes; download it again, or pick the release file."
+        ) from exc
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers and not keeping_out:  # block streaming keeps some tensors out, on purpose
         raise LTX2LoadError(

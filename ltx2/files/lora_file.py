@@ -20,6 +20,7 @@ from ...errors import LTX2InputError
 from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read_tensor, shown
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+FACTOR_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 SPELLINGS = ((".lora_A.weight", ".lora_B.weight"), (".lora_down.weight", ".lora_up.weight"))
 # alpha / rank beyond this is no LoRA's: kohya's and PEFT's files keep alpha at or below a few times the rank.
 MAX_ALPHA_RATIO = 64.0
@@ -130,6 +131,16 @@ class LoraFactors:
         floating = {self.header.entries[k].dtype for pair in self.targets.values() for k in pair}
         if not all(d.is_floating_point for d in floating):
             raise self._bad(f"its factors are stored as {', '.join(map(str, sorted(floating, key=str)))}, not floats")
+        for a_key, b_key in self.targets.values():
+            # B @ A is taken in the factors' dtype (ltx-core's numerics): two dtypes, or fp8, fail only at the stage
+            # that applies the LoRA, after the stages before it ran.
+            a, b = self.header.entries[a_key].dtype, self.header.entries[b_key].dtype
+            if a != b or a not in FACTOR_DTYPES:
+                stored = f"{a}" if a == b else f"{a} and {shown(b_key)} as {b}"
+                raise self._bad(
+                    f"{shown(a_key)} is stored as {stored}; a LoRA's two factors are bf16, fp16 or float32, both "
+                    "alike. Save the LoRA again in one of them (e.g. bf16)"
+                )
 
     def check_against_checkpoint(self, checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> None:
         """check_against, from the checkpoint's header alone (its transformer keys carry `prefix`): what the

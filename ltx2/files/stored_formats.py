@@ -31,6 +31,7 @@ from .safetensors_file import FP8_DTYPES, SafetensorsHeader, TensorEntry, iter_t
 
 METADATA_KEY = "_quantization_metadata"
 LEGACY_MARKER = "scaled_fp8"
+HADAMARD_SIZES = {4**k for k in range(1, 9)}  # comfy-kitchen's rotations: regular Hadamard matrices
 LEGACY_NAMES = {".scale_weight": ".weight_scale", ".scale_input": ".input_scale"}
 # Parsed layouts by file version: a checkpoint holds several components and each reads its layout.
 _CACHE_SIZE = 16
@@ -240,9 +241,11 @@ def _check_declared(header: SafetensorsHeader, entries: dict, layer: str, fmt: S
             )
     groupsize = fmt.options.get("convrot_groupsize") and fmt.option(conf, "convrot_groupsize")
     rotated = groupsize and (fmt.name != "int8_tensorwise" or fmt.option(conf, "convrot"))
-    if rotated and (cols % groupsize or groupsize & (groupsize - 1)):
+    if rotated and (cols % groupsize or groupsize not in HADAMARD_SIZES):
         raise _refuse(
-            header, f"layer {shown(layer)} is rotated in groups of {groupsize}, which do not tile its {cols} columns"
+            header,
+            f"layer {shown(layer)} is rotated in groups of {groupsize} (convrot_groupsize), which must be a power of 4 "
+            f"that tiles its {cols} columns",
         )
 
 
