@@ -1,117 +1,259 @@
-"""The files a ComfyUI user has, loaded by the pack: each format's load seconds, ledger peak, resident bytes, and
-(for the text encoders) the error of its hidden states against the bf16 folder's, on the same prompt.
+"""The low-bit files a ComfyUI user has, each kept as stored (`as_stored`) and dequantized at load (`none`); the
+wide A2V graph on them under a quarter budget; and, by arithmetic, what the release files hold on 8-24 GB cards.
 
-    .venv/bin/python bench/formats.py [--preset tiny|wide] [--models-dir DIR] [--out bench/results]
+    .venv/bin/python bench/formats.py [--preset wide] [--models-dir DIR] [--out bench/results] [--part all]
 
-The transformer rows read `--preset`'s checkpoints (bf16 and Lightricks' fp8 release in each of ComfyUI's three
-spellings); the Gemma rows the bundle's Gemma in each layout (every preset has the same small Gemma). Builds run
-in this process one after another, each measured on the device-memory ledger from what was live before it
-(memory/ledger.py). Writes formats.json.
+`--part files`: per file x policy, in this process one build after another, each measured on the device-memory
+ledger from what was live before it (memory/ledger.py): load seconds, ledger peak / resident, resident / the bytes
+the component's tensors take in the file, one forward's output against the same weights dequantized in float32 by
+comfy-kitchen (each layer's whole weight, not the pack's row slices), seconds per forward. The transformers are the
+bundle's transformer-only files (nvfp4, int8, int8-convrot, tools/bundle_files.py) and Lightricks' fp8 release; the
+Gemma files ComfyUI's single file in fp8, fp4_mixed and int8.
+`--part graph`: the two-stage graph (128x96, 17 frames, 4 + 3 steps), each configuration in a fresh process, run
+twice (the second taken), unbudgeted and under a budget of a quarter of the bf16 transformer (block streaming):
+as_stored on the nvfp4 transformer with the split files and the fp4_mixed Gemma, fp8_scaled on the bf16 files.
+`--part cards`: from the bytes per block measured here (the `wide` preset holds the 22B's widths), the release
+files at 768x512x97 on 8, 12, 16 and 24 GB cards (bench/format_cards.py). Writes formats.json.
 """
 
 import argparse
-import gc
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import ROOT, run_child
 
-sys.path.insert(0, str(ROOT / "tools"))
+MIB = 2**20
+TRANSFORMERS = ("fp8_checkpoint", "nvfp4_transformer", "int8_transformer", "int8_convrot_transformer")
+GEMMAS = ("text_encoder_fp8", "text_encoder_fp4", "text_encoder_int8")
+PROMPT = "A young woman speaks calmly to the camera."
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "wide"])
-    parser.add_argument("--models-dir", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
+def bundle_paths(models_dir: Path, preset: str) -> dict[str, Path]:
+    """The bundle with its fp8, low-bit and split files, written once."""
+    from bundle_files import LOW_BIT_FILE_NAMES, SPLIT_FILE_NAMES
+    from make_tiny_bundle import FP8_FILE_NAMES, file_names, make_bundle, write_formats
+
+    paths = {part: models_dir / rel for part, rel in file_names(preset).items()}
+    paths.update({part: models_dir / rel.format(preset=preset) for part, rel in FP8_FILE_NAMES.items()})
+    if not paths["fp8_checkpoint"].is_file():
+        print(f"bench: writing the {preset} bundle with its fp8 files to {models_dir} (once)", flush=True)
+        make_bundle(models_dir, preset, seed=0, fp8=True)
+    names = {**SPLIT_FILE_NAMES, **LOW_BIT_FILE_NAMES}
+    formats = {part: models_dir / rel.format(preset=preset) for part, rel in names.items()}
+    if not all(p.is_file() for p in formats.values()):
+        print("bench: writing the low-bit and split files (once)", flush=True)
+        formats = write_formats(models_dir, preset, paths, True, True)
+    return {**paths, **formats}
+
+
+def float32_reference(model):
+    """The model's stored layers computing with their weights dequantized in float32 by comfy-kitchen, whole (a
+    QuantizedTensor's dequantize; fp8: weight x scale), for the block; as built after it."""
+    import contextlib
 
     import torch
-    from _pack import import_pack
-    from make_tiny_bundle import FP8_FILE_NAMES, file_names, make_bundle, write_fp8_checkpoint
+    from comfy_kitchen.tensor import QuantizedTensor
 
-    import_pack()
+    from ltx2_a2v.quant.as_stored import StoredLinear
+    from ltx2_a2v.quant.formats import FORMATS, layout_params
+    from ltx2_a2v.quant.fp8_scaled import Fp8ScaledLinear
+
+    def whole(layer, x):
+        if isinstance(layer, Fp8ScaledLinear):
+            weight = layer.weight.float() * layer.weight_scale.float()
+        else:
+            fmt, scales = FORMATS[layer.stored_format], layer.scales()
+            x = x * scales.pop("pre_quant_scale").float() if "pre_quant_scale" in scales else x
+            shape = (layer.out_features, layer.in_features)
+            params = layout_params(fmt, scales, layer.options or {}, shape, torch.float32)
+            weight = QuantizedTensor(layer.weight, fmt.layout, params).dequantize()
+        return torch.nn.functional.linear(x.float(), weight, None if layer.bias is None else layer.bias.float())
+
+    @contextlib.contextmanager
+    def swapped():
+        layers = [m for m in model.modules() if isinstance(m, (StoredLinear, Fp8ScaledLinear))]
+        for layer in layers:
+            layer.forward = lambda x, layer=layer: whole(layer, x)
+        try:
+            yield
+        finally:
+            for layer in layers:
+                del layer.forward
+
+    return swapped()
+
+
+def measure_files(paths: dict[str, Path]) -> list[dict]:
+    import gc
+
+    import torch
+    from probe import ProbeShape, denoise_step, probe_inputs
+
     from ltx2_a2v.ltx2.components.build import build
     from ltx2_a2v.ltx2.components.plan import ComponentPlan
     from ltx2_a2v.ltx2.components.table import Bundle
     from ltx2_a2v.memory.ledger import StageMeter
     from ltx2_a2v.quant import POLICIES
 
-    scratch = tempfile.TemporaryDirectory(prefix="ltx2-formats-")
-    models = args.models_dir or Path(scratch.name)
-    paths = {part: models / rel for part, rel in file_names(args.preset).items()}
-    paths.update({part: models / rel.format(preset=args.preset) for part, rel in FP8_FILE_NAMES.items()})
-    if not paths["fp8_checkpoint"].is_file() or not paths["text_encoder_fp4"].is_file():
-        print(f"bench: writing the {args.preset} bundle with its fp8 files to {models}", flush=True)
-        make_bundle(models, args.preset, seed=0, fp8=True)
-    for spelling in ("comfy_quant", "scaled_fp8"):
-        paths[f"fp8_{spelling}"] = models / f"fp8-{spelling}.safetensors"
-        if not paths[f"fp8_{spelling}"].is_file():
-            write_fp8_checkpoint(paths["checkpoint"], paths[f"fp8_{spelling}"], spelling)
-
-    device = torch.device("cpu")
-    prompt = "A young woman speaks calmly to the camera."
-    rows, reference = [], None
-    cases = [
-        ("text_encoder", part, policy)
-        for part, policy in (
-            ("text_encoder", "none"),
-            ("text_encoder_file", "none"),
-            ("text_encoder_fp8", "none"),
-            ("text_encoder_fp8", "fp8_scaled"),
-            ("text_encoder_fp4", "none"),
-            ("text_encoder_fp4", "fp8_scaled"),
-        )
-    ]
-    cases += [
-        ("transformer", part, policy)
-        for part, policy in (
-            ("checkpoint", "fp8_scaled"),
-            ("fp8_checkpoint", "fp8_scaled"),
-            ("fp8_comfy_quant", "fp8_scaled"),
-            ("fp8_scaled_fp8", "fp8_scaled"),
-            ("fp8_checkpoint", "none"),
-        )
-    ]
+    device, rows = torch.device("cpu"), []
+    split = {k: paths[k] for k in ("video_vae", "audio_vae", "text_projection")}
+    inputs = probe_inputs(json.loads(json.dumps(_config(paths))), ProbeShape(17, 96, 128), dtype=torch.float32)
+    cases = [("transformer", part, policy) for part in TRANSFORMERS for policy in ("as_stored", "none")]
+    cases += [("text_encoder", part, policy) for part in GEMMAS for policy in ("as_stored", "none")]
+    reference = None
     for name, part, policy in cases:
-        bundle = Bundle(
-            checkpoint=paths[part] if name == "transformer" else paths["checkpoint"],
-            text_encoder=paths[part] if name == "text_encoder" else paths["text_encoder"],
-        )
-        gc.collect()  # the previous row's module, freed now rather than during this row's build
+        if name == "transformer":
+            bundle = Bundle(checkpoint=paths[part], **({} if part == "fp8_checkpoint" else split))
+        else:
+            bundle = Bundle(checkpoint=paths["checkpoint"], text_encoder=paths[part])
+        gc.collect()
+        plan = ComponentPlan.read(bundle, name)
+        file_bytes = sum(h.entries[k].nbytes for h in plan.headers.values() for k in plan.renames if k in h.entries)
         with torch.inference_mode():
             start = time.perf_counter()
             with StageMeter(device) as meter:
-                module, report = build(ComponentPlan.read(bundle, name), POLICIES[policy], device, torch.float32)
+                module, report = build(plan, POLICIES[policy], device, torch.float32)
             seconds = time.perf_counter() - start
-            row = {
+
+            def forward(module=module, name=name):
+                if name == "transformer":
+                    return torch.cat([t.flatten() for t in denoise_step(module, *inputs)]).float()
+                return torch.stack(module.encode(PROMPT)[0]).float()
+
+            out = forward()
+            if policy == "as_stored":
+                with float32_reference(module):
+                    reference = forward()
+            start = time.perf_counter()
+            for _ in range(2):
+                forward()
+            per_forward = (time.perf_counter() - start) / 2
+        error = float((out - reference).norm() / reference.norm())
+        rows.append(
+            {
                 "component": name,
                 "file": paths[part].name,
                 "policy": policy,
-                "seconds": round(seconds, 3),
-                "ledger_peak_mib": round((meter.peak - meter.start) / 2**20, 2),
-                "resident_mib": round(report.resident_bytes / 2**20, 2),
+                "load_seconds": round(seconds, 2),
+                "peak_over_resident": round((meter.peak - meter.start) / report.resident_bytes, 3),
+                "resident_mib": round(report.resident_bytes / MIB, 2),
+                "resident_over_file": round(report.resident_bytes / file_bytes, 3),
+                "error_vs_float32_dequantized": error,
+                "seconds_per_forward": round(per_forward, 3),
                 "report": report.summary(),
             }
-            if name == "text_encoder":
-                states = torch.stack(module.encode(prompt)[0]).float()
-                reference = states if reference is None else reference
-                row["error_vs_bf16_folder"] = round(float((states - reference).norm() / reference.norm()), 4)
-        del module
-        rows.append(row)
-        error = f"{row['error_vs_bf16_folder']:.2%}" if "error_vs_bf16_folder" in row else "-"
+        )
+        r = rows[-1]
         print(
-            f"{name:13s} {row['file']:50s} {policy:11s} {row['seconds']:7.3f} s  peak {row['ledger_peak_mib']:8.2f} "
-            f"MiB  resident {row['resident_mib']:8.2f} MiB  error {error}",
+            f"{name:12s} {r['file']:58s} {policy:9s} load {r['load_seconds']:6.2f} s  peak/resident "
+            f"{r['peak_over_resident']:5.3f}  resident {r['resident_mib']:8.1f} MiB  resident/file "
+            f"{r['resident_over_file']:5.3f}  error {error:.2e}  forward {r['seconds_per_forward']:.3f} s",
             flush=True,
         )
+        del module
+    return rows
+
+
+def _config(paths: dict[str, Path]) -> dict:
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
+
+    return read_checkpoint_config(paths["checkpoint"])
+
+
+GRAPHS = {
+    "as_stored": ("nvfp4_transformer", "text_encoder_fp4", True),  # (transformer, Gemma, split files)
+    "fp8_scaled": ("checkpoint", "text_encoder", False),
+}
+
+
+def run_graph(policy: str, quarter: bool, models_dir: Path, preset: str) -> dict:
+    """In a child process: the two-stage graph twice; the second run's figures."""
+    import torch
+    from make_sample_media import voice
+
+    from ltx2_a2v.ltx2.a2v import stages as a2v
+    from ltx2_a2v.ltx2.components.bundle_parts import check_bundle
+    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.memory.budget import BUDGET
+    from ltx2_a2v.quant import POLICIES
+
+    paths = bundle_paths(models_dir, preset)
+    transformer, gemma, split = GRAPHS[policy]
+    parts = {k: paths[k] for k in ("video_vae", "audio_vae", "text_projection")} if split else {}
+    bundle = Bundle(paths[transformer], paths[gemma], paths["spatial_upsampler"], paths["distilled_lora"], **parts)
+    model = ModelSpec(bundle, check_bundle(bundle), policy, policy, residency="cold_start")
+    bf16 = sum(ComponentPlan.read(Bundle(paths["checkpoint"]), "transformer").sizes(POLICIES["none"]).values())
+    BUDGET.budget_bytes = bf16 // 4 if quarter else None
+    cpu = torch.device("cpu")
+    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
+    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
+    for run in range(2):
+        BUDGET.begin_run(f"{policy}-{run}", policy, "cold_start")
+        start = time.perf_counter()
+        latent = a2v.sample_base(
+            model, cpu, image, waveform, 22050, PROMPT, "blurry", 42, 128, 96, 17, 24.0, 4, 3.0, hand_over=True
+        )
+        latent = a2v.sample_refine(model, cpu, a2v.upscale(model, cpu, latent), PROMPT, 42)
+        a2v.decode(model, cpu, latent)
+        seconds = time.perf_counter() - start
+    report = BUDGET.last_run.as_dict()
+    stages = {s["name"]: s for s in report["stages"]}
+    return {
+        "policy": policy,
+        "files": [paths[transformer].name, paths[gemma].name],
+        "budget_mib": None if not quarter else round(BUDGET.budget_bytes / MIB),
+        "bf16_transformer_mib": round(bf16 / MIB),
+        "seconds": round(seconds, 2),
+        "stage_1_seconds": stages["stage 1 denoise"]["seconds"],
+        "peak_mib": round(report["peak_bytes"] / MIB),
+        "loads": report["loads"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="wide", choices=["tiny", "wide"])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--part", default="all", choices=["all", "files", "graph", "cards"])
+    parser.add_argument("--graph", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    from _pack import import_pack
+
+    import_pack()
+    if args.graph:
+        print(json.dumps(run_graph(args.graph[0], args.graph[1] == "quarter", args.models_dir, args.preset)))
+        return 0
+    paths = bundle_paths(args.models_dir, args.preset)
+    results = {"preset": args.preset}
+    if args.part in ("all", "files"):
+        results["files"] = measure_files(paths)
+    if args.part in ("all", "graph"):
+        results["graph"] = []
+        for policy in GRAPHS:
+            for budget in ("none", "quarter"):
+                command = [sys.executable, __file__, "--preset", args.preset, "--models-dir", str(args.models_dir)]
+                row = run_child([*command, "--graph", policy, budget])
+                if row is None:
+                    return 1
+                results["graph"].append(row)
+                print(
+                    f"graph {policy:10s} budget {row['budget_mib'] or '-'} MiB: {row['seconds']:.1f} s, stage 1 "
+                    f"{row['stage_1_seconds']:.1f} s, peak {row['peak_mib']} MiB",
+                    flush=True,
+                )
+    if args.part in ("all", "cards"):
+        from format_cards import card_table
+
+        results["cards"] = card_table(paths)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "formats.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2) + "\n")
-    scratch.cleanup()
+    (args.out / "formats.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

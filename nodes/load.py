@@ -155,8 +155,9 @@ class LoadLTX2Quantized(io.ComfyNode):
 
 
 def _missing(ckpt_name: str, split: dict[str, str]) -> bool | str:
-    """True, or what the checkpoint lacks that no split input gives (read from the headers: a transformer-only file
-    without its VAEs is refused when queued, not when a stage needs the VAE)."""
+    """True, or what a transformer-only checkpoint lacks that no split input gives (from the headers: refused when
+    queued, not when a stage needs the VAE). Any other problem with the files is the node's to report when it runs,
+    as before split files were read."""
     from ..errors import LTX2InputError
     from .dependencies import missing_packages
 
@@ -168,9 +169,9 @@ def _missing(ckpt_name: str, split: dict[str, str]) -> bool | str:
     try:
         checkpoint = model_files.resolve_file("ckpt_name", ckpt_name, model_files.CHECKPOINT_FOLDERS)
         files = {field: model_files.resolve_split(field, name) for field, name in split.items()}
-        problems = missing_parts(Bundle(checkpoint=checkpoint, **files))
-    except LTX2InputError as error:
-        return str(error)
+        problems = missing_parts(Bundle(checkpoint=checkpoint, **files), split_only=True)
+    except LTX2InputError:
+        return True
     return problems[0] if problems else True
 
 
@@ -192,7 +193,7 @@ def _bundle(ckpt_name: str, text_encoder: str, distilled_lora: str, split: dict[
 def resident_estimate(values: dict[str, str]) -> dict:
     """What the transformer and the text encoder will hold under the chosen policies, from the files' headers, for
     the loader's panel (GET /ltx2/estimate): the loader's own inputs, by name."""
-    from ..ltx2.components.bundle_parts import estimates
+    from ..ltx2.components.bundle_parts import check_bundle, estimates
     from ..ltx2.components.model_spec import ModelSpec
 
     split = {field: values.get(field) or model_files.NONE for field in SPLIT_INPUTS}
@@ -207,5 +208,5 @@ def resident_estimate(values: dict[str, str]) -> dict:
     if problem is not True:
         return {"error": problem}
     bundle = _bundle(values["ckpt_name"], values["text_encoder"], model_files.NONE, split)
-    spec = ModelSpec(bundle, {}, values["quantization"], values["text_encoder_quantization"])
+    spec = ModelSpec(bundle, check_bundle(bundle), values["quantization"], values["text_encoder_quantization"])
     return {"components": estimates(bundle, spec.policies)}

@@ -72,11 +72,7 @@ def build(
     device = torch.device(device)
     input_name = plan.policy_input
     report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
-    report.files = list(
-        dict.fromkeys(
-            Path(p).name if Path(p).name.endswith(".safetensors") else Path(p).parent.name for p in plan.paths
-        )
-    )
+    report.files = plan.file_names()
     if plan.defaults:
         report.notes.append(
             f"{Path(plan.where).name} lacks {', '.join(plan.defaults)}: ltx-core's defaults taken "

@@ -9,7 +9,7 @@ from ..files.checkpoint import check_lora, check_text_encoder
 from ..files.safetensors_file import SafetensorsHeader, read_header, shown
 from .table import COMPONENTS, SPLIT_FIELDS, Bundle
 
-# What each split file holds, for messages.
+# What each split file holds, for messages, in the loader's order of its inputs.
 HOLDS = {
     "video_vae": "the video VAE",
     "audio_vae": "the audio VAE and its vocoder",
@@ -31,8 +31,10 @@ def _headers(bundle: Bundle) -> tuple[SafetensorsHeader, dict[str, SafetensorsHe
     return checkpoint, split
 
 
-def missing_parts(bundle: Bundle) -> list[str]:
-    """Every problem with where the components' tensors come from, as messages naming the input to fix."""
+def missing_parts(bundle: Bundle, split_only: bool = False) -> list[str]:
+    """Every problem with where the components' tensors come from, as messages naming the input to fix.
+    `split_only` (the queue-time check): only the parts an LTX-2 transformer file lacks that split files would give;
+    a file that is no LTX-2 checkpoint at all, or a damaged one, is for the node to refuse when it runs."""
     checkpoint, split = _headers(bundle)
     lacking: dict[str, list[str]] = {}  # the input that would give them -> checkpoint prefixes missing
     wrong: dict[str, list[str]] = {}  # a split input that does not hold its part -> the prefixes it lacks
@@ -47,20 +49,27 @@ def missing_parts(bundle: Bundle) -> list[str]:
                     wrong.setdefault(part.field, []).append(stored)
             elif not _has(checkpoint, need):
                 lacking.setdefault(part.field if part else "ckpt_name", []).append(need)
-    problems = []
     name = bundle.checkpoint.name
+    every = ", ".join(dict.fromkeys(p for prefixes in lacking.values() for p in prefixes))
     if "ckpt_name" in lacking or "config" not in checkpoint.metadata:
-        every = [p for prefixes in lacking.values() for p in prefixes] or ["config"]
+        if split_only:
+            return []
+        return [
+            f"ckpt_name: {name} is not an LTX-2 audio-video checkpoint (no {every or 'config'} entries). Pick an "
+            "LTX-2 / LTX-2.3 release checkpoint, or a transformer-only file of one."
+        ]
+    if split_only and not isinstance(checkpoint.config().get("transformer"), dict):
+        return []
+    problems = []
+    if lacking:
+        order = sorted(lacking, key=list(HOLDS).index)  # as the loader lists its inputs
+        lacking = {f: lacking[f] for f in order}
+        every = ", ".join(dict.fromkeys(p for prefixes in lacking.values() for p in prefixes))
+        fields = _listed(order)
         problems.append(
-            f"ckpt_name: {name} is not an LTX-2 audio-video checkpoint (no {', '.join(dict.fromkeys(every))} "
-            "entries). Pick an LTX-2 / LTX-2.3 release checkpoint, or a transformer-only file of one."
-        )
-        return problems
-    for field, prefixes in lacking.items():
-        problems.append(
-            f"{field}: {name} is not an LTX-2 audio-video checkpoint by itself: it lacks {HOLDS[field]} (no "
-            f"{', '.join(dict.fromkeys(prefixes))} entries). Pick {HOLDS[field]} of the same release in {field}, or a "
-            "full LTX-2.3 checkpoint."
+            f"{fields}: {name} is not an LTX-2 audio-video checkpoint by itself: it lacks "
+            f"{_listed([HOLDS[f] for f in lacking])} (no {every} entries). Pick them, the split files of the same "
+            f"release, in {fields}; or a full LTX-2.3 checkpoint."
         )
     for field, prefixes in wrong.items():
         path = Path(getattr(bundle, field))
@@ -69,6 +78,10 @@ def missing_parts(bundle: Bundle) -> list[str]:
             f"Pick the file of {HOLDS[field]} there (ComfyUI's models/vae/ or models/text_encoders/)."
         )
     return problems
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def check_bundle(bundle: Bundle) -> dict:

@@ -170,6 +170,19 @@ class ComponentPlan:
             )
         return renames
 
+    def file_names(self) -> list[str]:
+        """The files it reads tensors from, by name (a Gemma folder's shards by the folder's), for the load report."""
+        names = []
+        for path, header in self.headers.items():
+            if any(key in self.renames for key in header.entries):
+                path = Path(path)
+                names.append(
+                    path.name
+                    if self.component is None or not self.component.gemma or len(self.paths) == 1
+                    else path.parent.name
+                )
+        return list(dict.fromkeys(names))
+
     def _file_of(self, key: str) -> str:
         return next((p for p, h in self.headers.items() if key in h.entries), self.where)
 

@@ -144,11 +144,22 @@ class LoraFactors:
 
     def check_against_checkpoint(self, checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> None:
         """check_against, from the checkpoint's header alone (its transformer keys carry `prefix`): what the
-        loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2."""
-        self.check_against(
-            {k.removeprefix(prefix): e.shape for k, e in checkpoint.entries.items() if k.startswith(prefix)},
-            checkpoint.path.name,
-        )
+        loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2. A weight
+        the file stores packed (nvfp4 ...: stored_formats.py) has the shape the LoRA makes if it packs to it."""
+        from .stored_formats import read_layout
+
+        layout = read_layout(checkpoint)
+        shapes = {}
+        for key, entry in layout.header.entries.items():
+            if not key.startswith(prefix):
+                continue
+            shapes[key.removeprefix(prefix)] = entry.shape
+            fmt, pair = layout.packed(key), self.targets.get(key.removeprefix(prefix))
+            if fmt is not None and pair is not None:
+                made = (self.header.entries[pair[1]].shape[0], self.header.entries[pair[0]].shape[-1])
+                if fmt.stored_shape(made) == entry.shape:
+                    shapes[key.removeprefix(prefix)] = made
+        self.check_against(shapes, checkpoint.path.name)
 
     def scale_of(self, key: str) -> float:
         """The factor B is multiplied by: the strength, times alpha / rank where the file gives an alpha. Without

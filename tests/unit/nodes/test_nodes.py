@@ -155,3 +155,23 @@ def test_audio_adapters_refuse_a_missing_clip_and_give_what_save_video_reads():
 
     out = audio_out(Audio(waveform=torch.zeros(2, 100), sampling_rate=16000))
     assert out["waveform"].shape == (1, 2, 100) and out["sample_rate"] == 16000
+
+
+def test_loader_refuses_a_transformer_only_file_without_its_parts_at_queue_time(models_dir, low_bit_paths):
+    """The split inputs list vae/ and text_encoders/; what the transformer-only file lacks is named when queued, and
+    the panel's estimate (GET /ltx2/estimate) comes from the headers."""
+    from ltx2_a2v.nodes.load import resident_estimate
+
+    for folder in ("diffusion_models", "vae"):
+        folder_paths.add_model_folder_path(folder, str(models_dir / folder), is_default=True)
+    split = {p: low_bit_paths[p].name for p in ("video_vae", "audio_vae", "text_projection")}
+    values = loader_values(models_dir, ckpt_name=low_bit_paths["nvfp4_transformer"].name, quantization="as_stored")
+    problem = LoadLTX2Quantized.validate_inputs(**values)
+    assert problem.startswith(
+        "video_vae, audio_vae and text_projection: ltx-2.3-tiny-dev-nvfp4_transformer_only.safetensors is not an "
+        "LTX-2 audio-video checkpoint by itself"
+    ), problem
+    assert LoadLTX2Quantized.validate_inputs(**values, **split) is True
+    estimate = resident_estimate({**values, **split})["components"]
+    assert estimate["transformer"]["bytes"] == estimate["transformer"]["file_bytes"]  # as_stored: the file's bytes
+    assert estimate["text_encoder"]["bytes"] > 0
