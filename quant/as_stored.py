@@ -18,8 +18,6 @@ block's parameters as bytes (memory/streaming.py), the ledger counts plain tenso
 whose weight is not a plain float (ltx2/components/lora_layers.py) exactly as beside an fp8 one.
 """
 
-import math
-
 import torch
 
 from .formats import FORMATS, SCALE_SUFFIXES, dequantize, layout_class, layout_params
@@ -173,13 +171,10 @@ def requantize(
     fmt = FORMATS[fmt_name]
     cls = layout_class(fmt)
     kwargs = {name: kind(fmt.option(options, name)) for name, (kind, _) in fmt.options.items()}
-    kwargs.pop("linear_dtype", None)
-    if fmt.name == "int8_tensorwise":  # a rotated layer has a scale per row, as kitchen writes it
-        kwargs["per_channel"] = kwargs["convrot"] or math.prod(shapes.get("weight_scale", ())) > 1
-        if not kwargs["convrot"]:
-            kwargs.pop("convrot_groupsize")
-    if fmt.name == "asym_w4a8_int8":
-        kwargs["codebook"] = "weight_codebook" in shapes
+    kwargs.pop("linear_dtype", None)  # how kitchen multiplies it, not how it quantizes
+    if not fmt.rotated(options):
+        kwargs.pop("convrot_groupsize", None)
+    kwargs.update(fmt.quantize_kwargs(kwargs, shapes))
     qdata, params = cls.quantize(weight.to(torch.bfloat16), **kwargs)
     made = {f"weight{suffix}": t for suffix, t in cls.state_dict_tensors(qdata, params).items() if t is not None}
     return {"weight": made["weight"], **{n: made[n].reshape(shape) for n, shape in shapes.items()}}

@@ -13,6 +13,7 @@ a black or noisy video that "succeeds"; it is refused instead, naming the key an
 
 import importlib.metadata
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -59,6 +60,15 @@ class StoredFormat:
     block: int = 0  # values per block scale along a row (0: no block scales)
     quantize_input: bool = True  # kitchen's native kernel multiplies a quantized input (ComfyUI's flag)
     options: dict = field(default_factory=dict)  # its `.comfy_quant` options and their types and defaults
+    # Whether its columns are rotated in groups (convrot_groupsize): "always", never (None), or when the named option
+    # is set (int8's `convrot`).
+    rotation: str | None = None
+    # kitchen's quantize arguments beyond its options, from the layer's options and its stored scales' shapes (for a
+    # LoRA fused while loading, quantized again into the layer's layout: as_stored.py).
+    quantize_kwargs: Callable[[dict, dict], dict] = field(default=lambda options, shapes: {}, repr=False)
+
+    def rotated(self, conf: dict) -> bool:
+        return self.rotation == "always" or (self.rotation is not None and bool(self.option(conf, self.rotation)))
 
     @property
     def fp8(self) -> bool:
@@ -166,6 +176,11 @@ FORMATS: dict[str, StoredFormat] = {
             kitchen="0.2.11",
             quantize_input=False,
             options={"convrot": (bool, False), "convrot_groupsize": (int, 256)},
+            rotation="convrot",
+            # kitchen rotates per output row only; a rotated or per-row layer has a scale per row
+            quantize_kwargs=lambda options, shapes: {
+                "per_channel": bool(options["convrot"]) or math.prod(shapes.get("weight_scale", ())) > 1
+            },
         ),
         StoredFormat(
             "convrot_w4a4",
@@ -177,6 +192,7 @@ FORMATS: dict[str, StoredFormat] = {
             values_per_element=2,
             quantize_input=False,
             options={"convrot_groupsize": (int, 256), "linear_dtype": (str, "int4")},
+            rotation="always",
         ),
         StoredFormat(
             "asym_w4a8_int8",
@@ -199,6 +215,8 @@ FORMATS: dict[str, StoredFormat] = {
             values_per_element=2,
             quantize_input=False,
             options={"group_size": (int, 16), "convrot_groupsize": (int, 256)},
+            rotation="always",
+            quantize_kwargs=lambda options, shapes: {"codebook": "weight_codebook" in shapes},
         ),
     )
 }
@@ -241,8 +259,8 @@ def layout_params(fmt: StoredFormat, tensors: dict[str, torch.Tensor], conf: dic
             tensor = tensors[scale.name]
             values[scale.field] = tensor.view(scale.view) if scale.view is not None else tensor.float()
     values.update({name: kind(fmt.option(conf, name)) for name, (kind, _) in fmt.options.items()})
-    if fmt.name == "int8_tensorwise" and not values["convrot"]:
-        del values["convrot"], values["convrot_groupsize"]
+    if not fmt.rotated(conf):  # kitchen takes no group size for an unrotated layer
+        values.pop("convrot_groupsize", None)
     return layout_class(fmt).Params(**values, orig_dtype=dtype, orig_shape=tuple(shape))
 
 

@@ -239,9 +239,8 @@ def _check_declared(header: SafetensorsHeader, entries: dict, layer: str, fmt: S
                 f"{shown(key)} has shape {list(entry.shape)}, where {fmt.name} beside a {list(weight.shape)} weight "
                 f"needs {' or '.join(str(list(s)) for s in allowed)}",
             )
-    groupsize = fmt.options.get("convrot_groupsize") and fmt.option(conf, "convrot_groupsize")
-    rotated = groupsize and (fmt.name != "int8_tensorwise" or fmt.option(conf, "convrot"))
-    if rotated and (cols % groupsize or groupsize not in HADAMARD_SIZES):
+    groupsize = fmt.option(conf, "convrot_groupsize") if fmt.rotated(conf) else None
+    if groupsize and (cols % groupsize or groupsize not in HADAMARD_SIZES):
         raise _refuse(
             header,
             f"layer {shown(layer)} is rotated in groups of {groupsize} (convrot_groupsize), which must be a power of 4 "
