@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import cpu_decode
+
 # A weight or activation beyond this magnitude is no trained model's (bf16 and fp16 top out near it): a scale
 # whose format's largest value times it exceeds this is refused. The smallest: scales below it make a layer of
 # zeros.
@@ -66,6 +68,9 @@ class StoredFormat:
     # kitchen's quantize arguments beyond its options, from the layer's options and its stored scales' shapes (for a
     # LoRA fused while loading, quantized again into the layer's layout: as_stored.py).
     quantize_kwargs: Callable[[dict, dict], dict] = field(default=lambda options, shapes: {}, repr=False)
+    # A faster float32 decode on a CPU than kitchen's eager one, where there is one (cpu_decode.py), for layers
+    # `rotated` leaves unrotated; None: kitchen's.
+    cpu_float32: Callable | None = field(default=None, repr=False)
 
     def rotated(self, conf: dict) -> bool:
         return self.rotation == "always" or (self.rotation is not None and bool(self.option(conf, self.rotation)))
@@ -143,6 +148,7 @@ FORMATS: dict[str, StoredFormat] = {
             largest=6.0,
             layout="TensorCoreNVFP4Layout",
             kitchen="0.1.0",
+            cpu_float32=cpu_decode.nvfp4,
             values_per_element=2,
             pad=16,
             block=16,
@@ -177,6 +183,7 @@ FORMATS: dict[str, StoredFormat] = {
             quantize_input=False,
             options={"convrot": (bool, False), "convrot_groupsize": (int, 256)},
             rotation="convrot",
+            cpu_float32=cpu_decode.int8,
             # kitchen rotates per output row only; a rotated or per-row layer has a scale per row
             quantize_kwargs=lambda options, shapes: {
                 "per_channel": bool(options["convrot"]) or math.prod(shapes.get("weight_scale", ())) > 1
@@ -288,14 +295,22 @@ def dequantize(
         return out.copy_(value)
     layout = layout_class(fmt)
     rows = shape[0]
+    on_cpu = out.dtype == torch.float32 and out.device.type == "cpu"
+    fast = fmt.cpu_float32 if on_cpu and not fmt.rotated(conf) else None
     step = max(TILE_ROWS, rows_per_chunk // TILE_ROWS * TILE_ROWS)
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         part = {name: _rows_of(fmt, name, tensor, start, stop, rows) for name, tensor in tensors.items()}
         stored = weight[start : min(weight.shape[0], start + math.ceil((stop - start) / fmt.pad) * fmt.pad)]
-        params = layout_params(fmt, part, conf, (stop - start, shape[1]), dtype)
-        full = layout.dequantize(stored.contiguous(), params)
-        out[start:stop].copy_(full[: stop - start, : shape[1]])
+        target = out[start:stop]
+        if fast is not None:
+            exact = fmt.stored_shape((stop - start, shape[1])) == tuple(stored.shape)  # no padding in this slice
+            full = fast(stored.contiguous(), part, target if exact else None)
+        else:
+            params = layout_params(fmt, part, conf, (stop - start, shape[1]), dtype)
+            full = layout.dequantize(stored.contiguous(), params)
+        if full is not target:
+            target.copy_(full[: stop - start, : shape[1]])
     return out
 
 

@@ -294,8 +294,10 @@ class ComponentPlan:
                 if key.endswith(SCALE_SUFFIXES):
                     if policy.keeps_stored and layout.scale_of(key) is not None:
                         weight = layout.header.entries[key.rsplit(".", 1)[0] + ".weight"]
-                        fp8 = layout.format_of(weight.key).fp8  # kept per row, in float32
-                        sizes[mapped] = weight.shape[0] * 4 if fp8 and key.endswith(".weight_scale") else entry.nbytes
+                        if not layout.format_of(weight.key).fp8:
+                            sizes[mapped] = entry.nbytes
+                        elif key.endswith(".weight_scale"):  # fp8_scaled's layer keeps it per row, in float32
+                            sizes[mapped] = weight.shape[0] * 4
                     continue
                 if policy.keeps_stored and packed:
                     sizes[mapped] = entry.nbytes

@@ -221,3 +221,41 @@ def test_every_quant_algos_layout_is_a_row_kitchen_reads():
     for fmt in FORMATS.values():
         assert fmt.fp8 or layout_class(fmt).__name__ == fmt.layout
         assert math.prod(fmt.stored_shape((64, 256))) * fmt.values_per_element == 64 * 256
+
+
+def test_the_two_stage_graph_runs_on_split_low_bit_files_kept_as_stored(low_bit_paths, budget):
+    """Stage 2 on stage 1's stored transformer with the distilled LoRA beside it; persistent keeps the stored
+    transformer for the next run: nothing read again, the same frames. (cold_start: tests/host/test_low_bit_host.py)"""
+    residency = "persistent"
+    from ltx2_a2v.ltx2.a2v import stages
+    from ltx2_a2v.ltx2.components.bundle_parts import check_bundle
+
+    bundle = dataclasses.replace(
+        split_bundle(low_bit_paths, "nvfp4_transformer"),
+        text_encoder=low_bit_paths["text_encoder_fp4"],
+        spatial_upsampler=low_bit_paths["spatial_upsampler"],
+    )
+    model = ModelSpec(bundle, check_bundle(bundle), "as_stored", "as_stored", residency=residency)
+    cpu = torch.device("cpu")
+    image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
+    voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
+    runs = []
+    for run in range(2):
+        budget.begin_run(f"stored-{run}", "as_stored", residency)
+        latent = stages.sample_base(model, cpu, image, voice, 16000, "A woman speaks.", "", 1, 64, 64, 9, 24.0, 2, 3.0)
+        latent = stages.sample_refine(model, cpu, stages.upscale(model, cpu, latent), "A woman speaks.", 1)
+        frames, _ = stages.decode(model, cpu, latent)
+        stage_1 = next(s for s in budget.last_run.stages if s.name == "stage 1 denoise")
+        runs.append((frames, sum(c["bytes_read"] for c in stage_1.components), list(budget.last_run.loads)))
+    assert torch.equal(runs[0][0], runs[1][0]) and runs[0][0].std() > 0
+    assert runs[0][1] > 0 and runs[1][1] == 0
+    assert any("kept as stored: 56 nvfp4" in line for line in runs[0][2])
+
+
+def test_an_fp8_release_is_kept_as_fp8_scaled_keeps_it_and_estimated_exactly(tiny_paths, inputs):
+    bundle = Bundle(checkpoint=tiny_paths["fp8_checkpoint"])
+    kept, report = build_component(bundle, "transformer", "as_stored")
+    fp8, _ = build_component(bundle, "transformer", "fp8_scaled")
+    assert sum(ComponentPlan.read(bundle, "transformer").sizes(POLICIES["as_stored"]).values()) == module_bytes(kept)
+    assert all(torch.equal(v, fp8.state_dict()[k]) for k, v in kept.state_dict().items())
+    assert "kept as stored: 56 float8_e4m3fn" in report.summary()
