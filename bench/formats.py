@@ -13,6 +13,8 @@ Gemma files ComfyUI's single file in fp8, fp4_mixed and int8.
 process, unbudgeted and under a budget of a quarter of the bf16 transformer (block streaming): its seconds and
 ledger peak, then stage 1 again, warm (what streaming costs, without the loads). as_stored on the nvfp4 transformer
 with the split files and the fp4_mixed Gemma; fp8_scaled on the bf16 files.
+`--part streaming`: per policy, the transformer whole and streamed under that quarter budget, forwards at stage 1's
+size timed in turns (the machine's other load falls on both alike): what block streaming costs per forward.
 `--part cards`: from the bytes per block measured here (the `wide` preset holds the 22B's widths), the release
 files at 768x512x97 on 8, 12, 16 and 24 GB cards (bench/format_cards.py). Writes formats.json.
 """
@@ -86,8 +88,12 @@ def float32_reference(model):
     return swapped()
 
 
-def measure_files(paths: dict[str, Path]) -> list[dict]:
+def measure_files(paths: dict[str, Path], pairs: int = 3) -> list[dict]:
+    """Per file: built as_stored, then dequantized at load (`none`), each build on the ledger from what was live
+    before it; one forward of each against the float32 reference; then forwards timed in turns (as_stored, none,
+    ...), so the machine's other load falls on both alike: the median of each."""
     import gc
+    import statistics
 
     import torch
     from probe import ProbeShape, denoise_step, probe_inputs
@@ -100,60 +106,58 @@ def measure_files(paths: dict[str, Path]) -> list[dict]:
 
     device, rows = torch.device("cpu"), []
     split = {k: paths[k] for k in ("video_vae", "audio_vae", "text_projection")}
-    inputs = probe_inputs(json.loads(json.dumps(_config(paths))), ProbeShape(17, 96, 128), dtype=torch.float32)
-    cases = [("transformer", part, policy) for part in TRANSFORMERS for policy in ("as_stored", "none")]
-    cases += [("text_encoder", part, policy) for part in GEMMAS for policy in ("as_stored", "none")]
-    reference = None
-    for name, part, policy in cases:
+    inputs = probe_inputs(_config(paths), ProbeShape(17, 96, 128), dtype=torch.float32)  # stage 1's size here
+    for name, part in [*(("transformer", p) for p in TRANSFORMERS), *(("text_encoder", p) for p in GEMMAS)]:
         if name == "transformer":
             bundle = Bundle(checkpoint=paths[part], **({} if part == "fp8_checkpoint" else split))
         else:
             bundle = Bundle(checkpoint=paths["checkpoint"], text_encoder=paths[part])
         gc.collect()
-        plan = ComponentPlan.read(bundle, name)
-        file_bytes = sum(h.entries[k].nbytes for h in plan.headers.values() for k in plan.renames if k in h.entries)
+        built, found = {}, {}
         with torch.inference_mode():
-            start = time.perf_counter()
-            with StageMeter(device) as meter:
-                module, report = build(plan, POLICIES[policy], device, torch.float32)
-            seconds = time.perf_counter() - start
+            for policy in ("as_stored", "none"):
+                plan = ComponentPlan.read(bundle, name)
+                stored = sum(h.entries[k].nbytes for h in plan.headers.values() for k in plan.renames if k in h.entries)
+                start = time.perf_counter()
+                with StageMeter(device) as meter:
+                    module, report = build(plan, POLICIES[policy], device, torch.float32)
+                built[policy] = module
+                found[policy] = {
+                    "component": name,
+                    "file": paths[part].name,
+                    "policy": policy,
+                    "load_seconds": round(time.perf_counter() - start, 2),
+                    "peak_over_resident": round((meter.peak - meter.start) / report.resident_bytes, 3),
+                    "resident_mib": round(report.resident_bytes / MIB, 2),
+                    "resident_over_file": round(report.resident_bytes / stored, 3),
+                    "report": report.summary(),
+                }
 
-            def forward(module=module, name=name):
+            def forward(policy):
                 if name == "transformer":
-                    return torch.cat([t.flatten() for t in denoise_step(module, *inputs)]).float()
-                return torch.stack(module.encode(PROMPT)[0]).float()
+                    return torch.cat([t.flatten() for t in denoise_step(built[policy], *inputs)]).float()
+                return torch.stack(built[policy].encode(PROMPT)[0]).float()
 
-            out = forward()
-            if policy == "as_stored":
-                with float32_reference(module):
-                    reference = forward()
-            start = time.perf_counter()
-            for _ in range(2):
-                forward()
-            per_forward = (time.perf_counter() - start) / 2
-        error = float((out - reference).norm() / reference.norm())
-        rows.append(
-            {
-                "component": name,
-                "file": paths[part].name,
-                "policy": policy,
-                "load_seconds": round(seconds, 2),
-                "peak_over_resident": round((meter.peak - meter.start) / report.resident_bytes, 3),
-                "resident_mib": round(report.resident_bytes / MIB, 2),
-                "resident_over_file": round(report.resident_bytes / file_bytes, 3),
-                "error_vs_float32_dequantized": error,
-                "seconds_per_forward": round(per_forward, 3),
-                "report": report.summary(),
-            }
-        )
-        r = rows[-1]
-        print(
-            f"{name:12s} {r['file']:58s} {policy:9s} load {r['load_seconds']:6.2f} s  peak/resident "
-            f"{r['peak_over_resident']:5.3f}  resident {r['resident_mib']:8.1f} MiB  resident/file "
-            f"{r['resident_over_file']:5.3f}  error {error:.2e}  forward {r['seconds_per_forward']:.3f} s",
-            flush=True,
-        )
-        del module
+            with float32_reference(built["as_stored"]):
+                reference = forward("as_stored")
+            times = {policy: [] for policy in built}
+            for _ in range(pairs):
+                for policy in built:
+                    start = time.perf_counter()
+                    out = forward(policy)
+                    times[policy].append(time.perf_counter() - start)
+                    found[policy]["error_vs_float32_dequantized"] = float((out - reference).norm() / reference.norm())
+        for policy, row in found.items():
+            row["seconds_per_forward"] = round(statistics.median(times[policy]), 3)
+            rows.append(row)
+            print(
+                f"{name:12s} {row['file']:58s} {policy:9s} load {row['load_seconds']:6.2f} s  peak/resident "
+                f"{row['peak_over_resident']:5.3f}  resident {row['resident_mib']:8.1f} MiB  resident/file "
+                f"{row['resident_over_file']:5.3f}  error {row['error_vs_float32_dequantized']:.2e}  forward "
+                f"{row['seconds_per_forward']:.3f} s",
+                flush=True,
+            )
+        built.clear()  # the next file's builds measured without these
     return rows
 
 
@@ -220,12 +224,65 @@ def run_graph(policy: str, quarter: bool, models_dir: Path, preset: str) -> dict
     }
 
 
+def measure_streaming(paths: dict[str, Path], pairs: int = 5) -> list[dict]:
+    """Per policy: the transformer built whole and built streamed under a quarter of the bf16 transformer (the
+    budget's own split: the units that fit stay, the rest stream one at a time on a CPU), forwards timed in turns
+    (whole, streamed, whole, ...) so that the machine's other load falls on both alike; the median of each."""
+    import statistics
+
+    import torch
+    from probe import ProbeShape, denoise_step, probe_inputs
+
+    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.components.plan import ComponentPlan
+    from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.memory.streaming import split_units, units_in_flight
+    from ltx2_a2v.quant import POLICIES
+
+    cpu, rows = torch.device("cpu"), []
+    inputs = probe_inputs(_config(paths), ProbeShape(17, 96, 128), dtype=torch.float32)  # stage 1's size here
+    quarter = sum(ComponentPlan.read(Bundle(paths["checkpoint"]), "transformer").sizes(POLICIES["none"]).values()) // 4
+    for policy, part in (("fp8_scaled", "checkpoint"), ("as_stored", "nvfp4_transformer")):
+        split = {k: paths[k] for k in ("video_vae", "audio_vae", "text_projection")} if part != "checkpoint" else {}
+        bundle = Bundle(checkpoint=paths[part], **split)
+        spec = ModelSpec(bundle, _config(paths), quantization=policy)
+        plan = ComponentPlan.read(bundle, "transformer")
+        unit_bytes, other = plan.unit_sizes(POLICIES[policy])
+        _, streamed = split_units(plan.units(), unit_bytes, other, quarter, units_in_flight(cpu))
+        whole, _, _ = spec.materialize("transformer", cpu)
+        parted, _, streamer = spec.materialize("transformer", cpu, streamed=streamed)
+        times = {"whole": [], "streamed": []}
+        for _ in range(pairs):
+            for name, model in (("whole", whole), ("streamed", parted)):
+                start = time.perf_counter()
+                denoise_step(model, *inputs)
+                times[name].append(time.perf_counter() - start)
+        row = {
+            "policy": policy,
+            "file": paths[part].name,
+            "budget_mib": round(quarter / MIB),
+            "streamed_units": f"{len(streamed)} of {len(plan.units())}",
+            "streamed_mib": round(streamer.store.nbytes() / MIB),
+            "whole_seconds": round(statistics.median(times["whole"]), 2),
+            "streamed_seconds": round(statistics.median(times["streamed"]), 2),
+        }
+        row["ratio"] = round(row["streamed_seconds"] / row["whole_seconds"], 3)
+        rows.append(row)
+        print(
+            f"streaming {policy:10s} {row['streamed_units']} units ({row['streamed_mib']} MiB) streamed: "
+            f"{row['streamed_seconds']:.2f} s vs {row['whole_seconds']:.2f} s per forward = {row['ratio']:.2f}x",
+            flush=True,
+        )
+        del whole, parted, streamer
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="wide", choices=["tiny", "wide"])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "models")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--part", default="all", choices=["all", "files", "graph", "cards"])
+    parser.add_argument("--part", default="all", choices=["all", "files", "graph", "streaming", "cards"])
     parser.add_argument("--graph", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from _pack import import_pack
@@ -252,12 +309,16 @@ def main() -> int:
                     f"{row['peak_mib']} MiB; stage 1 again (warm) {row['stage_1_warm_seconds']:.1f} s",
                     flush=True,
                 )
+    if args.part in ("all", "streaming"):
+        results["streaming"] = measure_streaming(paths)
     if args.part in ("all", "cards"):
         from format_cards import card_table
 
         results["cards"] = card_table(paths)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "formats.json").write_text(json.dumps(results, indent=2) + "\n")
+    out = args.out / "formats.json"
+    earlier = json.loads(out.read_text()) if out.is_file() and args.part != "all" else {}
+    out.write_text(json.dumps({**earlier, **results}, indent=2) + "\n")  # a part run alone keeps the others
     return 0
 
 

@@ -54,7 +54,6 @@ class StoredFormat:
     name: str
     storage: tuple[torch.dtype, ...]  # the weight's dtype in the file (the first is the one it is read as)
     scales: tuple[Scale, ...]
-    largest: float  # the largest value the stored elements decode to before scaling
     layout: str | None = None  # comfy-kitchen's layout class; None: the pack's own fp8 layer
     kitchen: str = ""  # the first comfy-kitchen release that reads it
     values_per_element: int = 1  # values packed in one stored element (4-bit formats: 2 per byte)
@@ -118,7 +117,6 @@ def _fp8(name: str, dtype: torch.dtype) -> StoredFormat:
         name,
         (dtype,),
         (Scale("weight_scale", "one", FLOATS, largest=LARGEST_VALUE / largest), INPUT_SCALE),
-        largest=largest,
     )
 
 
@@ -145,7 +143,6 @@ FORMATS: dict[str, StoredFormat] = {
                 # ModelOpt's AWQ smoothing: ComfyUI computes W (s * x).
                 Scale("pre_quant_scale", "columns", FLOATS, largest=LARGEST_VALUE, required=False, field=None),
             ),
-            largest=6.0,
             layout="TensorCoreNVFP4Layout",
             kitchen="0.1.0",
             cpu_float32=cpu_decode.nvfp4,
@@ -167,7 +164,6 @@ FORMATS: dict[str, StoredFormat] = {
                 ),
                 INPUT_SCALE,
             ),
-            largest=448.0,
             layout="TensorCoreMXFP8Layout",
             kitchen="0.2.8",
             pad=32,
@@ -177,7 +173,6 @@ FORMATS: dict[str, StoredFormat] = {
             "int8_tensorwise",
             (torch.int8,),
             (Scale("weight_scale", "one_or_rows", FLOATS, largest=LARGEST_VALUE / 127),),
-            largest=127.0,
             layout="TensorWiseINT8Layout",
             kitchen="0.2.11",
             quantize_input=False,
@@ -193,7 +188,6 @@ FORMATS: dict[str, StoredFormat] = {
             "convrot_w4a4",
             (torch.int8,),
             (Scale("weight_scale", "rows", FLOATS, largest=LARGEST_VALUE / 7),),
-            largest=7.0,
             layout="TensorCoreConvRotW4A4Layout",
             kitchen="0.2.17",
             values_per_element=2,
@@ -216,7 +210,6 @@ FORMATS: dict[str, StoredFormat] = {
                 Scale("weight_s_channel", "rows", FLOATS, largest=LARGEST_VALUE / 448, field="s_channel"),
                 Scale("weight_codebook", "codebook", FLOATS, values="finite", required=False, field="codebook"),
             ),
-            largest=8.0,
             layout="AsymW4A8Int8Layout",
             kitchen="0.2.27",
             values_per_element=2,

@@ -93,13 +93,13 @@ def _checked_files(root: Path) -> tuple[bool, tuple[int, str]]:
 
 
 def _check_tokenizer_json(root: Path) -> int:
-    """Parsed by the library transformers loads it with (its parser bounds the nesting itself); its size, added
-    tokens included."""
+    """Parsed by the library transformers loads it with (its parser bounds the nesting itself); the pieces of its
+    vocabulary (tokens transformers adds on top, such as 5.x's `<mask>`, match only their literal text)."""
     from tokenizers import Tokenizer
 
     raw = _read(root, "tokenizer.json", MAX_TOKENIZER_BYTES)
     try:
-        return Tokenizer.from_str(raw.decode("utf-8")).get_vocab_size(with_added_tokens=True)
+        return Tokenizer.from_str(raw.decode("utf-8")).get_vocab_size(with_added_tokens=False)
     except UnicodeDecodeError:
         raise _bad(root, "tokenizer.json", "is not UTF-8 text") from None
     except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception for every parse error
