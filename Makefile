@@ -19,13 +19,14 @@ demo: setup-demo
 # The lanes (README, "Supported versions"): the pinned one runs the whole suite (torch 2.9.1, transformers 4.57.1,
 # ComfyUI 0.3.75 from the registry); the newest lane everything but the page test on the newest torch, transformers
 # and torchao (constraints-newest.txt), on the same ComfyUI. LTX2_COMFYUI=/path/to/ComfyUI adds a lane running the
-# unit and host tests on that source tree (.venv-host: tools/setup_lane_host.sh); the other two run on 0.3.75.
+# unit, host and page tests on that source tree and its frontend (.venv-host: tools/setup_lane_host.sh); the other
+# two run on 0.3.75.
 test: setup lint
 	env -u LTX2_COMFYUI $(PY) -m pytest -m "not long"
 	@echo "test: the newest lane"
 	env -u LTX2_COMFYUI .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
 	@if [ -n "$$LTX2_COMFYUI" ]; then echo "test: the lane for the ComfyUI in $$LTX2_COMFYUI"; \
-	  .venv-host/bin/python -m pytest -m "not long" tests/unit tests/host tests/bench/test_template_prompt.py; fi
+	  .venv-host/bin/python -m pytest -m "not long" tests/unit tests/host tests/page tests/bench/test_template_prompt.py; fi
 
 # Slow tests (the wide preset); .ci/run runs them too.
 test-long: setup

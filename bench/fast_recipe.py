@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, ensure_bundle
+from common import ROOT, bench_inputs, bench_model, ensure_bundle
 
 
 def main() -> int:
@@ -27,51 +27,20 @@ def main() -> int:
 
     import torch
     from _pack import import_pack
-    from make_sample_media import voice
-    from make_tiny_bundle import file_names
 
     import_pack()
-    from ltx2_a2v.ltx2.a2v import stages as a2v
-    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
-    from ltx2_a2v.ltx2.components.table import Bundle
-    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
+    from ltx2_a2v.ltx2.a2v.graph import two_stage
     from ltx2_a2v.memory.budget import BUDGET
 
-    names = file_names(args.preset)
-    bundle = Bundle(
-        *(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
-    )
-    model = ModelSpec(
-        bundle, read_checkpoint_config(bundle.checkpoint), quantization=args.policy, residency="persistent"
-    )
+    model = bench_model(args.models_dir, args.preset, quantization=args.policy, residency="persistent")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
 
     denoise = {}
     for recipe, cfg in (("reference", 3.0), ("fast", 1.0)):
         for run in range(2):
             BUDGET.begin_run(f"{recipe}-{run}", args.policy, "persistent")
             start = time.perf_counter()
-            latent = a2v.sample_base(
-                model,
-                device,
-                image,
-                waveform,
-                22050,
-                "A woman speaks.",
-                "blurry",
-                42,
-                128,
-                96,
-                17,
-                24.0,
-                args.steps,
-                cfg,
-                recipe=recipe,
-            )
-            latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
-            a2v.decode(model, device, latent)
+            two_stage(model, device, bench_inputs(steps=args.steps, cfg=cfg, recipe=recipe), hand_over=False)
             phases = {p["name"]: p["seconds"] for p in BUDGET.last_run.as_dict()["stages"]}
             denoise[recipe] = (phases["stage 1 denoise"], phases["stage 2 denoise"], time.perf_counter() - start)
         BUDGET.free_all()

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, run_child
+from common import ROOT, bench_inputs, run_child
 
 MIB = 2**20
 TRANSFORMERS = ("fp8_checkpoint", "nvfp4_transformer", "int8_transformer", "int8_convrot_transformer")
@@ -177,9 +177,9 @@ def run_graph(policy: str, quarter: bool, models_dir: Path, preset: str) -> dict
     """In a child process, `persistent`: the two-stage graph once (its seconds and ledger peak), then stage 1 again
     (warm: what streaming costs per step, without the loads)."""
     import torch
-    from make_sample_media import voice
 
     from ltx2_a2v.ltx2.a2v import stages as a2v
+    from ltx2_a2v.ltx2.a2v.decode import decode
     from ltx2_a2v.ltx2.components.bundle_parts import check_bundle
     from ltx2_a2v.ltx2.components.model_spec import ModelSpec
     from ltx2_a2v.ltx2.components.plan import ComponentPlan
@@ -195,18 +195,15 @@ def run_graph(policy: str, quarter: bool, models_dir: Path, preset: str) -> dict
     bf16 = sum(ComponentPlan.read(Bundle(paths["checkpoint"]), "transformer").sizes(POLICIES["none"]).values())
     BUDGET.budget_bytes = bf16 // 4 if quarter else None
     cpu = torch.device("cpu")
-    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
+    inputs = bench_inputs(prompt=PROMPT, steps=3)
 
     def base():
-        return a2v.sample_base(
-            model, cpu, image, waveform, 22050, PROMPT, "blurry", 42, 128, 96, 17, 24.0, 3, 3.0, hand_over=True
-        )
+        return a2v.sample_base(model, cpu, inputs, hand_over=True)
 
     BUDGET.begin_run(f"{policy}-graph", policy, "persistent")
     start = time.perf_counter()
     latent = a2v.sample_refine(model, cpu, a2v.upscale(model, cpu, base()), PROMPT, 42)
-    a2v.decode(model, cpu, latent)
+    decode(model, cpu, latent)
     seconds = time.perf_counter() - start
     graph = BUDGET.last_run.as_dict()
     BUDGET.begin_run(f"{policy}-stage-1", policy, "persistent")

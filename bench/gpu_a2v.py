@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT
+from common import ROOT, must_hold
 
 WORKFLOW = ROOT / "example_workflows" / "api" / "ltx2_a2v_two_stage.json"
 MEDIA = ROOT / "example_workflows" / "media"
@@ -50,9 +50,18 @@ STREAM_BUDGET_FRACTION = 0.25
 # The LTX-2.3 release's file names (those the seed article loaded), in ComfyUI's model folders under
 # --models-dir. Override them with --checkpoint, --lora, --upscaler, --text-encoder for other files.
 CHECKPOINT = "ltx-2.3-22b-dev.safetensors"
+# --fp8-release: the release's fp8 files alone (the checkpoint ComfyUI's own LTX-2.3 template loads, and ComfyUI's
+# fp8 Gemma-3 file): with the LoRA and the upscaler about 45 GiB (arithmetic: the transformer 18.1 GiB in fp8, Gemma
+# 12.7, the LoRA 6.9, the embeddings processor 2.6, the VAEs and upscaler a few), which a 64 GiB disk holds; the bf16
+# checkpoint and Gemma folder beside them are another ~70 GB.
+FP8_CHECKPOINT = "ltx-2.3-22b-dev-fp8.safetensors"
+FP8_TEXT_ENCODER = "gemma_3_12B_it_fp8_scaled.safetensors"
 LORA = "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"
 UPSCALER = "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"
 TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
+
+# What ComfyUI keeps free beside any model it loads (its minimum inference memory less its reserve).
+COMFYUI_FLOOR = int(0.8 * GIB)
 
 # A prompt that frees everything the pack holds and puts the budget back to the device's (between rows).
 RESET = {"1": {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0, "action": "free_ltx2"}}}
@@ -114,11 +123,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     files.add_argument(
         "--models-dir", type=Path, help="folder holding checkpoints/, loras/, latent_upscale_models/, text_encoders/"
     )
-    files.add_argument("--checkpoint", default=CHECKPOINT, help=f"in checkpoints/ (default {CHECKPOINT})")
+    files.add_argument(
+        "--fp8-release",
+        action="store_true",
+        help=f"the fp8 release files alone: {FP8_CHECKPOINT} and {FP8_TEXT_ENCODER} (Gemma kept in fp8), ~45 GiB",
+    )
+    files.add_argument("--checkpoint", help=f"in checkpoints/ (default {CHECKPOINT}, or {FP8_CHECKPOINT})")
     files.add_argument("--lora", default=LORA, help=f"distilled LoRA in loras/ (default {LORA})")
     files.add_argument("--upscaler", default=UPSCALER, help=f"in latent_upscale_models/ (default {UPSCALER})")
     files.add_argument(
-        "--text-encoder", default=TEXT_ENCODER, help=f"Gemma-3 folder in text_encoders/ (default {TEXT_ENCODER})"
+        "--text-encoder",
+        help=f"Gemma-3 folder or file in text_encoders/ (default {TEXT_ENCODER}, or {FP8_TEXT_ENCODER})",
     )
     grid = parser.add_argument_group("grid")
     grid.add_argument(
@@ -138,7 +153,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     grid.add_argument("--runs", type=int, default=RUNS, help=f"consecutive runs per row (default {RUNS})")
     grid.add_argument("--seed", type=int, default=SEED)
     grid.add_argument("--steps", type=int, default=STEPS, help=f"stage-1 steps (default {STEPS})")
-    grid.add_argument("--text-encoder-quantization", default="none", choices=policy_names(text_encoder=True))
+    grid.add_argument(
+        "--text-encoder-quantization",
+        choices=policy_names(text_encoder=True),
+        help="default none, or fp8_scaled with --fp8-release (the file's fp8 weights kept as stored)",
+    )
     grid.add_argument(
         "--stream-budget-gb",
         type=float,
@@ -161,6 +180,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="for the test-suite: runs the same loop on the CPU (host started with --cpu)",
     )
     args = parser.parse_args(argv)
+    fp8 = args.fp8_release
+    args.checkpoint = args.checkpoint or (FP8_CHECKPOINT if fp8 else CHECKPOINT)
+    args.text_encoder = args.text_encoder or (FP8_TEXT_ENCODER if fp8 else TEXT_ENCODER)
+    args.text_encoder_quantization = args.text_encoder_quantization or ("fp8_scaled" if fp8 else "none")
     if args.frames < 9 or args.frames % 8 != 1:
         parser.error(f"--frames {args.frames}: the model takes 8k+1 frames (9, 17, ..., 97, 121)")
     if args.runs < 1 or args.steps < 1:
@@ -195,7 +218,7 @@ def missing(args: argparse.Namespace, cuda: bool) -> list[str]:
         )
     else:
         for part, path in model_files(args).items():
-            exists = path.is_dir() if part == "text_encoder" else path.is_file()
+            exists = path.exists() if part == "text_encoder" else path.is_file()  # a Gemma folder or one file
             if not exists:
                 problems.append(f"missing {part}: {path}")
     return problems
@@ -331,15 +354,24 @@ def run_cell(host, cell: Cell, args: argparse.Namespace, stream_budget_gb: float
 
 
 def stream_budget(args: argparse.Namespace, policy: str) -> float:
-    """GiB: --stream-budget-gb, or a quarter of the transformer as `policy` stores it (from the file headers)."""
+    """GiB: --stream-budget-gb, or a quarter of the transformer as `policy` stores it (from the file headers), or
+    what the largest size's run must hold resident if that is more (bench/common.must_hold, with ComfyUI's 0.8 GiB
+    kept free beside any model): a budget below it could only be overrun."""
     if args.stream_budget_gb is not None:
         return args.stream_budget_gb
+    import torch
+
     from ltx2_a2v.ltx2.components.model_spec import ModelSpec
     from ltx2_a2v.ltx2.components.table import Bundle
+    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 
     paths = model_files(args)
     bundle = Bundle(paths["checkpoint"], paths["text_encoder"], paths["spatial_upsampler"], paths["distilled_lora"])
-    return STREAM_BUDGET_FRACTION * ModelSpec(bundle, {}, quantization=policy).estimate_bytes("transformer") / GIB
+    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    width, height = max(args.resolutions, key=lambda size: size[0] * size[1])
+    least = must_hold(model, device, width, height, args.frames, floor=COMFYUI_FLOOR if device.type == "cuda" else 0)
+    return max(STREAM_BUDGET_FRACTION * model.estimate_bytes("transformer"), least) / GIB
 
 
 # --- results ---

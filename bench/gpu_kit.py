@@ -1,16 +1,19 @@
 """The GPU proving ground in one command, on a GPU machine with Python and torch but no package registry
 (README, "GPU proving ground"). Standard library only until the kit is installed.
 
+    python3 bench/gpu_kit.py plan
     python3 bench/gpu_kit.py check
     python3 bench/gpu_kit.py install [--kit gpu_kit] [--site .gpu-site]
     python3 bench/gpu_kit.py run [--bundle-dir build/full] [--preset full] [--drop-page-cache]
         [proving-ground options: --policies, --modes, --size, --steps, --runs]
 
+plan     the commands that fit a session of DEVICE_MINUTES on a lent machine (PLAN), each within one command's
+         time limit, with the time each is allowed; run them in order, carrying gpu_kit with the first.
 check    what the machine is (Python, torch, CUDA, GPU, RAM, disk) and which of the modules the proving ground
          imports fail to import or are the wrong release, by distribution, with the tools/make_gpu_kit.py command
          that packs them.
-install  installs KIT/wheels/*.whl (made by tools/make_gpu_kit.py) into SITE, each with --no-deps (the kit is
-         the resolution; nothing is looked up; without pip, each wheel is unpacked), then checks again.
+install  puts KIT/kit.tar.xz (made by tools/make_gpu_kit.py: the wheels' contents) in place in SITE, with the
+         standard library (the kit is the resolution; nothing is looked up; no pip needed), then checks again.
 run      install, check (stops if something is still missing), write the `full` bundle into --bundle-dir
          unless a complete one is there (on the GPU: minutes), run bench/proving_ground.py with the options
          given (--policies, --modes, --size, --steps, --runs), and copy its table, JSON and chart into $OUT
@@ -25,13 +28,33 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from make_gpu_kit import MODULES, OPTIONAL  # noqa: E402  (standard library only)
+
+# A lent machine's session: device minutes in all (its start, each command, idle waits), one command at most
+# COMMAND_SECONDS. The plan's allowances are stated, not measured (no GPU has run the pack yet): a machine's start,
+# the kit put in place and the `full` bundle written on the GPU (36 GiB checkpoint + 7 GiB LoRA: minutes at the
+# disk's speed), and per cell a fresh process (imports, the transformer read from the page cache) and its runs
+# (30 steps of stage 1 at 384x256x97 with CFG and STG, 3 of stage 2, the tiny VAEs). Each command writes the table
+# after every cell, so one stopped at its limit keeps what it finished; the second gives what the first left out.
+DEVICE_MINUTES, COMMAND_SECONDS, START_SECONDS = 15, 600, 150
+PLAN = (
+    (
+        "the kit, the full bundle, fp8_scaled cold_start and streamed (2 runs each: cold, then warm)",
+        ["run", "--policies", "fp8_scaled", "--modes", "cold_start,streamed", "--runs", "2"],
+        480,
+    ),
+    (
+        "fp8_scaled persistent (the bundle and .gpu-site stay while the machine does)",
+        ["run", "--policies", "fp8_scaled", "--modes", "persistent", "--runs", "2"],
+        180,
+    ),
+)
 
 # Imports each module in a fresh interpreter (with .gpu-site first on the path) and says what it found.
 PROBE = r"""
@@ -114,58 +137,53 @@ def check(site: Path) -> tuple[dict, list[str]]:
         print(f"  {'MISSING' if reason else 'ok':8s} {distribution:16s} {state if not reason else reason}{optional}")
         if reason and module in MODULES:
             missing.append(distribution)
-    torch_minor = ".".join(found.get("torch", "2.11").split("+")[0].split(".")[:2])
+    torch_release = found.get("torch", "2.11.0").split("+")[0]  # torchaudio is built for this very release
     python_minor = ".".join(found["python"].split(".")[:2])
     if missing:
         print(
             f"gpu kit: pack them here with\n  .venv/bin/python tools/make_gpu_kit.py --missing {','.join(missing)} "
-            f"--torch {torch_minor} --python {python_minor}\nand carry gpu_kit with the next command."
+            f"--torch {torch_release} --python {python_minor}\nand carry gpu_kit with the next command."
         )
     else:
         print("gpu kit: everything the proving ground imports is here.")
     return found, missing
 
 
-def install(kit: Path, site: Path) -> None:
-    wheels = sorted(kit.glob("*.whl"))
-    if not wheels:
-        print(f"gpu kit: no wheels under {kit}; nothing to install")
-        return
+def unpack(kit: Path, site: Path) -> None:
+    """KIT/kit.tar.xz's wheels put in place: each member is <wheel>/<path in the wheel>; a wheel's .data folder's
+    purelib / platlib go into the site too (its scripts and headers are not needed)."""
     site.mkdir(parents=True, exist_ok=True)
-    has_pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0
-    for wheel in wheels:
-        if has_pip:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--no-index",
-                    "--no-deps",
-                    "--upgrade",
-                    "--target",
-                    str(site),
-                    str(wheel),
-                ],
-                check=True,
-            )
-        else:
-            # A wheel is a zip laid out for site-packages; its .data folder's purelib / platlib go there too.
-            with zipfile.ZipFile(wheel) as archive:
-                archive.extractall(site)
-            for data in site.glob("*.data"):
-                for lib in ("purelib", "platlib"):
-                    if (data / lib).is_dir():
-                        shutil.copytree(data / lib, site, dirs_exist_ok=True)
-                shutil.rmtree(data)
-        print(f"gpu kit: installed {wheel.name}", flush=True)
+    wheels = set()
+    with tarfile.open(kit, "r:xz") as tar:
+        for member in tar:
+            wheel, _, path = member.name.partition("/")
+            parts = Path(path).parts
+            if not member.isfile() or not parts or ".." in parts or Path(path).is_absolute():
+                continue
+            if parts[0].endswith(".data"):
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    continue
+                parts = parts[2:]
+            target = site.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(member) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+            target.chmod(member.mode | 0o644)
+            wheels.add(wheel)
+    for wheel in sorted(wheels):
+        print(f"gpu kit: installed {wheel}", flush=True)
+
+
+def install(kit: Path, site: Path) -> None:
+    if not (kit / "kit.tar.xz").is_file():
+        print(f"gpu kit: no kit.tar.xz under {kit}; nothing to install")
+        return
+    unpack(kit / "kit.tar.xz", site)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpu_kit.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["check", "install", "run"])
+    parser.add_argument("command", choices=["plan", "check", "install", "run"])
     parser.add_argument("--kit", type=Path, default=ROOT / "gpu_kit", help="where tools/make_gpu_kit.py wrote")
     parser.add_argument("--site", type=Path, default=ROOT / ".gpu-site", help="where the kit is installed")
     parser.add_argument("--bundle-dir", type=Path, default=ROOT / "build" / "full")
@@ -176,8 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         help="cold-start loads read the disk, not the page cache (LTX2_DROP_PAGE_CACHE=1)",
     )
     args, rest = parser.parse_known_args(argv)
+    if args.command == "plan":
+        print(f"gpu kit: a session of {DEVICE_MINUTES} device minutes ({START_SECONDS} s for the machine's start):")
+        for what, command, seconds in PLAN:
+            print(f"  timeout {seconds:3d} s: python3 bench/gpu_kit.py {' '.join(command)}\n      {what}")
+        return 0
     if args.command != "check":
-        install(args.kit / "wheels", args.site)
+        install(args.kit, args.site)
     found, missing = check(args.site)
     if args.command != "run":
         return 0

@@ -10,8 +10,11 @@ stage 1, 2x upscale, stage 2 with the LoRA fused, tiled decode) through the pack
 (each phase ends synchronized with the GPU), the ledger's peak allocated and reserved bytes per phase group
 (text encoder, transformers, decoder), and after it what stays held: the pack's components, the allocator's
 reserved memory, page-locked host memory. Modes: cold_start, persistent, streamed (cold_start under a budget of
-a quarter of the transformer). The first run is cold, the mean of the others warm. A policy the device cannot
-run, or an out of memory, is a row with its error. Writes proving_ground.json, .md (the table) and .png.
+a quarter of the transformer, or what the run must hold resident while it streams if that is more: stage 2's LoRA
+factors beside the transformer's layers outside its units, two units in flight and the stage's working memory; the
+budget's own terms, bench/common.must_hold). The first run is cold, the mean of the others warm. A policy the
+device cannot run, or an out of memory, is a row with its error. Writes proving_ground.json, .md (the table) and
+.png.
 
 `--make-bundle` writes the `full` bundle first (on the GPU when there is one: seconds; 44 GB). Without a CUDA GPU
 it stops at once unless `--allow-cpu` (the tests run it so, on the tiny bundle). On a GPU machine without a
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import ROOT, must_hold
 
 GIB = 2**30
 POLICIES = ("none", "fp8_cast", "fp8_scaled", "torchao_fp8_dynamic", "torchao_int8_weight_only")
@@ -75,6 +78,8 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
 
     import_pack()
     from ltx2_a2v.ltx2.a2v import stages
+    from ltx2_a2v.ltx2.a2v.decode import decode
+    from ltx2_a2v.ltx2.a2v.run_inputs import RunInputs
     from ltx2_a2v.ltx2.components.model_spec import ModelSpec
     from ltx2_a2v.ltx2.components.table import Bundle
     from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
@@ -102,36 +107,31 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "runs": [],
     }
-    image = torch.rand(1, 512, 768, 3, generator=torch.Generator().manual_seed(0))
     waveform = torch.from_numpy(voice(args.frames / 24.0 + 0.5).astype("float32") / 32768).view(1, 1, -1)
+    inputs = RunInputs(
+        image=torch.rand(1, 512, 768, 3, generator=torch.Generator().manual_seed(0)),
+        waveform=waveform,
+        sample_rate=22050,
+        prompt="A woman speaks to the camera.",
+        negative_prompt="blurry, low quality",
+        seed=42,
+        width=args.width // 2,
+        height=args.height // 2,
+        num_frames=args.frames,
+        steps=args.steps,
+    )
     try:
         model.checked_on(device)  # a policy this GPU cannot run: a row with its message
         if mode == "streamed":
-            BUDGET.budget_bytes = model.estimate_bytes("transformer") // 4
+            BUDGET.budget_bytes, row["must_hold_bytes"] = streamed_budget(model, device, args)
             row["budget_bytes"] = BUDGET.budget_bytes
         for i in range(args.runs):
             BUDGET.begin_run(f"{policy}-{mode}-{i}", policy, model.residency)
             start = time.perf_counter()
-            latent = stages.sample_base(
-                model,
-                device,
-                image,
-                waveform,
-                22050,
-                "A woman speaks to the camera.",
-                "blurry, low quality",
-                42,
-                args.width // 2,
-                args.height // 2,
-                args.frames,
-                24.0,
-                args.steps,
-                3.0,
-                hand_over=True,  # stage 2 follows, on this stage's transformer
-            )
+            latent = stages.sample_base(model, device, inputs, hand_over=True)  # stage 2 runs on its transformer
             latent = stages.upscale(model, device, latent)
-            latent = stages.sample_refine(model, device, latent, "A woman speaks to the camera.", 42)
-            stages.decode(model, device, latent)
+            latent = stages.sample_refine(model, device, latent, inputs.prompt, inputs.seed)
+            decode(model, device, latent)
             del latent
             report = BUDGET.last_run.as_dict()
             held = BUDGET.state()["device_memory"]
@@ -163,6 +163,13 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
     except Exception as exc:  # noqa: BLE001 - a policy the device cannot run, an out of memory: a row
         row["status"], row["error"] = "error", f"{type(exc).__name__}: {exc}".strip()
     return row
+
+
+def streamed_budget(model, device, args: argparse.Namespace) -> tuple[int, int]:
+    """(the streamed rows' budget, what the run must hold resident at least): a quarter of the transformer, so that
+    most of it streams, or that least if it is more (a budget below it could only be overrun)."""
+    least = must_hold(model, device, args.width, args.height, args.frames)
+    return max(model.estimate_bytes("transformer") // 4, least), least
 
 
 def summarize(row: dict) -> dict:

@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import ROOT, ensure_bundle
+from common import ROOT, bench_inputs, bench_model, ensure_bundle
 
 MIB = 2**20
 
@@ -36,57 +36,31 @@ def main() -> int:
 
     import torch
     from _pack import import_pack
-    from make_sample_media import voice
-    from make_tiny_bundle import file_names
 
     import_pack()
     from ltx2_a2v.ltx2.a2v import stages as a2v
+    from ltx2_a2v.ltx2.a2v.decode import decode
     from ltx2_a2v.ltx2.a2v.recipes import RECIPES
-    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
-    from ltx2_a2v.ltx2.components.table import Bundle
-    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.budget import BUDGET
     from ltx2_a2v.memory.kept_outputs import ENCODED_PROMPTS
 
-    names = file_names(args.preset)
-    bundle = Bundle(
-        *(args.models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
-    )
-    config = read_checkpoint_config(bundle.checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
+    inputs = bench_inputs()
 
     # Stage 2 as the pack built it before: a second transformer, the LoRA fused while it loads.
     RECIPES["as before"] = replace(RECIPES["reference"], name="as before", base_lora=True)
 
     def run(label: str, residency: str, before: bool) -> dict:
-        model = ModelSpec(bundle, config, quantization=args.policy, residency=residency)
+        model = bench_model(args.models_dir, args.preset, quantization=args.policy, residency=residency)
         BUDGET.begin_run(label, args.policy, residency)
         if before:
             ENCODED_PROMPTS.clear()
         start = time.perf_counter()
-        latent = a2v.sample_base(
-            model,
-            device,
-            image,
-            waveform,
-            22050,
-            "A woman speaks.",
-            "blurry",
-            42,
-            128,
-            96,
-            17,
-            24.0,
-            4,
-            3.0,
-            hand_over=not before,
-        )
+        latent = a2v.sample_base(model, device, inputs, hand_over=not before)
         if before:
             latent = replace(latent, recipe="as before")
         latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
-        a2v.decode(model, device, latent)
+        decode(model, device, latent)
         report = BUDGET.last_run.as_dict()
         return {
             "run": label,

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import ROOT, ensure_bundle, run_child
+from common import ROOT, bench_inputs, bench_model, ensure_bundle, run_child
 
 VARIANTS = ("scratch", "new tensors", "float32 weights")
 MIB = 2**20
@@ -31,16 +31,11 @@ def measure(variant: str, policy: str, models_dir: Path, preset: str) -> dict:
     """In the child process: two stage-1 runs; the second's figures."""
     import torch
     from _pack import import_pack
-    from make_sample_media import voice
-    from make_tiny_bundle import file_names
 
     import_pack()
     from ltx2_a2v.ltx2.a2v import stages as a2v
     from ltx2_a2v.ltx2.components import build
-    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
     from ltx2_a2v.ltx2.components.precision import Precision
-    from ltx2_a2v.ltx2.components.table import Bundle
-    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.budget import BUDGET
     from ltx2_a2v.quant import scratch
 
@@ -48,38 +43,13 @@ def measure(variant: str, policy: str, models_dir: Path, preset: str) -> dict:
         scratch.Scratch.take = lambda self, shape, dtype, device: torch.empty(shape, dtype=dtype, device=device)
     elif variant == "float32 weights":
         build.STORAGE_DTYPE = torch.float32
-    names = file_names(preset)
-    bundle = Bundle(
-        *(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
+    model = bench_model(
+        models_dir, preset, quantization=policy, residency="persistent", precision=Precision.uniform(torch.float32)
     )
-    model = ModelSpec(
-        bundle,
-        read_checkpoint_config(bundle.checkpoint),
-        quantization=policy,
-        residency="persistent",
-        precision=Precision.uniform(torch.float32),
-    )
-    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
+    inputs = bench_inputs(negative_prompt="", num_frames=25, steps=8, cfg=1.0, recipe="fast")
     for run in range(2):
         BUDGET.begin_run(f"{variant}-{run}", policy, "persistent")
-        a2v.sample_base(
-            model,
-            torch.device("cpu"),
-            image,
-            waveform,
-            22050,
-            "A woman speaks.",
-            "",
-            42,
-            128,
-            96,
-            25,
-            24.0,
-            8,
-            1.0,
-            recipe="fast",
-        )
+        a2v.sample_base(model, torch.device("cpu"), inputs)
     stage = next(s for s in BUDGET.last_run.stages if s.name == "stage 1 denoise")
     return {
         "variant": variant,

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, ensure_bundle, run_child
+from common import ROOT, bench_inputs, bench_model, ensure_bundle, run_child
 
 MODES = ("cold_start", "persistent", "streamed", "partly streamed")
 # Budget as a fraction of the transformer's bytes, for the streaming modes.
@@ -27,59 +27,26 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
     """In the child process: two pipeline runs, figures for each (the run report's, measured on the ledger)."""
     import torch
     from _pack import import_pack
-    from make_sample_media import voice
-    from make_tiny_bundle import file_names
 
     import_pack()
-    from ltx2_a2v.ltx2.a2v import stages as a2v
-    from ltx2_a2v.ltx2.components.model_spec import ModelSpec
+    from ltx2_a2v.ltx2.a2v.graph import two_stage
     from ltx2_a2v.ltx2.components.plan import ComponentPlan
-    from ltx2_a2v.ltx2.components.table import Bundle
-    from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
     from ltx2_a2v.memory.budget import BUDGET
     from ltx2_a2v.quant import POLICIES
 
-    names = file_names(preset)
-    bundle = Bundle(
-        *(models_dir / names[k] for k in ("checkpoint", "text_encoder", "spatial_upsampler", "distilled_lora"))
-    )
-    model = ModelSpec(
-        bundle,
-        read_checkpoint_config(bundle.checkpoint),
-        quantization=policy,
-        residency="persistent" if mode == "persistent" else "cold_start",
-    )
+    residency = "persistent" if mode == "persistent" else "cold_start"
+    model = bench_model(models_dir, preset, quantization=policy, residency=residency)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    unit_bytes, other = ComponentPlan.read(bundle, "transformer").unit_sizes(POLICIES[policy])
+    unit_bytes, other = ComponentPlan.read(model.bundle, "transformer").unit_sizes(POLICIES[policy])
     transformer_bytes = other + sum(unit_bytes.values())
     if mode in STREAM_BUDGET_FRACTION:
         BUDGET.budget_bytes = int(STREAM_BUDGET_FRACTION[mode] * transformer_bytes)
-    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    waveform = torch.from_numpy(voice(2.0).astype("float32") / 32768).view(1, 1, -1)
 
     runs = []
     for run in range(2):
         BUDGET.begin_run(f"run-{run}", policy, model.residency)
         start = time.perf_counter()
-        latent = a2v.sample_base(
-            model,
-            device,
-            image,
-            waveform,
-            22050,
-            "A woman speaks.",
-            "blurry",
-            42,
-            128,
-            96,
-            17,
-            24.0,
-            4,
-            3.0,
-            hand_over=True,  # stage 2 follows, on this stage's transformer
-        )
-        latent = a2v.sample_refine(model, device, a2v.upscale(model, device, latent), "A woman speaks.", 42)
-        a2v.decode(model, device, latent)
+        two_stage(model, device, bench_inputs())  # stage 1 hands its transformer over to stage 2
         report = BUDGET.last_run.as_dict()
         runs.append(
             {

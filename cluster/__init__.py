@@ -5,7 +5,19 @@ memory/), nor they this (tests/unit/pack/test_layers.py checks both). README, "S
 """
 
 from .client import cancel, result, status, submit
-from .errors import ComfyUnavailable, JobFailed, PromptRefused
+from .errors import ComfyHung, ComfyUnavailable, JobFailed, JobRefused, JobTimedOut, PromptRefused
 from .job import Job
 
-__all__ = ["Job", "submit", "status", "result", "cancel", "ComfyUnavailable", "JobFailed", "PromptRefused"]
+__all__ = [
+    "Job",
+    "submit",
+    "status",
+    "result",
+    "cancel",
+    "ComfyHung",
+    "ComfyUnavailable",
+    "JobFailed",
+    "JobRefused",
+    "JobTimedOut",
+    "PromptRefused",
+]

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from .app import QUEUE, app
+from .app import QUEUE, app, visibility_rule
 from .comfy_client import ComfyClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +98,30 @@ class ManagedComfyUI:
             self.process.kill()
 
 
+def configure(
+    name: str, results_dir: Path, comfyui_url: str, inputs_roots: list[Path], time_limit: float | None
+) -> None:
+    """The worker's settings, in the app's configuration: its pool process, forked from this one, reads them there.
+    Refuses (SystemExit) an inputs root that is no folder, and time limits that break the visibility rule."""
+    roots = []
+    for root in inputs_roots:
+        if not Path(root).is_dir():
+            raise SystemExit(f"worker: --inputs-root {root}: no such folder")
+        roots.append(str(Path(root).resolve()))
+    if time_limit is not None:
+        app.conf.task_time_limit = time_limit + app.conf.task_time_limit - app.conf.task_soft_time_limit
+        app.conf.task_soft_time_limit = time_limit
+    if problem := visibility_rule():
+        raise SystemExit(f"worker: {problem}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    app.conf.update(
+        ltx2_comfyui_url=comfyui_url,
+        ltx2_results_dir=str(results_dir.resolve()),
+        ltx2_worker_name=name,
+        ltx2_inputs_roots=tuple(roots),
+    )
+
+
 def run_worker(
     name: str,
     results_dir: Path,
@@ -109,7 +133,10 @@ def run_worker(
     comfyui_port: int | None = None,
     comfyui_args: list[str] = (),
     loglevel: str = "INFO",
+    inputs_roots: list[Path] = (),
+    time_limit: float | None = None,
 ) -> None:
+    configure(name, results_dir, comfyui_url or "", list(inputs_roots), time_limit)
     if comfyui_url is None:
         if models_dir is None:
             raise SystemExit(
@@ -129,10 +156,7 @@ def run_worker(
         comfyui_url = comfy.url
     elif not ComfyClient(comfyui_url, timeout=5).ready():
         print(f"worker: no ComfyUI answers at {comfyui_url} yet; jobs will retry until it does", file=sys.stderr)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.update(
-        LTX2_CLUSTER_COMFYUI=comfyui_url, LTX2_CLUSTER_RESULTS=str(results_dir.resolve()), LTX2_CLUSTER_WORKER=name
-    )
+    app.conf.ltx2_comfyui_url = comfyui_url
     # One process, one job at a time (the pool's single child runs it, so a dying job is seen by the worker and
     # put back on the queue), no job held in reserve.
     app.worker_main(

@@ -6,42 +6,36 @@ stage asks for one with a request (records.py's ComponentRequest: what it is, wh
 `cold_start` a component lives only while a stage uses it (or, asked with `hand_over`, until the next stage that
 uses it: stage 1's transformer serves stage 2), so the pack holds nothing when idle; in
 `persistent` components stay between runs as long as they fit; when they do not, the most recently used idle one
-is evicted first (runs repeat one order of components, see make_room). A stage's activations are part of the
-budget: before making a component, room is made for the weights plus what the stage will need beside them (its estimate,
-ltx2/components/activations.py), first from our own idle components, then through the host's memory manager
-(`Bridge.make_room`). A component that cannot fit even alone is made block-streamed (streaming.py) when its request
-says how it splits into units.
+is evicted first (runs repeat one order of components, see make_room). The budget is at most what the device can
+give now (room.py: its free memory plus what this process holds, less the host's reserve). A stage's working memory
+is part of the budget: before making or using a component, room is made for the weights plus what the stage will
+need beside them (its activations and upcast copy, ltx2/components/activations.py; the units in flight where it streams;
+a stated margin for workspaces; at least what the host keeps free beside any model), first from our own idle
+components, then through the host's memory manager (`Bridge.make_room`). A component that cannot fit even alone is
+made block-streamed (streaming.py) when its request says how it splits into units, and refused, before a byte is
+read, when it cannot stream or cannot fit the device even so.
 
 Every component in use, and every kept one, is known to the host's manager (`Bridge.load`, ComfyUI's
 load_models_gpu in nodes/patcher.py): when another model needs room the host can shrink a streamable component a
-unit at a time (`shrink`) instead of dropping it, grow it back (`grow`), or unload it (`unloaded_by_host`).
-
-It keeps the run report too: per stage seconds, the device-memory ledger's peak (ledger.py) and the components
-used. Nothing here imports ComfyUI.
+unit at a time instead of dropping it, grow it back no further than the running stage's room, or unload it
+(host_side.py). It keeps the run report too (report.py). Nothing here imports ComfyUI.
 """
 
 import contextlib
-import gc
 import threading
-import time
-import weakref
 from collections import OrderedDict
 
 import torch
 
 from ..errors import LTX2InputError
-from .accounting import GIB, device_total_bytes, empty_cache, module_bytes
-from .faults import inject_oom
-from .kept_outputs import ENCODED_PROMPTS
-from .ledger import StageMeter, device_figures
+from .accounting import GIB, collect_if_alive, empty_cache, module_bytes, watch
+from .host_side import HostSide
+from .ledger import StageMeter
 from .reads import bytes_read
 from .records import Bridge, ComponentRecord, ComponentRequest, Need
-from .report import RunReport, StageRecord
-from .streaming import split_units, units_in_flight
-
-# Kept free for the host program and whatever else shares the device, without a host to say how much (the
-# ComfyUI bridge takes ComfyUI's own reserve, --reserve-vram). Activations are budgeted per stage, not here.
-DEFAULT_RESERVE = {"cuda": 1 * GIB, "cpu": 4 * GIB}
+from .report import RunKeeping, RunReport
+from .room import DEFAULT_RESERVE, device_capacity, workspace_margin
+from .streaming import PinFailed, split_units, units_in_flight
 
 OOM_ADVICE = (
     "{name}: out of memory while {doing} on {device}. The LTX-2 nodes have freed everything they held. To fit: pick "
@@ -50,10 +44,10 @@ OOM_ADVICE = (
 )
 
 
-class VramBudget:
+class VramBudget(HostSide, RunKeeping):
     def __init__(self, bridge: Bridge | None = None):
         self.bridge = bridge
-        self.budget_bytes: int | None = None  # None: the device's total less a reserve
+        self.budget_bytes: int | None = None  # None: what the device can give (capacity)
         self.prompt_id: str | None = None  # the prompt whose budget this is (begin_prompt)
         self.mode = "cold_start"
         self.records: OrderedDict[tuple, ComponentRecord] = OrderedDict()
@@ -83,25 +77,40 @@ class VramBudget:
                 self.release_handed_over()
 
     def budget_for(self, device: torch.device) -> int:
-        if self.budget_bytes is not None:
-            return self.budget_bytes
-        return self.capacity(device)
+        """The budget on `device`: `budget_gb`, or what the device can give, whichever is less."""
+        capacity = self.capacity(device)
+        return capacity if self.budget_bytes is None else min(self.budget_bytes, capacity)
+
+    def reserve(self, device: torch.device) -> int:
+        """What is kept free on the device for the host and everything else."""
+        if self.bridge is not None and device.type != "cpu":
+            return self.bridge.reserve_bytes(device)
+        return DEFAULT_RESERVE.get(device.type, GIB)
 
     def capacity(self, device: torch.device) -> int:
-        """What the device can give the pack at most: its memory less the host's reserve."""
-        reserve = (
-            self.bridge.reserve_bytes(device)
-            if self.bridge is not None and device.type != "cpu"
-            else DEFAULT_RESERVE.get(device.type, GIB)
-        )
-        return device_total_bytes(device) - reserve
+        """What the device can give the pack at most (room.py): free now plus what this process holds, less the
+        host's reserve."""
+        return device_capacity(device, self.reserve(device))
 
-    def room_for(self, device: torch.device) -> int:
+    def stage_working(self, device: torch.device, extra: int) -> int:
+        """What a stage needs on `device` beside its components' weights: `extra` (its activations and upcast copy)
+        and the workspace margin, and at least what the host keeps free beside any model it loads."""
+        floor = self.bridge.working_floor(device) if self.bridge is not None and device.type != "cpu" else 0
+        return max(extra + workspace_margin(device), floor)
+
+    def working_in_use(self, device: torch.device, stage_working: int = 0) -> int:
+        """What the components in use on `device` need beside their weights: the largest stage working among them
+        (one stage runs at a time: its components share its activations) and each one's units in flight;
+        `stage_working` for a use about to begin."""
+        in_use = [r for r in self.records.values() if r.in_use and r.module is not None and r.device == device]
+        return max([stage_working] + [r.working for r in in_use]) + sum(r.in_flight for r in in_use)
+
+    def room_for(self, device: torch.device, stage_working: int = 0) -> int:
         """Bytes a new component may take once every idle component of ours is evicted."""
         in_use = sum(
             r.nbytes for r in self.records.values() if r.module is not None and r.in_use and r.device == device
         )
-        return self.budget_for(device) - in_use
+        return self.budget_for(device) - in_use - self.working_in_use(device, stage_working)
 
     def resident_bytes(self, device: torch.device | None = None) -> int:
         return sum(
@@ -113,7 +122,7 @@ class VramBudget:
     def use(self, request: ComponentRequest):
         """Yields the component `request` asks for: the resident one, or one made by `request.make(streamed units)`
         after making room for `request.need()` (asked only when one must be made: it reads file headers) and the
-        stage's activations. A component that cannot fit even once every idle one is evicted keeps the units that
+        stage's working memory. A component that cannot fit even once every idle one is evicted keeps the units that
         fit resident and streams the others. In cold_start it is freed when the block ends; in persistent it stays
         while it fits. A kept component whose request says it is no longer alive (its files changed or vanished)
         is dropped, never served."""
@@ -135,8 +144,7 @@ class VramBudget:
             record = self.records.get(key)
             if record is not None and record.module is not None:
                 plan = None
-                if record.handed_over:
-                    self._take_over(record, request)
+                self._take_over(record, request)
             else:
                 plan = self._make_room_for(request)
         if plan is not None:
@@ -148,8 +156,11 @@ class VramBudget:
             self.records.move_to_end(key)
             record.in_use += 1
             record.handed_over = False
+            extra = activations + record.upcast_bytes
+            record.working = self.stage_working(device, extra)
+            record.in_flight = units_in_flight(device) * record.streamer.largest_unit() if record.streamed else 0
             if self.bridge is not None:
-                record.handle = self.bridge.load(record, activations + record.upcast_bytes)
+                record.handle = self.bridge.load(record, extra + workspace_margin(device))
             if self.last_run is not None and record.label not in self.last_run.components:
                 self.last_run.components.append(record.label)
             if self.last_run is not None:
@@ -167,8 +178,14 @@ class VramBudget:
         finally:
             with self._lock:
                 record.in_use -= 1
+                if record.streamer is not None:
+                    record.streamer.settle()  # no prefetched unit outlives the stage uncounted
+                if not record.in_use:
+                    record.working = record.in_flight = 0
                 if out_of_memory:
                     self.free_all()
+                elif record.unloaded and not record.in_use:
+                    self.evict(key)  # the host asked for it while it was in use
                 elif self.mode == "cold_start" and request.hand_over and record.module is not None:
                     record.handed_over = True
                 elif self.mode == "cold_start" or record.module is None:
@@ -177,40 +194,62 @@ class VramBudget:
                     self.enforce(device)
 
     def _take_over(self, record: ComponentRecord, request: ComponentRequest) -> None:
-        """A stage takes over what the previous one kept (stage 2, stage 1's transformer): room for this stage's
-        activations, which may be larger (stage 2 runs at twice the size), made from other idle components first,
-        then by streaming out some of the kept component's own units rather than reading it all again."""
-        working = request.activations + record.upcast_bytes
-        self.make_room(working, request.device, keep=record.key, group=request.group)
-        short = self.resident_bytes(request.device) + working - self.budget_for(request.device)
-        if short > 0:
-            self.shrink(record.key, short)
+        """A stage uses a component kept from before (stage 2, stage 1's transformer; a persistent run's): room for
+        this stage's working memory, which may be larger (stage 2 runs at twice the size), made from other idle
+        components first, then by streaming out some of the kept component's own units rather than reading it all
+        again (and then its units in flight need room too); then the host is asked for what the stage adds."""
+        device = request.device
+        working = self.stage_working(device, request.activations + record.upcast_bytes)
+        flight = units_in_flight(device) * record.streamer.largest_unit() if record.streamer is not None else 0
+        self.make_room(flight if record.streamed else 0, device, record.key, request.group, working, ask_host=False)
+        beside = self.working_in_use(device, working) + (flight if record.streamed else 0)
+        short = self.resident_bytes(device) + beside - self.budget_for(device)
+        if short > 0 and record.streamer is not None:
+            self.shrink(record.key, short + (0 if record.streamed else flight))
+        if self.bridge is not None:
+            self.bridge.make_room(working + (flight if record.streamed else 0), device)
 
     def _make_room_for(self, request: ComponentRequest) -> tuple[Need, list[str]]:
         """(what the request's component needs, the units to stream) once room is made for it: evicting idle
-        components, then asking the host. Refused by name when it cannot fit and cannot be streamed."""
+        components, then asking the host. Refused by name when it cannot fit: over the budget and unable to stream,
+        or over what the device can give even streamed."""
         device, need = request.device, request.need()
-        working = request.activations + need.upcast_bytes
-        room, streamed, holds = self.room_for(device) - working, [], need.total
-        if need.total > room and need.unit_bytes:
-            units = list(need.unit_bytes)
-            resident, streamed = split_units(units, need.unit_bytes, need.other_bytes, room, units_in_flight(device))
-            largest = max(need.unit_bytes.values())
-            holds = need.other_bytes + sum(need.unit_bytes[u] for u in resident) + units_in_flight(device) * largest
-        elif need.total > room and need.cannot_stream:
+        working = self.stage_working(device, request.activations + need.upcast_bytes)
+        room, streamed, holds, least = self.room_for(device, working), [], need.total, need.total
+        if need.unit_bytes:
+            in_flight = units_in_flight(device)
+            least = need.other_bytes + in_flight * max(need.unit_bytes.values())
+            if need.total > room:
+                units = list(need.unit_bytes)
+                resident, streamed = split_units(units, need.unit_bytes, need.other_bytes, room, in_flight)
+                holds = least + sum(need.unit_bytes[u] for u in resident)
+        if need.total > room and not need.unit_bytes and need.cannot_stream:
             raise LTX2InputError(need.cannot_stream)
-        self.make_room(holds + working, device, keep=request.key, group=request.group)
+        self._check_fits(request, need, least, working)
+        self.make_room(holds, device, keep=request.key, group=request.group, working=working)
         return need, streamed
+
+    def _check_fits(self, request: ComponentRequest, need: Need, least: int, working: int) -> None:
+        """Refuses, before a byte is read, a component that cannot fit the device even at its smallest (whole, or
+        with every unit streamed) beside what is in use and the stage's working memory."""
+        device = request.device
+        available = self.capacity(device) - (self.budget_for(device) - self.room_for(device, working))
+        if least <= available:
+            return
+        how = "even with every unit streamed (its other layers and the units in flight) " if need.unit_bytes else ""
+        raise LTX2InputError(
+            f"{request.label}: needs {least / GIB:.1f} GiB on {device} {how}beside {working / GIB:.1f} GiB for this "
+            f"stage, and the device can give {max(0, available) / GIB:.1f} GiB. "
+            + (need.cannot_fit or "Free the other models on this device, or lower the size or the number of frames.")
+        )
 
     def _make(self, request: ComponentRequest, need: Need, streamed: list[str]) -> ComponentRecord:
         try:
-            inject_oom(f"load:{request.label}")
             made = request.make(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()
-            raise torch.OutOfMemoryError(
-                OOM_ADVICE.format(name=request.label, doing="loading", device=request.device)
-            ) from exc
+            advice = OOM_ADVICE.format(name=request.label, doing="loading", device=request.device)
+            raise torch.OutOfMemoryError(advice + (f" {exc}" if isinstance(exc, PinFailed) else "")) from exc
         record = ComponentRecord(
             request.key,
             request.label,
@@ -235,11 +274,21 @@ class VramBudget:
         for key in [k for k, r in self.records.items() if r.in_use == 0 and r.alive is not None and not r.alive()]:
             self.evict(key)
 
-    def make_room(self, nbytes: int, device: torch.device, keep: tuple | None = None, group: object = None) -> None:
-        """Evict our idle components until `nbytes` more fit the budget: first those of other sets than `group`
-        (another checkpoint's, say), least recently used first; then the group's own, most recently used first.
-        Then ask the host's manager to free what its other models hold beyond that."""
+    def make_room(
+        self,
+        nbytes: int,
+        device: torch.device,
+        keep: tuple | None = None,
+        group: object = None,
+        working: int = 0,
+        ask_host: bool = True,
+    ) -> None:
+        """Evict our idle components until `nbytes` more fit the budget beside the working memory of what is in
+        use and of a stage about to run (`working`): first those of other sets than `group` (another checkpoint's,
+        say), least recently used first; then the group's own, most recently used first. Then ask the host's
+        manager to free what its other models hold beyond that."""
         budget = self.budget_for(device)
+        beside = self.working_in_use(device, working)
         # A run uses its components in the same order every time (text encoder, transformer, VAE, stage-2
         # transformer, decoder). When they do not all fit, the idle component used longest ago is the one the next
         # stages need soonest: least recently used first rebuilt every big component on every run. Most recently
@@ -248,19 +297,19 @@ class VramBudget:
         order = [k for k, r in self.records.items() if group is not None and r.group != group]
         order += [k for k in reversed(self.records) if k not in order]
         for key in order:
-            if self.resident_bytes(device) + nbytes <= budget:
+            if self.resident_bytes(device) + beside + nbytes <= budget:
                 break
             record = self.records[key]
             if key != keep and record.in_use == 0 and record.device == device:
                 if record.handed_over and record.streamer is not None:
                     # The next stage takes it over (stage 2, stage 1's transformer): a few of its units streamed
                     # cost that stage a copy per step; evicted, it would be read from its file whole again.
-                    self.shrink(key, self.resident_bytes(device) + nbytes - budget)
-                    if self.resident_bytes(device) + nbytes <= budget:
+                    self.shrink(key, self.resident_bytes(device) + beside + nbytes - budget)
+                    if self.resident_bytes(device) + beside + nbytes <= budget:
                         break
                 self.evict(key)
-        if self.bridge is not None and nbytes > 0:
-            self.bridge.make_room(nbytes, device)
+        if ask_host and self.bridge is not None and nbytes + working > 0:
+            self.bridge.make_room(nbytes + working, device)
 
     def enforce(self, device: torch.device) -> None:
         self.device = device
@@ -272,12 +321,12 @@ class VramBudget:
             record = self.records.pop(key, None)
             if record is None:
                 return
-            gone = _watch(record.module)
+            gone = watch(record.module)
             handle, record.handle, record.module, record.streamer = record.handle, None, None, None
             if handle is not None and self.bridge is not None:
                 self.bridge.release(handle)
             del handle
-        _collect_if_alive(gone)
+        collect_if_alive(gone)
         empty_cache(record.device)
 
     def release_handed_over(self) -> None:
@@ -295,60 +344,7 @@ class VramBudget:
                 self.evict(key)
             self._forget_unloaded()
 
-    # --- the host's memory manager, shrinking, growing or dropping our components ---
-    def shrink(self, key: tuple, nbytes: int) -> int:
-        """Free about `nbytes` of an idle streamable component's device memory by streaming its units, last
-        first; the bytes freed."""
-        with self._lock:
-            record = self.records.get(key)
-            if record is None or record.module is None or record.streamer is None or record.in_use:
-                return 0
-            freed = 0
-            for unit in reversed(record.streamer.units):
-                if freed >= nbytes:
-                    break
-                freed += record.streamer.stream_out(unit)
-            record.nbytes -= freed
-        empty_cache(record.device)
-        return freed
-
-    def grow(self, key: tuple, nbytes: float) -> int:
-        """Bring a streamed component's units back, first first, while they fit `nbytes` and the budget; the
-        bytes brought back."""
-        with self._lock:
-            record = self.records.get(key)
-            if record is None or record.module is None or record.streamer is None:
-                return 0
-            room = min(nbytes, self.budget_for(record.device) - self.resident_bytes(record.device))
-            grown = 0
-            for unit in record.streamer.units:
-                size = record.streamer.unit_bytes(unit) if unit in record.streamer.streamed else 0
-                if size and grown + size <= room:
-                    grown += record.streamer.bring_back(unit)
-            record.nbytes += grown
-            return grown
-
-    def unloaded_by_host(self, key: tuple) -> None:
-        """The host's manager unloads the component. Its weights go now; the record (and the host's handle,
-        which the host is still iterating over) is forgotten the next time the budget acts."""
-        with self._lock:
-            record = self.records.get(key)
-            if record is None:
-                return
-            if record.in_use:  # freed by `use` when the stage ends
-                record.module = None
-                return
-            self.records.pop(key)
-            gone = _watch(record.module)
-            record.module, record.streamer = None, None
-            self._unloaded.append(record)
-        _collect_if_alive(gone)
-        empty_cache(record.device)
-
-    def _forget_unloaded(self) -> None:
-        self._unloaded.clear()
-
-    # --- report ---
+    # --- runs ---
     def begin_run(self, run_id: str, policy: str, mode: str, precision: str = "") -> RunReport:
         new_run = self.last_run is None or self.last_run.run_id != run_id
         if new_run:
@@ -362,80 +358,6 @@ class VramBudget:
         else:
             self.drop_dead()
         return self.last_run
-
-    @contextlib.contextmanager
-    def stage(self, name: str, device: torch.device):
-        """A timed part of a run (text encode, stage 1 denoise, ...), with its peak memory, for the report."""
-        start = time.perf_counter()
-        self._stage_components = []
-        with StageMeter(device) as meter:
-            self.running = (name, start, meter)
-            try:
-                yield
-            finally:
-                self.running = None
-        if self.last_run is not None:
-            self.last_run.stages.append(
-                StageRecord(
-                    name,
-                    time.perf_counter() - start,
-                    meter.peak,
-                    meter.peak_reserved,
-                    self._stage_components,
-                    meter.start,
-                )
-            )
-            self.last_run.resident_after = self.resident_bytes()
-
-    def state(self) -> dict:
-        """What the page and GET /ltx2/vram show. Read on the server's thread while the prompt's thread changes the
-        records: under the budget's lock, which is never held while a component is made (that takes long)."""
-        with self._lock:
-            return {
-                "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
-                "mode": self.mode,
-                "components": [
-                    {
-                        "name": r.label,
-                        "bytes": r.nbytes,
-                        "streamed_bytes": r.total_bytes - r.nbytes,
-                        "device": str(r.device),
-                        "resident": r.module is not None,
-                        "policy": r.policy,
-                        "in_use": r.in_use > 0,
-                        "handed_over": r.handed_over,
-                    }
-                    for r in self.records.values()
-                ],
-                "resident_bytes": self.resident_bytes(),
-                "kept_prompts": ENCODED_PROMPTS.state(),  # on the CPU, beside the budget
-                "device_memory": device_figures(self.device) if self.device is not None else None,
-                "last_run": self.last_run.as_dict() if self.last_run else None,
-                "stage": self._running_state(),
-            }
-
-    def _running_state(self) -> dict | None:
-        """The stage running now, for the page: its name, seconds so far and peak so far."""
-        running = self.running
-        if running is None:
-            return None
-        name, start, meter = running
-        return {"name": name, "seconds": round(time.perf_counter() - start, 3), "peak_bytes": meter.so_far()}
-
-
-def _watch(module: torch.nn.Module | None) -> list[weakref.ref]:
-    return [weakref.ref(t) for t in module.parameters()] if module is not None else []
-
-
-def _collect_if_alive(tensors: list[weakref.ref]) -> None:
-    """A dropped component's tensors must be gone before the next one is built (the device holds both otherwise).
-    Dropping the last reference frees them at once, unless part of the model sits in a reference cycle, which
-    only the garbage collector frees: after a forward that records hidden states, transformers (4.5x,
-    `check_model_inputs`) puts each Gemma decoder layer's original forward back as an attribute of the layer, a
-    bound method of the layer itself, so every layer holds itself. Collected then, and only then: a full collection
-    in a ComfyUI process takes a while."""
-    if any(t() is not None for t in tensors):
-        gc.collect()
 
 
 # The one budget of this process, shared by every node of the pack.

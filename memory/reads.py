@@ -1,4 +1,4 @@
-"""Bytes read from model files, counted where they are read (ltx2/safetensors_file.iter_tensors), so that the run
+"""Bytes read from model files, counted where they are read (ltx2/files/safetensors_file.iter_tensors), so that the run
 report can say what each component's build read: the figure that dominates a cold run (a 43 GB checkpoint, a
 24 GB text encoder), and 0 for a component served as kept.
 

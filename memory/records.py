@@ -7,19 +7,22 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from .streaming import Streamer
+from .streamer import Streamer
+from .streaming import units_in_flight
 
 
 @dataclass(frozen=True)
 class Need:
     """What a component will hold once built, by streaming unit (transformer blocks, big top-level layers) and
     the rest, and the largest weight it copies to its compute dtype during a forward. No units: it cannot be
-    streamed, and `cannot_stream` says why when that matters."""
+    streamed, and `cannot_stream` says why when that matters (refused when over the budget); `cannot_fit`: what to
+    do when it cannot fit the device at all (the policy that makes it fit)."""
 
     other_bytes: int
     unit_bytes: dict[str, int] = field(default_factory=dict)
     cannot_stream: str = ""
     upcast_bytes: int = 0
+    cannot_fit: str = ""
 
     @property
     def total(self) -> int:
@@ -79,6 +82,11 @@ class ComponentRecord:
     alive: Callable[[], bool] | None = None  # False once the files it was made from changed or vanished
     group: object = None  # the set of files it belongs with (one model's bundle)
     handed_over: bool = False  # idle in cold_start, kept for the next stage that asks for it
+    # While in use: what its stage needs beside the weights (activations, upcast copy, margin), and the bytes of
+    # its streamed units in flight; `unloaded`: the host asked to unload it meanwhile (it goes when the stage ends).
+    working: int = 0
+    in_flight: int = 0
+    unloaded: bool = False
 
     @property
     def streamed(self) -> bool:
@@ -87,6 +95,14 @@ class ComponentRecord:
     @property
     def label(self) -> str:
         return f"{self.name}, streamed" if self.streamed else self.name
+
+    @property
+    def device_bytes(self) -> int:
+        """What it holds on the device at most while used: its resident part and, streamed, its units in flight
+        (never the streamed remainder, which is in host memory)."""
+        if not self.streamed:
+            return self.nbytes
+        return self.nbytes + units_in_flight(self.device) * self.streamer.largest_unit()
 
     @property
     def total_bytes(self) -> int:
@@ -103,11 +119,17 @@ class Bridge(Protocol):
         """What the host keeps free on the device for everything else (ComfyUI: --reserve-vram)."""
 
     def make_room(self, nbytes: int, device: torch.device) -> None:
-        """Free other models until `nbytes` more fit on the device (before a build)."""
+        """Free other models (never ours in use) until `nbytes` more fit on the device (before a build or a
+        stage)."""
+
+    def working_floor(self, device: torch.device) -> int:
+        """What the host keeps free beside any model it loads, at least (ComfyUI: its minimum inference memory less
+        its reserve); 0 where it keeps nothing."""
 
     def load(self, record: ComponentRecord, working_bytes: int) -> object:
-        """Register the component with the host for this use (its weights plus `working_bytes` of activations),
-        or refresh its registration; returns the handle."""
+        """Register the component with the host for this use (`record.device_bytes` on the device, plus
+        `working_bytes` beside them: activations, upcast copy, margin), or refresh its registration; returns the
+        handle."""
 
     def release(self, handle: object) -> None:
         """The component is gone from the budget: let the host's record of it go."""

@@ -1,9 +1,15 @@
 """The run report: what one prompt's run did, stage by stage: seconds, the device-memory ledger's peak
-(memory/ledger.py), the components used and built."""
+(memory/ledger.py), the components used and built; and the budget's part that keeps it and shows its state."""
 
+import contextlib
+import time
 from dataclasses import dataclass, field
 
+import torch
+
 from .accounting import GIB
+from .kept_outputs import ENCODED_PROMPTS
+from .ledger import StageMeter, device_figures
 
 
 @dataclass
@@ -77,3 +83,66 @@ class RunReport:
         lines += [f"  built {line}" for line in self.loads]
         lines += [f"  note: {line}" for line in self.notes]
         return "\n".join(lines)
+
+
+class RunKeeping:
+    """The budget's part that keeps the run report and shows its state (a base of VramBudget: memory/budget.py)."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str, device: torch.device):
+        """A timed part of a run (text encode, stage 1 denoise, ...), with its peak memory, for the report."""
+        start = time.perf_counter()
+        self._stage_components = []
+        with StageMeter(device) as meter:
+            self.running = (name, start, meter)
+            try:
+                yield
+            finally:
+                self.running = None
+        if self.last_run is not None:
+            self.last_run.stages.append(
+                StageRecord(
+                    name,
+                    time.perf_counter() - start,
+                    meter.peak,
+                    meter.peak_reserved,
+                    self._stage_components,
+                    meter.start,
+                )
+            )
+            self.last_run.resident_after = self.resident_bytes()
+
+    def state(self) -> dict:
+        """What the page and GET /ltx2/vram show. Read on the server's thread while the prompt's thread changes the
+        records: under the budget's lock, which is never held while a component is made (that takes long)."""
+        with self._lock:
+            return {
+                "budget_bytes": self.budget_for(self.device) if self.device is not None else self.budget_bytes,
+                "mode": self.mode,
+                "components": [
+                    {
+                        "name": r.label,
+                        "bytes": r.nbytes,
+                        "streamed_bytes": r.total_bytes - r.nbytes,
+                        "device": str(r.device),
+                        "resident": r.module is not None,
+                        "policy": r.policy,
+                        "in_use": r.in_use > 0,
+                        "handed_over": r.handed_over,
+                    }
+                    for r in self.records.values()
+                ],
+                "resident_bytes": self.resident_bytes(),
+                "kept_prompts": ENCODED_PROMPTS.state(),  # on the CPU, beside the budget
+                "device_memory": device_figures(self.device) if self.device is not None else None,
+                "last_run": self.last_run.as_dict() if self.last_run else None,
+                "stage": self._running_state(),
+            }
+
+    def _running_state(self) -> dict | None:
+        """The stage running now, for the page: its name, seconds so far and peak so far."""
+        running = self.running
+        if running is None:
+            return None
+        name, start, meter = running
+        return {"name": name, "seconds": round(time.perf_counter() - start, 3), "peak_bytes": meter.so_far()}

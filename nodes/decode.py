@@ -1,10 +1,14 @@
-"""LTX2Decode: the video latent to frames, with the conditioning audio of the video's length."""
+"""LTX2Decode: the video latent to frames, with the conditioning audio of the video's length; LTX2DecodeToVideo:
+the same written to an mp4 as it is decoded (ComfyUI's VIDEO), for videos too long to hold as frames."""
+
+from pathlib import Path
 
 from comfy_api.latest import io
 
 from ..ltx2.a2v.limits import TILE_LIMITS, check_numbers, check_tiles
 from .adapters import audio_out
 from .run import node_run
+from .search_aliases import search_aliases
 from .types import LTX2LatentType, LTX2ModelType, check_links, expect
 
 
@@ -19,7 +23,10 @@ class LTX2Decode(io.ComfyNode):
         return io.Schema(
             node_id="LTX2Decode",
             display_name="LTX-2 Decode (frames + audio)",
-            category="LTX-2",
+            category="model/latent/ltxv",
+            description="Decodes the LTX-2 video latent to frames, tile by tile, with the input audio cut to the "
+            "video's length.",
+            **search_aliases("vae decode", "decode", "tiled decode", "frames", "audio"),
             inputs=[
                 LTX2ModelType.Input("model"),
                 LTX2LatentType.Input("latent"),
@@ -58,18 +65,73 @@ class LTX2Decode(io.ComfyNode):
     def execute(
         cls, model, latent, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24
     ) -> io.NodeOutput:
-        from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
+        from ..ltx2.a2v.decode import decode
 
-        from ..ltx2.a2v import stages as a2v
-        from ..ltx2.a2v.latent import A2VLatent
-        from ..ltx2.components.model_spec import ModelSpec
-
-        expect(model, ModelSpec, "model")
-        expect(latent, A2VLatent, "latent")
-        tiling = TilingConfig(
-            spatial_config=SpatialTilingConfig(spatial_tile, spatial_overlap) if spatial_tile else None,
-            temporal_config=TemporalTilingConfig(temporal_tile, temporal_overlap) if temporal_tile else None,
-        )
+        model, latent, tiling = _checked(model, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap)
         with node_run(model) as run:
-            frames, audio = a2v.decode(model, run.device, latent, run.progress, run.on_tensor, tiling)
+            frames, audio = decode(model, run.device, latent, run.progress, run.on_tensor, tiling)
         return io.NodeOutput(frames, audio_out(audio), float(latent.frame_rate))
+
+
+class LTX2DecodeToVideo(io.ComfyNode):
+    """ComfyUI's IMAGE holds every frame in float32 at once (a 2-minute 768x512 video: 13 GiB) and CreateVideo takes
+    it whole: this node writes the frames to an mp4 as each temporal tile is decoded instead, a tile's frames in
+    memory at a time, and outputs it as ComfyUI's VIDEO, which SaveVideo saves without encoding it again."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LTX2DecodeToVideo",
+            display_name="LTX-2 Decode to Video (long videos)",
+            category="model/latent/ltxv",
+            description="Decodes the latent straight into a video file with its audio, without holding the frames "
+            "in memory: for videos as long as the voice track. Connect to Save Video.",
+            **search_aliases("vae decode", "decode", "video", "long video", "save video", "audio"),
+            inputs=LTX2Decode.define_schema().inputs,
+            outputs=[
+                io.Video.Output(display_name="video"),
+                io.Audio.Output(display_name="audio"),
+                io.Float.Output(display_name="frame_rate"),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, **inputs) -> bool | str:
+        return LTX2Decode.validate_inputs(**inputs)
+
+    @classmethod
+    def execute(
+        cls, model, latent, spatial_tile=512, spatial_overlap=64, temporal_tile=64, temporal_overlap=24
+    ) -> io.NodeOutput:
+        import uuid
+
+        import folder_paths
+        from comfy_api.latest import InputImpl
+
+        from ..ltx2.a2v.decode import decode_to_mp4
+
+        model, latent, tiling = _checked(model, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap)
+        # ComfyUI's temp folder: emptied when the server starts; SaveVideo copies the file to the output folder.
+        folder = Path(folder_paths.get_temp_directory()) / "ltx2"
+        folder.mkdir(parents=True, exist_ok=True)
+        with node_run(model) as run:
+            path, audio = decode_to_mp4(
+                model, run.device, latent, folder / f"{uuid.uuid4().hex}.mp4", run.progress, run.on_tensor, tiling
+            )
+        return io.NodeOutput(InputImpl.VideoFromFile(str(path)), audio_out(audio), float(latent.frame_rate))
+
+
+def _checked(model, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap):
+    """(model, latent, ltx-core's TilingConfig), the links checked at run time."""
+    from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
+
+    from ..ltx2.a2v.latent import A2VLatent
+    from ..ltx2.components.model_spec import ModelSpec
+
+    expect(model, ModelSpec, "model")
+    expect(latent, A2VLatent, "latent")
+    tiling = TilingConfig(
+        spatial_config=SpatialTilingConfig(spatial_tile, spatial_overlap) if spatial_tile else None,
+        temporal_config=TemporalTilingConfig(temporal_tile, temporal_overlap) if temporal_tile else None,
+    )
+    return model, latent, tiling

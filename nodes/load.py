@@ -9,6 +9,7 @@ from ..ltx2.a2v.limits import check_numbers
 from ..quant import policy_names
 from . import model_files
 from .dependencies import require_packages
+from .search_aliases import search_aliases
 from .types import LTX2ModelType
 
 RESIDENCY = ("cold_start", "persistent")
@@ -28,10 +29,10 @@ class LoadLTX2Quantized(io.ComfyNode):
         return io.Schema(
             node_id="LoadLTX2Quantized",
             display_name="Prepare LTX-2 (quantized)",
-            category="LTX-2",
-            description="Prepares the LTX-2 model: chooses its files and how they are quantized, and checks that this "
-            "device runs that. Nothing is loaded here: each component is built, quantized, when a stage "
-            "needs it.",
+            category="model/loaders",
+            description="Picks the LTX-2.3 files and how they are quantized (fp8, int8, int4); each part is loaded "
+            "when a stage needs it.",
+            **search_aliases("fp8", "int8", "int4", "nvfp4", "quantized", "gemma", "checkpoint", "vram"),
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",
@@ -108,7 +109,11 @@ class LoadLTX2Quantized(io.ComfyNode):
             if value not in options:
                 shown = ", ".join(options[:8]) + (" ..." if len(options) > 8 else "") or "none found"
                 return f"{name}: '{value}' is not one of the available choices ({shown})."
-        return check_numbers(LIMITS, distilled_lora_strength=distilled_lora_strength) or _missing(ckpt_name, split)
+        return (
+            check_numbers(LIMITS, distilled_lora_strength=distilled_lora_strength)
+            or _compute_dtype_problem(quantization, text_encoder_quantization)
+            or _missing(ckpt_name, split)
+        )
 
     @classmethod
     def fingerprint_inputs(cls, ckpt_name, text_encoder, distilled_lora, **values) -> tuple:
@@ -210,3 +215,31 @@ def resident_estimate(values: dict[str, str]) -> dict:
     bundle = _bundle(values["ckpt_name"], values["text_encoder"], model_files.NONE, split)
     spec = ModelSpec(bundle, check_bundle(bundle), values["quantization"], values["text_encoder_quantization"])
     return {"components": estimates(bundle, spec.policies)}
+
+
+def _compute_dtype_problem(quantization: str, text_encoder_quantization: str) -> str | None:
+    """At queue time, a GPU-only policy this GPU runs but not in the compute dtype ComfyUI's flags choose (float32:
+    torchao's fp8 and int4 kernels assert mid-load). What the device cannot run at all is said when the node runs,
+    naming what to install or pick."""
+    from .dependencies import missing_packages
+
+    if missing_packages():  # the node says so when it runs
+        return None
+    import comfy.model_management
+
+    from ..quant import POLICIES, ComputeDtypeUnavailable, PolicyUnavailable, check_policy
+    from .precision import comfy_precision
+
+    device = comfy.model_management.get_torch_device()
+    precision = comfy_precision(device)
+    for name, value, dtype in (
+        ("quantization", quantization, precision.transformer),
+        ("text_encoder_quantization", text_encoder_quantization, precision.text_encoder),
+    ):
+        try:
+            check_policy(POLICIES[value], device, name, dtype)
+        except ComputeDtypeUnavailable as error:
+            return str(error)
+        except PolicyUnavailable:
+            continue
+    return None

@@ -98,7 +98,7 @@ class ComponentPatcher(PackPatcher):
             _Holder(record.module),
             load_device=record.device,
             offload_device=torch.device("cpu"),
-            size=record.total_bytes,
+            size=record.device_bytes,
         )
         self.record_key = record.key
 
@@ -107,12 +107,18 @@ class ComponentPatcher(PackPatcher):
         return record if record is not None and record.module is not None and record.handle is self else None
 
     def model_size(self) -> int:
+        # What the component holds on the device at most while used (its resident part and, streamed, its units in
+        # flight), never its streamed remainder: ComfyUI frees 1.1x what a model lacks of its size before loading
+        # it, and a remainder that never comes to the device would make it unload other models for nothing. The
+        # stage's activations come as load_models_gpu's memory_required (ComfyBridge.load).
         record = self._record()
-        return record.total_bytes if record is not None else 0
+        return record.device_bytes if record is not None else 0
 
     def loaded_size(self) -> int:
+        # In use, its units in flight are the stage's (the budget made room for them): ComfyUI, which frees 1.1x
+        # what a model lacks when loading it, is not made to free more for them than the plan holds.
         record = self._record()
-        return record.nbytes if record is not None else 0
+        return record.nbytes + record.in_flight if record is not None else 0
 
     def pinned_memory_size(self) -> int:
         record = self._record()
@@ -120,7 +126,8 @@ class ComponentPatcher(PackPatcher):
 
     def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:
         # A number, as the legacy protocol's callers expect (use_more_memory subtracts it); ModelPatcherDynamic's
-        # None is for dynamic patchers only.
+        # None is for dynamic patchers only. ComfyUI offers what it would leave free beside its own working margin;
+        # the budget grows no further than the running stage's room (activations, units in flight, the margin).
         return BUDGET.grow(self.record_key, extra_memory) if self._record() is not None else 0
 
     def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False) -> int:
@@ -164,19 +171,28 @@ def free_dynamic_pages(device: torch.device, nbytes: int, but=None) -> int:
 
 
 class ComfyPins:
-    """Block streaming's pins, asked of ComfyUI (it makes room among its own models' pins: RAM pressure and its
-    registration cap) and counted in its total of pinned memory, by their bytes, when they are made. Only where
-    ComfyUI keeps that count for dynamic models' pins (Dynamic VRAM); elsewhere the pins are torch's, as before."""
+    """Block streaming's pins as ComfyUI rules them: none with --disable-pinned-memory, none past its cap
+    (MAX_PINNED_MEMORY: 45 % of RAM on Windows, more elsewhere), ours counted against that cap with ComfyUI's own. With
+    Dynamic VRAM they are also asked of ComfyUI (it makes room among its own models' pins: RAM pressure and its
+    registration cap) and counted in its total of pinned memory; elsewhere the count is ours, as ComfyUI counts only
+    the pins it registers itself."""
 
-    def ask(self, nbytes: int) -> None:
+    def __init__(self):
+        self.ours = 0  # bytes we pinned, where ComfyUI's total does not count them
+
+    def ask(self, nbytes: int) -> bool:
         if dynamic_vram():
             for make_room in (getattr(mm, "ensure_pin_budget", None), getattr(mm, "ensure_pin_registerable", None)):
                 if make_room is not None:
                     make_room(nbytes)
+        cap = getattr(mm, "MAX_PINNED_MEMORY", 0)
+        return cap > 0 and mm.TOTAL_PINNED_MEMORY + self.ours + nbytes <= cap
 
     def count(self, nbytes: int) -> None:
         if dynamic_vram():
             mm.TOTAL_PINNED_MEMORY = max(0, mm.TOTAL_PINNED_MEMORY + nbytes)
+        else:
+            self.ours = max(0, self.ours + nbytes)
 
 
 def _registered(patcher: ComponentPatcher):
@@ -184,26 +200,52 @@ def _registered(patcher: ComponentPatcher):
     return next((loaded for loaded in mm.current_loaded_models if loaded.model is patcher), None)
 
 
+def _kept(device: torch.device, but=None) -> list:
+    """ComfyUI's records of what must stay while ours runs on `device`: our components in use (unloaded, they would
+    stay on the device anyway, uncounted by ComfyUI) and what holds nothing there (the kept encoded prompts:
+    unloading them frees no device memory)."""
+    kept = []
+    for loaded in mm.current_loaded_models:
+        model = loaded.model
+        if loaded.device != device or model is None or model is but or not isinstance(model, PackPatcher):
+            continue
+        record = BUDGET.records.get(model.record_key) if isinstance(model, ComponentPatcher) else None
+        if (record is not None and record.in_use and record.handle is model) or model.model_size() == 0:
+            kept.append(loaded)
+    return kept
+
+
 class ComfyBridge:
     def reserve_bytes(self, device: torch.device) -> int:
         return mm.extra_reserved_memory() + headroom_bytes()
 
+    def working_floor(self, device: torch.device) -> int:
+        # load_models_gpu keeps at least its minimum inference memory (with the reserve in it) free beside any model.
+        return max(0, int(mm.minimum_inference_memory()) - mm.extra_reserved_memory())
+
     def make_room(self, nbytes: int, device: torch.device) -> None:
         # ComfyUI frees nothing for the CPU (its own load_models_gpu does not either).
         if device.type != "cpu":
-            mm.free_memory(nbytes + self.reserve_bytes(device), device)
+            mm.free_memory(nbytes + self.reserve_bytes(device), device, keep_loaded=_kept(device))
 
     def load(self, record: ComponentRecord, working_bytes: int) -> ComponentPatcher:
         patcher = record.handle if isinstance(record.handle, ComponentPatcher) else ComponentPatcher(record)
         record.handle = patcher  # before ComfyUI asks the patcher about its record
         registered = _registered(patcher)
+        kept = _kept(record.device, but=patcher) if record.device.type != "cpu" else []
         if dynamic_vram() and registered is not None and not record.streamed and record.device.type != "cpu":
             # Known to ComfyUI, whole on the device: nothing to load. load_models_gpu would ask ComfyUI for pins
             # the size of the whole component (what it asks of any legacy model) though this load pins nothing;
             # room for the phase's activations is made as it would make it, keeping ours.
             needed = max(mm.minimum_inference_memory(), working_bytes + mm.extra_reserved_memory())
-            mm.free_memory(needed, record.device, keep_loaded=[registered])
+            mm.free_memory(needed, record.device, keep_loaded=[registered, *kept])
             return patcher
+        if kept:
+            # load_models_gpu frees what it asks for without a keep_loaded: what it will ask is made free first,
+            # keeping ours in use and the kept prompts, so that it finds the room and unloads nothing.
+            missing = patcher.model_size() - patcher.loaded_size()  # the units in flight, when it streams
+            asked = missing * 1.1 + max(mm.minimum_inference_memory(), working_bytes + mm.extra_reserved_memory())
+            mm.free_memory(asked, record.device, keep_loaded=[*([registered] if registered else []), *kept])
         # Alone in its batch: a batch of ComfyUI's own models is never made non-dynamic by one of ours.
         mm.load_models_gpu([patcher], memory_required=working_bytes)
         return patcher

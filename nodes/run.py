@@ -22,6 +22,7 @@ class NodeRun:
     device: torch.device
     progress: Callable[[int, int], None]  # after each unit of work (a denoising step); raises on interrupt
     on_tensor: Callable[[str], None]  # for each tensor read while a component loads; raises on interrupt
+    say: Callable[[str], None]  # a line of text on the running node in the page (e.g. which window runs)
 
 
 def _callbacks(total: int) -> tuple[Callable, Callable]:
@@ -48,8 +49,9 @@ def _callbacks(total: int) -> tuple[Callable, Callable]:
 
 
 @contextlib.contextmanager
-def node_run(model, steps: int = 1):
-    """`with node_run(model, steps) as run:` around a node's call into the pipeline (`model`: a ModelSpec)."""
+def node_run(model, steps: int = 1, node: type | None = None):
+    """`with node_run(model, steps, cls) as run:` around a node's call into the pipeline (`model`: a ModelSpec; the
+    node's class, whose schema asks for its id, for run.say)."""
     require_packages()
     from ..memory.budget import BUDGET
 
@@ -58,9 +60,17 @@ def node_run(model, steps: int = 1):
     BUDGET.begin_run(str(PromptServer.instance.last_prompt_id), model.quantization, model.residency, precision)
     progress, on_tensor = _callbacks(steps)
     try:
-        yield NodeRun(comfy.model_management.get_torch_device(), progress, on_tensor)
+        yield NodeRun(comfy.model_management.get_torch_device(), progress, on_tensor, lambda text: say(node, text))
     except BaseException:
         BUDGET.release_handed_over()  # the stage it was kept for will not run in this prompt
         raise
     finally:
         publish()
+
+
+def say(node: type, text: str) -> None:
+    """Shows `text` on the running node in the page (ComfyUI's progress text), for what a node chose itself. The
+    node's schema asks for its id (io.Hidden.unique_id)."""
+    node_id = getattr(getattr(node, "hidden", None), "unique_id", None)
+    if node_id is not None:
+        PromptServer.instance.send_progress_text(text, str(node_id))

@@ -7,6 +7,7 @@ from ..ltx2.files.safetensors_file import shown
 
 LTX2ModelType = io.Custom("LTX2_MODEL")
 LTX2LatentType = io.Custom("LTX2_LATENT")
+LTX2KeyframesType = io.Custom("LTX2_KEYFRAMES")
 
 # Where each socket's value comes from, for the message when a prompt gives a value instead of a link.
 SOURCES = {
@@ -14,6 +15,7 @@ SOURCES = {
     "latent": "the latent output of LTX-2 A2V Sampler or LTX-2 Spatial Upscale",
     "image": "an IMAGE output (LoadImage)",
     "audio": "an AUDIO output (LoadAudio)",
+    "keyframes": "the keyframes output of LTX-2 Keyframe",
 }
 UNCONNECTED = object()  # an optional socket's default in validate_inputs: nothing connected
 

@@ -6,6 +6,7 @@ from comfy_api.latest import io
 
 from . import model_files
 from .run import node_run
+from .search_aliases import search_aliases
 from .types import LTX2LatentType, LTX2ModelType, check_links, expect
 
 
@@ -15,7 +16,10 @@ class SpatialUpscale(io.ComfyNode):
         return io.Schema(
             node_id="SpatialUpscale",
             display_name="LTX-2 Spatial Upscale (2x latent)",
-            category="LTX-2",
+            category="model/latent/ltxv",
+            description="Doubles the width and height of an LTX-2 latent with the spatial upscaler, between stage 1 "
+            "and stage 2.",
+            **search_aliases("upscale", "latent upscale", "spatial upscaler", "upsampler", "hires"),
             inputs=[
                 LTX2ModelType.Input("model"),
                 LTX2LatentType.Input("latent"),

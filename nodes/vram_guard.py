@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from ..ltx2.a2v.limits import check_numbers
 from .prompt_budget import apply_prompt_budget
 from .routes import publish
+from .search_aliases import search_aliases
 
 ACTIONS = ("enforce", "free_ltx2", "free_all")
 LIMITS = {"budget_gb": (0.0, 1024.0, "0 (the device's memory less a reserve), or 14 on a 24 GB card")}
@@ -20,9 +21,10 @@ class VRAMGuard(io.ComfyNode):
         return io.Schema(
             node_id="VRAMGuard",
             display_name="VRAM Guard (LTX-2)",
-            category="LTX-2",
-            description="Sets the memory budget of the LTX-2 nodes and frees memory: enforce = make the budget hold "
-            "now; free_ltx2 = free every LTX-2 component; free_all = that and every model ComfyUI holds.",
+            category="utilities",
+            description="Sets the LTX-2 nodes' VRAM budget and frees memory (enforce, free_ltx2, free_all); shows "
+            "the last run's time and peak.",
+            **search_aliases("vram", "memory", "free memory", "unload", "unload models", "oom", "budget"),
             is_output_node=True,
             inputs=[
                 io.Float.Input(

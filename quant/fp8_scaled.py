@@ -45,6 +45,13 @@ def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[tor
     return q, scale
 
 
+# Rows of activations quantized and multiplied at a time on the fp8 matmul path: a chunk holds at most this many
+# input elements, so the quantization's temporaries (the chunk in float32, its fp8 copy, |x|) and the chunk's
+# output stay within a few tens of MiB whatever the size (memory/room.py's margin holds them); quantized whole, a
+# 1280x768 stage-2 input cost 2 GB beside the stage's activations.
+QUANT_CHUNK_ELEMENTS = 2**22
+
+
 def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(fp8 activations [tokens, in], float32 scale [tokens, 1]): one scale per token (row of x)."""
     scale = x.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(FP8_MAX)
@@ -56,17 +63,18 @@ def fp8_matmul_linear(
 ) -> torch.Tensor:
     """x @ (weight * weight_scale).T + bias with both operands in fp8: per-token activation scales, per-row
     weight scales, accumulated in float32 by the tensor cores, written in x's dtype. `weight` is [out, in]
-    row-major, so `weight.t()` is the column-major right operand _scaled_mm wants."""
+    row-major, so `weight.t()` is the column-major right operand _scaled_mm wants. A chunk of rows at a time
+    (QUANT_CHUNK_ELEMENTS): each token's scale is its own, so the chunks give the rows the whole would."""
     rows = x.reshape(-1, x.shape[-1])
-    xq, x_scale = quantize_tokens(rows)
-    out = torch._scaled_mm(
-        xq,
-        weight.t(),
-        scale_a=x_scale,
-        scale_b=weight_scale.view(1, -1),
-        bias=None if bias is None else bias.to(x.dtype),
-        out_dtype=x.dtype,
-    )
+    out = torch.empty(rows.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+    step = max(1, QUANT_CHUNK_ELEMENTS // rows.shape[1])
+    bias = None if bias is None else bias.to(x.dtype)
+    for start in range(0, rows.shape[0], step):
+        xq, x_scale = quantize_tokens(rows[start : start + step])
+        out[start : start + step] = torch._scaled_mm(
+            xq, weight.t(), scale_a=x_scale, scale_b=weight_scale.view(1, -1), bias=bias, out_dtype=x.dtype
+        )
+        del xq, x_scale
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 

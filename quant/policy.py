@@ -12,12 +12,19 @@ class PolicyUnavailable(LTX2InputError):
     """The policy cannot run on this device or with the installed packages (raised before any weight is read)."""
 
 
+class ComputeDtypeUnavailable(PolicyUnavailable):
+    """The device runs the policy, but not in the compute dtype the host chose (known at queue time)."""
+
+
 class Backend:
     """How one family of policies does its work. Every method has a default (bf16 kept as stored, nothing to
     check, no layer classes, nothing to ready): a backend overrides only what its policies change."""
 
     def check(self, policy: "Policy", device: torch.device) -> None:
         """Raise PolicyUnavailable if this device or these packages cannot run the policy."""
+
+    def check_compute(self, policy: "Policy", compute_dtype: torch.dtype) -> None:
+        """Raise ComputeDtypeUnavailable if the policy's kernels cannot compute in `compute_dtype`."""
 
     def quantize(
         self, policy: "Policy", key: str, weight: torch.Tensor, compute_dtype: torch.dtype

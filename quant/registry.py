@@ -121,10 +121,17 @@ def get_policy(name: str, input_name: str = "quantization", text_encoder: bool =
     return POLICIES[name]
 
 
-def check_policy(policy: Policy, device: torch.device | str, input_name: str = "quantization") -> None:
+def check_policy(
+    policy: Policy,
+    device: torch.device | str,
+    input_name: str = "quantization",
+    compute_dtype: torch.dtype | None = None,
+) -> None:
     """Raises PolicyUnavailable, naming the input, what is missing and what to pick instead, before any weight is
-    read."""
+    read: the device and packages first, then (given) the compute dtype (ComputeDtypeUnavailable)."""
     try:
         policy.backend.check(policy, torch.device(device))
+        if compute_dtype is not None:
+            policy.backend.check_compute(policy, compute_dtype)
     except PolicyUnavailable as error:
-        raise PolicyUnavailable(f"{input_name}: {error}") from None
+        raise type(error)(f"{input_name}: {error}") from None

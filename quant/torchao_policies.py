@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .policy import Backend, Policy, PolicyUnavailable
+from .policy import Backend, ComputeDtypeUnavailable, Policy, PolicyUnavailable
 
 # The torchao release built for each torch (torchao's releases are built against one torch minor version); the
 # pack is tested with the first and the last of these.
@@ -44,11 +44,13 @@ def _require_torchao() -> None:
 
 @dataclass(frozen=True)
 class GpuNeed:
-    """What a GPU-only policy needs, what it runs there, and what to pick elsewhere."""
+    """What a GPU-only policy needs, what it runs there, and what to pick elsewhere; `compute`: the compute dtypes
+    its kernels take (float32 activations assert deep inside torchao, mid-load)."""
 
     capability: tuple[int, int]
     what: str
     instead: str
+    compute: tuple[torch.dtype, ...] = (torch.bfloat16,)
 
 
 FP8_TENSOR_CORES = GpuNeed(
@@ -82,6 +84,15 @@ class Torchao(Backend):
         if not cuda or torch.cuda.get_device_capability(device) < self.gpu.capability:
             where = torch.cuda.get_device_name(device) if cuda else f"'{device}'"
             raise PolicyUnavailable(f"{policy.name} {self.gpu.what}; this device is {where}. {self.gpu.instead}")
+
+    def check_compute(self, policy: Policy, compute_dtype: torch.dtype) -> None:
+        if self.gpu is not None and compute_dtype not in self.gpu.compute:
+            raise ComputeDtypeUnavailable(
+                f"{policy.name} computes in {', '.join(str(d).removeprefix('torch.') for d in self.gpu.compute)} "
+                f"only, and this ComfyUI computes in {str(compute_dtype).removeprefix('torch.')} (--force-fp32, "
+                "--fp32-unet or --fp32-text-enc). Start ComfyUI without that flag, or pick fp8_scaled (any compute "
+                "dtype)."
+            )
 
     def quantize(
         self, policy: Policy, key: str, weight: torch.Tensor, compute_dtype: torch.dtype

@@ -11,7 +11,16 @@ ROOT = Path(__file__).resolve().parents[1]
 API = ROOT / "example_workflows" / "api" / "ltx2_a2v_two_stage.json"
 UI = ROOT / "example_workflows" / "ltx2_a2v_two_stage.json"
 LOAD_CHECK = ROOT / "example_workflows" / "api" / "ltx2_load_check.json"
-PACK_NODES = ("LoadLTX2Quantized", "A2VSampler", "SpatialUpscale", "LTX2Decode", "VRAMGuard")
+PACK_NODES = (
+    "LoadLTX2Quantized",
+    "A2VSampler",
+    "SpatialUpscale",
+    "LTX2Decode",
+    "LTX2DecodeToVideo",
+    "VRAMGuard",
+    "LTX2Keyframe",
+    "LTX2LoRA",
+)
 # Small enough for the CPU: stage 1 at 128x96, 17 frames (0.71 s at 24 fps).
 WIDTH, HEIGHT, FRAMES, FPS = 128, 96, 17, 24.0
 

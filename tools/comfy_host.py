@@ -191,6 +191,11 @@ class ComfyHost:
         requests.post(f"{self.url}/free", json={"unload_models": unload_models, "free_memory": free_memory}, timeout=30)
         done = self.run({"1": {"class_type": "VRAMGuard", "inputs": {"budget_gb": 0.0, "action": "enforce"}}}, 120)
         assert done.status == "success", done.messages
+        # The worker may have taken that prompt before it read the flag (it reads it after a prompt), and frees only
+        # after it: when models are to go, wait until the pack holds nothing.
+        deadline = time.monotonic() + 60
+        while unload_models and self.vram().get("resident_bytes") and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     # --- websocket ---
     def wait(self, prompt_id: str, timeout: float = 600.0, on_message=None) -> PromptResult:

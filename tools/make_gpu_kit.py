@@ -1,24 +1,32 @@
-"""Packs the wheels the GPU proving ground needs on a GPU machine that has no package registry (README, "GPU
-proving ground"): run here, where the registry is reachable; the kit travels with the code.
+"""Packs what the GPU proving ground needs on a GPU machine that has no package registry (README, "GPU proving
+ground"): run here, where the registry is reachable; the kit travels with the code.
 
-    .venv/bin/python tools/make_gpu_kit.py [--missing ltx-core,scipy,...] [--torch 2.11] [--python 3.12]
-        [--transformers4] [--out gpu_kit]
+    .venv/bin/python tools/make_gpu_kit.py [--missing ltx-core,scipy,...] [--torch 2.11.0] [--python 3.12]
+        [--transformers4] [--out gpu_kit] [--xz-preset 6]
 
-Writes OUT/wheels/*.whl (for Linux x86_64, the Python given) and OUT/manifest.json, and refuses a kit larger
-than LIMIT_MIB (what such a machine accepts beside the code). Without `--missing` it packs DEFAULT: what a
-machine with torch and transformers preinstalled lacks. `python3 bench/gpu_kit.py check`, run on the machine,
-prints the `--missing` list it needs. `--transformers4` adds transformers 4.57.1 (with its tokenizers and
-huggingface_hub), the release ltx-pipelines' own Gemma loader needs, for the reference comparison.
+Downloads the wheels (for Linux x86_64, the Python given) and writes OUT/kit.tar.xz, their contents compressed
+again with xz (the wheels' own zip compression leaves a third on the table: 85 MiB of wheels are 57 MiB so), and
+OUT/manifest.json; a kit larger than LIMIT_MIB (what such a machine accepts beside the code) is refused. Without
+`--missing` it packs DEFAULT: everything the proving ground imports (MODULES) that the GPU machines lent here do
+not have (MACHINE_HAS, the list it is checked against), av and scipy included, in one kit.
+`python3 bench/gpu_kit.py check`, run on a machine, prints the `--missing` list it needs. `--transformers4` adds
+transformers 4.57.1 (with its tokenizers and huggingface_hub), the release ltx-pipelines' own Gemma loader needs,
+for the reference comparison.
 
 Versions: the pinned lane's (constraints.txt), except what is built for one torch: torchao (the release for
 `--torch`, quant/torchao_policies.py) and torchaudio (the same version as torch). No dependency is resolved on
-the machine: the kit is the resolution, each wheel installed with --no-deps.
+the machine: the kit is the resolution, each wheel's contents put in place as they are.
 """
 
 import argparse
+import io
 import json
+import lzma
 import subprocess
 import sys
+import tarfile
+import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +56,12 @@ MODULES = {
 }
 # Only the chart needs it; without it the table and the JSON are still written.
 OPTIONAL = {"matplotlib": "matplotlib"}
-DEFAULT = ("ltx-core", "ltx-pipelines", "torchao", "einops", "accelerate", "sentencepiece", "protobuf")
+# What the GPU machines lent here have (checked 2026-11-23, /work/shared/NOTES.md): Python 3.12, torch 2.11
+# (cu130), transformers 5.17 with what it requires (numpy, tokenizers, huggingface-hub, tqdm), safetensors and
+# sentencepiece. The pack runs with transformers 5.x; ltx-pipelines' own Gemma loader needs 4.57 (--transformers4).
+MACHINE_HAS = ("numpy", "safetensors", "transformers", "tokenizers", "huggingface-hub", "tqdm", "sentencepiece")
+# Everything else the proving ground imports: one kit carries it all (within LIMIT_MIB, xz-compressed).
+DEFAULT = tuple(d for d in dict.fromkeys(MODULES.values()) if d not in MACHINE_HAS)
 TRANSFORMERS4 = ("transformers", "tokenizers", "huggingface-hub")
 # matplotlib's own dependencies, packed with it.
 MATPLOTLIB = ("matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver", "pyparsing", "python-dateutil", "six")
@@ -79,7 +92,7 @@ def requirement(name: str, torch_version: str, pinned: dict[str, str]) -> str:
                 f"(quant/torchao_policies.py knows {', '.join('.'.join(map(str, k)) for k in TORCHAO_FOR_TORCH)})"
             )
         return f"torchao=={release}"
-    if name == "torchaudio":
+    if name == "torchaudio":  # built for one torch release: the machine's own (give --torch as check prints it)
         return f"torchaudio=={torch_version}.0" if torch_version.count(".") == 1 else f"torchaudio=={torch_version}"
     if name == "transformers":
         return "transformers==4.57.1"
@@ -89,10 +102,12 @@ def requirement(name: str, torch_version: str, pinned: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--missing", help="distributions to pack, comma-separated (bench/gpu_kit.py check prints them)")
-    parser.add_argument("--torch", default="2.11", help="the machine's torch, major.minor")
+    parser.add_argument("--torch", default="2.11.0", help="the machine's torch (major.minor[.patch])")
     parser.add_argument("--python", default="3.12", help="the machine's Python, major.minor")
     parser.add_argument("--transformers4", action="store_true", help="also pack transformers 4.57.1")
     parser.add_argument("--out", type=Path, default=ROOT / "gpu_kit")
+    parser.add_argument("--xz-preset", type=int, default=6, choices=range(10), help="xz's level (0: fast, larger)")
+    parser.add_argument("--limit-mib", type=float, default=LIMIT_MIB, help=argparse.SUPPRESS)  # for the tests
     args = parser.parse_args(argv)
 
     names = [n.strip().lower() for n in args.missing.split(",") if n.strip()] if args.missing else list(DEFAULT)
@@ -108,12 +123,45 @@ def main(argv: list[str] | None = None) -> int:
     pinned = pins()
     requirements = [requirement(n, args.torch, pinned) for n in names]
 
-    wheels = args.out / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    for old in wheels.glob("*.whl"):
-        old.unlink()
-    abi = "cp" + args.python.replace(".", "")
-    command = [
+    args.out.mkdir(parents=True, exist_ok=True)
+    for old in (*args.out.glob("wheels/*.whl"), args.out / "kit.tar.xz"):
+        old.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gpu-kit-") as download:
+        wheels = Path(download)
+        print("gpu kit:", " ".join(requirements), flush=True)
+        subprocess.run(download_command(wheels, args.python, requirements), check=True)
+        files = sorted(wheels.glob("*.whl"))
+        for f in files:
+            print(f"  {f.stat().st_size / 2**20:6.2f} MiB  {f.name}")
+        kit = args.out / "kit.tar.xz"
+        pack(files, kit, args.xz_preset)
+        manifest = {
+            "python": args.python,
+            "torch": args.torch,
+            "requirements": requirements,
+            "wheels": {f.name: f.stat().st_size for f in files},
+            "wheel_bytes": sum(f.stat().st_size for f in files),
+            "bytes": kit.stat().st_size,
+        }
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    total, wheel_total = manifest["bytes"], manifest["wheel_bytes"]
+    print(f"gpu kit: {len(files)} wheels ({wheel_total / 2**20:.1f} MiB), {total / 2**20:.1f} MiB as {kit}")
+    if total > args.limit_mib * 2**20:
+        largest = max(manifest["wheels"], key=manifest["wheels"].get)
+        print(
+            f"gpu kit: {total / 2**20:.1f} MiB is more than the {args.limit_mib:g} MiB a machine takes beside the "
+            f"code; the largest wheel is {largest} ({manifest['wheels'][largest] / 2**20:.1f} MiB). Pack it in a "
+            "kit of its own (--missing), carry and install that first (bench/gpu_kit.py install), then the rest.",
+            file=sys.stderr,
+        )
+        kit.unlink()
+        return 1
+    return 0
+
+
+def download_command(wheels: Path, python: str, requirements: list[str]) -> list[str]:
+    abi = "cp" + python.replace(".", "")
+    return [
         sys.executable,
         "-m",
         "pip",
@@ -124,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dest",
         str(wheels),
         "--python-version",
-        args.python,
+        python,
         "--implementation",
         "cp",
         "--abi",
@@ -140,32 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         "any",
         *requirements,
     ]
-    print("gpu kit:", " ".join(requirements), flush=True)
-    subprocess.run(command, check=True)
 
-    files = sorted(wheels.glob("*.whl"))
-    total = sum(f.stat().st_size for f in files)
-    manifest = {
-        "python": args.python,
-        "torch": args.torch,
-        "requirements": requirements,
-        "wheels": {f.name: f.stat().st_size for f in files},
-        "bytes": total,
-    }
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    for f in files:
-        print(f"  {f.stat().st_size / 2**20:6.2f} MiB  {f.name}")
-    print(f"gpu kit: {len(files)} wheels, {total / 2**20:.1f} MiB in {args.out}")
-    if total > LIMIT_MIB * 2**20:
-        largest = max(files, key=lambda f: f.stat().st_size)
-        print(
-            f"gpu kit: {total / 2**20:.1f} MiB is more than the {LIMIT_MIB} MiB a machine takes beside the code; "
-            f"the largest is {largest.name} ({largest.stat().st_size / 2**20:.1f} MiB). Pack it in a kit of its "
-            "own (--missing), carry and install that first (bench/gpu_kit.py install), then the rest.",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+
+def pack(wheels: list[Path], kit: Path, preset: int) -> None:
+    """The wheels' contents in one xz tar, each under its wheel's name (bench/gpu_kit.py puts them in place)."""
+    with tarfile.open(kit, "w:xz", preset=preset | (lzma.PRESET_EXTREME if preset == 9 else 0)) as tar:
+        for wheel in wheels:
+            with zipfile.ZipFile(wheel) as archive:
+                for info in archive.infolist():
+                    if info.is_dir():
+                        continue
+                    member = tarfile.TarInfo(f"{wheel.name}/{info.filename}")
+                    member.size, member.mode = info.file_size, (info.external_attr >> 16) or 0o644
+                    tar.addfile(member, io.BytesIO(archive.read(info)))
 
 
 if __name__ == "__main__":

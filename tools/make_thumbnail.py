@@ -27,7 +27,16 @@ BACKGROUND, PANEL, TEXT, MUTED = (24, 24, 27), (39, 39, 42), (235, 235, 240), (1
 PACK_COLOR, CORE_COLOR, WAVE_COLOR = (59, 130, 246), (82, 82, 91), (245, 158, 11)
 # Nodes that only feed the chain (files, media, notes) are shown as the inputs at the top.
 SOURCES = {"LoadImage", "LoadAudio", "LoadLTX2Quantized", "Note"}
-PACK_NODES = {"LoadLTX2Quantized", "A2VSampler", "SpatialUpscale", "LTX2Decode", "VRAMGuard"}
+PACK_NODES = {
+    "LoadLTX2Quantized",
+    "A2VSampler",
+    "SpatialUpscale",
+    "LTX2Decode",
+    "LTX2DecodeToVideo",
+    "VRAMGuard",
+    "LTX2Keyframe",
+    "LTX2LoRA",
+}
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:

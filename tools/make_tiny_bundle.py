@@ -6,6 +6,7 @@
 DIR gets ComfyUI's model-folder layout:
     checkpoints/ltx-2.3-<preset>-dev.safetensors                     transformer, VAEs, vocoder, text projection
     loras/ltx-2.3-<preset>-distilled-lora-384.safetensors            distilled LoRA (ComfyUI key names)
+    loras/ltx-2.3-<preset>-style-lora.safetensors                    a user's LoRA on some video and audio layers
     latent_upscale_models/ltx-2.3-<preset>-spatial-upscaler-x2.safetensors
     text_encoders/gemma-3-<preset>-it/                               config, tokenizer, image processor, 2 shards
     checkpoints/ltx-2.3-<preset>-dev-fp8.safetensors                 with --fp8: block linears stored in fp8
@@ -280,6 +281,8 @@ def file_names(preset: str) -> dict[str, str]:
         "distilled_lora": f"loras/ltx-2.3-{preset}-distilled-lora-384.safetensors",
         # The distilled LoRA 1.1 as ComfyUI's templates use it: a rank per layer, with alpha keys.
         "distilled_lora_dynamic": f"loras/ltx-2.3-{preset}-distilled-lora-dynamic.safetensors",
+        # A user's LoRA (a style or a character) on part of the transformer: some video and audio layers.
+        "user_lora": f"loras/ltx-2.3-{preset}-style-lora.safetensors",
         "spatial_upsampler": f"latent_upscale_models/ltx-2.3-{preset}-spatial-upscaler-x2.safetensors",
         "text_encoder": f"text_encoders/gemma-3-{preset}-it",
         # The same Gemma as one file in ComfyUI's layout (gemma_3_12B_it.safetensors).
@@ -411,6 +414,26 @@ def write_lora(path: Path, preset: str, seed: int, dynamic: bool = False) -> Non
         if dynamic:
             tensors[f"diffusion_model.{name}.alpha"] = torch.tensor(float(r), dtype=torch.bfloat16)
     # One metadata entry only: safetensors writes the metadata map in no fixed order, and the bytes must not vary.
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+# The layers of each block the user LoRA changes: video self-attention and feed-forward, the audio feed-forward and
+# the audio-to-video cross attention (a cross-modal layer: it takes the video strength).
+USER_LORA_LAYERS = ("attn1.", "ff.", "audio_ff.", "audio_to_video_attn.")
+
+
+def write_user_lora(path: Path, preset: str, seed: int, rank: int = 4) -> None:
+    """A user's LoRA as Lightricks' trainer writes one (`diffusion_model.` keys, lora_A / lora_B, no alpha) on the
+    USER_LORA_LAYERS of every block, large enough to move the frames visibly at strength 0.7."""
+    model = _meta(ltx2_components.CONFIGURATORS["transformer"], checkpoint_config(preset))
+    tensors = {}
+    for name, module in model.named_modules():
+        block = name.split(".", 2)[-1] if name.startswith("transformer_blocks.") else ""
+        if isinstance(module, torch.nn.Linear) and block.startswith(USER_LORA_LAYERS):
+            r = min(rank, module.in_features, module.out_features)
+            a_key, b_key = f"diffusion_model.{name}.lora_A.weight", f"diffusion_model.{name}.lora_B.weight"
+            tensors[a_key] = random_tensor(seed + 1, a_key, (r, module.in_features))
+            tensors[b_key] = (random_tensor(seed + 1, b_key, (module.out_features, r)).float() * 4).to(torch.bfloat16)
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
@@ -622,6 +645,7 @@ def make_bundle(
     write_checkpoint(paths["checkpoint"], preset, seed, gemma)
     write_lora(paths["distilled_lora"], preset, seed)
     write_lora(paths["distilled_lora_dynamic"], preset, seed, dynamic=True)
+    write_user_lora(paths["user_lora"], preset, seed)
     write_upsampler(paths["spatial_upsampler"], seed)
     if fp8:
         paths.update({part: models_dir / rel.format(preset=preset) for part, rel in FP8_FILE_NAMES.items()})

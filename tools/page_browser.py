@@ -17,6 +17,9 @@ VIEWPORT = {"width": 1600, "height": 900}
 EXTENSION = "ltx2_a2v.page"
 PACK_NODES = ("LoadLTX2Quantized", "A2VSampler", "VRAMGuard")
 UNITS = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10}
+# A dialog and its close button: PrimeVue's (frontend 1.32, ComfyUI 0.3.75) and Reka's (1.48, ComfyUI 0.33).
+DIALOG = ".p-dialog, [role=dialog]"
+CLOSE = '.p-dialog button:has(.pi-times), [role=dialog] button[aria-label="Close dialog"]'
 
 
 @contextlib.contextmanager
@@ -50,21 +53,21 @@ def open_page(url: str, timeout: float = 120.0):
 def close_dialogs(page) -> None:
     """Closes whatever dialog is open (on a first visit ComfyUI opens its template browser)."""
     for _ in range(10):
-        if not page.locator(".p-dialog").count():
+        if not page.locator(DIALOG).count():
             return
-        close = page.locator(".p-dialog button:has(.pi-times)")
+        close = page.locator(CLOSE)
         if close.count():
             close.first.click()
         else:
             page.keyboard.press("Escape")
         page.wait_for_timeout(300)
-    raise TimeoutError(f"a dialog stays open: {page.locator('.p-dialog').first.inner_text()[:300]}")
+    raise TimeoutError(f"a dialog stays open: {page.locator(DIALOG).first.inner_text()[:300]}")
 
 
 def template_thumbnail(page, pack: str, name: str) -> dict:
     """Opens the template browser at the pack's entry and returns the card's image: {src, width, height}."""
     page.evaluate("app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    page.locator(".p-dialog nav").get_by_text(pack, exact=True).click()
+    page.locator(DIALOG).locator("nav").get_by_text(pack, exact=True).click()
     card = page.locator(f'[data-testid="template-workflow-{name}"]')
     card.wait_for(timeout=20_000)
     page.wait_for_function(
@@ -93,6 +96,18 @@ def drop_workflow(page, path: Path) -> None:
     page.dispatch_event("#graph-canvas", "drop", {"dataTransfer": data_transfer})
     count = len(json.loads(path.read_text())["nodes"])
     page.wait_for_function(f"app.graph.nodes.length === {count}", timeout=30_000)
+    wait_unblocked(page)
+
+
+def wait_unblocked(page, timeout: float = 30.0) -> None:
+    """Waits until the page takes clicks again. Frontend 1.48 covers it with PrimeVue's BlockUI mask while its
+    spinner is on (loading a dropped workflow); unblocking starts the mask's leave animation and removes the mask
+    at the animation's end event. In headless Chromium that event sometimes never comes (about one drop in three
+    here) and the finished mask stays over the page, taking every click: once the spinner is off, such a mask,
+    already leaving, is removed here."""
+    page.wait_for_function("() => !app.extensionManager.spinner", timeout=timeout * 1000)
+    page.evaluate("() => document.querySelectorAll('.p-blockui-mask.p-overlay-mask-leave').forEach(m => m.remove())")
+    page.wait_for_function("() => !document.querySelector('.p-blockui-mask')", timeout=timeout * 1000)
 
 
 def missing_node_types(page) -> list[str]:
@@ -125,15 +140,29 @@ def widget_values(page, node_type: str, name: str) -> list:
     )
 
 
-def queue_errors(page) -> tuple[dict, str]:
-    """Queues the workflow as the Run button does, when the server refuses it: ({node id: [(input, details)]} as
-    the page keeps them to mark inputs red, the error dialog's text); the dialog is closed."""
+def queue_errors(page) -> tuple[dict, list[str]]:
+    """Clicks Run when the server refuses the workflow: ({node id: [(input, details)]} as the page keeps them to
+    mark inputs red, the errors the page lists). Frontend 1.32 lists them in an error dialog, one "- ..." line each;
+    1.48 in its errors panel (the toast's "View details"), one "<node title> - <input>" entry each, opened here to
+    its details. The dialog or panel is closed again."""
     logged = len(page.ltx2_console)
-    page.evaluate("() => app.queuePrompt(0)")
+    queue(page)
+    page.wait_for_selector(f"{DIALOG}, :text('View details')", timeout=10_000)
     errors = page.evaluate("() => JSON.parse(JSON.stringify(app.lastNodeErrors ?? {}))")
-    page.wait_for_selector(".p-dialog", timeout=10_000)
-    text = page.locator(".p-dialog").first.inner_text()
-    close_dialogs(page)
+    if page.locator(DIALOG).count():
+        text = page.locator(DIALOG).first.inner_text()
+        listed = [line for line in text.splitlines() if line.startswith("- ")]
+        close_dialogs(page)
+    else:
+        wait_unblocked(page)
+        page.get_by_text("View details").click()
+        panel = page.locator('[data-testid="error-group-execution"]')
+        panel.wait_for(timeout=10_000)
+        for info in panel.locator('button[aria-label^="Info for"]').all():
+            info.click()
+        page.wait_for_timeout(300)
+        listed = [item.inner_text().replace("\n", " ") for item in panel.locator("li").all()]
+        page.evaluate("() => app.extensionManager.setting.set('Comfy.RightSidePanel.IsOpen', false)")
     # ComfyUI logs the refusal it shows (its stack passes through the pack's queuePrompt wrapper): expected here.
     page.ltx2_console[logged:] = [
         m for m in page.ltx2_console[logged:] if not m.startswith("error: PromptExecutionError")
@@ -141,7 +170,47 @@ def queue_errors(page) -> tuple[dict, str]:
     return {
         node: [(e.get("extra_info", {}).get("input_name"), e["details"]) for e in error["errors"]]
         for node, error in errors.items()
-    }, text
+    }, listed
+
+
+def search_nodes(page, query: str) -> list[str]:
+    """The node search box's results for `query` (what typing it after a double click shows): display names, best
+    first."""
+    page.evaluate("app.extensionManager.command.execute('Workspace.SearchBox.Toggle')")
+    box = page.locator("input[placeholder='Add a node...']")
+    box.wait_for(timeout=10_000)
+    box.fill(query)
+    page.wait_for_timeout(1000)  # the list follows the typing after a debounce
+    found = page.evaluate("[...document.querySelectorAll('[role=option]')].map(e => e.innerText.split('\\n')[0])")
+    page.keyboard.press("Escape")
+    return found
+
+
+def missing_models(page) -> list[dict]:
+    """The model files the page says are missing after a workflow was loaded, with the address it offers to
+    download each from: [{name, directory, url}]. Frontend 1.32 opens its missing-models dialog (an entry "<folder> /
+    <name>" with the address as its title); 1.48 lists them in its errors panel (the toast's "View details"), the
+    address behind each row's "Copy URL". The dialog or panel is closed again."""
+    page.wait_for_selector(f"{DIALOG}, :text('View details')", timeout=10_000)
+    found = []
+    if page.locator(DIALOG).count():
+        for entry in page.locator(DIALOG).first.locator("li[role=option] span[title]").all():
+            directory, name = entry.inner_text().split(" / ")
+            found.append({"name": name, "directory": directory, "url": entry.get_attribute("title")})
+        close_dialogs(page)
+        return found
+    wait_unblocked(page)
+    page.get_by_text("View details").click()
+    rows = page.locator('[data-testid="missing-model-importable-rows"] > div')
+    rows.first.wait_for(timeout=10_000)
+    page.evaluate("() => { navigator.clipboard.writeText = async (text) => { window.ltx2Copied = text } }")
+    for row in rows.all():
+        row.locator('button[aria-label="Copy URL"]').click()
+        name = row.locator("button[title]").first.get_attribute("title")
+        directory = row.locator("span > span").nth(1).inner_text()
+        found.append({"name": name, "directory": directory, "url": page.evaluate("window.ltx2Copied")})
+    page.evaluate("() => app.extensionManager.setting.set('Comfy.RightSidePanel.IsOpen', false)")
+    return found
 
 
 def record_guard_panel(page) -> None:

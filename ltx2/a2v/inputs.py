@@ -2,6 +2,8 @@
 ComfyUI's IMAGE and AUDIO into these), checked so that what a later node gets can be written: a clip at a rate or
 an amplitude no container takes is refused here, with what to do, not in SaveVideo's FFmpeg."""
 
+import math
+
 import torch
 import torchaudio
 from ltx_core.types import Audio
@@ -37,10 +39,38 @@ def check_rate(rate) -> int:
     return int(rate)
 
 
-def conditioning_audio(waveform: torch.Tensor, rate: int, seconds: float) -> Audio:
-    """A clip ([channels, samples] or [batch, channels, samples]) as stereo float audio of `seconds`, rounded to
-    the nearest sample as ltx-pipelines' audio decoder rounds: mono is duplicated, extra channels dropped, a short
-    clip padded with silence, a long one cut."""
+def conditioning_audio(waveform: torch.Tensor, rate: int, seconds: float, start: float = 0.0) -> Audio:
+    """A clip ([channels, samples] or [batch, channels, samples]) as stereo float audio of `seconds` from `start`
+    seconds into it, both rounded to the nearest sample as ltx-pipelines' `decode_audio_from_file(path, device,
+    start_time, max_duration)` rounds them (the same samples): mono is duplicated, extra channels dropped, a section
+    running past the clip's end padded with silence. A start at or past the end is refused, naming the clip's
+    length."""
+    waveform = clip_samples(waveform, rate)
+    rate = int(rate)
+    if not (isinstance(start, (int, float)) and math.isfinite(start) and start >= 0):
+        raise LTX2InputError(f"audio_start: {start} is not a time in the clip; give seconds from 0.")
+    length = waveform.shape[-1] / rate
+    first = round(start * rate)
+    if first >= waveform.shape[-1]:
+        raise LTX2InputError(
+            f"audio_start: {start:g} s is past the end of the audio, which lasts {length:.2f} s. Give a start "
+            f"below {length:.2f} s."
+        )
+    waveform = waveform[..., first:]
+    samples = round(seconds * rate)
+    if waveform.shape[-1] < samples:
+        waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[-1]))
+    return Audio(waveform=waveform[..., :samples], sampling_rate=rate)
+
+
+def clip_seconds(waveform: torch.Tensor, rate: int) -> float:
+    """How long a clip lasts (checked as conditioning_audio checks it)."""
+    return clip_samples(waveform, rate).shape[-1] / int(rate)
+
+
+def clip_samples(waveform: torch.Tensor, rate: int) -> torch.Tensor:
+    """The clip checked and made [1, 2, samples] float stereo: its first item, mono duplicated, extra channels
+    dropped, integer PCM scaled to full scale 1.0."""
     rate = check_rate(rate)
     waveform = torch.as_tensor(waveform)
     if not (waveform.is_floating_point() or waveform.dtype in (torch.int16, torch.int32)):
@@ -64,11 +94,7 @@ def conditioning_audio(waveform: torch.Tensor, rate: int, seconds: float) -> Aud
     waveform = waveform[:1]
     if waveform.shape[1] == 1:
         waveform = waveform.repeat(1, 2, 1)
-    waveform = waveform[:, :2]
-    samples = round(seconds * rate)
-    if waveform.shape[-1] < samples:
-        waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[-1]))
-    return Audio(waveform=waveform[..., :samples], sampling_rate=rate)
+    return waveform[:, :2]
 
 
 def playable(audio: Audio) -> Audio:

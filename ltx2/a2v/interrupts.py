@@ -3,34 +3,19 @@
 The denoising loop reports each step and a load each tensor, but an encode, an upsample or a decode is one call
 into ltx-core, and a stage-1 step at a large size is one call too: without these, a user's interrupt waits for
 the whole call (minutes on a CPU). `check` is the pipeline's on_tensor callback, which raises when the user has
-interrupted."""
+interrupted. The check is the first step of the model's weight path (ltx2/components/weight_path.py): it runs before a
+streamed unit is brought in, and what a module's forward had brought in or upcast is put back as the interrupt
+passes through it."""
 
-import contextlib
-import time
 from collections.abc import Callable
 
 import torch
 
-EVERY_SECONDS = 0.25
+from ..components.weight_path import EVERY_SECONDS, checking
+
+__all__ = ["EVERY_SECONDS", "interruptible"]
 
 
-@contextlib.contextmanager
 def interruptible(module: torch.nn.Module, check: Callable[[str], None] | None):
-    if check is None:
-        yield
-        return
-    last = time.monotonic()
-
-    def before(*_) -> None:
-        nonlocal last
-        if time.monotonic() - last >= EVERY_SECONDS:
-            last = time.monotonic()
-            check("")
-
-    handles = [m.register_forward_pre_hook(before) for m in module.modules()]
-    del module  # the budget alone decides when the component goes; this frame must not hold it
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    """`with interruptible(module, check):` (None: nothing to check, nothing hooked)."""
+    return checking(module, check)

@@ -6,13 +6,16 @@ import torch
 from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
 from ltx_core.types import Audio
 
+from .run_inputs import Keyframe
+from .windows import Window
+
 
 @dataclass(frozen=True)
 class A2VLatent:
     video: torch.Tensor  # [1, 128, latent frames, height / 32, width / 32], unpatchified
-    audio_latent: torch.Tensor  # the encoded conditioning audio, [1, 8, frames, 16]
+    # The encoded conditioning audio of each window ([1, 8, frames, 16]; one for a video of one window).
+    audio_latents: tuple[torch.Tensor, ...]
     audio: Audio  # the conditioning audio itself, [channels, samples], trimmed or padded to the video
-    image: torch.Tensor  # the conditioning image, [H, W, 3] float in 0..1
     width: int
     height: int
     num_frames: int
@@ -26,3 +29,10 @@ class A2VLatent:
     noise_state: torch.Tensor | None = None
     # The recipe stage 1 ran (recipes.py): the refine stage follows it.
     recipe: str = "reference"
+    # The images the video is conditioned on (the frame-0 image and the keyframes, frames resolved: run_inputs.py),
+    # as stage 1 took them: stage 2 conditions on the same list at its own size, as ltx-pipelines does.
+    images: tuple[Keyframe, ...] = ()
+    # A video longer than one window: its windows (windows.py), and after the upscale each window's own upscaled
+    # latent (stage 2 starts each window from it; `video` is then their join). Empty: one window, the video.
+    windows: tuple[Window, ...] = ()
+    window_videos: tuple[torch.Tensor, ...] = ()

@@ -10,7 +10,11 @@ VAE_SPACE, VAE_TIME = 32, 8
 LIMITS = {
     "width": (64, 4096, "384 for stage 1 of a 768-wide video"),
     "height": (64, 4096, "256 for stage 1 of a 512-high video"),
-    "num_frames": (1, 1025, "97 (4 s at 24 fps)"),
+    # Past one window (window_frames) a video is made in windows, at a window's memory: 10 minutes at 24 fps.
+    "num_frames": (1, 14401, "97 (4 s at 24 fps)"),
+    # One pass of the model: 1025 frames is about 42 s at 24 fps, past what any card holds at 768x512.
+    "window_frames": (0, 1025, "0 (about 20 s at the frame rate)"),
+    "overlap_frames": (0, 256, "0 (about 1 s at the frame rate)"),
     "frame_rate": (1.0, 120.0, "24 or 25 for video with speech"),
     "steps": (1, 200, "30 for the base stage"),
     "cfg": (1.0, 20.0, "3.0"),

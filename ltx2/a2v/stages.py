@@ -11,8 +11,10 @@ What is the reference's is kept so, on purpose:
 - one random generator for the whole run: stage 2's noise continues stage 1's stream, and the decoder's continues
   stage 2's (the latent carries the generator's state from node to node; a refine stage given another seed than
   the base stage's starts a new stream);
-- the conditioning image goes through an H.264 round trip at crf 33 (`image_crf`) before it is encoded, in both
-  stages, as the model's training frames did;
+- the conditioning images (the frame-0 image and the keyframes: conditioning.py) go through an H.264 round trip at
+  crf 33 (`image_crf`) before they are encoded, in both stages, as the model's training frames did;
+- the audio section is the samples `decode_audio_from_file(path, device, audio_start, num_frames / frame_rate)`
+  reads (inputs.conditioning_audio);
 - the decode is tiled as the reference's command line tiles it (ltx-core's `TilingConfig.default()`).
 Where the pack differs, on purpose: a mono clip is duplicated to stereo (the reference passes it on as mono), a
 clip shorter than the video is padded with silence (the reference's is only cut), and STG is dropped on a model
@@ -28,46 +30,39 @@ from ltx_core.components.diffusion_steps import EulerDiffusionStep
 from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
 from ltx_core.components.noisers import GaussianNoiser
 from ltx_core.components.schedulers import LTX2Scheduler
-from ltx_core.conditioning import VideoConditionByLatentIndex
-from ltx_core.model.audio_vae import encode_audio
 from ltx_core.model.transformer import X0Model
-from ltx_core.model.upsampler import upsample_video
-from ltx_core.model.video_vae import TilingConfig, decode_video, get_video_chunks_number
-from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessorOutput
-from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
+from ltx_core.types import VideoPixelShape
 from ltx_pipelines.utils.constants import DEFAULT_IMAGE_CRF, LTX_2_3_PARAMS
 from ltx_pipelines.utils.helpers import (
     denoise_video_only,
     multi_modal_guider_denoising_func,
     simple_denoising_func,
 )
-from ltx_pipelines.utils.media_io import normalize_latent, preprocess, resize_and_center_crop
 from ltx_pipelines.utils.samplers import euler_denoising_loop
 from ltx_pipelines.utils.types import PipelineComponents
 
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
-from ...memory.faults import inject_oom
-from ...memory.kept_outputs import ENCODED_PROMPTS
 from ..components import activations
 from ..components.lora_layers import applied
 from ..components.model_spec import ModelSpec
-from ..files.file_identity import identities
-from ..files.gemma_single_file import open_text_encoder
 from . import finite
-from .inputs import conditioning_audio, first_image, playable
+from .conditioning import conditioning_images, conditioning_items, encode_images
+from .inputs import clip_samples, conditioning_audio
 from .interrupts import interruptible
 from .latent import A2VLatent
-from .limits import LIMITS, check_prompt
+from .limits import LIMITS
+from .prompts import OnTensor, encode_prompts, encoding_on, prompt_key
 from .recipes import get_recipe
+from .run_inputs import RunInputs, frames_covered, resolved_keyframes
+from .windowed import Say, denoise_windows, joined, latent_windows, upscale_windows, window_audio
+from .windows import Window, check_windows, default_overlap_frames, default_window_frames, plan_windows
 
 # Called as progress(done, total) after each unit of work; may raise to interrupt (ComfyUI's ProgressBar does).
 Progress = Callable[[int, int], None]
-# Called for each tensor read while a component is built; may raise to interrupt a long load.
-OnTensor = Callable[[str], None] | None
 
 
-def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None) -> torch.Generator:
+def generator_for(device: torch.device, seed: int, latent: A2VLatent | None = None) -> torch.Generator:
     """The run's one generator: continuing the stream the latent's last stage left, when this stage has the seed
     that stage had; else seeded anew."""
     generator = torch.Generator(device=device)
@@ -75,138 +70,6 @@ def _generator(device: torch.device, seed: int, latent: A2VLatent | None = None)
         generator.set_state(latent.noise_state)
         return generator
     return generator.manual_seed(seed)
-
-
-def _encode_prompts(
-    model: ModelSpec,
-    prompts: list[str],
-    device: torch.device,
-    on_tensor: OnTensor = None,
-    names: tuple[str, ...] = ("prompt", "negative_prompt"),
-):
-    """Each prompt's encoding: kept from an earlier run (memory/kept_outputs.py) when the text, the text encoder's
-    files and policies and the transformer's dtype are the same, else encoded and kept. A run whose prompts were
-    all kept builds no text encoder: the run report says "prompt reused"."""
-    for name, text in zip(names, prompts):
-        problem = check_prompt(name, text)
-        if problem:
-            raise LTX2InputError(problem)
-    keys = [_prompt_key(model, text, device) for text in prompts]
-    files = model.files_of("text_encoder") + model.files_of("embeddings_processor")
-    built_from = identities(files)
-    kept = [ENCODED_PROMPTS.get(key) for key in keys]
-    with BUDGET.stage("text encode", device):
-        missing = [i for i, k in enumerate(kept) if k is None]
-        # What is kept is never handed out: each run gets its own copy (on a CPU `_to` would return the same).
-        encoded = [None if k is None else _to(k[0], device, copy=True) for k in kept]
-        if missing:
-            fresh = _encode(model, [prompts[i] for i in missing], device, on_tensor)
-            for i, (encoding, tokens) in zip(missing, fresh):
-                encoded[i], kept[i] = encoding, (_to(encoding, "cpu", copy=True), tokens)
-                ENCODED_PROMPTS.put(
-                    keys[i],
-                    kept[i],
-                    tuple(t for t in kept[i][0] if t is not None),
-                    device,
-                    alive=lambda: identities(files) == built_from,
-                )
-        reused = [names[i] for i in range(len(prompts)) if i not in missing]
-        if reused and BUDGET.last_run is not None:
-            BUDGET.last_run.notes.append(
-                f"prompt reused: {' and '.join(reused)} encoded by an earlier run"
-                + ("" if missing else ", no text encoder built")
-            )
-        for name, (_, (count, limit)) in zip(names, kept):
-            if count > limit and BUDGET.last_run is not None:
-                BUDGET.last_run.notes.append(
-                    f"{name} cut to the text encoder's {limit} tokens: it has {count}, the "
-                    f"last {count - limit} were not read"
-                )
-        return encoded
-
-
-def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tensor: OnTensor):
-    """[(encoding, (tokens, the encoder's token limit))] of each prompt, by the text encoder and the embeddings
-    processor (the encoder cuts a longer prompt to its limit, as ltx-pipelines does)."""
-    working = 0
-    if model.bundle.text_encoder is not None:
-        working = activations.text(
-            open_text_encoder(model.bundle.text_encoder).config(), model.config, model.precision_on(device).text_encoder
-        )
-    with (
-        model.component("text_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
-        interruptible(encoder, on_tensor),
-    ):
-        tokenizer = encoder.tokenizer
-        tokens = [(len(tokenizer.tokenizer(p)["input_ids"]), tokenizer.max_length) for p in prompts]
-        raw = [encoder.encode(p) for p in prompts]
-        finite.check(model, "text encode", "text_encoder", raw)
-        del encoder, tokenizer
-    with (
-        model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor,
-        interruptible(processor, on_tensor),
-    ):
-        # The contexts go to the transformer: in its compute dtype (the text family's may differ).
-        dtype = model.precision_on(device).transformer
-        encoded = [_to(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
-        finite.check(model, "text encode", "embeddings_processor", encoded)
-        del processor, raw
-    return list(zip(encoded, tokens))
-
-
-def _prompt_key(model: ModelSpec, prompt: str, device: torch.device) -> tuple:
-    """What an encoded prompt depends on: the text, the files and policies of both text components, and the dtype
-    it is cast to for the transformer."""
-    return (
-        prompt,
-        model.component_key("text_encoder", device),
-        model.component_key("embeddings_processor", device),
-        str(model.precision_on(device).transformer),
-    )
-
-
-def _to(
-    encoding: EmbeddingsProcessorOutput,
-    device: torch.device | str,
-    dtype: torch.dtype | None = None,
-    copy: bool = False,
-) -> EmbeddingsProcessorOutput:
-    """The encoding on `device`; its floating tensors (not the attention mask) in `dtype` if given; new tensors
-    if `copy` (what is kept must not be the run's own tensors)."""
-
-    def move(t: torch.Tensor) -> torch.Tensor:
-        if dtype is not None and t.is_floating_point():
-            return t.to(device, dtype, copy=copy)
-        return t.to(device, copy=copy)
-
-    return EmbeddingsProcessorOutput(*(move(t) if t is not None else None for t in encoding))
-
-
-def _image_conditioning(
-    model: ModelSpec,
-    image: torch.Tensor,
-    width: int,
-    height: int,
-    crf: int,
-    device: torch.device,
-    on_tensor: OnTensor = None,
-) -> list[VideoConditionByLatentIndex]:
-    """The image encoded as the first latent frame, prepared exactly as ltx-pipelines' load_image_conditioning
-    prepares a file: 8-bit RGB, the crf round trip, resize and center crop, [-1, 1]."""
-    precision = model.precision_on(device)
-    rgb8 = (image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()  # ComfyUI's floats are 8-bit values / 255
-    pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
-    pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
-    working = activations.image_encode(width, height, precision.vae)
-    with (
-        BUDGET.stage("image encode", device),
-        model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
-        interruptible(encoder, on_tensor),
-    ):
-        encoded = encoder(pixels)
-        finite.check(model, "image encode", "video_encoder", encoded)
-        del encoder
-    return [VideoConditionByLatentIndex(latent=encoded.to(precision.transformer), strength=1.0, latent_idx=0)]
 
 
 def _denoise(
@@ -227,7 +90,6 @@ def _denoise(
 
     def step(*args):
         nonlocal done
-        inject_oom("sampling")
         result = denoise_fn(*args)
         done += 1
         if progress is not None:
@@ -248,63 +110,61 @@ def _denoise(
     )
 
 
+def with_frames_from_audio(inputs: RunInputs) -> RunInputs:
+    """`inputs` with num_frames the longest 8k+1 its audio section covers at its frame rate, when it asks for that
+    (frames_from_audio); as it is otherwise."""
+    if not inputs.frames_from_audio:
+        return inputs
+    clip = clip_samples(inputs.waveform, inputs.sample_rate)
+    section = clip.shape[-1] / inputs.sample_rate - inputs.audio_start
+    if section <= 0:  # refused by conditioning_audio, naming the clip's length
+        conditioning_audio(clip, inputs.sample_rate, 0.0, inputs.audio_start)
+    return replace(inputs, num_frames=frames_covered(section, inputs.frame_rate))
+
+
 def sample_base(
     model: ModelSpec,
     device: torch.device,
-    image: torch.Tensor,
-    waveform: torch.Tensor,
-    sample_rate: int,
-    prompt: str,
-    negative_prompt: str,
-    seed: int,
-    width: int,
-    height: int,
-    num_frames: int,
-    frame_rate: float,
-    steps: int,
-    cfg: float,
+    inputs: RunInputs,
     progress: Progress | None = None,
     on_tensor: OnTensor = None,
-    image_crf: int = DEFAULT_IMAGE_CRF,
-    recipe: str = "reference",
     hand_over: bool = False,
+    say: Say = None,
 ) -> A2VLatent:
-    """Stage 1 at width x height (in the two-stage flow, half the final size), conditioned on the image as
-    first frame ([H, W, C] in 0..1, any size) and on the audio ([channels, samples] at `sample_rate`), whose
-    latent stays frozen. `recipe` (recipes.py): `reference` (the default) or `fast`. `hand_over`: a stage 2
-    follows, which runs on this stage's transformer (kept for it in cold_start)."""
-    plan = get_recipe(recipe)
-    image = first_image(image)
-    seconds = num_frames / frame_rate
-    audio = conditioning_audio(waveform, sample_rate, seconds)
-    generator = _generator(device, seed)
+    """Stage 1 at inputs.width x inputs.height (in the two-stage flow, half the final size), conditioned on the
+    image as first frame (any size), the keyframes, and the audio section, whose latent stays frozen; a video
+    longer than one window in consecutive windows (windows.py). `inputs.recipe` (recipes.py): `reference` (the
+    default) or `fast`. `hand_over`: a stage 2 follows, which runs on this stage's transformer (kept for it in
+    cold_start)."""
+    plan = get_recipe(inputs.recipe)
+    inputs = with_frames_from_audio(inputs)
+    if inputs.frames_from_audio and BUDGET.last_run is not None:
+        BUDGET.last_run.notes.append(
+            f"frames_from_audio: {inputs.num_frames} frames ({inputs.seconds:.2f} s at {inputs.frame_rate:g} fps), "
+            f"the longest 8k+1 the audio from {inputs.audio_start:g} s covers"
+        )
+    windows = windows_of(inputs)
+    images = conditioning_images(inputs.image, resolved_keyframes(inputs.keyframes, inputs.num_frames))
+    width, height, frame_rate = inputs.width, inputs.height, inputs.frame_rate
+    audio = conditioning_audio(inputs.waveform, inputs.sample_rate, inputs.seconds, inputs.audio_start)
+    generator = generator_for(device, inputs.seed)
+    dtype = model.precision_on(device).transformer
     with torch.inference_mode():
         if plan.base_guided:
-            positive, negative = _encode_prompts(model, [prompt, negative_prompt], device, on_tensor)
+            positive, negative = encode_prompts(model, [inputs.prompt, inputs.negative_prompt], device, on_tensor)
         else:  # CFG 1: the negative prompt is never used
-            (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
-        working = activations.audio_encode(seconds, audio.sampling_rate)
-        with (
-            BUDGET.stage("audio encode", device),
-            model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc,
-            interruptible(enc, on_tensor),
-        ):
-            audio_latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
-            finite.check(model, "audio encode", "audio_encoder", audio_latent)
-            del enc
-        frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
-        dtype = model.precision_on(device).transformer
-        audio_latent = audio_latent[:, :, :frames].to(dtype)
-
-        shape = VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=frame_rate)
-        conditionings = _image_conditioning(model, image, width, height, image_crf, device, on_tensor)
+            (positive,) = encode_prompts(model, [inputs.prompt], device, on_tensor, names=("prompt",))
+        audio_latents = window_audio(model, device, inputs, windows, dtype, on_tensor)
+        encoded = encode_images(model, images, width, height, inputs.image_crf, device, on_tensor)
         if plan.base_sigmas is None:
-            sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=device)
+            sigmas = LTX2Scheduler().execute(steps=inputs.steps).to(dtype=torch.float32, device=device)
         else:
             sigmas = torch.tensor(plan.base_sigmas, dtype=torch.float32, device=device)
-        working = activations.denoise(model.config, width, height, num_frames, frame_rate, dtype)
+        working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
             BUDGET.stage("stage 1 denoise", device),
+            # The user's LoRAs before the transformer, as stage 2 asks for its factors (see there).
+            model.user_loras(device) as loras,
             model.component(
                 "transformer",
                 device,
@@ -313,12 +173,13 @@ def sample_base(
                 activations=working,
                 hand_over=hand_over,
             ) as tr,
+            applied(tr, *loras) if loras else contextlib.nullcontext(),
             interruptible(tr, on_tensor),
         ):
             if plan.base_guided:
                 denoise = multi_modal_guider_denoising_func(
                     video_guider=MultiModalGuider(
-                        params=_guider_params(model, cfg), negative_context=negative.video_encoding
+                        params=_guider_params(model, inputs.cfg), negative_context=negative.video_encoding
                     ),
                     audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
                     v_context=positive.video_encoding,
@@ -327,33 +188,44 @@ def sample_base(
                 )
             else:
                 denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(
-                shape,
-                conditionings,
-                generator,
-                sigmas,
-                denoise,
-                progress,
-                device,
-                dtype,
-                initial_audio_latent=audio_latent,
+
+            def denoise_window(window: Window, items: list, step, denoise=denoise) -> torch.Tensor:
+                shape = VideoPixelShape(batch=1, frames=window.frames, width=width, height=height, fps=frame_rate)
+                audio_latent = audio_latents[window.index]
+                return _denoise(
+                    shape, items, generator, sigmas, denoise, step, device, dtype, initial_audio_latent=audio_latent
+                ).latent
+
+            video = denoise_windows(
+                windows, lambda w: conditioning_items(images, encoded, w), denoise_window, progress, say
             )
-            finite.check(model, "stage 1 denoise", "transformer", state.latent)
-            del denoise, tr  # nothing may hold the transformer once the budget lets it go
+            finite.check(model, "stage 1 denoise", "transformer", video)
+            del denoise, denoise_window, tr, loras  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(
-        state.latent,
-        audio_latent,
+        video,
+        tuple(a.cpu() if len(windows) > 1 else a for a in audio_latents),
         audio,
-        image,
         width,
         height,
-        num_frames,
+        inputs.num_frames,
         frame_rate,
-        seed,
-        prompt_encoding=(_prompt_key(model, prompt, device), _to(positive, "cpu")),
+        inputs.seed,
+        prompt_encoding=(prompt_key(model, inputs.prompt, device), encoding_on(positive, "cpu")),
         noise_state=generator.get_state(),
         recipe=plan.name,
+        images=images,
+        windows=tuple(windows),
     )
+
+
+def windows_of(inputs: RunInputs) -> list[Window]:
+    """The run's windows (windows.py): its window and overlap, or the defaults for its frame rate (0 = default)."""
+    window = inputs.window_frames or default_window_frames(inputs.frame_rate)
+    overlap = inputs.overlap_frames or default_overlap_frames(inputs.frame_rate)
+    problem = check_windows(window, overlap)
+    if problem:
+        raise LTX2InputError(problem)
+    return plan_windows(inputs.num_frames, window, overlap)
 
 
 def _guider_params(model: ModelSpec, cfg: float) -> MultiModalGuiderParams:
@@ -383,20 +255,15 @@ def upscale(
             f"{high} limit of width and height. Give the base sampler at most {high // 2} for each side when an "
             "upscale follows (one less upscale for a chain)."
         )
+    windows = list(latent.windows) or [Window(0, 0, latent.video.shape[2], 0)]
     with torch.inference_mode(), BUDGET.stage("upscale", device):
-        with (
-            # Kept for stage 2's image conditioning, the next thing to run (no denoising between: no peak grows).
-            model.component("video_encoder", device, on_tensor=on_tensor, hand_over=True) as encoder,
-            model.component("spatial_upsampler", device, on_tensor=on_tensor) as upsampler,
-            interruptible(encoder, on_tensor),
-            interruptible(upsampler, on_tensor),
-        ):
-            video = upsample_video(latent.video.to(device), encoder, upsampler)
-            finite.check(model, "upscale", "spatial_upsampler", video)
-            del encoder, upsampler
+        parts = upscale_windows(model, device, latent.video, windows, on_tensor)
     if progress is not None:
         progress(1, 1)
-    return replace(latent, video=video, width=width, height=height)
+    video = parts[0] if len(parts) == 1 else joined(parts, windows)
+    return replace(
+        latent, video=video, width=width, height=height, window_videos=tuple(parts) if len(parts) > 1 else ()
+    )
 
 
 def sample_refine(
@@ -408,56 +275,69 @@ def sample_refine(
     progress: Progress | None = None,
     on_tensor: OnTensor = None,
     image_crf: int = DEFAULT_IMAGE_CRF,
+    say: Say = None,
 ) -> A2VLatent:
     """Stage 2: the distilled LoRA's fixed schedule (the recipe stage 1 ran) on the upscaled latent, audio still
     frozen, no CFG, on stage 1's transformer: the fast recipe's has the LoRA fused already; the reference's gets
     it applied at each forward from its resident factors (components/lora_layers.py), so the checkpoint is not
-    read again."""
-    generator = _generator(device, seed, latent)
+    read again. A long video window by window, as stage 1 made it."""
+    generator = generator_for(device, seed, latent)
+    windows = list(latent.windows) or [Window(0, 0, latent.video.shape[2], 0)]
+    starts = latent.window_videos or tuple(latent_windows(latent.video, windows))
+    width, height, frame_rate = latent.width, latent.height, latent.frame_rate
     with torch.inference_mode():
         kept = latent.prompt_encoding
-        if kept is not None and kept[0] == _prompt_key(model, prompt, device):
-            positive = _to(kept[1], device)
+        if kept is not None and kept[0] == prompt_key(model, prompt, device):
+            positive = encoding_on(kept[1], device)
         else:
-            (positive,) = _encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
-        shape = VideoPixelShape(
-            batch=1, frames=latent.num_frames, width=latent.width, height=latent.height, fps=latent.frame_rate
-        )
-        conditionings = _image_conditioning(
-            model, latent.image, shape.width, shape.height, image_crf, device, on_tensor
-        )
+            (positive,) = encode_prompts(model, [prompt], device, on_tensor, names=("prompt",))
+        encoded = encode_images(model, latent.images, width, height, image_crf, device, on_tensor)
         plan = get_recipe(latent.recipe)
         sigmas = torch.tensor(plan.refine_sigmas, device=device)
         dtype = model.precision_on(device).transformer
-        working = activations.denoise(model.config, shape.width, shape.height, shape.frames, shape.fps, dtype)
+        working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
             BUDGET.stage("stage 2 denoise", device),
             # The factors before the transformer: under a tight budget their room is made by streaming some units
             # of the transformer stage 1 kept, rather than by reading the checkpoint again.
+            model.user_loras(device) as loras,
             _lora_factors(model, device, fused=plan.base_lora) as lora,
             model.component(
                 "transformer", device, with_distilled_lora=plan.base_lora, on_tensor=on_tensor, activations=working
             ) as tr,
-            applied(tr, lora) if lora is not None else contextlib.nullcontext(),
+            # ltx-pipelines' stage 2: its `loras`, then the distilled LoRA (ModelLedger.with_additional_loras).
+            applied(tr, *loras, *([lora] if lora is not None else [])) if loras or lora else contextlib.nullcontext(),
             interruptible(tr, on_tensor),
         ):
             denoise = simple_denoising_func(positive.video_encoding, positive.audio_encoding, X0Model(tr))
-            state = _denoise(
-                shape,
-                conditionings,
-                generator,
-                sigmas,
-                denoise,
+
+            def denoise_window(window: Window, items: list, step, denoise=denoise) -> torch.Tensor:
+                shape = VideoPixelShape(batch=1, frames=window.frames, width=width, height=height, fps=frame_rate)
+                return _denoise(
+                    shape,
+                    items,
+                    generator,
+                    sigmas,
+                    denoise,
+                    step,
+                    device,
+                    dtype,
+                    noise_scale=float(sigmas[0]),
+                    initial_video_latent=starts[window.index].to(device, dtype),
+                    initial_audio_latent=latent.audio_latents[window.index].to(device, dtype),
+                ).latent
+
+            video = denoise_windows(
+                windows,
+                lambda w: conditioning_items(latent.images, encoded, w),
+                denoise_window,
                 progress,
-                device,
-                dtype,
-                noise_scale=float(sigmas[0]),
-                initial_video_latent=latent.video.to(device, dtype),
-                initial_audio_latent=latent.audio_latent.to(device, dtype),
+                say,
+                "stage 2",
             )
-            finite.check(model, "stage 2 denoise", "transformer", state.latent)
-            del denoise, tr
-    return replace(latent, video=state.latent, seed=seed, noise_state=generator.get_state())
+            finite.check(model, "stage 2 denoise", "transformer", video)
+            del denoise, denoise_window, tr, loras, lora
+    return replace(latent, video=video, seed=seed, noise_state=generator.get_state(), window_videos=())
 
 
 @contextlib.contextmanager
@@ -468,50 +348,3 @@ def _lora_factors(model: ModelSpec, device: torch.device, fused: bool):
         return
     with model.distilled_lora(device) as lora:
         yield lora
-
-
-def decode(
-    model: ModelSpec,
-    device: torch.device,
-    latent: A2VLatent,
-    progress: Progress | None = None,
-    on_tensor: OnTensor = None,
-    tiling: TilingConfig | None = None,
-) -> tuple[torch.Tensor, Audio]:
-    """Frames [F, H, W, 3] float in 0..1 and the conditioning audio [channels, samples] of the video's length, as
-    a container can carry it (inputs.playable).
-
-    Tiled as `tiling` says (default: the reference's `TilingConfig.default()`, 512 px and 64 frames with
-    overlaps; `TilingConfig()` decodes in one piece); progress is reported after each temporal tile."""
-    tiling = TilingConfig.default() if tiling is None else tiling
-    tiled = tiling.spatial_config is not None or tiling.temporal_config is not None
-    total = get_video_chunks_number(latent.num_frames, tiling) if tiled else 1
-    chunks = []
-    working = activations.decode(
-        model.config,
-        latent.width,
-        latent.height,
-        latent.num_frames,
-        tiling if tiled else None,
-        model.precision_on(device).vae,
-    )
-    BUDGET.release_handed_over()  # no stage after the decode uses what an earlier one kept
-    with torch.inference_mode(), BUDGET.stage("decode", device):
-        with (
-            model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,
-            interruptible(decoder, on_tensor),
-            finite.watched(decoder, model, "decode", "video_decoder"),
-        ):
-            generator = _generator(device, latent.seed, latent)
-            # In the decoder's compute dtype: a transformer computing in bf16 beside a VAE in float32 (ComfyUI's
-            # --bf16-unet alone) hands over a bf16 latent, which the decoder's float32 convolutions refuse.
-            video = latent.video.to(device, model.precision_on(device).vae)
-            for chunk in decode_video(video, decoder, tiling if tiled else None, generator):
-                chunks.append(chunk.cpu())
-                if progress is not None:
-                    progress(len(chunks), max(total, len(chunks)))
-            del decoder
-    frames = torch.cat(chunks, dim=0).float() / 255.0
-    samples = round(latent.num_frames / latent.frame_rate * latent.audio.sampling_rate)
-    audio = Audio(waveform=latent.audio.waveform[0, :, :samples].cpu(), sampling_rate=latent.audio.sampling_rate)
-    return frames, playable(audio)

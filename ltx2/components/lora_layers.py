@@ -19,114 +19,103 @@ weight plainly; a quantizing policy stores its quantized layers otherwise, its s
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
-from ...quant.scratch import room
-from ..files.lora_file import LoraFactors, delta_of
-
-# The weights fused at a forward: what a load stores them as (build.STORAGE_DTYPE) and the other float types.
-PLAIN_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+from ..files.lora_file import LoraFactors
+from .weight_path import beside, plain
 
 
 class LoraLayers(torch.nn.Module):
-    """A LoRA's factors on a device (buffers, so the budget counts and moves them as any component), per layer of
-    the model it changes, each pair checked finite and its product checked against overflow when read."""
+    """One LoRA's factors on a device (buffers, so the budget counts and moves them as any component), per layer of
+    the model it changes: read a layer at a time, each pair checked finite and its product checked against
+    overflow on the device, in `dtype` (the compute dtype): no copy of the file in host memory, no per-layer work
+    on the CPU."""
 
-    def __init__(self, factors: LoraFactors, device: torch.device):
+    def __init__(self, factors: LoraFactors, device: torch.device, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.factors = factors  # its header (small): for errors naming the file and layer
         self.layers: dict[str, tuple[int, float, float]] = {}  # module path -> (index, scale, norm of the change)
         if factors.strength == 0:
             return
-        for index, (key, a, b) in enumerate(factors.read_all()):
+        keys, changes = [], []
+        for index, (key, a, b) in enumerate(factors.read_all(device)):
             scale = factors.scale_of(key)
-            change = _product_norm(a, b, scale)
+            self.register_buffer(f"a{index}", a)
+            self.register_buffer(f"b{index}", b)
+            keys.append((key, index, scale))
+            changes.append(_product_norm(a, b, scale, dtype))
+        # One look at the device for every layer's check, not one per layer.
+        for (key, index, scale), change in zip(keys, torch.stack(changes).tolist() if changes else []):
             # Each factor finite is not enough: huge ones multiply to infinities in any weight's dtype.
             if not change <= torch.finfo(torch.bfloat16).max:
                 raise factors.overflows(key, torch.bfloat16)
-            self.register_buffer(f"a{index}", a.to(device))
-            self.register_buffer(f"b{index}", b.to(device))
             self.layers[key.removesuffix(".weight")] = (index, scale, change)
 
     def describe(self) -> str:
         return f"{self.factors.path.name} x{self.factors.strength:g} ({self.factors.describe()}), kept beside"
 
+    def targets(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor, float]]:
+        """(module path, A, B, scale) of every layer it changes: a factor set of the weight path."""
+        for path, (index, scale, _) in self.layers.items():
+            yield path, getattr(self, f"a{index}"), getattr(self, f"b{index}"), scale
 
-def _product_norm(a: torch.Tensor, b: torch.Tensor, scale: float) -> float:
+    def at_strengths(self, strength_of: Callable[[str], float]) -> "ScaledLora":
+        """These factors (read at strength 1) with each layer's strength: a user's LoRA, whose strength may change
+        between runs, and differ between the video and the audio branch, without its file being read again."""
+        return ScaledLora(self, strength_of)
+
+
+class ScaledLora:
+    """A factor set of the weight path over a LoraLayers read at strength 1: each layer's scale times its strength,
+    layers at strength 0 left out."""
+
+    def __init__(self, lora: LoraLayers, strength_of: Callable[[str], float]):
+        self.lora, self.factors = lora, lora.factors
+        self.layers: dict[str, tuple[int, float, float]] = {}
+        for path, (index, scale, change) in lora.layers.items():
+            strength = float(strength_of(path))
+            if strength == 0:
+                continue
+            if not change * abs(strength) <= torch.finfo(torch.bfloat16).max:
+                raise lora.factors.overflows(f"{path}.weight", torch.bfloat16)
+            self.layers[path] = (index, scale * strength, change * abs(strength))
+
+    def targets(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor, float]]:
+        for path, (index, scale, _) in self.layers.items():
+            yield path, getattr(self.lora, f"a{index}"), getattr(self.lora, f"b{index}"), scale
+
+
+def _product_norm(a: torch.Tensor, b: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
     """|scale| x the Frobenius norm of B @ A, without making B @ A: sqrt(sum((B^T B) * (A A^T))), two rank x rank
-    products, in float64 (factors of 1e38 do not overflow there)."""
-    a, b = a.double(), b.double()
-    return abs(scale) * float(((b.T @ b) * (a @ a.T)).sum().clamp(min=0).sqrt())
-
-
-def _plain(weight: torch.Tensor | None) -> bool:
-    return (
-        weight is not None
-        and type(weight) in (torch.Tensor, torch.nn.Parameter)
-        and weight.dtype in PLAIN_DTYPES
-        and weight.device.type != "meta"
-    )
-
-
-class _OnLayer:
-    """The LoRA on one layer: fused into a plain weight for the length of a forward (hooks before and after it),
-    or added beside a quantized one."""
-
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, scale: float):
-        self.a, self.b, self.scale = a, b, scale
-        self.swapped: list[torch.Tensor | None] = []
-
-    def before(self, module: torch.nn.Module, _args) -> None:
-        # Runs first (prepended): a precision hook (precision.compute_in) then upcasts the fused weight, as it
-        # would upcast a weight fused while loading.
-        weight = module._parameters.get("weight")
-        if _plain(weight):
-            self.swapped.append(weight)
-            module._parameters["weight"] = delta_of(weight, self.a, self.b, self.scale).add_(weight)
-        else:
-            self.swapped.append(None)
-
-    def after(self, module: torch.nn.Module, args, output):
-        # Also after an exception (always_call): the stored weight is put back whatever happens.
-        original = self.swapped.pop() if self.swapped else None
-        if original is not None:
-            module._parameters["weight"] = original
-            return None
-        if output is None or not args:
-            return None
-        x = args[0]
-        with contextlib.ExitStack() as copies:
-            # Factors kept in bf16 and computing in float32 (a CPU): their copies in the model's scratch, where
-            # the layer's own weight copy was a moment ago, not beside it.
-            a, b = (
-                f if f.dtype == x.dtype else copies.enter_context(room(f.shape, x.dtype, x.device)).copy_(f)
-                for f in (self.a, self.b)
-            )
-            low = F.linear(F.linear(x, a) * self.scale, b)
-        return output.add_(low.to(output.dtype))  # in place: the output is this forward's own
+    products, on the factors' device in `dtype`. Each factor is divided by its largest value first and the two
+    multiplied back after the root, so factors of 1e38 overflow nothing on the way (the float64 of a CPU is not
+    needed)."""
+    a_max, b_max = a.abs().amax().to(dtype), b.abs().amax().to(dtype)
+    a = a.to(dtype) / a_max.clamp(min=torch.finfo(dtype).tiny)
+    b = b.to(dtype) / b_max.clamp(min=torch.finfo(dtype).tiny)
+    unit = ((b.T @ b) * (a @ a.T)).sum().clamp(min=0).sqrt()
+    return (unit.float() * a_max.float() * b_max.float() * abs(scale)).nan_to_num(nan=float("inf"))
 
 
 @contextlib.contextmanager
-def applied(model: torch.nn.Module, lora: LoraLayers) -> Iterator[None]:
-    """`with applied(transformer, lora):` the transformer computes with the LoRA; as built outside the block.
+def applied(model: torch.nn.Module, *loras: "LoraLayers | ScaledLora") -> Iterator[None]:
+    """`with applied(transformer, lora, ...):` the transformer computes with the LoRAs (factor sets of its weight
+    path, weight_path.py); as built outside the block.
 
     A change that drowns a plain weight (more than MAX_CHANGE_RATIO times its norm) is refused before any forward,
-    as a fused load refuses it; a quantized weight's norm is not taken (that would dequantize it), its change is
-    bounded by the overflow check alone."""
-    handles = []
-    try:
-        for path, (index, scale, change) in lora.layers.items():
-            module = model.get_submodule(path)
-            weight = module._parameters.get("weight")
-            if _plain(weight):
-                lora.factors.check_change(f"{path}.weight", change, float(torch.linalg.vector_norm(weight)))
-            on_layer = _OnLayer(getattr(lora, f"a{index}"), getattr(lora, f"b{index}"), scale)
-            handles.append(module.register_forward_pre_hook(on_layer.before, prepend=True))
-            handles.append(module.register_forward_hook(on_layer.after, always_call=True))
+    as a fused load refuses it (the norms taken on the device, one look at it for all); a quantized weight's norm is
+    not taken (that would dequantize it), its change is bounded by the overflow check alone."""
+    for lora in loras:
+        checked = [
+            (path, change, weight)
+            for path, (_, _, change) in lora.layers.items()
+            if plain(weight := model.get_submodule(path)._parameters.get("weight"))
+        ]
+        if checked:
+            sizes = torch.stack([torch.linalg.vector_norm(w).float() for *_, w in checked])
+            for (path, change, _), size in zip(checked, sizes.tolist()):
+                lora.factors.check_change(f"{path}.weight", change, size)
+    with beside(model, loras):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()

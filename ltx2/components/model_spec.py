@@ -2,6 +2,7 @@
 dtypes. Components are built only when a stage needs them, through the process's budget, so choosing a model
 costs nothing until it is used."""
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,16 +12,19 @@ import torch
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
 from ...memory.records import ComponentRequest, Made, Need
-from ...memory.streaming import Streamer
-from ...quant import POLICIES, Policy, check_policy, get_policy
+from ...memory.streamer import Streamer
+from ...quant import POLICIES, Policy, check_policy, get_policy, policy_names
 from ..files.file_identity import file_key, file_keys, identities
-from ..files.lora_file import LoraFactors
+from ..files.lora_file import LoraFactors, transformer_shapes
+from ..files.safetensors_file import read_header
 from . import activations as activation_estimates
 from .build import LoadReport, build
 from .lora_layers import LoraLayers
 from .plan import ComponentPlan
 from .precision import Precision, library_default
 from .table import COMPONENTS, Bundle
+from .user_loras import UserLora
+from .weight_path import stream
 
 
 def input_for(name: str) -> str:
@@ -38,6 +42,9 @@ class ModelSpec:
     distilled_lora_strength: float = 1.0
     # Compute dtypes (the node passes ComfyUI's choice); None: the library's default for the device.
     precision: Precision | None = None
+    # The user's own LoRAs (LTX-2 LoRA nodes), in the order they were chained: beside the transformer in both
+    # stages (user_loras.py), so they are in no component's key.
+    loras: tuple[UserLora, ...] = ()
     # The two policies, resolved from their names once, here (an unknown name is refused naming its input).
     policies: dict[str, Policy] = field(init=False, repr=False, compare=False)
 
@@ -53,10 +60,11 @@ class ModelSpec:
         )
 
     def checked_on(self, device: torch.device | str) -> "ModelSpec":
-        """This spec, once both policies are known to run on `device` (PolicyUnavailable otherwise, naming the input,
-        what is missing and what to pick): the one check, before any weight is read."""
+        """This spec, once both policies are known to run on `device` in their components' compute dtypes
+        (PolicyUnavailable otherwise, naming the input, what is missing and what to pick): the one check, before any
+        weight is read."""
         for name, policy in self.policies.items():
-            check_policy(policy, device, input_for(name))
+            check_policy(policy, device, input_for(name), self.precision_on(device).of(name))
         return self
 
     def precision_on(self, device: torch.device | str) -> Precision:
@@ -100,7 +108,7 @@ class ModelSpec:
             on_tensor=on_tensor,
         )
         if streamer is not None:
-            streamer.attach(module)
+            stream(module, streamer)
         if streamed:
             report.notes.append(
                 f"streamed: {len(streamed)} of {len(units)} units, "
@@ -153,6 +161,25 @@ class ModelSpec:
         request.hand_over = hand_over
         return BUDGET.use(request)
 
+    @contextlib.contextmanager
+    def user_loras(self, device: torch.device):
+        """`with model.user_loras(device) as loras:` the user's LoRAs as factor sets at their strengths, in the order
+        they were chained, each read once through the budget and kept as the transformer is kept (a change of
+        strength reads nothing again); the LoRAs at strength 0 on every layer are not read."""
+        device = torch.device(device)
+        with contextlib.ExitStack() as held:
+            sets = []
+            try:
+                for lora in self.loras:
+                    if not any((lora.strength, lora.video_strength, lora.audio_strength)):
+                        continue
+                    layers = held.enter_context(BUDGET.use(UserLoraLoad(self, lora.path, device)))
+                    sets.append(layers.at_strengths(lora.strength_of))
+                    del layers
+                yield sets
+            finally:
+                sets.clear()  # before the budget lets them go: this frame must not hold them
+
     def distilled_lora(self, device: torch.device):
         """`with model.distilled_lora(device) as lora:` the distilled LoRA's factors through the budget
         (lora_layers.LoraLayers), to apply to a built transformer: kept as the transformer is kept."""
@@ -183,23 +210,29 @@ class ComponentLoad(ComponentRequest):
 
     def need(self) -> Need:
         self.plan = ComponentPlan.read(self.spec.bundle, self.component, self.on_tensor)
-        policy = self.policy
+        policy, name = self.policy, input_for(self.component)
         unit_bytes, other = self.plan.unit_sizes(policy)
         upcast = activation_estimates.upcast_bytes(
             self.plan, policy, self.compute, policy.backend.multiplies_fp8(self.device, self.compute)
         )
+        # The policies of this input that make the component fit where this one does not: those that stream it (a
+        # block at a time) or, already streaming, that keep fewer bytes per weight.
+        choices = [POLICIES[p] for p in policy_names(text_encoder=self.component == "text_encoder")]
+        streamable = [p.name for p in choices if p.streamable]
+        smaller = [p.name for p in choices if p.streamable and p.weight_bytes < policy.weight_bytes]
         if unit_bytes and not policy.streamable:
-            streamable = ", ".join(p for p, v in POLICIES.items() if v.streamable)
             return Need(
                 other + sum(unit_bytes.values()),
                 upcast_bytes=upcast,
                 cannot_stream=(
-                    f"quantization: the {self.component} does not fit the budget, and block streaming (which would run "
-                    f"it a block at a time) supports {streamable}, not {policy.name}. Pick fp8_scaled, or raise "
-                    "budget_gb in VRAMGuard."
+                    f"{name}: the {self.component} does not fit the budget, and block streaming (which would run "
+                    f"it a block at a time) supports {', '.join(streamable)}, not {policy.name}. Pick "
+                    f"{streamable[-1]}, or raise budget_gb in VRAMGuard."
                 ),
+                cannot_fit=f"Pick {name} {streamable[-1]}: it streams the {self.component} a block at a time.",
             )
-        return Need(other, unit_bytes, upcast_bytes=upcast)
+        fit = f"Pick {name} {smaller[-1]}: fewer bytes per weight. " if unit_bytes and smaller else ""
+        return Need(other, unit_bytes, upcast_bytes=upcast, cannot_fit=fit)
 
     def make(self, streamed: list[str]) -> Made:
         # The plan is let go here: nothing of this request may hold the component once the budget drops it.
@@ -215,11 +248,57 @@ def files_unchanged(files: list[Path], built_from: tuple) -> bool:
     return identities(files) == built_from
 
 
+class UserLoraLoad(ComponentRequest):
+    """A user's LoRA asked of the budget: its factors for the layers of this transformer, read once at strength 1
+    (the strengths are applied at each forward), alive while its file is unchanged."""
+
+    def __init__(self, spec: ModelSpec, path: Path, device: torch.device):
+        self.spec, self.path = spec, path
+        self.compute = spec.precision_on(device).transformer
+        files = [path]
+        super().__init__(
+            key=("lora", str(device), file_keys(files), file_keys([spec.bundle.checkpoint])),
+            label=f"LoRA {path.name}",
+            policy_name="as stored",
+            device=device,
+            group=file_key(spec.bundle.checkpoint),
+            alive=functools.partial(files_unchanged, files, identities(files)),
+        )
+
+    def _factors(self) -> tuple[LoraFactors, int]:
+        factors = LoraFactors(self.path, 1.0, "lora_name")
+        shapes = transformer_shapes(read_header(self.spec.bundle.checkpoint, "ckpt_name"))
+        return factors, factors.fit_to(shapes, self.spec.bundle.checkpoint.name)
+
+    def need(self) -> Need:
+        factors, _ = self._factors()
+        return Need(
+            sum(factors.header.entries[k].nbytes for pair in factors.targets.values() for k in pair),
+            cannot_fit=f"lora_name: {self.path.name} cannot sit beside the transformer on this device. Leave this "
+            "LoRA out, or raise budget_gb in VRAMGuard.",
+        )
+
+    def make(self, streamed: list[str]) -> Made:
+        factors, touched = self._factors()
+        layers = LoraLayers(factors, self.device, self.compute)
+        skipped = f", {factors.unmatched} of its layers not in this transformer" if factors.unmatched else ""
+        return Made(
+            layers, None, f"LoRA {self.path.name}: {touched} layers ({factors.describe()}){skipped}, kept beside"
+        )
+
+
+# What makes the reference recipe's stage 2 fit where the LoRA's factors cannot sit beside the transformer.
+LORA_TOO_BIG = (
+    "Pick A2VSampler's recipe fast: the LoRA is fused into the transformer while it loads, no factors kept beside it."
+)
+
+
 class LoraLoad(ComponentRequest):
     """The distilled LoRA's factors asked of the budget: sized from the file's header, read in one pass."""
 
     def __init__(self, spec: ModelSpec, device: torch.device):
         self.path, self.strength = spec._lora(True)
+        self.compute = spec.precision_on(device).transformer
         files = [self.path]
         super().__init__(
             key=("distilled_lora", self.strength, str(device), file_keys(files)),
@@ -233,8 +312,10 @@ class LoraLoad(ComponentRequest):
     def need(self) -> Need:
         factors = LoraFactors(self.path, self.strength)
         keys = {k for pair in factors.targets.values() for k in pair}
-        return Need(sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0)
+        return Need(
+            sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0, cannot_fit=LORA_TOO_BIG
+        )
 
     def make(self, streamed: list[str]) -> Made:
-        layers = LoraLayers(LoraFactors(self.path, self.strength), self.device)
+        layers = LoraLayers(LoraFactors(self.path, self.strength), self.device, self.compute)
         return Made(layers, None, f"distilled LoRA: {layers.describe()} the transformer")

@@ -310,9 +310,9 @@ class ComponentPlan:
         return sizes
 
     def units(self) -> list[str]:
-        """The block-streaming units of this component (transformer blocks, big top-level layers); none for a
-        component that is not streamed."""
-        return streaming_units(self.meta) if self.component.streamed else []
+        """The block-streaming units of this component (transformer blocks or Gemma's decoder layers, and the big
+        layers beside them); none for a component that is not streamed."""
+        return streaming_units(self.meta, self.component.blocks)
 
     def unit_sizes(self, policy: Policy) -> tuple[dict[str, int], int]:
         """({unit: bytes}, bytes outside any unit) under `policy`."""

@@ -89,7 +89,9 @@ class Component:
     parts: tuple[Part, ...] = ()
     policy_input: str | None = None  # the loader's input choosing its policy; None: stored as is (bf16)
     text_encoder_policies: bool = False  # chosen among the policies that may quantize a text encoder
-    streamed: bool = False  # its blocks may stream (memory/streaming.py)
+    # The module path of its list of blocks, which block streaming runs one at a time when it does not fit
+    # (memory/streaming.py); "" for a component that is never streamed.
+    blocks: str = ""
     sized_by: tuple[str, ...] = ()  # other Bundle fields whose files size it (identity: what its build depends on)
     gemma: bool = False  # read through the Gemma reader (a release folder or ComfyUI's single file)
     key_ops: Callable | None = field(default=None, repr=False)
@@ -187,7 +189,7 @@ COMPONENTS: dict[str, Component] = {
             _from_config("transformer"),
             needs=("model.diffusion_model.transformer_blocks.",),
             policy_input="quantization",
-            streamed=True,
+            blocks="transformer_blocks",
         ),
         Component(
             "embeddings_processor",
@@ -243,6 +245,7 @@ COMPONENTS: dict[str, Component] = {
             text_encoder_policies=True,
             gemma=True,
             key_ops=_gemma_key_ops,
+            blocks="model.model.language_model.layers",  # Gemma-3's decoder layers
         ),
     )
 }

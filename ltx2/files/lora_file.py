@@ -21,6 +21,9 @@ from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 FACTOR_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+# kohya's spelling, which ComfyUI also reads: the module path with its dots made underscores, under this prefix
+# (`lora_unet_transformer_blocks_0_attn1_to_q.lora_down.weight`); resolved against the model's own names.
+KOHYA_PREFIX = "lora_unet_"
 SPELLINGS = ((".lora_A.weight", ".lora_B.weight"), (".lora_down.weight", ".lora_up.weight"))
 # alpha / rank beyond this is no LoRA's: kohya's and PEFT's files keep alpha at or below a few times the rank.
 MAX_ALPHA_RATIO = 64.0
@@ -49,6 +52,7 @@ class LoraFactors:
         self.strength = strength
         self.targets: dict[str, tuple[str, str]] = {}  # model weight key -> (A key, B key)
         self.scales: dict[str, float] = {}  # model weight key -> alpha / rank, where the file gives an alpha
+        self.unmatched = 0  # layers of the file the model does not have (fit_to)
         factors: dict[str, list[str | None]] = {}
         for key in self.header.entries:
             found = _module_of(key)
@@ -142,6 +146,29 @@ class LoraFactors:
                     "alike. Save the LoRA again in one of them (e.g. bf16)"
                 )
 
+    def fit_to(self, shapes: dict[str, tuple[int, ...]], against: str = "") -> int:
+        """For a user's LoRA, which may change only part of the model or name layers in kohya's spelling: its
+        targets resolved against the model's weight keys and kept only where the model has them (checked as
+        check_against checks them); returns how many layers it changes. A LoRA that changes none of them is
+        refused, naming three of its keys: it is for another model."""
+        kohya = {KOHYA_PREFIX + k.removesuffix(".weight").replace(".", "_"): k for k in shapes}
+        resolved = {}
+        for key, pair in self.targets.items():
+            module = key.removesuffix(".weight")
+            resolved[kohya.get(module, key)] = pair
+        self.scales = {kohya.get(k.removesuffix(".weight"), k): v for k, v in self.scales.items()}
+        kept = {k: v for k, v in resolved.items() if k in shapes}
+        if not kept:
+            keys = [pair[0] for pair in list(resolved.values())[:3]]
+            raise self._bad(
+                f"none of its {len(resolved)} layers is a layer of this transformer (its keys: "
+                f"{', '.join(shown(k) for k in keys)})",
+                against,
+            )
+        self.targets, self.unmatched = kept, len(resolved) - len(kept)
+        self.check_against(shapes, against)
+        return len(kept)
+
     def check_against_checkpoint(self, checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> None:
         """check_against, from the checkpoint's header alone (its transformer keys carry `prefix`): what the
         loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2. A weight
@@ -149,16 +176,13 @@ class LoraFactors:
         from .stored_formats import read_layout
 
         layout = read_layout(checkpoint)
-        shapes = {}
-        for key, entry in layout.header.entries.items():
-            if not key.startswith(prefix):
-                continue
-            shapes[key.removeprefix(prefix)] = entry.shape
-            fmt, pair = layout.packed(key), self.targets.get(key.removeprefix(prefix))
-            if fmt is not None and pair is not None:
+        shapes = transformer_shapes(checkpoint, prefix)
+        for key, pair in self.targets.items():
+            fmt = layout.packed(prefix + key)
+            if fmt is not None and key in shapes:
                 made = (self.header.entries[pair[1]].shape[0], self.header.entries[pair[0]].shape[-1])
-                if fmt.stored_shape(made) == entry.shape:
-                    shapes[key.removeprefix(prefix)] = made
+                if fmt.stored_shape(made) == shapes[key]:
+                    shapes[key] = made
         self.check_against(shapes, checkpoint.path.name)
 
     def scale_of(self, key: str) -> float:
@@ -199,16 +223,31 @@ class LoraFactors:
                 "times its own size, which no trained LoRA does"
             )
 
-    def read_all(self) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-        """(weight key, A, B) of every layer the LoRA changes, in one pass over the file, each pair checked finite
-        (for the factors kept resident beside a built transformer: components/lora_layers.py)."""
+    def read_all(self, device: torch.device | str = "cpu") -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(weight key, A, B) of every layer the LoRA changes, on `device`, in one pass over the file, a pair at a
+        time (a file's A and B of one layer lie side by side: host memory holds one pair, not the file), each pair
+        checked finite (for the factors kept resident beside a built transformer: components/lora_layers.py)."""
         wanted = {k for pair in self.targets.values() for k in pair}
-        tensors = dict(iter_tensors(self.header, wanted))
-        for key, (a_key, b_key) in self.targets.items():
-            a, b = tensors.pop(a_key), tensors.pop(b_key)
-            if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        layer_of = {k: (weight, which) for weight, pair in self.targets.items() for which, k in enumerate(pair)}
+        waiting: dict[str, list[torch.Tensor | None]] = {}
+        for key, tensor in iter_tensors(self.header, wanted):
+            weight, which = layer_of[key]
+            pair = waiting.setdefault(weight, [None, None])
+            pair[which] = tensor.to(device)
+            del tensor
+            if pair[0] is None or pair[1] is None:
+                continue
+            a, b = waiting.pop(weight)
+            if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+                a_key, b_key = self.targets[weight]
                 raise self._bad(f"{shown(a_key)} or {shown(b_key)} holds NaN or infinite values")
-            yield key, a, b
+            yield weight, a, b
+
+
+def transformer_shapes(checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> dict:
+    """The shapes of a checkpoint's transformer weights by model key (its file keys carry `prefix`), from its
+    header alone."""
+    return {k.removeprefix(prefix): e.shape for k, e in checkpoint.entries.items() if k.startswith(prefix)}
 
 
 def delta_of(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:

@@ -57,7 +57,9 @@ def test_the_whole_loop_on_the_tiny_bundle(tmp_path):
         assert all(row["phases"][g][0] > 0 for g in ("text", "denoise", "decode"))
     assert rows["fp8_scaled", "persistent"]["idle_resident_bytes"] > 0
     assert rows["fp8_scaled", "cold_start"]["idle_resident_bytes"] == 0
-    assert any(c.endswith(", streamed") for c in rows["fp8_scaled", "streamed"]["runs"][0]["components"])
+    streamed = rows["fp8_scaled", "streamed"]
+    assert any(c.endswith(", streamed") for c in streamed["runs"][0]["components"])
+    assert streamed["budget_bytes"] >= streamed["must_hold_bytes"] > 0  # a budget that can hold what must stay
     failed = rows["torchao_fp8_dynamic", "cold_start"]
     assert failed["status"] == "error" and "compute capability 8.9" in failed["error"]
     table = (out / "proving_ground.md").read_text()

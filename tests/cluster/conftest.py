@@ -1,12 +1,11 @@
-"""Fixtures of the cluster tests: a real Redis (Debian's redis-server, append-only file on) on a free port, and a
-factory of real Celery workers (cluster_rig.py)."""
+"""Fixtures of the cluster tests: a real Redis (Debian's redis-server, append-only file on, behind a password and
+TLS, as the README sets production up) on a free port, and a factory of real Celery workers (cluster_rig.py)."""
 
 import gc
 from pathlib import Path
 
 import pytest
-import redis
-from cluster_rig import Worker  # first: it puts the repository on sys.path, for `cluster`
+from cluster_rig import Worker, use_rig_settings  # first: it puts the repository on sys.path, for `cluster`
 from local_redis import REDIS, RedisServer  # tools/
 
 from cluster.app import app, use_broker
@@ -16,8 +15,9 @@ from cluster.app import app, use_broker
 def redis_server(tmp_path_factory):
     if not Path(REDIS).exists():
         pytest.fail(f"{REDIS} is missing: run `make setup` (tools/setup_redis.sh installs Debian's redis-server)")
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    server = RedisServer(tmp_path_factory.mktemp("redis"), tls=True).start()
     use_broker(server.url)
+    use_rig_settings()
     yield server
     # Celery's job handles unsubscribe from Redis when collected; collected after Redis has gone, each would retry
     # its reconnection and fail the session's end. So: collect them now, then close the subscription.
@@ -45,4 +45,4 @@ def make_worker(redis_server, tmp_path):
 @pytest.fixture
 def fresh_queue(redis_server):
     """Each test starts on an empty broker and result backend."""
-    redis.Redis(port=redis_server.port).flushall()
+    redis_server.client().flushall()

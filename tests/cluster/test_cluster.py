@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_rig import MEDIA, ROOT, media_inputs
+from cluster_rig import MEDIA, ROOT, image_job, media_inputs, portrait
 from workflows import small_workflow
 
 import cluster
 from cluster import Job
-from cluster.errors import ComfyUnavailable, JobFailed, PromptRefused
+from cluster.errors import ComfyUnavailable, JobFailed, JobRefused, PromptRefused
 
 
 def wait_for_state(job_id: str, wanted, seconds: float = 120.0) -> dict:
@@ -41,7 +41,7 @@ def test_a_job_runs_reports_progress_and_stores_its_outputs_by_job_id(worker, ho
 
     job_dir = tmp_path / "results" / job_id
     assert result["outputs"] == [str(job_dir / "9-0.mp4")]
-    assert sorted(p.name for p in job_dir.iterdir()) == ["9-0.mp4", "report.json"]
+    assert sorted(p.name for p in job_dir.iterdir()) == [".written", "9-0.mp4", "report.json"]
     assert result["report"]["run_id"] == result["prompt_id"] and result["report"]["stages"]
     assert cluster.status(job_id)["state"] == "SUCCESS"
     # The inputs went up with the job, into a folder of its own.
@@ -63,10 +63,29 @@ def test_a_refused_workflow_fails_at_once_with_the_nodes_message_and_is_not_retr
 def test_a_node_failing_while_running_fails_the_job_with_its_message_and_is_not_retried(worker):
     workflow = small_workflow(prefix="cluster/empty_audio")
     workflow["2"] = {"class_type": "EmptyAudio", "inputs": {"duration": 0.0, "sample_rate": 16000, "channels": 1}}
-    job_id = cluster.submit(Job(workflow, media_inputs()))
+    image = {name: data for name, data in media_inputs().items() if name.endswith(".png")}  # no file it does not load
+    job_id = cluster.submit(Job(workflow, image))
     with pytest.raises(JobFailed, match=r"node 4 \(A2VSampler\): .*audio: the clip is empty"):
         cluster.result(job_id, timeout=300)
     assert "Retry in" not in worker.log()
+
+
+def test_a_worker_reads_no_paths_unless_given_an_inputs_root_nor_starts_with_a_time_limit_past_the_visibility(
+    worker, make_worker, tmp_path
+):
+    by_path = cluster.submit(Job(image_job("in.png"), {"in.png": str(MEDIA / "ltx2_a2v_portrait.png")}))
+    with pytest.raises(JobRefused, match="and this worker reads no paths: send the file's bytes, or start"):
+        cluster.result(by_path, timeout=60)
+    good = cluster.result(cluster.submit(Job(image_job(), {"portrait.png": portrait()})), timeout=120)
+    assert good["worker"] == "w1@test" and Path(good["outputs"][0]).name == "2-0.png"
+    # The rig's visibility timeout is 600 s: a 500 s job (620 s hard) could be handed out twice.
+    refused = make_worker(
+        "w-long@test", tmp_path / "results", "--comfyui-url", "http://127.0.0.1:1", "--time-limit", "500"
+    )
+    assert refused.process.wait(timeout=120) != 0
+    assert "the hard time limit (620 s) plus the longest retry wait (60 s) must be under the visibility timeout" in (
+        refused.log()
+    )
 
 
 def test_an_unreachable_comfyui_is_retried_with_backoff_a_bounded_number_of_times(make_worker, fresh_queue, tmp_path):
@@ -108,7 +127,8 @@ def test_a_cancelled_job_is_interrupted_on_its_worker_and_the_next_one_runs(work
 def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(
     redis_server, make_worker, host, fresh_queue, tmp_path
 ):
-    """Through the command line, the inputs named by path (shared storage: here the same machine)."""
+    """Through the command line, the inputs named by path (shared storage: here the same machine, the worker's
+    --inputs-root)."""
 
     def command(*args: str) -> str:
         done = subprocess.run(
@@ -130,6 +150,29 @@ def test_a_job_survives_a_redis_restart_between_submit_and_pick_up(
     time.sleep(1.5)  # the append-only file is written to disk once a second
     redis_server.stop()
     redis_server.start()
-    make_worker("w2@test", tmp_path / "results", "--comfyui-url", host.url).wait_ready()
+    make_worker("w2@test", tmp_path / "results", "--comfyui-url", host.url, "--inputs-root", str(MEDIA)).wait_ready()
     result = json.loads(command("result", job_id, "--timeout", "300"))
     assert Path(result["outputs"][0]).is_file() and result["outputs"][0].startswith(str(tmp_path / "results"))
+
+
+def test_a_job_running_when_the_broker_goes_away_is_stopped_on_comfyui_and_the_worker_serves_the_next(
+    redis_server, worker, host
+):
+    """The worker cannot acknowledge a job once its broker connection is lost, and the broker will hand the job out
+    again: the worker ends it (worker_cancel_long_running_tasks_on_connection_loss), and its pool process takes the
+    prompt off ComfyUI as it goes, so the redelivery does not run beside it."""
+    job_id = cluster.submit(Job(small_workflow(prefix="cluster/broker_lost", steps=40), media_inputs()))
+    prompt_id = wait_for_state(job_id, lambda s: s.get("step", 0) > 0)["prompt_id"]
+    redis_server.stop()
+    try:
+        deadline = time.monotonic() + 60
+        while f"Interrupting prompt {prompt_id}" not in host.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        redis_server.start()
+    assert f"Interrupting prompt {prompt_id}" in host.log()
+    assert "cannot be acknowledged after a connection loss" in worker.log_path.read_text()
+    worker.wait_ready()
+    good = cluster.submit(Job(image_job(), {"portrait.png": portrait()}))
+    assert Path(cluster.result(good, timeout=120)["outputs"][0]).is_file()
+    assert not list((host.output_dir / "cluster").glob("broker_lost*"))

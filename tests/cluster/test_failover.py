@@ -15,9 +15,15 @@ from workflows import read_mp4, saved_mp4, small_workflow
 import cluster
 from cluster import Job
 
-# Longer than any job here on two busy cores, short enough that the lost job comes back within the test.
-# Retries 2, 4, ... 128 s apart: room for a ComfyUI to start again on busy cores.
-FAILOVER_ENV = {"LTX2_CLUSTER_VISIBILITY_TIMEOUT": "150", "LTX2_CLUSTER_MAX_RETRIES": "7"}
+# Visibility: longer than any job here on two busy cores (the time limits, 100 s and 115 s hard, plus the longest
+# retry wait, 60 s), short enough that the lost job comes back within the test.
+# Retries 2, 4, ... 60 s apart: room for a ComfyUI to start again on busy cores.
+FAILOVER_ENV = {
+    "LTX2_CLUSTER_VISIBILITY_TIMEOUT": "180",
+    "LTX2_CLUSTER_SOFT_TIME_LIMIT": "100",
+    "LTX2_CLUSTER_TIME_LIMIT": "115",
+    "LTX2_CLUSTER_MAX_RETRIES": "7",
+}
 SEEDS = (1, 2, 3, 1, 2, 3)  # each seed twice: the same job run on both workers gives the same frames
 
 
@@ -67,7 +73,7 @@ def test_six_jobs_on_two_workers_one_killed_mid_job_every_job_done_once(
     assert {r["worker"] for r in outcome.values()} == {"a@test", "b@test"}
     assert sorted(p.name for p in results.iterdir()) == sorted(jobs)
     for job in jobs:
-        assert sorted(p.name for p in (results / job).iterdir()) == ["9-0.mp4", "report.json"], job
+        assert sorted(p.name for p in (results / job).iterdir()) == [".written", "9-0.mp4", "report.json"], job
         assert outcome[job]["outputs"] == [str(results / job / "9-0.mp4")]
 
     frames = {job: read_mp4(Path(outcome[job]["outputs"][0]))[0] for job in jobs}

@@ -42,7 +42,17 @@ def test_same_seed_gives_identical_frames(host):
     assert not np.array_equal(a, read_mp4(saved_mp4(host, other))[0])
 
 
-@pytest.mark.parametrize("name", ["ltx2_a2v_two_stage", "ltx2_a2v_22b", "ltx2_a2v_22b_fast"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ltx2_a2v_two_stage",
+        "ltx2_a2v_22b",
+        "ltx2_a2v_22b_fast",
+        "ltx2_a2v_first_last_frame",
+        "ltx2_a2v_user_lora",
+        "ltx2_a2v_long_voice",
+    ],
+)
 def test_ui_workflow_is_the_same_graph_as_the_api_one(host, name):
     """Turn the UI file into API format the way the page does (widgets in the node's input order) and compare."""
     ui = json.loads((UI.parent / f"{name}.json").read_text())
@@ -79,12 +89,12 @@ def test_ui_workflow_is_the_same_graph_as_the_api_one(host, name):
 
 def test_release_workflow_names_the_release_files_and_is_refused_where_they_are_missing(host):
     prompt = json.loads((API.parent / "ltx2_a2v_22b.json").read_text())
-    assert prompt["3"]["inputs"]["ckpt_name"] == "ltx-2.3-22b-dev.safetensors"
+    assert prompt["3"]["inputs"]["ckpt_name"] == "ltx-2.3-22b-dev-fp8.safetensors"
     assert (prompt["4"]["inputs"]["width"], prompt["4"]["inputs"]["num_frames"]) == (384, 97)
     response = host.post_prompt(prompt)  # this host has only the tiny bundle
     assert response.status_code == 400
     details = " ".join(e["details"] for e in response.json()["node_errors"]["3"]["errors"])
-    assert "ckpt_name: 'ltx-2.3-22b-dev.safetensors' is not one of the available choices" in details
+    assert "ckpt_name: 'ltx-2.3-22b-dev-fp8.safetensors' is not one of the available choices" in details
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,8 @@ def stereo_clip(path, rate: int = 16000, seconds: float = 2.0) -> None:
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fidelity-inputs")
     shutil.copy(MEDIA / "ltx2_a2v_portrait.png", folder / "portrait.png")
+    # The last frame's image: the portrait mirrored, so the keyframe asks for a visibly other frame.
+    Image.open(folder / "portrait.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "last.png")
     stereo_clip(folder / "stereo.wav")
     return folder
 
@@ -49,13 +51,17 @@ def bf16_host(models_dir, tmp_path_factory, inputs):
     server = ComfyHost(
         models_dir, tmp_path_factory.mktemp("host-bf16"), extra_args=("--bf16-unet", "--bf16-vae", "--bf16-text-enc")
     )
-    for name in ("portrait.png", "stereo.wav"):
+    for name in ("portrait.png", "last.png", "stereo.wav"):
         shutil.copy(inputs / name, server.input_dir / name)
     yield server.wait_ready()
     server.stop()
 
 
-def reference_frames(tiny_paths, inputs, monkeypatch) -> np.ndarray:
+def reference_frames(
+    tiny_paths, inputs, monkeypatch, keyframe: tuple[int, float] | None = None, lora: float = 0.0, start: float = 0.0
+) -> np.ndarray:
+    """The reference's frames; with `keyframe` = (frame, strength) last.png there too, with `lora` the bundle's user
+    LoRA at that strength, with the audio from `start` seconds."""
     from ltx_core.components.guiders import MultiModalGuiderParams
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_core.model.video_vae import TilingConfig
@@ -116,13 +122,17 @@ def reference_frames(tiny_paths, inputs, monkeypatch) -> np.ndarray:
         distilled_lora=args.distilled_lora,
         spatial_upsampler_path=args.spatial_upsampler_path,
         gemma_root=args.gemma_root,
-        loras=(),
+        loras=[LoraPathStrengthAndSDOps(str(tiny_paths["user_lora"]), lora, LTXV_LORA_COMFY_RENAMING_MAP)]
+        if lora
+        else (),
         device=torch.device("cpu"),
     )
     assert args.distilled_lora == [
         LoraPathStrengthAndSDOps(str(tiny_paths["distilled_lora"]), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)
     ]
     assert args.images == [ImageConditioningInput(str(inputs / "portrait.png"), 0, 1.0, 33)]
+    if keyframe is not None:
+        args.images.append(ImageConditioningInput(str(inputs / "last.png"), *keyframe, 33))
     with torch.inference_mode():
         video, _ = pipeline(
             prompt=args.prompt,
@@ -144,15 +154,36 @@ def reference_frames(tiny_paths, inputs, monkeypatch) -> np.ndarray:
             images=args.images,
             tiling_config=TilingConfig.default(),
             audio_path=str(inputs / "stereo.wav"),
+            audio_start_time=start,
             audio_max_duration=args.num_frames / args.frame_rate,
         )
         return torch.cat(list(video)).numpy()
 
 
-def pack_frames(host) -> np.ndarray:
+def pack_frames(host, keyframe: tuple[int, float] | None = None, lora: float = 0.0, start: float = 0.0) -> np.ndarray:
+    """The example graph's frames; with the same additions as reference_frames, made with the pack's nodes: an
+    LTX-2 Keyframe (frame -1 for the last), an LTX-2 LoRA, audio_start."""
     from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT
 
     prompt = json.loads(API.read_text())
+    if keyframe is not None:
+        prompt["30"] = {"class_type": "LoadImage", "inputs": {"image": "last.png"}}
+        frame, strength = keyframe
+        prompt["31"] = {
+            "class_type": "LTX2Keyframe",
+            "inputs": {"image": ["30", 0], "frame": frame - FRAMES, "strength": strength},
+        }
+        prompt["4"]["inputs"]["keyframes"] = ["31", 0]
+    if lora:
+        user_lora = "ltx-2.3-tiny-style-lora.safetensors"
+        prompt["32"] = {
+            "class_type": "LTX2LoRA",
+            "inputs": {"model": ["3", 0], "lora_name": user_lora, "strength": lora},
+        }
+        for node in prompt.values():
+            if node["inputs"].get("model") == ["3", 0] and node["class_type"] != "LTX2LoRA":
+                node["inputs"]["model"] = ["32", 0]
+    prompt["4"]["inputs"]["audio_start"] = start
     prompt["1"]["inputs"]["image"], prompt["2"]["inputs"]["audio"] = "portrait.png", "stereo.wav"
     prompt["3"]["inputs"].update(quantization="none", text_encoder_quantization="none")
     for node in ("4", "6"):
@@ -166,7 +197,8 @@ def pack_frames(host) -> np.ndarray:
             frame_rate=FPS,
         )
     prompt["4"]["inputs"].update(steps=STEPS, cfg=CFG)
-    prompt["20"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "fidelity/frame"}}
+    prefix = f"fidelity/frame-{keyframe is not None}-{lora}-{start}"
+    prompt["20"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": prefix}}
     result = host.run(prompt, timeout=1200)
     assert result.status == "success", result.messages[-1]
     files = sorted(result.outputs("20")["images"], key=lambda f: f["filename"])
@@ -183,5 +215,18 @@ def test_the_example_graph_gives_the_reference_pipelines_frames(bf16_host, tiny_
     ours = pack_frames(bf16_host)
     assert bf16_host.vram()["last_run"]["precision"] == "compute transformer bf16, text encoder bf16, VAE bf16"
     theirs = reference_frames(tiny_paths, inputs, monkeypatch)
+    assert ours.shape == theirs.shape == (FRAMES, HEIGHT, WIDTH, 3)
+    assert np.array_equal(ours, theirs), f"max difference {np.abs(ours.astype(int) - theirs).max()} of 255"
+
+
+def test_every_input_of_the_reference_at_once_gives_its_frames(bf16_host, tiny_paths, inputs, monkeypatch):
+    """The first and the last frame (the last at strength 0.8), the audio from 0.25 s and the user's LoRA at 0.7."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        pytest.skip("ltx-pipelines' reference cannot load Gemma on transformers 5.x (ltx-core 1.0.0)")
+    given = dict(keyframe=(FRAMES - 1, 0.8), lora=0.7, start=0.25)
+    ours = pack_frames(bf16_host, **given)
+    theirs = reference_frames(tiny_paths, inputs, monkeypatch, **given)
     assert ours.shape == theirs.shape == (FRAMES, HEIGHT, WIDTH, 3)
     assert np.array_equal(ours, theirs), f"max difference {np.abs(ours.astype(int) - theirs).max()} of 255"

@@ -100,6 +100,21 @@ def test_defaults_are_the_seed_articles_grid_on_the_release_files():
     assert {c.policy for c in cells if c.mode == "streamed"} == {"none", "fp8_cast", "fp8_scaled"}
 
 
+def test_the_fp8_release_files_alone_are_enough(tmp_path):
+    """--fp8-release: the fp8 checkpoint and ComfyUI's fp8 Gemma file (kept in fp8), with the LoRA and the upscaler:
+    what fits a 64 GiB disk; a single Gemma file is found where a folder was expected."""
+    args = gpu_a2v.parse_args(["--models-dir", str(tmp_path), "--fp8-release"])
+    assert (args.checkpoint, args.text_encoder) == (gpu_a2v.FP8_CHECKPOINT, gpu_a2v.FP8_TEXT_ENCODER)
+    assert args.text_encoder_quantization == "fp8_scaled"
+    for path in gpu_a2v.model_files(args).values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert gpu_a2v.missing(args, cuda=True) == []
+    prompt = gpu_a2v.workflow(gpu_a2v.Cell("fp8_scaled", "cold_start", 768, 512), args, None, "x/y")
+    loader = prompt["3"]["inputs"]
+    assert loader["ckpt_name"] == gpu_a2v.FP8_CHECKPOINT and loader["text_encoder_quantization"] == "fp8_scaled"
+
+
 def test_workflow_takes_the_cells_values_and_streams_under_a_guard():
     args = gpu_a2v.parse_args(["--models-dir", "/models", "--steps", "4", "--frames", "17"])
     prompt = gpu_a2v.workflow(gpu_a2v.Cell("fp8_cast", "streamed", 1024, 768), args, 1.5, "x/y")

@@ -21,7 +21,7 @@ def test_pack_nodes_are_listed_with_the_bundle_files(host):
     info = host.object_info()
     assert all(name in info for name in PACK_NODES)
     loader = info["LoadLTX2Quantized"]
-    assert loader["category"] == "LTX-2"
+    assert loader["category"] == "model/loaders"
     required = loader["input"]["required"]
     assert "ltx-2.3-tiny-dev.safetensors" in required["ckpt_name"][1]["options"]
     # The release folder and ComfyUI's single files, not the folder's own shards (ComfyUI lists files recursively).

@@ -1,10 +1,14 @@
-"""Out of memory, injected through the pack's test-only switch (this machine has no GPU to run out of): during
-a load and during sampling, the pack frees everything it holds, the error says what to change, and the next
-run succeeds."""
+"""Out of memory, injected by a test-only custom node that wraps the pack's budget (custom_nodes/ltx2_oom_switch:
+this machine has no GPU to run out of): during a load and during sampling, the pack frees everything it holds,
+the error says what to change, and the next run succeeds."""
+
+from pathlib import Path
 
 import pytest
 from comfy_host import MEDIA, ComfyHost
 from workflows import small_workflow
+
+SWITCH_NODES = Path(__file__).resolve().parent / "custom_nodes"
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +17,14 @@ def oom_host(models_dir, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("host-oom")
     switch = work / "inject-oom"
-    server = ComfyHost(models_dir, work, extra_env={"LTX2_INJECT_OOM_FILE": str(switch)})
+    paths = work / "oom_switch_paths.yaml"  # a second custom_nodes folder: the switch, loaded after the pack
+    paths.write_text(f"oom_switch:\n  custom_nodes: {SWITCH_NODES}\n")
+    server = ComfyHost(
+        models_dir,
+        work,
+        extra_env={"LTX2_INJECT_OOM_FILE": str(switch)},
+        extra_args=("--extra-model-paths-config", str(paths)),
+    )
     for media in MEDIA.iterdir():
         shutil.copy(media, server.input_dir / media.name)
     server.wait_ready()

@@ -1,14 +1,20 @@
 """The page in a real browser (Debian's Chromium through Playwright): the example workflow is listed in the
 template browser with the project's thumbnail, loads by drag and drop with no node type missing, shows the
 pack's widgets, shows a value refused at the queue under its input, runs from the Run button, and the VRAMGuard
-widget shows the run's figures as they happen.
+widget shows the run's figures as they happen; the node search finds the pack's nodes by their aliases (where the
+server gives them), and the release workflow's missing files are listed with their download addresses. It runs on
+each lane's frontend: 1.32 (ComfyUI 0.3.75) and, with LTX2_COMFYUI, that tree's (1.48 in ComfyUI 0.33: its
+template browser, its errors panel instead of the error dialog).
 
-The screenshot is saved under the test's tmp folder. The README's picture is this test's screenshot:
+The screenshot is saved under the test's tmp folder. The README's picture is this test's screenshot on ComfyUI
+0.33's frontend:
 
-    LTX2_PAGE_SCREENSHOT=docs/page.png .venv/bin/python -m pytest tests/page/test_page.py
+    LTX2_PAGE_SCREENSHOT=docs/page.png LTX2_COMFYUI=/path/to/ComfyUI-0.33 .venv-host/bin/python -m pytest \
+        tests/page/test_page.py
 """
 
 import io
+import json
 import math
 import os
 import re
@@ -20,9 +26,11 @@ import page_browser as pb  # tools/
 import pytest
 import requests
 from PIL import Image
+from workflows import PACK_NODES
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "example_workflows" / "ltx2_a2v_two_stage.json"
+RELEASE = ROOT / "example_workflows" / "ltx2_a2v_22b.json"
 # Small enough for the CPU, as in test_a2v_workflow.py; a seed no other test uses, so nothing comes from
 # ComfyUI's cache of earlier prompts.
 SMALL = {"width": 128, "height": 96, "num_frames": 17, "steps": 3, "seed": 20261122}
@@ -53,7 +61,7 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
 
         pb.drop_workflow(page, UI)
         assert pb.missing_node_types(page) == []
-        assert page.locator(".p-dialog").count() == 0  # no missing-nodes dialog, no error
+        assert page.locator(pb.DIALOG).count() == 0  # no missing-nodes dialog, no error
         shown = pb.panels(page)
         assert {kind: len(nodes) for kind, nodes in shown.items()} == {
             "LoadLTX2Quantized": 1,
@@ -79,7 +87,7 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         ]
         negative = pb.widget_values(page, "A2VSampler", "negative_prompt")
         pb.set_widgets(page, "A2VSampler", negative_prompt="blurry " * 3000)
-        errors, dialog = pb.queue_errors(page)
+        errors, listed = pb.queue_errors(page)
         assert sorted(errors) == sorted(samplers), errors
         for node in samplers:
             assert errors[node] == [
@@ -90,8 +98,10 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
                     "characters of English). Shorten it.",
                 )
             ], errors[node]
-        # The dialog lists it once per node (ComfyUI's own list: once per input the check takes, a dozen).
-        assert dialog.count("Custom validation failed for node") == len(samplers), dialog
+        # The page lists it once per node (ComfyUI's own list: once per input the check takes, a dozen), with
+        # the message.
+        assert len(listed) == len(samplers), listed
+        assert all("negative_prompt" in e and "21,000 characters" in e for e in listed), listed
         pb.set_widgets(page, "A2VSampler", negative_prompt=negative[0])
 
         pb.set_widgets(page, "A2VSampler", **SMALL)
@@ -149,6 +159,24 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
 
         picture = pb.screenshot(page, tmp_path / "page.png")
         assert picture.stat().st_size > 50_000
+
+        # The node search finds all the pack's nodes by what a user types, where the server gives the nodes' search
+        # aliases (ComfyUI 0.33; 0.3.75's schema has none).
+        info = host.object_info()
+        if info["A2VSampler"].get("search_aliases"):
+            names = {info[n]["display_name"] for n in PACK_NODES}
+            for query in ("lip sync", "audio to video"):
+                assert names <= set(pb.search_nodes(page, query)), query
+            assert info["LoadLTX2Quantized"]["display_name"] in pb.search_nodes(page, "fp8")
+
+        # The release workflow names files this server lacks: the page lists each with its folder and the address
+        # to download it from (its loaders' properties.models, as in ComfyUI's own templates).
+        pb.drop_workflow(page, RELEASE)
+        declared = [m for n in json.loads(RELEASE.read_text())["nodes"] for m in n["properties"].get("models", [])]
+        listed = pb.missing_models(page)
+        for entry in listed:  # 1.48's "Copy URL" gives the file's Hugging Face page (/blob/), not its download
+            entry["url"] = re.sub(r"^(https://huggingface\.co/[^/]+/[^/]+)/blob/", r"\1/resolve/", entry["url"])
+        assert sorted(listed, key=str) == sorted(declared, key=str) and len(declared) == 4
         assert pb.pack_errors(page) == []
     if os.environ.get("LTX2_PAGE_SCREENSHOT"):
         shutil.copy(picture, ROOT / os.environ["LTX2_PAGE_SCREENSHOT"])

@@ -2,16 +2,13 @@
 matches the device-memory ledger within 20 %, and a transformer run under a budget of a quarter of its size stays
 within the budget, one unit in flight and its activations."""
 
-import math
-
 import pytest
 import torch
+from tiny_run import model_of, portrait, run_inputs
 
-from ltx2_a2v.ltx2.a2v import stages
+from ltx2_a2v.ltx2.a2v.graph import two_stage
 from ltx2_a2v.ltx2.components import activations
 from ltx2_a2v.ltx2.components.model_spec import ModelSpec
-from ltx2_a2v.ltx2.components.table import Bundle
-from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.ltx2.files.gemma_folder import GemmaRoot
 from ltx2_a2v.memory.budget import BUDGET
 from ltx2_a2v.memory.kept_outputs import ENCODED_PROMPTS
@@ -24,20 +21,14 @@ pytestmark = pytest.mark.long
 
 
 def wide_model(paths, residency: str) -> ModelSpec:
-    bundle = Bundle(paths["checkpoint"], paths["text_encoder"], paths["spatial_upsampler"], paths["distilled_lora"])
-    return ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization="fp8_scaled", residency=residency)
+    return model_of(paths, quantization="fp8_scaled", residency=residency)
 
 
 def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> dict:
     ENCODED_PROMPTS.clear()  # each run measures the text encoder's activations: none kept from the run before
     BUDGET.begin_run(run_id, model.quantization, model.residency)
-    image = torch.rand(1, 240, 320, 3, generator=torch.Generator().manual_seed(0))
-    voice = torch.sin(2 * math.pi * 220 * torch.arange(32000) / 16000).repeat(1, 2, 1)
-    latent = stages.sample_base(
-        model, CPU, image, voice, 16000, "A woman speaks.", "blurry", 3, width // 2, height // 2, frames, 24.0, 2, 3.0
-    )
-    latent = stages.sample_refine(model, CPU, stages.upscale(model, CPU, latent), "A woman speaks.", 3)
-    stages.decode(model, CPU, latent)
+    inputs = run_inputs(2.0, image=portrait(240, 320), seed=3, width=width // 2, height=height // 2, num_frames=frames)
+    two_stage(model, CPU, inputs, hand_over=False)
     return {p.name + ("" if p.name != "image encode" else f" {i}"): p for i, p in enumerate(BUDGET.last_run.stages)}
 
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from ltx2_a2v.ltx2.a2v import stages
+from ltx2_a2v.ltx2.a2v.prompts import encode_prompts
 from ltx2_a2v.ltx2.components.model_spec import ModelSpec
 from ltx2_a2v.ltx2.components.table import Bundle
 from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
@@ -28,7 +28,7 @@ def encode(model: ModelSpec, run_id: str, prompt: str, negative: str = "blurry")
     """(encodings, the components built, the run's notes) of one run's text encode, in cold_start."""
     report = BUDGET.begin_run(run_id, model.quantization, "cold_start")
     with torch.inference_mode():
-        encoded = stages._encode_prompts(model, [prompt, negative], CPU)
+        encoded = encode_prompts(model, [prompt, negative], CPU)
     return encoded, [line.split(":")[0] for line in report.loads], report.notes
 
 

@@ -108,3 +108,31 @@ def test_a_torchao_transformer_over_the_budget_is_refused_by_name(model, small_b
     with pytest.raises(LTX2InputError, match="block streaming.*not torchao_int8_weight_only.*Pick fp8_scaled"):
         with torchao.component("transformer", CPU):
             pass
+
+
+@pytest.mark.parametrize("policy", ["none", "fp8_scaled"])
+def test_gemma_larger_than_the_budget_streams_its_decoder_layers_with_the_same_encoding(model, small_budget, policy):
+    spec = ModelSpec(model.bundle, model.config, text_encoder_quantization=policy)
+    with torch.inference_mode():
+        expected, _ = spec.materialize("text_encoder", CPU)[0].encode("A young woman speaks calmly.")
+        small_budget(spec.estimate_bytes("text_encoder") * 3 // 4)
+        with spec.component("text_encoder", CPU) as encoder:
+            (record,) = BUDGET.records.values()
+            assert record.streamed and record.streamer.streamed <= {
+                f"model.model.language_model.layers.{i}" for i in range(2)
+            }
+            hidden, _ = encoder.encode("A young woman speaks calmly.")
+            del encoder
+    assert all(torch.equal(a, b) for a, b in zip(hidden, expected))
+
+
+def test_a_text_encoder_that_cannot_stream_is_refused_naming_its_input_before_a_byte_is_read(model, small_budget):
+    from ltx2_a2v.memory.reads import bytes_read
+
+    torchao = ModelSpec(model.bundle, model.config, text_encoder_quantization="torchao_int8_weight_only")
+    small_budget(torchao.estimate_bytes("text_encoder") // 2)
+    before = bytes_read()
+    with pytest.raises(LTX2InputError, match=r"^text_encoder_quantization: the text_encoder does not fit .*fp8_scaled"):
+        with torchao.component("text_encoder", CPU):
+            pass
+    assert bytes_read() == before and not BUDGET.records

@@ -1,52 +1,29 @@
 """The fast recipe: ComfyUI template's distilled schedule (8 + 3 steps, CFG 1, the distilled LoRA in both stages),
 one transformer for both stages; the reference recipe stays the default."""
 
-import math
-
 import pytest
 import torch
+from tiny_run import model_of, run_inputs
 
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.a2v import stages
 from ltx2_a2v.ltx2.a2v.recipes import RECIPES, get_recipe
-from ltx2_a2v.ltx2.components.model_spec import ModelSpec
-from ltx2_a2v.ltx2.components.table import Bundle
-from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.budget import BUDGET
 
 CPU = torch.device("cpu")
 
 
 def test_the_fast_recipe_runs_8_and_3_steps_on_one_transformer_read_once(tiny_paths):
-    bundle = Bundle(
-        tiny_paths["checkpoint"],
-        tiny_paths["text_encoder"],
-        tiny_paths["spatial_upsampler"],
-        tiny_paths["distilled_lora"],
-    )
-    model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), residency="persistent")
-    image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
-    voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
+    model = model_of(tiny_paths, residency="persistent")
     steps = {"base": [], "refine": []}
     try:
         BUDGET.begin_run("fast", "none", "persistent")
         latent = stages.sample_base(
             model,
             CPU,
-            image,
-            voice,
-            16000,
-            "A woman speaks.",
-            "blurry",
-            1,
-            64,
-            64,
-            9,
-            24.0,
-            30,
-            3.0,
+            run_inputs(steps=30, recipe="fast"),
             progress=lambda d, t: steps["base"].append(t),
-            recipe="fast",
+            hand_over=True,
         )
         assert latent.recipe == "fast"
         latent = stages.sample_refine(

@@ -135,8 +135,10 @@ def test_the_default_budget_leaves_dynamic_vram_headroom_mocked_gpu(dynamic_vram
 
 @pytest.fixture()
 def pinning_without_a_gpu(monkeypatch):
-    """torch page-locks host memory through CUDA: without a GPU a pinned tensor is a plain copy."""
+    """torch page-locks host memory through CUDA: without a GPU a pinned tensor is a plain copy. ComfyUI allows pins
+    on an NVIDIA GPU (its cap, MAX_PINNED_MEMORY, is -1 on a CPU)."""
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self.clone())
+    monkeypatch.setattr(mm, "MAX_PINNED_MEMORY", 64 * GIB)
 
 
 @needs_dynamic_vram

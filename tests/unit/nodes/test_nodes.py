@@ -175,3 +175,26 @@ def test_loader_refuses_a_transformer_only_file_without_its_parts_at_queue_time(
     estimate = resident_estimate({**values, **split})["components"]
     assert estimate["transformer"]["bytes"] == estimate["transformer"]["file_bytes"]  # as_stored: the file's bytes
     assert estimate["text_encoder"]["bytes"] > 0
+
+
+@pytest.mark.parametrize("policy", ["torchao_fp8_dynamic", "torchao_int4_weight_only"])
+def test_a_gpu_only_policy_with_float32_compute_is_refused_at_queue_time_mocked_gpu(models_dir, monkeypatch, policy):
+    """A GPU cannot exist here: ComfyUI's device is an RTX 4090 (compute capability 8.9, which runs both policies),
+    and its flags make the transformer compute in float32 (--force-fp32 / --fp32-unet): torchao's kernels would
+    assert mid-load, so the prompt is refused before it is queued; in bf16 it is queued."""
+    import comfy.model_management
+
+    from ltx2_a2v.ltx2.components.precision import Precision
+    from ltx2_a2v.nodes import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    monkeypatch.setattr(comfy.model_management, "get_torch_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr("ltx2_a2v.quant.torchao_policies._require_torchao", lambda: None)  # fbgemm is CUDA's
+    monkeypatch.setattr(precision, "comfy_precision", lambda device: Precision.uniform(torch.float32))
+    problem = LoadLTX2Quantized.validate_inputs(**loader_values(models_dir, quantization=policy))
+    assert problem.startswith(f"quantization: {policy} computes in bfloat16 only, and this ComfyUI computes in float32")
+    assert "--force-fp32" in problem and "pick fp8_scaled" in problem
+    monkeypatch.setattr(precision, "comfy_precision", lambda device: Precision.uniform(torch.bfloat16))
+    assert LoadLTX2Quantized.validate_inputs(**loader_values(models_dir, quantization=policy)) is True

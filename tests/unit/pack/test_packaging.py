@@ -11,11 +11,33 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_pyproject_has_what_the_comfy_registry_reads():
+    """The registry's specification (docs.comfy.org, "pyproject.toml"): the required fields, in its formats."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert data["project"]["name"] and data["project"]["version"]
-    comfy = data["tool"]["comfy"]
+    project, comfy = data["project"], data["tool"]["comfy"]
+    # The node id: under 100 characters, letters, digits and -_. without two in a row, a letter first; best
+    # without "ComfyUI". The version: X.Y.Z.
+    assert re.fullmatch(r"[A-Za-z](?:[-_.]?[A-Za-z0-9])*", project["name"]) and len(project["name"]) < 100
+    assert "comfyui" not in project["name"].lower()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    assert project["license"] == {"file": "LICENSE"}
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.split()[:5] == ["Apache", "License", "Version", "2.0,", "January"]
+    assert "END OF TERMS AND CONDITIONS" in license_text
+    repository = project["urls"]["Repository"]  # required to publish
+    owner_repo = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", repository)[1]
     assert comfy["PublisherId"] and comfy["DisplayName"]
-    assert (ROOT / comfy["Icon"]).is_file()
+    # Icon: a URL, the repository's own web/icon.svg (square, at most 400 px).
+    icon = re.fullmatch(rf"https://raw\.githubusercontent\.com/{owner_repo}/main/(.+)", comfy["Icon"])[1]
+    svg = (ROOT / icon).read_text()
+    size = re.search(r'<svg[^>]* width="(\d+)" height="(\d+)"', svg).groups()
+    assert size[0] == size[1] and int(size[0]) <= 400
+    # The ComfyUI releases the pack is tested with (README, "Supported versions") satisfy requires-comfyui.
+    tested = SpecifierSet(comfy["requires-comfyui"])
+    assert Version("0.3.75") in tested and Version("0.33.0") in tested and Version("0.3.60") not in tested
+    assert {"Operating System :: POSIX :: Linux", "Environment :: GPU :: NVIDIA CUDA"} <= set(project["classifiers"])
 
 
 def _requirements(path: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ import torch
 from building import build_component
 from probe import denoise_step, probe_inputs
 from safetensors.torch import save_file
+from tiny_run import run_inputs
 
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.components.lora_layers import LoraLayers, applied
@@ -228,6 +229,7 @@ def test_the_two_stage_graph_runs_on_split_low_bit_files_kept_as_stored(low_bit_
     transformer for the next run: nothing read again, the same frames. (cold_start: tests/host/test_low_bit_host.py)"""
     residency = "persistent"
     from ltx2_a2v.ltx2.a2v import stages
+    from ltx2_a2v.ltx2.a2v.decode import decode
     from ltx2_a2v.ltx2.components.bundle_parts import check_bundle
 
     bundle = dataclasses.replace(
@@ -236,15 +238,13 @@ def test_the_two_stage_graph_runs_on_split_low_bit_files_kept_as_stored(low_bit_
         spatial_upsampler=low_bit_paths["spatial_upsampler"],
     )
     model = ModelSpec(bundle, check_bundle(bundle), "as_stored", "as_stored", residency=residency)
-    cpu = torch.device("cpu")
-    image = torch.rand(1, 96, 128, 3, generator=torch.Generator().manual_seed(0))
-    voice = torch.sin(2 * math.pi * 220 * torch.arange(16000) / 16000).repeat(1, 2, 1)
+    cpu, inputs = torch.device("cpu"), run_inputs()
     runs = []
     for run in range(2):
         budget.begin_run(f"stored-{run}", "as_stored", residency)
-        latent = stages.sample_base(model, cpu, image, voice, 16000, "A woman speaks.", "", 1, 64, 64, 9, 24.0, 2, 3.0)
-        latent = stages.sample_refine(model, cpu, stages.upscale(model, cpu, latent), "A woman speaks.", 1)
-        frames, _ = stages.decode(model, cpu, latent)
+        latent = stages.sample_base(model, cpu, inputs)
+        latent = stages.sample_refine(model, cpu, stages.upscale(model, cpu, latent), inputs.prompt, inputs.seed)
+        frames, _ = decode(model, cpu, latent)
         stage_1 = next(s for s in budget.last_run.stages if s.name == "stage 1 denoise")
         runs.append((frames, sum(c["bytes_read"] for c in stage_1.components), list(budget.last_run.loads)))
     assert torch.equal(runs[0][0], runs[1][0]) and runs[0][0].std() > 0

@@ -124,3 +124,29 @@ def test_fp8_layers_of_a_float32_model_upcast_into_its_one_scratch_buffer(case):
             runs.append(NewStorages.made)
             assert torch.allclose(out, expected(), rtol=1e-5, atol=1e-6)
     assert runs == [2, 1]  # the second forward: one buffer for both layers' upcasts
+
+
+def test_fp8_matmul_quantizes_a_chunk_of_rows_at_a_time_with_a_mocked_gpu_scaled_mm(monkeypatch):
+    """A GPU cannot exist here: torch._scaled_mm is the emulation the quantization benchmark uses. A wide input gives
+    the rows the one-chunk product gives, and what the CPU ledger sees made beside the output stays within a chunk's
+    temporaries, not a float32 copy of the whole input (what quantizing it whole costs)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from fp8_emulation import emulated_scaled_mm
+
+    from ltx2_a2v.memory.ledger import StageMeter
+    from ltx2_a2v.quant import fp8_scaled
+
+    monkeypatch.setattr(torch, "_scaled_mm", emulated_scaled_mm)
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(64, 512, generator=generator).bfloat16()
+    layer = layer_from(weight, torch.zeros(64))
+    x = torch.randn(4096, 512, generator=generator).bfloat16()
+    whole = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias)
+    monkeypatch.setattr(fp8_scaled, "QUANT_CHUNK_ELEMENTS", 64 * 512)  # 64 rows at a time: 64 chunks
+    meter = StageMeter(torch.device("cpu"))
+    with meter:
+        x = x.clone()  # made inside: the ledger counts it from here, not when it first sees a view of it
+        chunked = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias)
+    assert torch.equal(chunked, whole)
+    beside = meter.peak - meter.start - x.untyped_storage().nbytes() - chunked.untyped_storage().nbytes()
+    assert 0 < beside < x.numel()  # under a byte per input element: quantized whole, 8 (float32, |x|, fp8)
