@@ -55,6 +55,7 @@ def test_the_upload_leaves_out_what_a_user_does_not_need():
     assert tops == {
         ".comfyignore",
         ".gitignore",
+        "CHANGELOG.md",
         "LICENSE",
         "README.md",
         "__init__.py",
