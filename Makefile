@@ -42,7 +42,7 @@ bench-formats: setup-demo
 	$(PY) bench/formats.py --preset wide
 
 # Cluster benchmark on the tiny bundle: jobs/minute with 1 and 2 workers, the queue's overhead per job against
-# ComfyUI directly (README, "Scaling past one GPU"); writes bench/results/cluster.json.
+# ComfyUI directly (docs/api-and-cluster.md); writes bench/results/cluster.json.
 bench-cluster: setup
 	$(PY) bench/cluster.py $(ARGS)
 
@@ -51,11 +51,11 @@ bench-vram: setup-demo
 	$(PY) bench/vram.py
 
 # float32 compute with bf16 / fp8 weights on a CPU: seconds per step with the scratch buffer, with a new tensor per
-# upcast copy, and with float32 weights (core's way); prints a table (README, "Precision").
+# upcast copy, and with float32 weights (core's way); prints a table (docs/benchmarks.md).
 bench-upcast: setup-demo
 	$(PY) bench/upcast.py
 
-# Side by side with ComfyUI's own LTX-2.3 template (README): the pack's graphs and core's video_ltx2_3_ia2v on the
+# Side by side with ComfyUI's LTX-2.3 template (docs/benchmarks.md): the pack's graphs and video_ltx2_3_ia2v on the
 # same bundle, inputs and seed, on the ComfyUI tree in LTX2_COMFYUI (0.16 or later) run by LTX2_COMFYUI_PYTHON
 # (default .venv-host/bin/python, made here when unset); writes bench/results/core_<preset>.{json,png}.
 # E.g. LTX2_COMFYUI=/path/to/ComfyUI make bench-core ARGS="--preset tiny"
@@ -77,7 +77,7 @@ bench-gpu: setup-demo
 bench-proving-ground: setup-demo
 	$(PY) bench/proving_ground.py $(ARGS)
 
-# Wheels for the proving ground on a GPU machine without a package registry (README, "GPU benchmarks"):
+# Wheels for the proving ground on a GPU machine without a package registry (docs/development.md, "GPU benchmarks"):
 # make gpu-kit ARGS="--missing <what 'python3 bench/gpu_kit.py check' printed there> --torch 2.11 --python 3.12"
 gpu-kit: setup-demo
 	$(PY) tools/make_gpu_kit.py $(ARGS)

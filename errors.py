@@ -7,3 +7,7 @@ class LTX2InputError(ValueError):
 
 class LTX2LoadError(RuntimeError):
     """A component could not be built completely from its files."""
+
+
+class LTX2NonFiniteError(RuntimeError):
+    """A stage's output holds NaN or infinite values: a video made from it would be black or noise."""

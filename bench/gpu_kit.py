@@ -1,5 +1,5 @@
 """The GPU proving ground in one command, on a GPU machine with Python and torch but no package registry
-(README, "GPU proving ground"). Standard library only until the kit is installed.
+(docs/development.md, "GPU benchmarks"). Standard library only until the kit is installed.
 
     python3 bench/gpu_kit.py plan
     python3 bench/gpu_kit.py check

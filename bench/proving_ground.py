@@ -18,7 +18,7 @@ device cannot run, or an out of memory, is a row with its error. Writes proving_
 
 `--make-bundle` writes the `full` bundle first (on the GPU when there is one: seconds; 44 GB). Without a CUDA GPU
 it stops at once unless `--allow-cpu` (the tests run it so, on the tiny bundle). On a GPU machine without a
-package registry, bench/gpu_kit.py does it all (README, "GPU proving ground").
+package registry, bench/gpu_kit.py does it all (docs/development.md, "GPU benchmarks").
 """
 
 import argparse

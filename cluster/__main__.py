@@ -1,4 +1,4 @@
-"""The command line: `python -m cluster submit|status|result|cancel|worker ...` (README, "Scaling past one GPU").
+"""The command line: `python -m cluster submit|status|result|cancel|worker ...` (docs/api-and-cluster.md).
 
     python -m cluster submit workflow.json --input face.png=./face.png --input voice.wav=/shared/voice.wav [--wait]
     python -m cluster status JOB_ID

@@ -9,6 +9,14 @@ from ..errors import LTX2InputError
 
 CHECKPOINT_FOLDERS = ("checkpoints", "diffusion_models")
 NONE = "none"
+# Where each split file is listed from: the video VAE from vae/ (ComfyUI's VAELoader), the audio VAE from vae/ and
+# checkpoints/ (ComfyUI's audio-VAE loader lists checkpoints/; split releases put it in vae/), the text projection
+# from text_encoders/ (beside the Gemma file, as ComfyUI's LTX-2 text-encoder loader reads it).
+SPLIT_FOLDERS = {
+    "video_vae": ("vae",),
+    "audio_vae": ("vae", "checkpoints"),
+    "text_projection": ("text_encoders",),
+}
 
 
 def checkpoint_names() -> list[str]:
@@ -37,6 +45,20 @@ def text_encoder_names() -> list[str]:
 def file_names(folder: str, with_none: bool = False) -> list[str]:
     names = [n for n in folder_paths.get_filename_list(folder) if n.endswith(".safetensors")]
     return [NONE, *names] if with_none else names
+
+
+def split_names(field: str) -> list[str]:
+    """What a split-file input offers: "none" (the checkpoint holds that part), then the .safetensors files of its
+    folders (for text_encoders/, not the shards inside a Gemma folder)."""
+    names: list[str] = []
+    for folder in SPLIT_FOLDERS[field]:
+        found = text_encoder_names() if folder == "text_encoders" else file_names(folder)
+        names += [n for n in found if n.endswith(".safetensors") and n not in names]
+    return [NONE, *names]
+
+
+def resolve_split(field: str, name: str) -> Path | None:
+    return None if name == NONE else resolve_file(field, name, SPLIT_FOLDERS[field])
 
 
 def resolve_file(input_name: str, name: str, folders: tuple[str, ...]) -> Path:
@@ -79,13 +101,15 @@ def resolve_text_encoder(name: str) -> Path:
     )
 
 
-def identities(ckpt_name: str, text_encoder: str, distilled_lora: str) -> tuple:
+def identities(ckpt_name: str, text_encoder: str, distilled_lora: str, split: dict[str, str] | None = None) -> tuple:
     """What the loader's choices are on disk now (see ltx2/files/file_identity.py); names that do not resolve count as
-    themselves (the node then says what is missing when it runs)."""
+    themselves (the node then says what is missing when it runs). `split`: {split-file input: its choice}."""
     from ..ltx2.files.file_identity import identity
 
     found = []
-    for folders, name in ((CHECKPOINT_FOLDERS, ckpt_name), (("loras",), distilled_lora)):
+    chosen = [(CHECKPOINT_FOLDERS, ckpt_name), (("loras",), distilled_lora)]
+    chosen += [(SPLIT_FOLDERS[field], name) for field, name in (split or {}).items() if name != NONE]
+    for folders, name in chosen:
         path = next((folder_paths.get_full_path(f, name) for f in folders if folder_paths.get_full_path(f, name)), None)
         found.append(identity(path) if path else (name, None))
     for base in folder_paths.get_folder_paths("text_encoders"):

@@ -53,7 +53,23 @@ def _refuse(status: int, why: str, retry_after: float) -> web.Response:
     return web.json_response({"error": why}, status=status, headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
+_estimating = asyncio.Lock()  # one estimate at a time: each reads headers and makes meta models
+
+
 def add_routes() -> None:
+    @PromptServer.instance.routes.get("/ltx2/estimate")
+    async def resident_estimate(request):
+        """The loader's resident estimate from the files' headers (nodes/load.py), off the event loop."""
+        from ..errors import LTX2InputError, LTX2LoadError
+        from .load import resident_estimate as estimate
+
+        async with _estimating:
+            try:
+                found = await asyncio.get_running_loop().run_in_executor(None, estimate, dict(request.query))
+            except (LTX2InputError, LTX2LoadError) as error:
+                found = {"error": str(error)}
+        return web.json_response(found)
+
     @PromptServer.instance.routes.get("/ltx2/vram")
     async def vram_state(request):
         state = BUDGET.state()

@@ -16,6 +16,7 @@ import functools
 import torch
 
 # (ltx-core imported where used, as in ltx_core_policies.py: the nodes register without it.)
+from .formats import SCALE_SUFFIXES
 from .policy import Backend, Policy
 from .scratch import room
 
@@ -42,9 +43,6 @@ def quantize_rows(weight: torch.Tensor, rows_per_chunk: int = 1024) -> tuple[tor
         row_scale.clamp_(min=1e-12).div_(FP8_MAX)
         q[rows].copy_(w.div_(row_scale).clamp_(-FP8_MAX, FP8_MAX))
     return q, scale
-
-
-SCALE_SUFFIXES = (".weight_scale", ".input_scale")
 
 
 # Rows of activations quantized and multiplied at a time on the fp8 matmul path: a chunk holds at most this many

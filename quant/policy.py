@@ -44,6 +44,11 @@ class Backend:
         """ltx-core ModuleOps applied to the meta model before loading (layer classes that read the new tensors)."""
         return ()
 
+    def stored_ops(self, policy: "Policy", stored: dict[str, dict]) -> tuple:
+        """For a policy that `keeps_stored`: ModuleOps giving each layer its file stores packed (`stored`: {layer:
+        {"format", "options", "tensors": {name: (shape, dtype)}}}) a layer class that computes from those tensors."""
+        return ()
+
     def prepare(
         self, policy: "Policy", model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype
     ) -> list[str]:
@@ -72,6 +77,9 @@ class Policy:
     on_fp8_release: str | None = None
     needs_fp8_release: bool = False  # works only from a release's own fp8 weights and scales
     fuses_lora: bool = True  # a LoRA can be fused into the weights before this policy quantizes them
+    # Keeps every weight in the layout its file stores it in (nvfp4, int8, ... : quant/formats.py), never dequantized
+    # at load; its backend's stored_ops give those layers their classes.
+    keeps_stored: bool = False
 
     @property
     def quantizes(self) -> bool:

@@ -5,6 +5,7 @@ names list the valid ones."""
 import torch
 
 from ..errors import LTX2InputError
+from .as_stored import AsStored
 from .fp8_scaled import Fp8Scaled
 from .ltx_core_policies import LtxCoreFp8Cast, LtxCoreFp8ScaledMm
 from .policy import Backend, Policy, PolicyUnavailable
@@ -14,6 +15,18 @@ POLICIES: dict[str, Policy] = {
     p.name: p
     for p in (
         Policy("none", "bf16 as stored", Backend(), runs_on="any", weight_bytes=2, text_encoder=True, streamable=True),
+        Policy(
+            "as_stored",
+            "every layer as the file stores it (nvfp4, mxfp8, int8, fp8, bf16), never dequantized at load; "
+            "comfy-kitchen's kernels where the GPU has them, else dequantized per forward",
+            AsStored(),
+            runs_on="any",
+            weight_bytes=2,
+            text_encoder=True,
+            streamable=True,
+            on_fp8_release="as_stored",
+            keeps_stored=True,
+        ),
         Policy(
             "fp8_cast",
             "ltx-core's fp8_cast: block linears cast to float8_e4m3fn while loading, upcast in forward (no scale)",

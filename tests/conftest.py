@@ -15,7 +15,7 @@ from _pack import import_pack  # noqa: E402
 import_pack()
 
 from comfy_host import MEDIA, ComfyHost  # noqa: E402  (tools/)
-from make_tiny_bundle import make_bundle  # noqa: E402
+from make_tiny_bundle import make_bundle, write_formats  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +39,13 @@ def tiny_paths(models_dir) -> dict[str, Path]:
     paths = {part: models_dir / rel for part, rel in file_names("tiny").items()}
     paths.update({part: models_dir / rel.format(preset="tiny") for part, rel in FP8_FILE_NAMES.items()})
     return paths
+
+
+@pytest.fixture(scope="session")
+def low_bit_paths(models_dir, tiny_paths) -> dict[str, Path]:
+    """The tiny bundle's split files and low-bit transformers and Gemma (tools/bundle_files.py), written into the same
+    models folder once per session, when a test first asks (a host already serving lists them then)."""
+    return {**tiny_paths, **write_formats(models_dir, "tiny", tiny_paths, low_bit=True, split=True)}
 
 
 @pytest.fixture()

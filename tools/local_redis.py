@@ -1,6 +1,6 @@
 """A throw-away Redis on 127.0.0.1 (Debian's redis-server, tools/setup_redis.sh), append-only file on, behind a
 password, and with `tls=True` reached over TLS only (a self-signed certificate made here with openssl): the broker
-of the cluster's tests and benchmark, set up as README, "Scaling past one GPU", tells production to. Not itself for
+of the cluster's tests and benchmark, set up as docs/api-and-cluster.md tells production to. Not itself for
 production."""
 
 import secrets

@@ -1,5 +1,5 @@
-"""Packs what the GPU proving ground needs on a GPU machine that has no package registry (README, "GPU proving
-ground"): run here, where the registry is reachable; the kit travels with the code.
+"""Packs what the GPU proving ground needs on a GPU machine that has no package registry (docs/development.md, "GPU
+benchmarks"): run here, where the registry is reachable; the kit travels with the code.
 
     .venv/bin/python tools/make_gpu_kit.py [--missing ltx-core,scipy,...] [--torch 2.11.0] [--python 3.12]
         [--transformers4] [--out gpu_kit] [--xz-preset 6]

@@ -1,7 +1,7 @@
 """Writes a small, randomly initialised LTX-2.3 bundle laid out exactly like the release files.
 
     .venv/bin/python tools/make_tiny_bundle.py --models-dir DIR [--preset tiny|wide|deep|full] [--seed N] [--fp8]
-                                               [--device cuda]
+                                               [--low-bit] [--split] [--device cuda]
 
 DIR gets ComfyUI's model-folder layout:
     checkpoints/ltx-2.3-<preset>-dev.safetensors                     transformer, VAEs, vocoder, text projection
@@ -10,6 +10,9 @@ DIR gets ComfyUI's model-folder layout:
     latent_upscale_models/ltx-2.3-<preset>-spatial-upscaler-x2.safetensors
     text_encoders/gemma-3-<preset>-it/                               config, tokenizer, image processor, 2 shards
     checkpoints/ltx-2.3-<preset>-dev-fp8.safetensors                 with --fp8: block linears stored in fp8
+    diffusion_models/, vae/, text_encoders/ split files                with --split (tools/bundle_files.py)
+    diffusion_models/ltx-2.3-<preset>-dev-{nvfp4,int8,int8-convrot}_transformer_only.safetensors, an int8 Gemma
+                                                                     with --low-bit (and the split files)
 
 Key names and the JSON `config` metadata are those of the release, so the pack's loader reads these files
 through the same code as the real ones. `tiny` is for fast tests; `wide` keeps the real 22B transformer widths
@@ -30,6 +33,16 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pack import import_pack  # noqa: E402
+from bundle_files import (  # noqa: E402
+    LOW_BIT_FILE_NAMES,
+    LOW_BIT_FORMATS,
+    SPLIT_FILE_NAMES,
+    comfy_quantized,
+    quantization_tensors,
+    sorted_metadata,
+    write_low_bit_checkpoint,
+    write_split_files,
+)
 
 import_pack()
 from ltx2_a2v.ltx2.components import table as ltx2_components  # noqa: E402
@@ -308,19 +321,47 @@ def random_tensor(seed: int, key: str, shape: tuple[int, ...], dtype: torch.dtyp
     return value.to(dtype)
 
 
-def _file_key(component, module_key: str) -> str:
+# How the release files name each component's tensors: (file prefix, module prefix) pairs, what the component's key
+# ops (ltx2/components/table.py) undo when the pack reads them; the bundle is written by inverting them.
+_VAE_STATS = ("per_channel_statistics.", "per_channel_statistics.")
+FILE_PREFIXES = {
+    "transformer": (("model.diffusion_model.", ""),),
+    "embeddings_processor": (
+        ("text_embedding_projection.video_aggregate_embed.", "feature_extractor.video_aggregate_embed."),
+        ("text_embedding_projection.audio_aggregate_embed.", "feature_extractor.audio_aggregate_embed."),
+        ("text_embedding_projection.aggregate_embed.", "feature_extractor.aggregate_embed."),
+        ("model.diffusion_model.video_embeddings_connector.", "video_connector."),
+        ("model.diffusion_model.audio_embeddings_connector.", "audio_connector."),
+    ),
+    "video_encoder": (("vae.encoder.", ""), ("vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "video_decoder": (("vae.decoder.", ""), ("vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "audio_encoder": (("audio_vae.encoder.", ""), ("audio_vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "audio_decoder": (("audio_vae.decoder.", ""), ("audio_vae." + _VAE_STATS[0], _VAE_STATS[1])),
+    "vocoder": (("vocoder.", ""),),
+    "spatial_upsampler": (("", ""),),
+    "text_encoder": (
+        ("language_model.model.", "model.model.language_model."),
+        ("vision_tower.", "model.model.vision_tower."),
+        ("multi_modal_projector.", "model.model.multi_modal_projector."),
+    ),
+}
+# Tensors a component has that its files do not hold: Gemma's lm_head is tied to the token embedding, and ltx-core's
+# key ops copy it. Left out, as the release leaves it out.
+DERIVED_KEYS = {"text_encoder": {"model.lm_head.weight"}}
+
+
+def _file_key(name: str, module_key: str) -> str:
     # The longest module prefix that matches decides (the VAE statistics share the file with the VAE body).
     file_prefix, module_prefix = max(
-        (pair for pair in component.file_prefixes if module_key.startswith(pair[1])), key=lambda pair: len(pair[1])
+        (pair for pair in FILE_PREFIXES[name] if module_key.startswith(pair[1])), key=lambda pair: len(pair[1])
     )
     return file_prefix + module_key[len(module_prefix) :]
 
 
 def _component_tensors(name: str, model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    component = ltx2_components.COMPONENTS[name]
-    skip = ltx2_components.DERIVED_KEYS.get(name, set())
+    skip = DERIVED_KEYS.get(name, set())
     return {
-        _file_key(component, key): random_tensor(seed, _file_key(component, key), tuple(meta.shape))
+        _file_key(name, key): random_tensor(seed, _file_key(name, key), tuple(meta.shape))
         for key, meta in model.state_dict().items()
         if key not in skip
     }
@@ -396,19 +437,6 @@ def write_user_lora(path: Path, preset: str, seed: int, rank: int = 4) -> None:
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def _sorted_metadata(path: Path) -> None:
-    """safetensors writes a header's metadata map in no fixed order: with two entries or more, the same file would
-    differ from run to run. The header is written again with its keys sorted (the same bytes, reordered)."""
-    with open(path, "r+b") as f:
-        length = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(length))
-        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (length - len(raw))  # safetensors pads the header with spaces too
-        f.seek(8)
-        f.write(raw)
-
-
 def write_tokenizer(root: Path) -> dict[str, int]:
     """A SentencePiece BPE tokenizer with Gemma's special ids (pad 0, eos 1, bos 2, unk 3) and image tokens."""
     import sentencepiece as spm
@@ -482,7 +510,6 @@ def write_gemma(root: Path, seed: int) -> dict:
 
     with torch.device("meta"):
         model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config))
-    component = ltx2_components.COMPONENTS["text_encoder"]
     # ltx-core wraps the HF model as `.model`; the release files hold the HF model's keys in their older
     # (transformers < 4.52) layout, which the component's prefixes map to. transformers 5.x flattened the vision
     # tower: its keys get the release's `vision_model.` back (ltx2/components/gemma_model.py maps it off again when
@@ -492,9 +519,9 @@ def write_gemma(root: Path, seed: int) -> dict:
         module_key = "model." + key
         if module_key.startswith("model.model.vision_tower.") and ".vision_model." not in module_key:
             module_key = module_key.replace("model.model.vision_tower.", "model.model.vision_tower.vision_model.", 1)
-        if module_key in ltx2_components.DERIVED_KEYS["text_encoder"]:
+        if module_key in DERIVED_KEYS["text_encoder"]:
             continue
-        file_key = _file_key(component, module_key)
+        file_key = _file_key("text_encoder", module_key)
         tensors[file_key] = random_tensor(seed, file_key, tuple(meta.shape))
     # Two shards and an index, as the release.
     keys = sorted(tensors)
@@ -516,20 +543,6 @@ def _fp8(value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(float8_e4m3fn weight, its float32 scalar scale), as Lightricks' and ComfyUI's fp8 files store a weight."""
     scale = value.float().abs().amax().clamp(min=1e-12) / torch.finfo(torch.float8_e4m3fn).max
     return (value.float() / scale).to(torch.float8_e4m3fn), scale.reshape(())
-
-
-def _quantization_tensors(layers: dict[str, dict], spelling: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """How ComfyUI's files say which layers are quantized (its QUANTIZATION.md): a `_quantization_metadata` header
-    entry, or a `<layer>.comfy_quant` tensor (the config's JSON as bytes) per layer. (tensors, metadata)."""
-    if spelling == "metadata":
-        return {}, {"_quantization_metadata": json.dumps({"format_version": "1.0", "layers": layers}, sort_keys=True)}
-    return (
-        {
-            f"{layer}.comfy_quant": torch.tensor(list(json.dumps(conf).encode()), dtype=torch.uint8)
-            for layer, conf in layers.items()
-        },
-        {},
-    )
 
 
 def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> None:
@@ -559,11 +572,11 @@ def write_fp8_checkpoint(src: Path, dst: Path, spelling: str = "metadata") -> No
     if spelling == "scaled_fp8":
         tensors["model.diffusion_model.scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
     else:
-        extra, quant_metadata = _quantization_tensors(layers, spelling)
+        extra, quant_metadata = quantization_tensors(layers, spelling)
         tensors.update(extra)
         metadata.update(quant_metadata)
     save_file(tensors, str(dst), metadata=metadata)
-    _sorted_metadata(dst)
+    sorted_metadata(dst)
 
 
 # ComfyUI's single-file Gemma: its key prefixes for the release folder's (ltx2/files/gemma_single_file.py reads
@@ -575,9 +588,10 @@ _GEMMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"
 def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> None:
     """The Gemma folder as one file in ComfyUI's layout (gemma_3_12B_it*.safetensors): `model.`, `vision_model.`,
     `multi_modal_projector.` keys and the SentencePiece model as a uint8 `spiece_model` tensor. `quantized`:
-    "fp8" (every language-model linear in float8_e4m3fn with a scalar scale, as gemma_3_12B_it_fp8_scaled) or
+    "fp8" (every language-model linear in float8_e4m3fn with a scalar scale, as gemma_3_12B_it_fp8_scaled),
     "fp4_mixed" (as gemma_3_12B_it_fp4_mixed: nvfp4, packed by comfy-kitchen as ComfyUI packs it, except the
-    first layer's linears in fp8); declared in a `_quantization_metadata` entry."""
+    first layer's linears in fp8) or "int8" (int8 tensorwise, by comfy-kitchen); declared in a
+    `_quantization_metadata` entry."""
     from ltx2_a2v.ltx2.files.safetensors_file import iter_tensors, read_header
 
     tensors, layers = {}, {}
@@ -589,6 +603,9 @@ def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> 
             is_linear = name.startswith("model.layers.") and layer.rsplit(".", 1)[-1] in _GEMMA_LINEARS
             if quantized is None or not is_linear or not name.endswith(".weight"):
                 tensors[name] = value
+            elif quantized == "int8":
+                quantized_tensors, layers[layer] = comfy_quantized(layer, value, "int8_tensorwise", {})
+                tensors.update(quantized_tensors)
             elif quantized == "fp8" or layer.startswith("model.layers.0."):
                 tensors[name], tensors[f"{layer}.weight_scale"] = _fp8(value)
                 layers[layer] = {"format": "float8_e4m3fn"}
@@ -601,12 +618,18 @@ def write_gemma_file(folder: Path, path: Path, quantized: str | None = None) -> 
                 tensors[f"{layer}.weight_scale_2"] = scale.reshape(())
                 layers[layer] = {"format": "nvfp4"}
     tensors["spiece_model"] = torch.frombuffer(bytearray((folder / "tokenizer.model").read_bytes()), dtype=torch.uint8)
-    metadata = _quantization_tensors(layers, "metadata")[1] if layers else {"format": "pt"}
+    metadata = quantization_tensors(layers, "metadata")[1] if layers else {"format": "pt"}
     save_file(tensors, str(path), metadata=metadata)
 
 
 def make_bundle(
-    models_dir: str | Path, preset: str = "tiny", seed: int = 0, fp8: bool = False, device: str = "cpu"
+    models_dir: str | Path,
+    preset: str = "tiny",
+    seed: int = 0,
+    fp8: bool = False,
+    device: str = "cpu",
+    low_bit: bool = False,
+    split: bool = False,
 ) -> dict[str, Path]:
     """Writes the bundle and returns the absolute path of each part."""
     global _DEVICE
@@ -629,7 +652,23 @@ def make_bundle(
         write_fp8_checkpoint(paths["checkpoint"], paths["fp8_checkpoint"])
         write_gemma_file(paths["text_encoder"], paths["text_encoder_fp8"], "fp8")
         write_gemma_file(paths["text_encoder"], paths["text_encoder_fp4"], "fp4_mixed")
+    if low_bit or split:
+        paths.update(write_formats(models_dir, preset, paths, low_bit, split))
     return paths
+
+
+def write_formats(models_dir: Path, preset: str, paths: dict[str, Path], low_bit: bool, split: bool) -> dict:
+    """The low-bit and split files (tools/bundle_files.py) of a bundle already written; their paths."""
+    names = {**SPLIT_FILE_NAMES, **(LOW_BIT_FILE_NAMES if low_bit else {})}  # low-bit transformers run with them
+    written = {part: Path(models_dir) / rel.format(preset=preset) for part, rel in names.items()}
+    for path in written.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_split_files(paths["checkpoint"], written)
+    if low_bit:
+        for part, (fmt, options, spelling) in LOW_BIT_FORMATS.items():
+            write_low_bit_checkpoint(written["transformer_only"], written[part], fmt, options, spelling)
+        write_gemma_file(paths["text_encoder"], written["text_encoder_int8"], "int8")
+    return written
 
 
 def main() -> None:
@@ -638,9 +677,20 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fp8", action="store_true", help="also write the checkpoint as an fp8 release stores it")
+    parser.add_argument(
+        "--low-bit",
+        action="store_true",
+        help="also write nvfp4, int8 and int8-convrot checkpoints and an int8 single-file Gemma, as ComfyUI does",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also write the split files: transformer-only, video VAE, audio VAE with vocoder, text projection",
+    )
     parser.add_argument("--device", default="cpu", help="where to draw the random values (cuda: the full preset fast)")
     args = parser.parse_args()
-    paths = make_bundle(args.models_dir, args.preset, args.seed, fp8=args.fp8, device=args.device)
+    formats = {"low_bit": args.low_bit, "split": args.split}
+    paths = make_bundle(args.models_dir, args.preset, args.seed, fp8=args.fp8, device=args.device, **formats)
     for part, path in paths.items():
         size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
         print(f"{part:18s} {size / 2**20:9.1f} MiB  {path}")

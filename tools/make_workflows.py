@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME = "ltx2_a2v_two_stage"  # the tiny bundle's variant
 
 # The release files ComfyUI's own LTX-2.3 image+audio template names (video_ltx2_3_ia2v, comfyui-workflow-templates
-# 0.11.41), the files a ComfyUI LTX-2.3 user already has: name -> (ComfyUI folder, download address). docs/files.md
-# lists them with their sizes (tests/unit/pack/test_workflow_files.py checks both against each other).
+# 0.11.41), the files a ComfyUI LTX-2.3 user already has: name -> (ComfyUI folder, download address). The README
+# table lists them with their sizes (tests/unit/pack/test_workflow_files.py checks both against each other).
 CHECKPOINT = "ltx-2.3-22b-dev-fp8.safetensors"
 TEXT_ENCODER = "gemma_3_12B_it_fp4_mixed.safetensors"
 DISTILLED_LORA = "ltx_2.3_22b_distilled_1.1_lora_dynamic_fro09_avg_rank_111_bf16.safetensors"

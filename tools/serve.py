@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOST = (ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")).resolve()
 PACK_NAME = "ltx2_a2v"
 # The folders the pack's nodes list files from, under ComfyUI's names.
-MODEL_FOLDERS = ("checkpoints", "loras", "latent_upscale_models", "text_encoders", "diffusion_models")
+MODEL_FOLDERS = ("checkpoints", "loras", "latent_upscale_models", "text_encoders", "diffusion_models", "vae")
 
 
 def write_host_config(run_dir: Path, models_dir: Path) -> Path:

@@ -13,6 +13,7 @@ from ltx_pipelines.utils.media_io import normalize_latent, preprocess, resize_an
 from ...memory.budget import BUDGET
 from ..components import activations
 from ..components.model_spec import ModelSpec
+from . import finite
 from .inputs import first_image
 from .interrupts import interruptible
 from .run_inputs import Keyframe
@@ -50,7 +51,9 @@ def encode_images(
             rgb8 = (keyframe.image * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
             pixels = torch.tensor(preprocess(rgb8, crf), dtype=torch.float32)
             pixels = normalize_latent(resize_and_center_crop(pixels, height, width), device, precision.vae)
-            encoded.append(encoder(pixels).to(precision.transformer))
+            latent = encoder(pixels)
+            finite.check(model, "image encode", "video_encoder", latent)
+            encoded.append(latent.to(precision.transformer))
         del encoder
     return encoded
 

@@ -10,6 +10,7 @@ from ltx_core.types import Audio
 from ...memory.budget import BUDGET
 from ..components import activations
 from ..components.model_spec import ModelSpec
+from . import finite
 from .inputs import playable
 from .interrupts import interruptible
 from .latent import A2VLatent
@@ -50,6 +51,7 @@ def decode_chunks(
         with (
             model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,
             interruptible(decoder, on_tensor),
+            finite.watched(decoder, model, "decode", "video_decoder"),
         ):
             generator = generator_for(device, latent.seed, latent)
             # In the decoder's compute dtype: a transformer computing in bf16 beside a VAE in float32 (ComfyUI's

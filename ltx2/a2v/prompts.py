@@ -13,6 +13,7 @@ from ..components import activations
 from ..components.model_spec import ModelSpec
 from ..files.file_identity import identities
 from ..files.gemma_single_file import open_text_encoder
+from . import finite
 from .interrupts import interruptible
 from .limits import check_prompt
 
@@ -83,6 +84,7 @@ def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tenso
         tokenizer = encoder.tokenizer
         tokens = [(len(tokenizer.tokenizer(p)["input_ids"]), tokenizer.max_length) for p in prompts]
         raw = [encoder.encode(p) for p in prompts]
+        finite.check(model, "text encode", "text_encoder", raw)
         del encoder, tokenizer
     with (
         model.component("embeddings_processor", device, on_tensor=on_tensor, activations=working) as processor,
@@ -91,6 +93,7 @@ def _encode(model: ModelSpec, prompts: list[str], device: torch.device, on_tenso
         # The contexts go to the transformer: in its compute dtype (the text family's may differ).
         dtype = model.precision_on(device).transformer
         encoded = [encoding_on(processor.process_hidden_states(hidden, mask), device, dtype) for hidden, mask in raw]
+        finite.check(model, "text encode", "embeddings_processor", encoded)
         del processor, raw
     return list(zip(encoded, tokens))
 

@@ -46,6 +46,7 @@ from ...memory.budget import BUDGET
 from ..components import activations
 from ..components.lora_layers import applied
 from ..components.model_spec import ModelSpec
+from . import finite
 from .conditioning import conditioning_images, conditioning_items, encode_images
 from .inputs import clip_samples, conditioning_audio
 from .interrupts import interruptible
@@ -198,6 +199,7 @@ def sample_base(
             video = denoise_windows(
                 windows, lambda w: conditioning_items(images, encoded, w), denoise_window, progress, say
             )
+            finite.check(model, "stage 1 denoise", "transformer", video)
             del denoise, denoise_window, tr, loras  # nothing may hold the transformer once the budget lets it go
     return A2VLatent(
         video,
@@ -333,6 +335,7 @@ def sample_refine(
                 say,
                 "stage 2",
             )
+            finite.check(model, "stage 2 denoise", "transformer", video)
             del denoise, denoise_window, tr, loras, lora
     return replace(latent, video=video, seed=seed, noise_state=generator.get_state(), window_videos=())
 

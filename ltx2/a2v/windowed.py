@@ -19,6 +19,7 @@ from ltx_core.types import Audio, AudioLatentShape
 from ...memory.budget import BUDGET
 from ..components import activations
 from ..components.model_spec import ModelSpec
+from . import finite
 from .inputs import conditioning_audio
 from .interrupts import interruptible
 from .run_inputs import RunInputs
@@ -46,6 +47,7 @@ def window_audio(
             start = inputs.audio_start + window.first_frame / inputs.frame_rate
             audio = conditioning_audio(inputs.waveform, rate, seconds, start)
             latent = encode_audio(Audio(audio.waveform.to(device), audio.sampling_rate), enc)
+            finite.check(model, "audio encode", "audio_encoder", latent)
             frames = AudioLatentShape.from_duration(batch=1, duration=seconds, channels=8, mel_bins=16).frames
             latents.append(latent[:, :, :frames].to(dtype))
         del enc
@@ -78,6 +80,7 @@ def upscale_windows(
     ):
         for part in latent_windows(video, windows):
             result = upsample_video(part.to(device), encoder, upsampler)
+            finite.check(model, "upscale", "spatial_upsampler", result)
             upscaled.append(result if len(windows) == 1 else result.cpu())
         del encoder, upsampler
     return upscaled

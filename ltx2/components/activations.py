@@ -59,14 +59,16 @@ def upcast_bytes(plan: ComponentPlan, policy: Policy, compute_dtype: torch.dtype
     keeps_fp8 = policy.on_fp8_release is not None
     itemsize = torch.empty((), dtype=compute_dtype).element_size()
     largest = 0
-    for header in plan.headers.values():
+    for path, header in plan.headers.items():
+        layout = plan.layouts[path]
         for key, entry in header.entries.items():
             mapped = plan.renames.get(key)
-            if mapped is None or key.endswith(SCALE_SUFFIXES) or not entry.dtype.is_floating_point:
+            kept_packed = policy.keeps_stored and layout.packed(key) is not None  # dequantized per forward
+            if mapped is None or key.endswith(SCALE_SUFFIXES) or not (entry.dtype.is_floating_point or kept_packed):
                 continue
-            quantized = mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8)
-            if (quantized and not fp8_matmul) or (not quantized and itemsize > 2):
-                largest = max(largest, entry.nbytes // entry.dtype.itemsize * itemsize)
+            quantized = kept_packed or mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8)
+            if kept_packed or (quantized and not fp8_matmul) or (not quantized and itemsize > 2):
+                largest = max(largest, layout.elements(key, entry) * itemsize)
     return largest
 
 

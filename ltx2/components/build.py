@@ -16,6 +16,8 @@ import torch
 from ...errors import LTX2InputError, LTX2LoadError
 from ...memory.accounting import module_bytes
 from ...quant import POLICIES, Policy
+from ...quant.as_stored import requantize, requantized_scales
+from ...quant.formats import FORMATS
 from ..files.lora_file import LoraFactors
 from ..files.safetensors_file import FP8_DTYPES
 from .plan import SCALE_SUFFIXES, ComponentPlan
@@ -35,12 +37,20 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
     resident_bytes: int = 0
     compute_dtype: torch.dtype = STORAGE_DTYPE
+    files: list[str] = field(default_factory=list)  # the files it was built from, by name
+    stored: dict[str, tuple[int, int]] = field(default_factory=dict)  # kept as stored: {format: (layers, bytes)}
 
     def summary(self) -> str:
         text = (
             f"{self.component}: {self.policy}, {self.quantized} linears quantized, {len(self.skipped)} kept, "
             f"computes in {NAMES.get(self.compute_dtype, self.compute_dtype)}"
         )
+        if self.files:
+            text += f", from {' + '.join(self.files)}"
+        if self.stored:
+            text += "; kept as stored: " + ", ".join(
+                f"{count} {fmt} ({nbytes / 2**20:.1f} MiB)" for fmt, (count, nbytes) in sorted(self.stored.items())
+            )
         return text + "".join(f"; {n}" for n in self.notes)
 
 
@@ -60,8 +70,9 @@ def build(
     `keep_out(key, tensor) -> bool` may take final tensors elsewhere (block streaming keeps them out of memory);
     the parameters it takes stay on the meta device, for it to bring in when they are needed."""
     device = torch.device(device)
-    input_name = "text_encoder_quantization" if plan.name == "text_encoder" else "quantization"
+    input_name = plan.policy_input
     report = LoadReport(plan.name, policy.name, compute_dtype=compute_dtype)
+    report.files = plan.file_names()
     if plan.defaults:
         report.notes.append(
             f"{Path(plan.where).name} lacks {', '.join(plan.defaults)}: ltx-core's defaults taken "
@@ -83,12 +94,6 @@ def build(
             f"{input_name}: {policy.name} uses the scales stored in an fp8 release checkpoint, and "
             f"{plan.bundle.checkpoint.name} is not one. Pick torchao_fp8_dynamic, or the fp8 checkpoint."
         )
-    packed = {f: n for f, n in plan.stored_formats.items() if f not in ("float8_e4m3fn", "float8_e5m2")}
-    if packed:
-        report.notes.append(
-            ", ".join(f"{n} {f} weights" for f, n in packed.items()) + " dequantized to bf16 with "
-            f"comfy-kitchen before {policy.name}"
-        )
     backend = policy.backend
 
     fuser = None
@@ -102,13 +107,40 @@ def build(
         fuser.check_against(plan.shapes)
         report.notes.append(f"LoRA {Path(lora[0]).name} x{lora[1]} ({fuser.describe()}) fused before quantizing")
 
+    # Packed weights (nvfp4, int8 ...: quant/formats.py) the policy keeps as stored, by model key, and their scales.
+    kept = plan.packed_weights() if policy.keeps_stored else {}
+    if fuser is not None:  # a LoRA fused into a packed layer: quantized again by kitchen, which makes its own scales
+        kept = {k: (f, o, requantized_scales(f, n) if k in fuser.targets else n) for k, (f, o, n) in kept.items()}
+    kept_scales = {f"{k.removesuffix('.weight')}.{name}": k for k, (_, _, names) in kept.items() for name in names}
+    specs = _stored_specs(plan, kept)
+    packed = {f: n for f, n in plan.stored_formats.items() if not FORMATS[f].fp8}
+    if packed and not kept:
+        report.notes.append(
+            ", ".join(f"{n} {f} weights" for f, n in packed.items()) + " dequantized to bf16 with "
+            f"comfy-kitchen before {policy.name}"
+        )
+    if policy.keeps_stored:
+        report.stored = plan.stored_bytes()
+
     keeps_release = bool(scales) and policy.on_fp8_release == policy.name
 
     def transform(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        if keeps_release and (fuser is None or key not in fuser.targets):
-            kept = backend.stored_fp8(policy, key, value, scales)
-            if kept is not None:
-                return kept
+        plan.check_streamed(key, value)  # a block scale's values, as it streams in
+        fused = fuser is not None and (key in fuser.targets or kept_scales.get(key, "") in fuser.targets)
+        if keeps_release and not fused:
+            stored = backend.stored_fp8(policy, key, value, scales)
+            if stored is not None:
+                return stored
+        if key in kept_scales:  # a packed weight's scale: kept beside it, or made again with a fused LoRA
+            return [] if fused else [(key, _as_kept(value))]
+        if key in kept:
+            fmt, options, _ = kept[key]
+            if not fused:
+                return [(key, value.view(FORMATS[fmt].storage[0]))]
+            layer = key.removesuffix(".weight")
+            shapes = {n: shape for n, (shape, _) in specs[layer]["tensors"].items() if n != "weight"}
+            tensors = requantize(fmt, fuser.fuse(key, plan.unpack(key, value)), options, shapes)
+            return [(key, tensors.pop("weight")), *((f"{layer}.{n}", _as_kept(t)) for n, t in tensors.items())]
         if key.endswith(SCALE_SUFFIXES):
             return []  # a stored scale: folded into its weight below
         if device.type != "cpu":
@@ -132,13 +164,38 @@ def build(
         def final(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
             return [(k, v) for k, v in transform(key, value) if not keep_out(k, v)]
 
-    model = _load(plan, final, backend.module_ops(policy, selected), device, on_tensor, keep_out is not None)
+    module_ops = (*backend.module_ops(policy, selected), *backend.stored_ops(policy, specs))
+    model = _load(plan, final, module_ops, device, on_tensor, keep_out is not None)
     for note in backend.prepare(policy, model, device, compute_dtype):
         report.notes.append(note)
     compute_in(model, compute_dtype)
     report.quantized = len(selected)
     report.resident_bytes = module_bytes(model)
     return model, report
+
+
+def _as_kept(tensor: torch.Tensor) -> torch.Tensor:
+    """A scale as a packed layer keeps it: byte-sized floats (fp8 and e8m0 block scales) as their bytes, which no
+    compute-dtype cast touches (the layer views them back: quant/formats.py); a scalar as one element (block
+    streaming stores a tensor's bytes, which a 0-d tensor cannot be viewed as)."""
+    tensor = tensor.reshape(1) if tensor.dim() == 0 else tensor
+    return tensor.view(torch.uint8) if tensor.is_floating_point() and tensor.dtype.itemsize == 1 else tensor
+
+
+def _stored_specs(plan: ComponentPlan, kept: dict) -> dict[str, dict]:
+    """{layer: its format, options and tensors' (shape, dtype)} of the packed layers kept as stored."""
+    specs = {}
+    for key, (fmt, options, names) in kept.items():
+        layout, file_key = plan.stored(key)
+        layer, file_layer = key.removesuffix(".weight"), file_key.removesuffix(".weight")
+        entries = layout.header.entries
+        tensors = {"weight": (entries[file_key].shape, FORMATS[fmt].storage[0])}
+        for name in names:
+            entry = entries[f"{file_layer}.{name}"]
+            dtype = torch.uint8 if entry.dtype.is_floating_point and entry.dtype.itemsize == 1 else entry.dtype
+            tensors[name] = (entry.shape or (1,), dtype)
+        specs[layer] = {"format": fmt, "options": options, "tensors": tensors}
+    return specs
 
 
 def _load(
@@ -169,7 +226,10 @@ def _load(
             model.load_state_dict(state.sd, strict=False, assign=True)
             del state
     except RuntimeError as exc:  # load_state_dict's size mismatch for tensors the plan's check cannot see
-        raise LTX2LoadError(f"{plan.name}: could not load its weights: {exc}") from exc
+        raise LTX2LoadError(
+            f"{plan.name}: could not load its weights from {plan.where}: {exc}. The file does not match the model its "
+            "config describes; download it again, or pick the release file."
+        ) from exc
     leftovers = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if leftovers and not keeping_out:  # block streaming keeps some tensors out, on purpose
         raise LTX2LoadError(

@@ -22,14 +22,14 @@ from .build import LoadReport, build
 from .lora_layers import LoraLayers
 from .plan import ComponentPlan
 from .precision import Precision, library_default
-from .table import Bundle
+from .table import COMPONENTS, Bundle
 from .user_loras import UserLora
 from .weight_path import stream
 
 
 def input_for(name: str) -> str:
     """The loader node's input that chooses the component's policy."""
-    return "text_encoder_quantization" if name == "text_encoder" else "quantization"
+    return COMPONENTS[name].policy_input or "quantization"
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,9 @@ class ModelSpec:
             self,
             "policies",
             {
-                "transformer": get_policy(self.quantization, input_for("transformer")),
-                "text_encoder": get_policy(
-                    self.text_encoder_quantization, input_for("text_encoder"), text_encoder=True
-                ),
+                c.name: get_policy(getattr(self, c.policy_input), c.policy_input, c.text_encoder_policies)
+                for c in COMPONENTS.values()
+                if c.policy_input is not None
             },
         )
 
@@ -122,24 +121,11 @@ class ModelSpec:
         return sum(ComponentPlan.read(self.bundle, name).sizes(self.policy_for(name)).values())
 
     def files_of(self, name: str, with_distilled_lora: bool = False) -> list[Path]:
-        """Every file the component is built from."""
-        bundle = self.bundle
-        if name == "spatial_upsampler":
-            files = [bundle.spatial_upsampler]
-        elif name == "text_encoder" and bundle.text_encoder is not None and not bundle.text_encoder.is_dir():
-            files = [bundle.text_encoder]  # a single ComfyUI-layout file (files/gemma_single_file.py)
-        elif name == "text_encoder":
-            # Every top-level file (shards, config, tokenizer, image processor); sub-folders are never read.
-            files = sorted(p for p in bundle.text_encoder.iterdir() if not p.is_dir()) if bundle.text_encoder else []
-        elif name == "embeddings_processor" and bundle.text_encoder is not None:
-            # Sized by Gemma's config: the folder's config.json, or a single file's own shapes.
-            gemma = bundle.text_encoder
-            files = [bundle.checkpoint, gemma / "config.json" if gemma.is_dir() else gemma]
-        else:
-            files = [bundle.checkpoint]
-        if with_distilled_lora and bundle.distilled_lora is not None:
-            files.append(bundle.distilled_lora)
-        return [f for f in files if f is not None]
+        """Every file the component is built from (the component table says which)."""
+        files = COMPONENTS[name].files(self.bundle)
+        if with_distilled_lora and self.bundle.distilled_lora is not None:
+            files.append(self.bundle.distilled_lora)
+        return files
 
     def component_key(self, name: str, device: torch.device, with_distilled_lora: bool = False) -> tuple:
         """Everything the built weights depend on: the files (as they are on disk now: a replaced file is not taken

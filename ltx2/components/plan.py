@@ -24,17 +24,10 @@ from ...quant.layers import TABLE as QUANTIZED_LAYERS
 from ...quant.layers import select_layers
 from ...quant.policy import Policy
 from ..files.config_fields import defaults_taken
-from ..files.gemma_single_file import open_text_encoder
-from ..files.safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header, read_tensor
+from ..files.safetensors_file import FP8_DTYPES, SafetensorsHeader, read_header
 from ..files.stored_formats import SCALE_SUFFIXES, StoredLayout, read_layout
-from .gemma_model import (
-    EmbeddingsProcessorConfigurator,
-    GemmaTextEncoderConfigurator,
-    gemma_key_ops,
-    gemma_module_ops,
-)
 from .state_dict_loader import StreamingStateDictLoader
-from .table import COMPONENTS, CONFIGURATORS, Bundle
+from .table import COMPONENTS, Bundle, Component
 
 # Parameters a model may have beyond its files' tensors: those derived from another (Gemma's lm_head is its token
 # embedding), with room to spare.
@@ -85,6 +78,8 @@ class ComponentPlan:
     _scales: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     _packed: dict[str, tuple[StoredLayout, str]] = field(default_factory=dict, repr=False)  # model key -> file key
     defaults: list[str] = field(default_factory=list)  # release config fields the file lacks (files/config_fields.py)
+    component: Component | None = field(default=None, repr=False)  # its row of the component table
+    _block_scales: dict[str, tuple[StoredLayout, str]] | None = field(default=None, repr=False)  # model key -> file's
 
     @classmethod
     def read(cls, bundle: Bundle, name: str, check: Callable[[str], None] | None = None) -> "ComponentPlan":
@@ -94,50 +89,31 @@ class ComponentPlan:
         if name not in COMPONENTS:
             raise LTX2InputError(f"Unknown LTX-2 component '{name}'. Known: {', '.join(COMPONENTS)}.")
         component = COMPONENTS[name]
-        path = getattr(bundle, component.file)
-        if path is None:
-            raise LTX2InputError(f"{name}: no {component.file} file was given; pick one in the loader node.")
-        module_ops: tuple = ()
-        rename = None
-        if name == "text_encoder":
-            root = open_text_encoder(path)
-            paths, config, configurator = root.weight_files(), root.config(), GemmaTextEncoderConfigurator
-            module_ops = root.tokenizer_ops()  # its Gemma ops follow the meta model
-            rename = root.file_key  # a single ComfyUI-layout file names its keys otherwise than the release folder
-        else:
-            paths = (str(path),)
-            if name == "embeddings_processor":
-                if bundle.text_encoder is None:
-                    raise LTX2InputError(
-                        "embeddings_processor: its size follows the text encoder; pick a text_encoder."
-                    )
-                configurator = EmbeddingsProcessorConfigurator(*open_text_encoder(bundle.text_encoder).text_dims())
-            else:
-                configurator = CONFIGURATORS[name]
-        layouts = {p: read_layout(read_header(p), rename) for p in paths}
+        reading = component.read(bundle)
+        paths = reading.paths
+        layouts = {p: read_layout(read_header(p), reading.renames[p]) for p in paths}
         headers = {p: layout.header for p, layout in layouts.items()}
-        if name != "text_encoder":
-            config = headers[paths[0]].config()
+        config = reading.config if reading.config is not None else _merged_config(component, bundle, headers)
         builder = SingleGPUModelBuilder(
-            model_class_configurator=configurator,
-            model_path=paths[0] if len(paths) == 1 and name != "text_encoder" else tuple(paths),
+            model_class_configurator=component.configurator(bundle),
+            model_path=paths[0] if len(paths) == 1 and not component.gemma else tuple(paths),
             model_sd_ops=component.sd_ops,
-            module_ops=module_ops,
+            module_ops=reading.module_ops,
             model_loader=StreamingStateDictLoader(headers, config),
         )
-        where = paths[0] if len(paths) == 1 else str(Path(paths[0]).parent)
-        with bounded_build(name, where, sum(len(h.entries) for h in headers.values()), check):
+        with bounded_build(name, reading.where, sum(len(h.entries) for h in headers.values()), check):
             meta = builder.meta_model(config, ())
-        if name == "text_encoder":  # the key and module ops of the transformers release that made the model
-            builder = dataclasses.replace(
-                builder, model_sd_ops=gemma_key_ops(meta), module_ops=(*gemma_module_ops(meta), *module_ops)
-            )
+        module_ops = reading.module_ops
+        if component.key_ops is not None:  # the key and module ops of the release that made the meta model
+            sd_ops, follow = component.key_ops(meta)
+            builder = dataclasses.replace(builder, model_sd_ops=sd_ops, module_ops=(*follow, *module_ops))
             module_ops = builder.module_ops
         shapes = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
         for op in module_ops:  # what the builder would do to its meta model, on this one
             if op.matcher(meta):
                 meta = op.mutator(meta)
         plan = cls(bundle, name, builder, headers, meta, shapes, {}, layouts)
+        plan.component = component
         plan.renames = plan._check_files(needed=set(shapes) | set(meta.state_dict()))
         plan.defaults = defaults_taken(name, config)
         return plan
@@ -149,6 +125,11 @@ class ComponentPlan:
     @property
     def where(self) -> str:
         return self.paths[0] if len(self.paths) == 1 else str(Path(self.paths[0]).parent)
+
+    @property
+    def policy_input(self) -> str:
+        """The loader input that chooses this component's policy (for messages)."""
+        return self.component.policy_input or "quantization"
 
     def _check_files(self, needed: set[str]) -> dict[str, str]:
         """File key -> model key for the tensors this component reads (a checkpoint holds several components),
@@ -167,7 +148,7 @@ class ComponentPlan:
                 results = [(mapped, placeholder)] if sd_ops is None else sd_ops.apply_to_key_value(mapped, placeholder)
                 for new_key, value in results:
                     shape = tuple(value.shape)
-                    if layout.unpacked(key) and new_key in self.shapes and layout.fits(key, self.shapes[new_key]):
+                    if layout.packed(key) and new_key in self.shapes and layout.fits(key, self.shapes[new_key]):
                         shape = self.shapes[new_key]  # packed (nvfp4 ...): what it unpacks to
                         self._packed[mapped] = (layout, key)
                     found[new_key] = (key, shape)
@@ -183,36 +164,88 @@ class ComponentPlan:
         if wrong:
             key, got, want = wrong[0]
             raise LTX2LoadError(
-                f"{self.name}: tensor '{key}' in {self.where} has shape {list(got)}, the config asks for {list(want)} "
-                f"({len(wrong)} mis-shaped in all). The file does not match its own config; download it again."
+                f"{self.name}: tensor '{key}' in {self._file_of(key)} has shape {list(got)}, the config asks for "
+                f"{list(want)} ({len(wrong)} mis-shaped in all). The file does not match its own config; download it "
+                "again."
             )
         return renames
+
+    def file_names(self) -> list[str]:
+        """The files it reads tensors from, by name (a Gemma folder's shards by the folder's), for the load report."""
+        names = []
+        for path, header in self.headers.items():
+            if any(key in self.renames for key in header.entries):
+                path = Path(path)
+                names.append(
+                    path.name
+                    if self.component is None or not self.component.gemma or len(self.paths) == 1
+                    else path.parent.name
+                )
+        return list(dict.fromkeys(names))
+
+    def _file_of(self, key: str) -> str:
+        return next((p for p, h in self.headers.items() if key in h.entries), self.where)
 
     @property
     def quantizable(self) -> bool:
         return self.name in QUANTIZED_LAYERS
 
+    def stored(self, key: str) -> tuple[StoredLayout, str] | None:
+        """(layout, file key) of the model weight `key` when its file stores it quantized (any format), else None."""
+        if key in self._packed:
+            return self._packed[key]
+        for layout in self.layouts.values():
+            file_key = next((f for f, m in self.renames.items() if m == key and f in layout.formats), None)
+            if file_key is not None:
+                return layout, file_key
+        return None
+
+    def packed_weights(self) -> dict[str, tuple[str, dict, tuple[str, ...]]]:
+        """{model weight key: (format, its layer's options, the names of the scales stored beside it)} of the
+        weights its files store packed (not fp8: quant/formats.py)."""
+        found = {}
+        for key, (layout, file_key) in self._packed.items():
+            names = tuple(layout.scales_of(file_key))
+            found[key] = (layout.formats[file_key], layout.options.get(file_key, {}), names)
+        return found
+
     def fp8_scales(self) -> dict[str, torch.Tensor]:
         """Model weight key -> stored scale, when the component's file is an fp8 release (its block linears stored
-        in fp8 with a scale each); empty otherwise. Read once (the scales are one number per weight)."""
+        in fp8 with a scale each); empty otherwise. The scales were read and checked with the file's layout."""
         if self._scales is None:
             self._scales = {}
             for path, header in self.headers.items():
-                fp8 = self.layouts[path].fp8_weights()
+                layout = self.layouts[path]
+                fp8 = layout.fp8_weights()
                 for key in header.entries:
                     # (Each fp8 weight has its scale: stored_formats.read_layout refused the file otherwise.)
                     if key.endswith(".weight_scale") and key in self.renames and key.removesuffix("_scale") in fp8:
                         weight = self.renames[key].removesuffix("_scale")
-                        self._scales[weight] = read_tensor(header, key).float()
+                        self._scales[weight] = layout.small[key].float()
         return self._scales
 
     def unpack(self, key: str, value: torch.Tensor) -> torch.Tensor:
-        """The model weight `key` in bf16 when its file packs it (nvfp4, mxfp8, int8: files/stored_formats.py), else
+        """The model weight `key` in bf16 when its file packs it (nvfp4, mxfp8, int8...: quant/formats.py), else
         `value` as it is."""
         if key not in self._packed:
             return value
         layout, file_key = self._packed[key]
         return layout.dequantize(file_key, value, self.shapes[key])
+
+    def check_streamed(self, key: str, value: torch.Tensor) -> None:
+        """A block scale (too large to read with the header) checked as it streams in: `key` is its model key."""
+        if self._block_scales is None:
+            self._block_scales = {
+                mapped: (layout, file_key)
+                for layout in self.layouts.values()
+                for file_key, mapped in self.renames.items()
+                if file_key in layout.header.entries
+                and (found := layout.scale_of(file_key)) is not None
+                and not found[1].small
+            }
+        if key in self._block_scales:
+            layout, file_key = self._block_scales[key]
+            layout.check_scale(file_key, value)
 
     @property
     def stored_formats(self) -> dict[str, int]:
@@ -224,6 +257,17 @@ class ComponentPlan:
                     counts[fmt] = counts.get(fmt, 0) + 1
         return counts
 
+    def stored_bytes(self) -> dict[str, tuple[int, int]]:
+        """{format: (weights, bytes they and their scales take in the files)}, over the component's files."""
+        found: dict[str, tuple[int, int]] = {}
+        for layout in self.layouts.values():
+            for key, fmt in layout.formats.items():
+                if key in self.renames:
+                    nbytes = sum(layout.header.entries[k].nbytes for k in (key, *layout.scales_of(key).values()))
+                    count, total = found.get(fmt, (0, 0))
+                    found[fmt] = (count + 1, total + nbytes)
+        return found
+
     def selected(self, policy: Policy) -> tuple[set[str], dict[str, str]]:
         """(weight keys the policy quantizes, {layer: why not} for the others), from the layer table."""
         selection = select_layers(self.meta, self.name, fp8=policy.fp8)
@@ -234,20 +278,32 @@ class ComponentPlan:
     def sizes(self, policy: Policy) -> dict[str, int]:
         """What each tensor (by model key) will hold once built under `policy`: quantized linears at the
         policy's bytes per weight (an fp8 release's weights stay fp8 under a policy that keeps them), other
-        floating tensors in bf16 (fp8 is dequantized), the rest as stored. Scales are small and left out."""
+        floating tensors in bf16 (fp8 is dequantized), the rest as stored. Scales are small and left out, but
+        under a policy that keeps every weight as stored (as_stored), where a packed weight's block scales are an
+        eighth of its bytes: there each stored tensor counts as the file stores it."""
         selected, _ = self.selected(policy)
         keeps_fp8 = policy.on_fp8_release is not None
         sizes = {}
         for path, header in self.headers.items():
             layout = self.layouts[path]
             for key, entry in header.entries.items():
-                if key not in self.renames or key.endswith(SCALE_SUFFIXES):
+                if key not in self.renames:
                     continue
                 mapped, elements = self.renames[key], layout.elements(key, entry)
-                unpacked = layout.unpacked(key) is not None  # dequantized to bf16 while it loads
-                if mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8 and not unpacked):
+                packed = layout.packed(key) is not None  # dequantized to bf16 while it loads, or kept packed
+                if key.endswith(SCALE_SUFFIXES):
+                    if policy.keeps_stored and layout.scale_of(key) is not None:
+                        weight = layout.header.entries[key.rsplit(".", 1)[0] + ".weight"]
+                        if not layout.format_of(weight.key).fp8:
+                            sizes[mapped] = entry.nbytes
+                        elif key.endswith(".weight_scale"):  # fp8_scaled's layer keeps it per row, in float32
+                            sizes[mapped] = weight.shape[0] * 4
+                    continue
+                if policy.keeps_stored and packed:
+                    sizes[mapped] = entry.nbytes
+                elif mapped in selected or (entry.dtype in FP8_DTYPES and keeps_fp8 and not packed):
                     sizes[mapped] = int(elements * policy.weight_bytes if mapped in selected else elements)
-                elif entry.dtype.is_floating_point or unpacked:
+                elif entry.dtype.is_floating_point or packed:
                     sizes[mapped] = elements * 2
                 else:
                     sizes[mapped] = entry.nbytes
@@ -256,7 +312,7 @@ class ComponentPlan:
     def units(self) -> list[str]:
         """The block-streaming units of this component (transformer blocks or Gemma's decoder layers, and the big
         layers beside them); none for a component that is not streamed."""
-        return streaming_units(self.meta, COMPONENTS[self.name].blocks)
+        return streaming_units(self.meta, self.component.blocks)
 
     def unit_sizes(self, policy: Policy) -> tuple[dict[str, int], int]:
         """({unit: bytes}, bytes outside any unit) under `policy`."""
@@ -269,3 +325,16 @@ class ComponentPlan:
             else:
                 unit_bytes[unit] += nbytes
         return unit_bytes, other
+
+
+def _merged_config(component: Component, bundle: Bundle, headers: dict[str, SafetensorsHeader]) -> dict:
+    """The main file's config, each section a split file brings taken from that file (its `config` metadata)."""
+    main = str(getattr(bundle, component.file))
+    config = dict(headers[main].config()) if main in headers else {}
+    for part in component.parts:
+        path = getattr(bundle, part.field)
+        if path is not None and part.section is not None:
+            section = headers[str(path)].config().get(part.section)
+            if section is not None:
+                config[part.section] = section
+    return config

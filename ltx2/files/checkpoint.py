@@ -6,7 +6,7 @@ from pathlib import Path
 from ...errors import LTX2InputError
 from .gemma_single_file import open_text_encoder
 from .lora_file import LoraFactors
-from .safetensors_file import read_header
+from .safetensors_file import SafetensorsHeader, read_header
 
 # Key prefixes every LTX-2 audio-video checkpoint holds (transformer, video VAE, audio VAE, vocoder).
 REQUIRED_PREFIXES = ("model.diffusion_model.", "vae.", "audio_vae.", "vocoder.")
@@ -30,13 +30,14 @@ def read_checkpoint_config(path: str | Path, input_name: str = "ckpt_name") -> d
     return header.config()
 
 
-def check_bundle(bundle) -> dict:
-    """What the loader node checks when the files are picked, from headers and small files only: the checkpoint
-    is an LTX-2 one, the Gemma folder or file is usable (gemma_folder.py, gemma_single_file.py), the LoRA's
-    factors are complete and fit the checkpoint's transformer (lora_file.py). Returns the checkpoint's config."""
-    config = read_checkpoint_config(bundle.checkpoint)
-    if bundle.text_encoder is not None:
-        open_text_encoder(bundle.text_encoder)
-    if bundle.distilled_lora is not None:
-        LoraFactors(bundle.distilled_lora, 1.0).check_against_checkpoint(read_header(bundle.checkpoint, "ckpt_name"))
-    return config
+def check_text_encoder(path: Path | None) -> None:
+    """The Gemma folder or file is usable (gemma_folder.py, gemma_single_file.py)."""
+    if path is not None:
+        open_text_encoder(path)
+
+
+def check_lora(path: Path | None, checkpoint: SafetensorsHeader) -> None:
+    """The LoRA's factors are complete and fit the checkpoint's transformer (lora_file.py), from the headers: a LoRA
+    that does not fit is refused when it is picked, not at stage 2."""
+    if path is not None:
+        LoraFactors(path, 1.0).check_against_checkpoint(checkpoint)

@@ -60,25 +60,55 @@ def _check(section, bounds: dict, where: str, what: str, fix: str) -> None:
         return  # a missing or odd section is the caller's to refuse
     for key, (high, release) in bounds.items():
         value = section.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if value is None:
             continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # A size of the wrong JSON type (a string, a list) fails deep inside a configurator, naming nothing.
+            raise LTX2InputError(
+                f"{where}: {what} {key} as {type(value).__name__} {shown_value(value)}, not a number. {fix}"
+            )
         if not 0 < value <= high:
             shown = f"{value:.3g}" if abs(value) >= 1e9 else value
             raise LTX2InputError(
-                f"{where}: {what} gives {key} = {shown}, outside what any release uses (1..{high:,}; the largest "
+                f"{where}: {what} {key} = {shown}, outside what any release uses (1..{high:,}; the largest "
                 f"release has {release:,}). {fix}"
             )
 
 
-def check_gemma_config(config: dict, root: Path) -> None:
-    where, fix = f"text_encoder: '{root}'", "The config is damaged or of another model; copy the Gemma-3 release's."
-    _check(config, GEMMA_TOP, where, "its config.json", fix)
-    _check(config.get("text_config"), GEMMA_TEXT, where, "its config.json's text_config", fix)
-    _check(config.get("vision_config"), GEMMA_VISION, where, "its config.json's vision_config", fix)
+def check_gemma_config(config: dict, root: Path, source: str = "") -> None:
+    """For a Gemma folder's config.json, or (`source`: "its tensors") the sizes a single file's shapes give."""
+    where = f"text_encoder: '{root}'"
+    if source:
+        fix = "The file is damaged or of another model; download the Gemma-3 file again."
+        for section, bounds in ((config, GEMMA_TOP), (config.get("text_config"), GEMMA_TEXT)):
+            _check(section, bounds, where, f"{source} give", fix)
+        _check(config.get("vision_config"), GEMMA_VISION, where, f"{source} (vision tower) give", fix)
+        return
+    fix = "The config is damaged or of another model; copy the Gemma-3 release's."
+    _check(config, GEMMA_TOP, where, "its config.json gives", fix)
+    _check(config.get("text_config"), GEMMA_TEXT, where, "its config.json's text_config gives", fix)
+    _check(config.get("vision_config"), GEMMA_VISION, where, "its config.json's vision_config gives", fix)
+
+
+# The sections of a checkpoint's config the pack's components read; each is a JSON object.
+LTX_SECTIONS = ("transformer", "vae", "audio_vae", "vocoder")
 
 
 def check_ltx_config(config: dict, path: Path) -> None:
     """For a checkpoint's `config` metadata (its transformer and video VAE sections)."""
     fix = "The file's config is damaged or of another model; download the release checkpoint again."
-    _check(config.get("transformer"), LTX_TRANSFORMER, path.name, "its 'config' metadata's transformer section", fix)
-    _check(config.get("vae"), LTX_VAE, path.name, "its 'config' metadata's vae section", fix)
+    odd = next((s for s in LTX_SECTIONS if s in config and not isinstance(config[s], dict)), None)
+    if odd is not None:
+        raise LTX2InputError(
+            f"{path.name}: its 'config' metadata's {odd} section is a {type(config[odd]).__name__}, not a JSON object. "
+            f"{fix}"
+        )
+    _check(
+        config.get("transformer"), LTX_TRANSFORMER, path.name, "its 'config' metadata's transformer section gives", fix
+    )
+    _check(config.get("vae"), LTX_VAE, path.name, "its 'config' metadata's vae section gives", fix)
+
+
+def shown_value(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -14,7 +14,7 @@ from ltx_core.text_encoders.gemma.tokenizer import LTXVGemmaTokenizer
 from ...errors import LTX2InputError
 from . import bounded_json
 from .config_ranges import check_gemma_config
-from .gemma_tokenizer_files import check_tokenizer_files
+from .gemma_tokenizer_files import check_tokenizer_files, tokenizer_size
 from .safetensors_file import open_regular, shown
 
 # Files the tokenizer and image processor are made from (tokenizer_ops), plus the config we read.
@@ -89,7 +89,18 @@ class GemmaRoot:
             )
         check_tokenizer_files(root)  # the tokenizer and processor files: named when bad (gemma_tokenizer_files.py)
         gemma = cls(root)
-        check_gemma_config(gemma.config(), root)  # checked now, before anything is built or estimated from it
+        config = gemma.config()
+        check_gemma_config(config, root)  # checked now, before anything is built or estimated from it
+        pieces, source = tokenizer_size(root)
+        vocab = config["text_config"].get("vocab_size")
+        if isinstance(vocab, int) and pieces > vocab:
+            # A prompt would give a token id past the embedding: an IndexError deep in the text encoder.
+            raise _bad(
+                root,
+                f"has a {source} of {pieces:,} tokens and a config.json whose text_config gives vocab_size = {vocab:,} "
+                "(the rows of the token embedding): the tokenizer is of another model",
+                "Copy the tokenizer files of this Gemma-3 release.",
+            )
         gemma.weight_files()
         return gemma
 

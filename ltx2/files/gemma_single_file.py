@@ -28,6 +28,7 @@ from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
 from ltx_core.text_encoders.gemma.tokenizer import LTXVGemmaTokenizer
 
 from ...errors import LTX2InputError
+from .config_ranges import check_gemma_config
 from .gemma_folder import MAX_TOKENS, GemmaRoot
 from .safetensors_file import SafetensorsHeader, iter_tensors, read_header
 
@@ -56,6 +57,7 @@ IMAGE_PROCESSOR = {
 # (its identity), for the few files a process uses.
 _tokenizers: OrderedDict[tuple, object] = OrderedDict()
 _tokenizers_lock = threading.Lock()
+_pieces: dict[tuple, int] = {}  # files whose tokenizer was checked against their embedding, by identity
 
 
 def _bad(path: Path, what: str) -> LTX2InputError:
@@ -83,6 +85,7 @@ class GemmaFile:
         if TOKENIZER_KEY not in entries or entries[TOKENIZER_KEY].dtype.itemsize != 1:
             raise _bad(gemma.path, f"has no tokenizer inside (a uint8 '{TOKENIZER_KEY}' tensor, as ComfyUI writes it)")
         gemma.config()  # checked now, before anything is built from it
+        gemma.check_tokenizer()
         return gemma
 
     @property
@@ -129,6 +132,8 @@ class GemmaFile:
             raise _bad(self.path, "lacks tensors every Gemma-3 file has (embeddings, layer 0, vision tower)") from None
         if min(text.values()) <= 0 or min(vision.values()) <= 0:
             raise _bad(self.path, "has tensors of sizes no Gemma-3 has")
+        # As a folder's config.json is: a stray `model.layers.99999.` key would size a model of 100,000 layers.
+        check_gemma_config({"text_config": text, "vision_config": vision}, self.path, "its tensors' shapes")
         config = copy.deepcopy(GEMMA3_CONFIG_FOR_LTX.to_dict())
         config["text_config"].update(text)
         config["vision_config"].update(vision)
@@ -142,6 +147,31 @@ class GemmaFile:
     def text_dims(self) -> tuple[int, int]:
         text = self.config()["text_config"]
         return text["hidden_size"], text["num_hidden_layers"] + 1
+
+    def check_tokenizer(self) -> None:
+        """The tokenizer stored in the file has no more pieces than the embedding has rows: a prompt would otherwise
+        give a token id past the table, an IndexError deep in the text encoder. Once per version of the file."""
+        header = self.header
+        key = (str(self.path), *header.identity)
+        with _tokenizers_lock:
+            if key in _pieces:
+                return
+        import sentencepiece
+
+        processor = sentencepiece.SentencePieceProcessor()
+        try:
+            processor.LoadFromSerializedProto(next(iter_tensors(header, {TOKENIZER_KEY}))[1].numpy().tobytes())
+        except Exception:  # noqa: BLE001 - a RuntimeError or OSError, depending on the release
+            raise _bad(self.path, f"holds a '{TOKENIZER_KEY}' that is not a SentencePiece model") from None
+        rows = header.entries["model.embed_tokens.weight"].shape[0]
+        if processor.GetPieceSize() > rows:
+            raise _bad(
+                self.path,
+                f"holds a tokenizer of {processor.GetPieceSize():,} pieces ('{TOKENIZER_KEY}') and a token embedding "
+                f"of {rows:,} rows ('model.embed_tokens.weight'): its tokenizer is of another model",
+            )
+        with _tokenizers_lock:
+            _pieces[key] = processor.GetPieceSize()
 
     def tokenizer(self):
         """transformers' fast tokenizer, made from the SentencePiece model stored in the file."""

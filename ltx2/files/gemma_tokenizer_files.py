@@ -26,8 +26,9 @@ SMALL_JSON = (
     "processor_config.json",
 )
 TOKENIZER_CLASSES = (None, "GemmaTokenizer", "GemmaTokenizerFast")
-# Folders checked, by the identity of the files checked: GemmaRoot.open runs several times per run.
-_checked: dict[tuple, bool] = {}
+# Folders checked, by the identity of the files checked: GemmaRoot.open runs several times per run. -> (whether the
+# image processor loads, how many token ids the tokenizer gives).
+_checked: dict[tuple, tuple[bool, int]] = {}
 _checked_lock = threading.Lock()
 
 
@@ -60,6 +61,15 @@ def _json_object(root: Path, name: str) -> dict:
 def check_tokenizer_files(root: Path) -> bool:
     """Raises LTX2InputError naming the first bad tokenizer or processor file; returns whether the image processor
     can be loaded (False: an image_processor_type transformers does not know, left unloaded)."""
+    return _checked_files(root)[0]
+
+
+def tokenizer_size(root: Path) -> tuple[int, str]:
+    """(how many token ids the folder's tokenizer gives, the file that says so)."""
+    return _checked_files(root)[1]
+
+
+def _checked_files(root: Path) -> tuple[bool, tuple[int, str]]:
     names = [n for n in ("tokenizer.json", "tokenizer.model", *SMALL_JSON) if (root / n).is_file()]
     key = (str(root), tuple(names), file_keys(root / n for n in names))
     with _checked_lock:
@@ -73,29 +83,30 @@ def check_tokenizer_files(root: Path) -> bool:
             "tokenizer_config.json",
             f"names tokenizer_class {shown(tokenizer_class)}; Gemma-3's is GemmaTokenizer",
         )
+    sizes = [(_check_sentencepiece(root), "tokenizer.model")]
     if "tokenizer.json" in names:
-        _check_tokenizer_json(root)
-    _check_sentencepiece(root)
+        sizes.append((_check_tokenizer_json(root), "tokenizer.json"))
     usable = _processor_known(configs.get("preprocessor_config.json", {}))
     with _checked_lock:
-        _checked[key] = usable
-    return usable
+        _checked[key] = (usable, max(sizes))
+    return _checked[key]
 
 
-def _check_tokenizer_json(root: Path) -> None:
-    """Parsed by the library transformers loads it with (its parser bounds the nesting itself)."""
+def _check_tokenizer_json(root: Path) -> int:
+    """Parsed by the library transformers loads it with (its parser bounds the nesting itself); the pieces of its
+    vocabulary (tokens transformers adds on top, such as 5.x's `<mask>`, match only their literal text)."""
     from tokenizers import Tokenizer
 
     raw = _read(root, "tokenizer.json", MAX_TOKENIZER_BYTES)
     try:
-        Tokenizer.from_str(raw.decode("utf-8"))
+        return Tokenizer.from_str(raw.decode("utf-8")).get_vocab_size(with_added_tokens=False)
     except UnicodeDecodeError:
         raise _bad(root, "tokenizer.json", "is not UTF-8 text") from None
     except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception for every parse error
         raise _bad(root, "tokenizer.json", f"is not a tokenizer ({shown(str(exc), 120)})") from None
 
 
-def _check_sentencepiece(root: Path) -> None:
+def _check_sentencepiece(root: Path) -> int:
     import sentencepiece
 
     raw = _read(root, "tokenizer.model", MAX_TOKENIZER_BYTES)
@@ -106,6 +117,7 @@ def _check_sentencepiece(root: Path) -> None:
         raise _bad(root, "tokenizer.model", "is not a SentencePiece model") from None
     if processor.GetPieceSize() < 4:
         raise _bad(root, "tokenizer.model", f"holds {processor.GetPieceSize()} pieces, not Gemma's vocabulary")
+    return processor.GetPieceSize()
 
 
 def _processor_known(preprocessor: dict) -> bool:

@@ -20,6 +20,7 @@ from ...errors import LTX2InputError
 from .safetensors_file import SafetensorsHeader, iter_tensors, read_header, read_tensor, shown
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+FACTOR_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 # kohya's spelling, which ComfyUI also reads: the module path with its dots made underscores, under this prefix
 # (`lora_unet_transformer_blocks_0_attn1_to_q.lora_down.weight`); resolved against the model's own names.
 KOHYA_PREFIX = "lora_unet_"
@@ -134,6 +135,16 @@ class LoraFactors:
         floating = {self.header.entries[k].dtype for pair in self.targets.values() for k in pair}
         if not all(d.is_floating_point for d in floating):
             raise self._bad(f"its factors are stored as {', '.join(map(str, sorted(floating, key=str)))}, not floats")
+        for a_key, b_key in self.targets.values():
+            # B @ A is taken in the factors' dtype (ltx-core's numerics): two dtypes, or fp8, fail only at the stage
+            # that applies the LoRA, after the stages before it ran.
+            a, b = self.header.entries[a_key].dtype, self.header.entries[b_key].dtype
+            if a != b or a not in FACTOR_DTYPES:
+                stored = f"{a}" if a == b else f"{a} and {shown(b_key)} as {b}"
+                raise self._bad(
+                    f"{shown(a_key)} is stored as {stored}; a LoRA's two factors are bf16, fp16 or float32, both "
+                    "alike. Save the LoRA again in one of them (e.g. bf16)"
+                )
 
     def fit_to(self, shapes: dict[str, tuple[int, ...]], against: str = "") -> int:
         """For a user's LoRA, which may change only part of the model or name layers in kohya's spelling: its
@@ -160,8 +171,19 @@ class LoraFactors:
 
     def check_against_checkpoint(self, checkpoint: SafetensorsHeader, prefix: str = "model.diffusion_model.") -> None:
         """check_against, from the checkpoint's header alone (its transformer keys carry `prefix`): what the
-        loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2."""
-        self.check_against(transformer_shapes(checkpoint, prefix), checkpoint.path.name)
+        loader node runs, so that a LoRA that does not fit is refused when it is picked, not at stage 2. A weight
+        the file stores packed (nvfp4 ...: stored_formats.py) has the shape the LoRA makes if it packs to it."""
+        from .stored_formats import read_layout
+
+        layout = read_layout(checkpoint)
+        shapes = transformer_shapes(checkpoint, prefix)
+        for key, pair in self.targets.items():
+            fmt = layout.packed(prefix + key)
+            if fmt is not None and key in shapes:
+                made = (self.header.entries[pair[1]].shape[0], self.header.entries[pair[0]].shape[-1])
+                if fmt.stored_shape(made) == shapes[key]:
+                    shapes[key] = made
+        self.check_against(shapes, checkpoint.path.name)
 
     def scale_of(self, key: str) -> float:
         """The factor B is multiplied by: the strength, times alpha / rank where the file gives an alpha. Without

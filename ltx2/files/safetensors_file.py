@@ -40,6 +40,9 @@ DTYPES = {
     "F8_E4M3": torch.float8_e4m3fn,
     "F8_E5M2": torch.float8_e5m2,
 }
+# mxfp8's block scales, as ComfyUI writes them (safetensors 0.6 names the dtype), where this torch has it.
+if hasattr(torch, "float8_e8m0fnu"):
+    DTYPES["F8_E8M0"] = torch.float8_e8m0fnu
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 

@@ -1,5 +1,5 @@
 """Fixtures of the cluster tests: a real Redis (Debian's redis-server, append-only file on, behind a password and
-TLS, as the README sets production up) on a free port, and a factory of real Celery workers (cluster_rig.py)."""
+TLS, as docs/api-and-cluster.md has it) on a free port, and a factory of real Celery workers (cluster_rig.py)."""
 
 import gc
 from pathlib import Path

@@ -71,6 +71,14 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         assert all(node["visible"] for nodes in shown.values() for node in nodes)
         policy = next(r for r in shown["LoadLTX2Quantized"][0]["rows"] if r["role"] == "policy")
         assert "fp8_scaled" in policy["text"] and "cold_start" in policy["text"]
+        # What the choices will hold, from the files' headers (GET /ltx2/estimate), before anything is loaded.
+        estimate = ""
+        for _ in range(60):
+            estimate = next(r for r in pb.panels(page)["LoadLTX2Quantized"][0]["rows"] if r["role"] == "estimate")
+            if "transformer" in estimate["text"]:
+                break
+            page.wait_for_timeout(500)
+        assert "MiB (file " in estimate["text"] and "text encoder" in estimate["text"], estimate
 
         # A value refused at the queue is shown under the input its message is about, not under each input
         # ComfyUI hands the node's check (web/js/ltx2_page.js, keepNamedInputs).

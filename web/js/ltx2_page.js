@@ -1,6 +1,7 @@
 // The LTX-2 pack's page extension: memory and progress drawn on the pack's nodes.
 //
-//   LoadLTX2Quantized  the policies, the bytes the pack holds and whether each component is resident
+//   LoadLTX2Quantized  the policies, what they will hold (from the files' headers), the bytes the pack holds and
+//                      whether each component is resident
 //   VRAMGuard          a bar of budget / used / peak, live during a run, and the last run's report
 //   A2VSampler         the stage (base / refine), what it is doing and the denoising step
 //
@@ -43,9 +44,39 @@ function widgetValue(node, name) {
 
 // --- the three panels: each draws its node's element from the latest state ---
 
+// What the loader's choices will hold, from the files' headers (GET /ltx2/estimate): fetched when they change.
+const ESTIMATE_INPUTS = ["ckpt_name", "text_encoder", "quantization", "text_encoder_quantization", "video_vae",
+  "audio_vae", "text_projection"];
+
+function estimateText(node) {
+  const answer = node.ltx2Estimate;
+  if (!answer) return "…";
+  if (answer.error) return answer.error;
+  return Object.entries(answer.components ?? {})
+    .map(([name, c]) => `${name.replace("_", " ")} ${formatBytes(c.bytes)} (file ${formatBytes(c.file_bytes)})`)
+    .join(" · ");
+}
+
+async function fetchEstimate(node) {
+  const values = Object.fromEntries(ESTIMATE_INPUTS.map((n) => [n, widgetValue(node, n) ?? "none"]));
+  const key = JSON.stringify(values);
+  if (node.ltx2EstimateKey === key) return;
+  node.ltx2EstimateKey = key;
+  node.ltx2Estimate = null;
+  try {
+    const answer = await (await api.fetchApi(`/ltx2/estimate?${new URLSearchParams(values)}`)).json();
+    if (node.ltx2EstimateKey !== key) return; // the choices changed meanwhile
+    node.ltx2Estimate = answer;
+    node.ltx2Panel?.draw(node, node.ltx2Panel.root);
+  } catch (error) {
+    console.warn("LTX-2: GET /ltx2/estimate failed", error);
+  }
+}
+
 const loaderPanel = {
-  height: 100,
+  height: 118,
   draw(node, root) {
+    fetchEstimate(node);
     const policy = widgetValue(node, "quantization");
     const textPolicy = widgetValue(node, "text_encoder_quantization");
     const residency = widgetValue(node, "residency");
@@ -54,6 +85,7 @@ const loaderPanel = {
     const used = vram?.last_run?.components ?? [];
     root.replaceChildren(
       row("policy", `${policy} · text encoder ${textPolicy} · ${residency}`, "policy"),
+      row("estimate", estimateText(node), "estimate"),
       row("held", vram ? `${formatBytes(held)} in ${resident.length} component${resident.length === 1 ? "" : "s"}`
         : "—", "held", { bytes: held }),
       row("resident", resident.length

@@ -57,14 +57,16 @@ def test_a_quantized_layer_without_its_declaration_is_refused(tiny_paths, tmp_pa
 
 
 def test_a_format_the_pack_does_not_read_is_refused_by_name(tiny_paths, tmp_path):
+    """Every format of ComfyUI 0.33's QUANT_ALGOS is read (quant/formats.py); one outside it (kitchen's SVDQuant,
+    which ComfyUI does not declare) is refused by name."""
     tensors, metadata = tensors_of(tiny_paths["fp8_checkpoint"])
     layers = json.loads(metadata["_quantization_metadata"])
-    layers["layers"][LAYER] = {"format": "convrot_w4a4"}
+    layers["layers"][LAYER] = {"format": "svdquant_w4a4"}
     metadata["_quantization_metadata"] = json.dumps(layers)
     save_file(tensors, str(tmp_path / "w4a4.safetensors"), metadata=metadata)
     with pytest.raises(
         LTX2InputError,
-        match=rf"w4a4.safetensors: layer '{LAYER}' is stored as 'convrot_w4a4', a "
+        match=rf"w4a4.safetensors: layer '{LAYER}' is stored as 'svdquant_w4a4', a "
         "format the pack does not read",
     ):
         ComponentPlan.read(Bundle(checkpoint=tmp_path / "w4a4.safetensors"), "transformer")

@@ -17,9 +17,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ltx2_a2v.errors import LTX2InputError, LTX2LoadError
+from ltx2_a2v.ltx2.components.bundle_parts import check_bundle
 from ltx2_a2v.ltx2.components.plan import ComponentPlan, bounded_build
 from ltx2_a2v.ltx2.components.table import Bundle
-from ltx2_a2v.ltx2.files.checkpoint import check_bundle
 from ltx2_a2v.ltx2.files.gemma_folder import GemmaRoot
 from ltx2_a2v.ltx2.files.lora_file import LoraFactors
 from ltx2_a2v.ltx2.files.safetensors_file import MAX_ENTRIES, iter_tensors, read_header

@@ -8,6 +8,7 @@ from probe import denoise_step, probe_inputs
 
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.ltx2.components import plan as plan_module
+from ltx2_a2v.ltx2.components import table as table_module
 from ltx2_a2v.ltx2.components.model_spec import ModelSpec
 from ltx2_a2v.ltx2.components.table import Bundle
 from ltx2_a2v.ltx2.files import safetensors_file
@@ -61,9 +62,9 @@ def test_a_build_through_the_budget_reads_the_header_once_and_makes_one_meta_mod
         return read(path)
 
     monkeypatch.setattr(plan_module, "read_header", counting_read)
-    configurator = plan_module.CONFIGURATORS["transformer"]
+    configurator = table_module.CONFIGURATORS["transformer"]
     monkeypatch.setitem(
-        plan_module.CONFIGURATORS,
+        table_module.CONFIGURATORS,
         "transformer",
         type(
             "Counting",

@@ -91,8 +91,8 @@ def _digests(root):
     }
 
 
-def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path, models_dir):
-    make_bundle(tmp_path / "again", "tiny", seed=0, fp8=True)
+def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path, models_dir, low_bit_paths):
+    make_bundle(tmp_path / "again", "tiny", seed=0, fp8=True, low_bit=True, split=True)
     make_bundle(tmp_path / "other", "tiny", seed=1)
     first, again, other = _digests(models_dir), _digests(tmp_path / "again"), _digests(tmp_path / "other")
     tiny_files = {k: v for k, v in first.items() if "tiny" in k}
@@ -101,9 +101,13 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path, mod
     assert any(k.startswith("checkpoints/") for k in changed) and any(k.startswith("loras/") for k in changed)
 
 
-def test_tiny_preset_is_small(models_dir):
-    total = sum(p.stat().st_size for p in models_dir.rglob("*") if p.is_file() and "tiny" in str(p))
-    assert total < 64 * 2**20
+def test_tiny_preset_is_small(models_dir, low_bit_paths):
+    from bundle_files import LOW_BIT_FILE_NAMES, SPLIT_FILE_NAMES
+
+    formats = {models_dir / n.format(preset="tiny") for n in (*LOW_BIT_FILE_NAMES.values(), *SPLIT_FILE_NAMES.values())}
+    files = [p for p in models_dir.rglob("*") if p.is_file() and "tiny" in str(p)]
+    assert sum(p.stat().st_size for p in files if p not in formats) < 64 * 2**20
+    assert sum(p.stat().st_size for p in formats) < 32 * 2**20  # the low-bit and split files (--low-bit, --split)
 
 
 def test_wide_preset_keeps_the_22b_widths():

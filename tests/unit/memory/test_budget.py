@@ -145,7 +145,7 @@ def test_run_report_records_stages_with_time_and_peak():
 
 
 def test_split_keeps_the_units_that_fit_with_one_in_flight():
-    # The 22B transformer in fp8_scaled by the README's arithmetic: 48 blocks of 370 MiB, 815 MiB of other layers.
+    # The 22B transformer in fp8_scaled (docs/memory.md's arithmetic): 48 blocks of 370 MiB, 815 MiB of others.
     units = [f"transformer_blocks.{i}" for i in range(48)]
     sizes = dict.fromkeys(units, 370)
     resident, streamed = split_units(units, sizes, 815, room=14 * 1024)  # VRAMGuard budget_gb 14 (24 GB GPUs)
@@ -157,7 +157,7 @@ def test_persistent_over_budget_keeps_some_big_components_across_runs():
     """A run uses its components in the same order each time (text encoder, stage-1 transformer, VAE and upsampler,
     stage-2 transformer, decoder). When they do not all fit, least-recently-used eviction would throw out exactly
     the one needed next and rebuild all three big ones every run; the budget must keep some of them instead.
-    Sizes are the 22B model's in GiB (arithmetic, see the README), as KiB here: a budget of 46 for 48.9."""
+    Sizes are the 22B model's in GiB (arithmetic, see docs/memory.md), as KiB here: a budget of 46 for 48.9."""
     sizes = {
         "text_encoder": 12.7,
         "embeddings_processor": 1.0,

@@ -132,3 +132,64 @@ def test_core_loads_the_single_file_gemma(tiny_paths, part, core_gemma_of_the_bu
         assert quantized >= ({"float8_e4m3fn", "nvfp4"} if part == "text_encoder_fp4" else {"float8_e4m3fn"})
     tokens = clip.tokenize("A young woman speaks calmly to the camera.")  # the tokenizer from the file itself
     assert any(t[0] not in (0, 1, 2, 3) for batch in tokens.values() for t in batch[0])
+
+
+# --- the split files and the low-bit files (tools/bundle_files.py), as core's own loaders read them ---
+
+LOW_BIT = {
+    "nvfp4_transformer": "nvfp4",
+    "int8_transformer": "int8_tensorwise",
+    "int8_convrot_transformer": "int8_tensorwise",
+}
+
+
+@pytest.mark.parametrize("part", ["transformer_only", *LOW_BIT])
+def test_core_unet_loader_reads_the_transformer_only_files(low_bit_paths, part, complaints):
+    """As core's UNETLoader loads a file of diffusion_models/; the packed layers as the pack reads them."""
+    import torch
+
+    from ltx2_a2v.ltx2.files.stored_formats import read_layout
+    from ltx2_a2v.quant.formats import dequantize
+
+    model = comfy_sd.load_diffusion_model(str(low_bit_paths[part]))
+    assert type(model.model).__name__ == "LTXAV"
+    assert complaints() == []
+    if part in LOW_BIT:
+        key = "transformer_blocks.0.attn1.to_q"
+        layer = model.model.diffusion_model.get_submodule(key)
+        assert getattr(layer, "quant_format", None) == LOW_BIT[part]
+        layout = read_layout(read_header(low_bit_paths[part]))
+        weight = f"model.diffusion_model.{key}.weight"
+        stored = dict(iter_tensors(layout.header, {weight}))[weight]
+        shape = tuple(layer.weight.shape)
+        ours = dequantize(
+            layout.format_of(weight), stored, layout.scale_tensors(weight), layout.options[weight], shape, torch.float32
+        )
+        assert torch.equal(layer.weight.dequantize().float(), ours)  # core computes in float32 on a CPU, as the pack
+
+
+def test_core_vae_loaders_read_the_split_vaes(low_bit_paths, complaints):
+    for part in ("video_vae", "audio_vae"):  # core's VAELoader, from models/vae/
+        sd, metadata = comfy.utils.load_torch_file(str(low_bit_paths[part]), return_metadata=True)
+        comfy_sd.VAE(sd=sd, metadata=metadata).throw_exception_if_invalid()
+    # core's LTXVAudioVAELoader's way: the audio VAE and vocoder keys taken by prefix
+    sd, metadata = comfy.utils.load_torch_file(str(low_bit_paths["audio_vae"]), return_metadata=True)
+    sd = comfy.utils.state_dict_prefix_replace(
+        sd, {"audio_vae.": "autoencoder.", "vocoder.": "vocoder."}, filter_keys=True
+    )
+    comfy_sd.VAE(sd=sd, metadata=metadata).throw_exception_if_invalid()
+    assert complaints() == []
+
+
+@pytest.mark.parametrize("part", ["text_encoder_file", "text_encoder_int8"])
+def test_core_reads_the_text_projection_beside_the_gemma_file(
+    low_bit_paths, part, core_gemma_of_the_bundle, complaints
+):
+    clip = comfy_sd.load_clip(
+        ckpt_paths=[str(low_bit_paths[part]), str(low_bit_paths["text_projection"])], clip_type=comfy_sd.CLIPType.LTXV
+    )
+    assert clip is not None
+    assert complaints() == []
+    if part == "text_encoder_int8":
+        quantized = {getattr(m, "quant_format", None) for m in clip.cond_stage_model.modules()}
+        assert "int8_tensorwise" in quantized

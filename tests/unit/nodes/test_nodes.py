@@ -157,6 +157,26 @@ def test_audio_adapters_refuse_a_missing_clip_and_give_what_save_video_reads():
     assert out["waveform"].shape == (1, 2, 100) and out["sample_rate"] == 16000
 
 
+def test_loader_refuses_a_transformer_only_file_without_its_parts_at_queue_time(models_dir, low_bit_paths):
+    """The split inputs list vae/ and text_encoders/; what the transformer-only file lacks is named when queued, and
+    the panel's estimate (GET /ltx2/estimate) comes from the headers."""
+    from ltx2_a2v.nodes.load import resident_estimate
+
+    for folder in ("diffusion_models", "vae"):
+        folder_paths.add_model_folder_path(folder, str(models_dir / folder), is_default=True)
+    split = {p: low_bit_paths[p].name for p in ("video_vae", "audio_vae", "text_projection")}
+    values = loader_values(models_dir, ckpt_name=low_bit_paths["nvfp4_transformer"].name, quantization="as_stored")
+    problem = LoadLTX2Quantized.validate_inputs(**values)
+    assert problem.startswith(
+        "video_vae, audio_vae and text_projection: ltx-2.3-tiny-dev-nvfp4_transformer_only.safetensors is not an "
+        "LTX-2 audio-video checkpoint by itself"
+    ), problem
+    assert LoadLTX2Quantized.validate_inputs(**values, **split) is True
+    estimate = resident_estimate({**values, **split})["components"]
+    assert estimate["transformer"]["bytes"] == estimate["transformer"]["file_bytes"]  # as_stored: the file's bytes
+    assert estimate["text_encoder"]["bytes"] > 0
+
+
 @pytest.mark.parametrize("policy", ["torchao_fp8_dynamic", "torchao_int4_weight_only"])
 def test_a_gpu_only_policy_with_float32_compute_is_refused_at_queue_time_mocked_gpu(models_dir, monkeypatch, policy):
     """A GPU cannot exist here: ComfyUI's device is an RTX 4090 (compute capability 8.9, which runs both policies),

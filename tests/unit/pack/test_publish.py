@@ -21,7 +21,13 @@ from workflows import PACK_NODES, read_mp4, saved_mp4, small_workflow
 ROOT = Path(__file__).resolve().parents[3]
 # The lane's ComfyUI tree, absolute: the copy has no .comfyui beside it.
 TREE = (ROOT / os.environ.get("LTX2_COMFYUI", ".comfyui")).resolve()
-RELEASE_WORKFLOWS = ("ltx2_a2v_22b", "ltx2_a2v_22b_fast")
+RELEASE_WORKFLOWS = (
+    "ltx2_a2v_22b",
+    "ltx2_a2v_22b_fast",
+    "ltx2_a2v_first_last_frame",
+    "ltx2_a2v_user_lora",
+    "ltx2_a2v_long_voice",
+)
 
 
 def _git_files(*args: str) -> set[str]:
@@ -49,6 +55,7 @@ def test_the_upload_leaves_out_what_a_user_does_not_need():
     assert tops == {
         ".comfyignore",
         ".gitignore",
+        "CHANGELOG.md",
         "LICENSE",
         "README.md",
         "__init__.py",

@@ -1,4 +1,4 @@
-"""The release workflows name their files the way ComfyUI's templates do, and those files are docs/files.md's table:
+"""The release workflows name their files the way ComfyUI's templates do, and those files are the README's table:
 each loader's file inputs have a `models` entry (name, url, directory) in the UI form's node properties (what the
 page's missing-models dialog reads) and in the API form's `_meta`; every entry is a row of the table and every row
 is named. Where ComfyUI's own LTX-2.3 template is installed, its loaders pick the same files, at the same
@@ -26,12 +26,17 @@ FILE_INPUTS = {
     "LoadLTX2Quantized": ("ckpt_name", "text_encoder", "distilled_lora"),
     "SpatialUpscale": ("upscale_model",),
 }
+# The README's table of the files to download, found by its header.
+HEADER = "| file | folder | download | size |"
 ROW = re.compile(r"\| `([^`]+)` \| `models/(\w+)/` \| <(https://[^>]+)> \| ([\d,]+) bytes \(([\d.]+) GiB\) \|")
 
 
 def files_table() -> dict[str, dict]:
-    """docs/files.md's rows: name -> {directory, url, size}."""
-    lines = [line for line in (ROOT / "docs" / "files.md").read_text().splitlines() if line.startswith("| `")]
+    """The README's rows: name -> {directory, url, size}."""
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert readme.count(HEADER) == 1, f"README.md: one table headed {HEADER}"
+    body = readme[readme.index(HEADER) + 2 :]
+    lines = body[: next((i for i, line in enumerate(body) if not line.startswith("|")), len(body))]
     rows = [ROW.fullmatch(line) for line in lines]
     assert rows and all(rows), [line for line, row in zip(lines, rows) if not row]
     table = {}
@@ -67,7 +72,7 @@ def test_each_named_file_has_its_row_and_each_row_is_named(name):
             for entry in entries:
                 assert set(entry) == {"name", "url", "directory"}, entry
                 row = table.get(entry["name"])
-                assert row is not None, f"{form}: {entry['name']} is not in docs/files.md"
+                assert row is not None, f"{form}: {entry['name']} is not in the README's table"
                 assert (entry["url"], entry["directory"]) == (row["url"], row["directory"]), entry
                 named.append(entry["name"])
         assert sorted(named) == sorted(table), (form, named)
