@@ -60,5 +60,5 @@ def must_hold(model, device, width: int, height: int, frames: int, floor: int = 
     dtype = model.precision_on(device).transformer
     stage_2 = activations.denoise(model.config, width, height, frames, 24.0, dtype) + transformer.upcast_bytes
     flight = units_in_flight(device) * max(transformer.unit_bytes.values(), default=0)
-    working = max(BUDGET.stage_working(device, stage_2), floor)
+    working = max(BUDGET.phase_working(device, stage_2), floor)
     return LoraLoad(model, device).need().total + transformer.other_bytes + flight + working

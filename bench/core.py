@@ -395,13 +395,13 @@ def run_row(row: Row, build_prompt, host_args: dict, work: Path, models_dir: Pat
                 pack_bytes_read=report["bytes_read"],
                 pack_reads={
                     f"{stage['name']}: {c.get('name', '?')}": c.get("bytes_read", 0)
-                    for stage in report["stages"]
+                    for stage in report["phases"]
                     for c in stage["components"]
                     if c.get("bytes_read")
                 },
                 precision=report["precision"],
                 report_seconds=report["elapsed_seconds"],
-                stage_seconds={stage["name"]: stage["seconds"] for stage in report["stages"]},
+                stage_seconds={stage["name"]: stage["seconds"] for stage in report["phases"]},
             )
         else:
             row_out["precision"] = "; ".join(core_precision(host.log_path.read_text()))

@@ -41,7 +41,7 @@ def main() -> int:
             BUDGET.begin_run(f"{recipe}-{run}", args.policy, "persistent")
             start = time.perf_counter()
             two_stage(model, device, bench_inputs(steps=args.steps, cfg=cfg, recipe=recipe), hand_over=False)
-            phases = {p["name"]: p["seconds"] for p in BUDGET.last_run.as_dict()["stages"]}
+            phases = {p["name"]: p["seconds"] for p in BUDGET.last_run.as_dict()["phases"]}
             denoise[recipe] = (phases["stage 1 denoise"], phases["stage 2 denoise"], time.perf_counter() - start)
         BUDGET.free_all()
 

@@ -101,7 +101,7 @@ def measure_files(paths: dict[str, Path], pairs: int = 3) -> list[dict]:
     from ltx2_a2v.ltx2.components.build import build
     from ltx2_a2v.ltx2.components.plan import ComponentPlan
     from ltx2_a2v.ltx2.components.table import Bundle
-    from ltx2_a2v.memory.ledger import StageMeter
+    from ltx2_a2v.memory.ledger import PhaseMeter
     from ltx2_a2v.quant import POLICIES
 
     device, rows = torch.device("cpu"), []
@@ -119,7 +119,7 @@ def measure_files(paths: dict[str, Path], pairs: int = 3) -> list[dict]:
                 plan = ComponentPlan.read(bundle, name)
                 stored = sum(h.entries[k].nbytes for h in plan.headers.values() for k in plan.renames if k in h.entries)
                 start = time.perf_counter()
-                with StageMeter(device) as meter:
+                with PhaseMeter(device) as meter:
                     module, report = build(plan, POLICIES[policy], device, torch.float32)
                 built[policy] = module
                 found[policy] = {
@@ -208,7 +208,7 @@ def run_graph(policy: str, quarter: bool, models_dir: Path, preset: str) -> dict
     graph = BUDGET.last_run.as_dict()
     BUDGET.begin_run(f"{policy}-stage-1", policy, "persistent")
     base()
-    warm = next(s for s in BUDGET.last_run.as_dict()["stages"] if s["name"] == "stage 1 denoise")
+    warm = next(s for s in BUDGET.last_run.as_dict()["phases"] if s["name"] == "stage 1 denoise")
     return {
         "policy": policy,
         "files": [paths[transformer].name, paths[gemma].name],
@@ -246,8 +246,8 @@ def measure_streaming(paths: dict[str, Path], pairs: int = 5) -> list[dict]:
         plan = ComponentPlan.read(bundle, "transformer")
         unit_bytes, other = plan.unit_sizes(POLICIES[policy])
         _, streamed = split_units(plan.units(), unit_bytes, other, quarter, units_in_flight(cpu))
-        whole, _, _ = spec.materialize("transformer", cpu)
-        parted, _, streamer = spec.materialize("transformer", cpu, streamed=streamed)
+        whole, _, _ = spec.build_component("transformer", cpu)
+        parted, _, streamer = spec.build_component("transformer", cpu, streamed=streamed)
         times = {"whole": [], "streamed": []}
         for _ in range(pairs):
             for name, model in (("whole", whole), ("streamed", parted)):

@@ -310,12 +310,12 @@ def measure(host, prompt: dict, timeout: float) -> dict:
         "wall_seconds": round(wall, 3),
         "peak_bytes": report["peak_bytes"],
         "peak_reserved_bytes": report.get("peak_reserved_bytes", report["peak_bytes"]),
-        "phase_peaks": phase_peaks(report["stages"]),
+        "phase_peaks": phase_peaks(report["phases"]),
         "idle_resident_bytes": state["resident_bytes"],
         "idle_reserved_bytes": held.get("reserved_bytes", 0),
         "idle_pinned_bytes": held.get("pinned_host_bytes", 0),
         "components": report["components"],
-        "stages": report["stages"],
+        "phases": report["phases"],
     }
 
 

@@ -141,7 +141,7 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
                     "wall_seconds": time.perf_counter() - start,
                     "phases": {
                         g: [
-                            max((s[k] for s in report["stages"] if s["name"] in names), default=0)
+                            max((s[k] for s in report["phases"] if s["name"] in names), default=0)
                             for k in ("peak_bytes", "peak_reserved_bytes")
                         ]
                         for g, names in GROUPS.items()
@@ -150,7 +150,7 @@ def run_cell(args: argparse.Namespace, policy: str, mode: str) -> dict:
                     "idle_reserved_bytes": held["reserved_bytes"],
                     "idle_pinned_bytes": held["pinned_host_bytes"],
                     "components": report["components"],
-                    "stages": report["stages"],
+                    "run_phases": report["phases"],
                     "loads": report["loads"],
                 }
             )

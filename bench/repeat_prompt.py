@@ -65,10 +65,10 @@ def main() -> int:
         return {
             "run": label,
             "seconds": time.perf_counter() - start,
-            "text_encode_seconds": sum(s["seconds"] for s in report["stages"] if s["name"] == "text encode"),
+            "text_encode_seconds": sum(s["seconds"] for s in report["phases"] if s["name"] == "text encode"),
             "bytes_read": report["bytes_read"],
             "held_after": BUDGET.resident_bytes(),
-            "components": [c for s in report["stages"] for c in s["components"]],
+            "components": [c for s in report["phases"] for c in s["components"]],
         }
 
     rows = [

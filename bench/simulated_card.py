@@ -185,17 +185,17 @@ class Step:
 
 
 def request(step: Step, activations: int = 0, hand_over: bool = False):
-    from ltx2_a2v.memory.records import ComponentRequest, Made, Need
+    from ltx2_a2v.memory.records import Built, ComponentRequest, Need
 
     class SizedRequest(ComponentRequest):
         def need(self) -> Need:
             return Need(step.other_bytes, dict(step.unit_bytes), step.cannot_stream, step.upcast, step.cannot_fit)
 
-        def make(self, streamed: list[str]) -> Made:
+        def build(self, streamed: list[str]) -> Built:
             parts = {"other": step.other_bytes} | {u: 0 if u in streamed else b for u, b in step.unit_bytes.items()}
             module = Held(parts)
             units = SimulatedUnits(module, step.unit_bytes, streamed) if step.unit_bytes else None
-            return Made(module, units, f"{step.name}: {len(streamed)} of {len(step.unit_bytes)} units streamed")
+            return Built(module, units, f"{step.name}: {len(streamed)} of {len(step.unit_bytes)} units streamed")
 
     made = SizedRequest(
         (step.name, "simulated"), step.name, "simulated", CARD, activations, group="22B", hand_over=hand_over

@@ -50,7 +50,7 @@ def measure(variant: str, policy: str, models_dir: Path, preset: str) -> dict:
     for run in range(2):
         BUDGET.begin_run(f"{variant}-{run}", policy, "persistent")
         a2v.sample_base(model, torch.device("cpu"), inputs)
-    stage = next(s for s in BUDGET.last_run.stages if s.name == "stage 1 denoise")
+    stage = next(s for s in BUDGET.last_run.phases if s.name == "stage 1 denoise")
     return {
         "variant": variant,
         "policy": policy,

@@ -53,7 +53,7 @@ def run_mode(mode: str, policy: str, models_dir: Path, preset: str) -> dict:
                 "seconds": time.perf_counter() - start,
                 "peak_bytes": report["peak_bytes"],  # the ledger: tensors live on the device at once, at most
                 "idle_resident_bytes": BUDGET.resident_bytes(),
-                "stages": report["stages"],
+                "phases": report["phases"],
                 "loads": report["loads"],
             }
         )

@@ -69,9 +69,9 @@ def run_row(windows: int, models_dir: Path, preset: str, seams: bool) -> dict:
         "frames": frames,
         "seconds": seconds,
         "peak_bytes": report["peak_bytes"],
-        "stages": {
+        "phases": {
             s["name"]: {"seconds": s["seconds"], "peak_above_start": s["peak_bytes"] - s["start_bytes"]}
-            for s in report["stages"]
+            for s in report["phases"]
         },
         "device": str(device),
         # Each window's seconds, from the run report's notes ("stage 1: window 2 of 4, latent frames 4 to 8, 3.1 s").
@@ -217,7 +217,7 @@ def main() -> int:
     (args.out / f"windows_{args.preset}.json").write_text(json.dumps({"preset": args.preset, "rows": rows}, indent=2))
 
     one = rows[0]
-    names = list(one["stages"])
+    names = list(one["phases"])
     print(f"\n{args.preset} preset, {one['device']}; stage 1 at 128x96, windows of {WINDOW} frames, {OVERLAP} shared")
     print("| windows | frames | " + " | ".join(f"{n} peak MiB / s" for n in names) + " | run s |")
     print("|---" * (len(names) + 3) + "|")
@@ -225,7 +225,7 @@ def main() -> int:
         cells = [f"{r['stages'][n]['peak_above_start'] / MIB:.1f} / {r['stages'][n]['seconds']:.2f}" for n in names]
         print(f"| {r['windows']} | {r['frames']} | " + " | ".join(cells) + f" | {r['seconds']:.1f} |")
     for r in rows[1:]:
-        ratios = [r["stages"][n]["peak_above_start"] / max(one["stages"][n]["peak_above_start"], 1) for n in names]
+        ratios = [r["phases"][n]["peak_above_start"] / max(one["phases"][n]["peak_above_start"], 1) for n in names]
         print(
             f"{r['windows']} windows: each stage's peak / one window's: max {max(ratios):.2f}; time "
             f"{r['seconds'] / one['seconds']:.2f}x one window's (linear would be {r['windows']}x)"

@@ -2,17 +2,17 @@
 is taken here.
 
 The budget knows each component it holds (bytes on the device, bytes kept out by block streaming, device). A
-stage asks for one with a request (records.py's ComponentRequest: what it is, what it needs, how to make it). In
+stage asks for one with a request (records.py's ComponentRequest: what it is, what it needs, how to build it). In
 `cold_start` a component lives only while a stage uses it (or, asked with `hand_over`, until the next stage that
 uses it: stage 1's transformer serves stage 2), so the pack holds nothing when idle; in
 `persistent` components stay between runs as long as they fit; when they do not, the most recently used idle one
 is evicted first (runs repeat one order of components, see make_room). The budget is at most what the device can
 give now (room.py: its free memory plus what this process holds, less the host's reserve). A stage's working memory
-is part of the budget: before making or using a component, room is made for the weights plus what the stage will
+is part of the budget: before building or using a component, room is made for the weights plus what the stage will
 need beside them (its activations and upcast copy, ltx2/components/activations.py; the units in flight where it streams;
 a stated margin for workspaces; at least what the host keeps free beside any model), first from our own idle
 components, then through the host's memory manager (`Bridge.make_room`). A component that cannot fit even alone is
-made block-streamed (streaming.py) when its request says how it splits into units, and refused, before a byte is
+built block-streamed (streaming.py) when its request says how it splits into units, and refused, before a byte is
 read, when it cannot stream or cannot fit the device even so.
 
 Every component in use, and every kept one, is known to the host's manager (`Bridge.load`, ComfyUI's
@@ -30,7 +30,7 @@ import torch
 from ..errors import LTX2InputError
 from .accounting import GIB, collect_if_alive, empty_cache, module_bytes, watch
 from .host_side import HostSide
-from .ledger import StageMeter
+from .ledger import PhaseMeter
 from .reads import bytes_read
 from .records import Bridge, ComponentRecord, ComponentRequest, Need
 from .report import RunKeeping, RunReport
@@ -53,8 +53,8 @@ class VramBudget(HostSide, RunKeeping):
         self.records: OrderedDict[tuple, ComponentRecord] = OrderedDict()
         self.last_run: RunReport | None = None
         self.device: torch.device | None = None  # the device last used, for the state's budget
-        self.running: tuple[str, float, StageMeter] | None = None  # the stage running now: name, start, meter
-        self._stage_components: list[dict] = []  # what the running stage used
+        self.running: tuple[str, float, PhaseMeter] | None = None  # the phase running now: name, start, meter
+        self._phase_components: list[dict] = []  # what the running phase used
         self._unloaded: list[ComponentRecord] = []  # dropped by the host: forgotten the next time the budget acts
         self._lock = threading.RLock()
 
@@ -92,25 +92,25 @@ class VramBudget(HostSide, RunKeeping):
         host's reserve."""
         return device_capacity(device, self.reserve(device))
 
-    def stage_working(self, device: torch.device, extra: int) -> int:
-        """What a stage needs on `device` beside its components' weights: `extra` (its activations and upcast copy)
+    def phase_working(self, device: torch.device, extra: int) -> int:
+        """What a phase needs on `device` beside its components' weights: `extra` (its activations and upcast copy)
         and the workspace margin, and at least what the host keeps free beside any model it loads."""
         floor = self.bridge.working_floor(device) if self.bridge is not None and device.type != "cpu" else 0
         return max(extra + workspace_margin(device), floor)
 
-    def working_in_use(self, device: torch.device, stage_working: int = 0) -> int:
-        """What the components in use on `device` need beside their weights: the largest stage working among them
-        (one stage runs at a time: its components share its activations) and each one's units in flight;
-        `stage_working` for a use about to begin."""
+    def working_in_use(self, device: torch.device, phase_working: int = 0) -> int:
+        """What the components in use on `device` need beside their weights: the largest phase working among them
+        (one phase runs at a time: its components share its activations) and each one's units in flight;
+        `phase_working` for a use about to begin."""
         in_use = [r for r in self.records.values() if r.in_use and r.module is not None and r.device == device]
-        return max([stage_working] + [r.working for r in in_use]) + sum(r.in_flight for r in in_use)
+        return max([phase_working] + [r.working for r in in_use]) + sum(r.in_flight for r in in_use)
 
-    def room_for(self, device: torch.device, stage_working: int = 0) -> int:
+    def room_for(self, device: torch.device, phase_working: int = 0) -> int:
         """Bytes a new component may take once every idle component of ours is evicted."""
         in_use = sum(
             r.nbytes for r in self.records.values() if r.module is not None and r.in_use and r.device == device
         )
-        return self.budget_for(device) - in_use - self.working_in_use(device, stage_working)
+        return self.budget_for(device) - in_use - self.working_in_use(device, phase_working)
 
     def resident_bytes(self, device: torch.device | None = None) -> int:
         return sum(
@@ -120,8 +120,8 @@ class VramBudget(HostSide, RunKeeping):
     # --- components ---
     @contextlib.contextmanager
     def use(self, request: ComponentRequest):
-        """Yields the component `request` asks for: the resident one, or one made by `request.make(streamed units)`
-        after making room for `request.need()` (asked only when one must be made: it reads file headers) and the
+        """Yields the component `request` asks for: the resident one, or one built by `request.build(streamed units)`
+        after making room for `request.need()` (asked only when one must be built: it reads file headers) and the
         stage's working memory. A component that cannot fit even once every idle one is evicted keeps the units that
         fit resident and streams the others. In cold_start it is freed when the block ends; in persistent it stays
         while it fits. A kept component whose request says it is no longer alive (its files changed or vanished)
@@ -129,7 +129,7 @@ class VramBudget(HostSide, RunKeeping):
         key, name, device, activations = request.key, request.label, request.device, request.activations
         capacity = self.capacity(device)
         if activations > capacity:
-            # Refused before anything is made: such a stage would run out of memory (or, on a CPU, swap for hours
+            # Refused before anything is built: such a stage would run out of memory (or, on a CPU, swap for hours
             # with no interrupt point inside one huge operation).
             raise LTX2InputError(
                 f"{name}: this stage needs about {activations / GIB:.1f} GiB beside the weights at this size "
@@ -148,16 +148,16 @@ class VramBudget(HostSide, RunKeeping):
             else:
                 plan = self._make_room_for(request)
         if plan is not None:
-            # Made outside the lock: reading the weights takes long, and the page's reads of the state (another
+            # Built outside the lock: reading the weights takes long, and the page's reads of the state (another
             # thread) must not wait for it. Only the prompt's thread changes the records.
-            record = self._make(request, *plan)
+            record = self._build(request, *plan)
         read = bytes_read() - read_before  # from files, by this thread: 0 for a kept component
         with self._lock:
             self.records.move_to_end(key)
             record.in_use += 1
             record.handed_over = False
             extra = activations + record.upcast_bytes
-            record.working = self.stage_working(device, extra)
+            record.working = self.phase_working(device, extra)
             record.in_flight = units_in_flight(device) * record.streamer.largest_unit() if record.streamed else 0
             if self.bridge is not None:
                 record.handle = self.bridge.load(record, extra + workspace_margin(device))
@@ -166,7 +166,7 @@ class VramBudget(HostSide, RunKeeping):
             if self.last_run is not None:
                 self.last_run.bytes_read += read
             if self.running is not None:
-                self._stage_components.append(
+                self._phase_components.append(
                     {"name": record.name, "bytes": record.nbytes, "streamed": record.streamed, "bytes_read": read}
                 )
         out_of_memory = False
@@ -199,7 +199,7 @@ class VramBudget(HostSide, RunKeeping):
         components first, then by streaming out some of the kept component's own units rather than reading it all
         again (and then its units in flight need room too); then the host is asked for what the stage adds."""
         device = request.device
-        working = self.stage_working(device, request.activations + record.upcast_bytes)
+        working = self.phase_working(device, request.activations + record.upcast_bytes)
         flight = units_in_flight(device) * record.streamer.largest_unit() if record.streamer is not None else 0
         self.make_room(flight if record.streamed else 0, device, record.key, request.group, working, ask_host=False)
         beside = self.working_in_use(device, working) + (flight if record.streamed else 0)
@@ -214,7 +214,7 @@ class VramBudget(HostSide, RunKeeping):
         components, then asking the host. Refused by name when it cannot fit: over the budget and unable to stream,
         or over what the device can give even streamed."""
         device, need = request.device, request.need()
-        working = self.stage_working(device, request.activations + need.upcast_bytes)
+        working = self.phase_working(device, request.activations + need.upcast_bytes)
         room, streamed, holds, least = self.room_for(device, working), [], need.total, need.total
         if need.unit_bytes:
             in_flight = units_in_flight(device)
@@ -243,9 +243,9 @@ class VramBudget(HostSide, RunKeeping):
             + (need.cannot_fit or "Free the other models on this device, or lower the size or the number of frames.")
         )
 
-    def _make(self, request: ComponentRequest, need: Need, streamed: list[str]) -> ComponentRecord:
+    def _build(self, request: ComponentRequest, need: Need, streamed: list[str]) -> ComponentRecord:
         try:
-            made = request.make(streamed)
+            built = request.build(streamed)
         except torch.OutOfMemoryError as exc:
             self.free_all()
             advice = OOM_ADVICE.format(name=request.label, doing="loading", device=request.device)
@@ -253,11 +253,11 @@ class VramBudget(HostSide, RunKeeping):
         record = ComponentRecord(
             request.key,
             request.label,
-            made.module,
-            module_bytes(made.module),
+            built.module,
+            module_bytes(built.module),
             request.device,
             request.policy_name,
-            made.streamer,
+            built.streamer,
             need.upcast_bytes,
             alive=request.alive,
             group=request.group,
@@ -265,7 +265,7 @@ class VramBudget(HostSide, RunKeeping):
         with self._lock:
             self.records[request.key] = record
             if self.last_run is not None:
-                self.last_run.loads.append(made.report_line)
+                self.last_run.loads.append(built.report_line)
         return record
 
     def drop_dead(self) -> None:

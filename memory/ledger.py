@@ -102,8 +102,8 @@ def reserved_bytes(device: torch.device) -> int:
     return CPU_LEDGER.allocated
 
 
-class StageMeter:
-    """The ledger's peak over one stage of a run (allocated, and reserved on a GPU), from the bytes already live
+class PhaseMeter:
+    """The ledger's peak over one phase of a run (allocated, and reserved on a GPU), from the bytes already live
     when it starts."""
 
     def __init__(self, device: torch.device):
@@ -112,7 +112,7 @@ class StageMeter:
         self.start = 0  # bytes live when the stage began (resident components, the run's latents)
         self._tracking = contextlib.nullcontext()
 
-    def __enter__(self) -> "StageMeter":
+    def __enter__(self) -> "PhaseMeter":
         self.start = allocated_bytes(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)

@@ -29,8 +29,8 @@ class Need:
         return self.other_bytes + sum(self.unit_bytes.values())
 
 
-class Made(NamedTuple):
-    """A component just made for the budget."""
+class Built(NamedTuple):
+    """A component just built for the budget."""
 
     module: torch.nn.Module
     streamer: Streamer | None  # a streamable component's units
@@ -43,8 +43,8 @@ class ComponentRequest:
     people), under which policy, on which device, with how many bytes of activations beside it, in which set of
     files (`group`: room is made from other sets first), and whether a kept copy is still the one asked for
     (`alive`, kept with the component: it must hold nothing big). Subclasses say what it will hold (`need`, asked
-    only when it must be made: it may read file headers) and how to make it with some units kept streamed
-    (`make`)."""
+    only when it must be built: it may read file headers) and how to build it with some units kept streamed
+    (`build`)."""
 
     key: tuple
     label: str
@@ -60,7 +60,7 @@ class ComponentRequest:
     def need(self) -> Need:
         raise NotImplementedError
 
-    def make(self, streamed: list[str]) -> Made:
+    def build(self, streamed: list[str]) -> Built:
         """The component with the units named in `streamed` kept out of memory (streamed during its forward)."""
         raise NotImplementedError
 
@@ -79,7 +79,7 @@ class ComponentRecord:
     upcast_bytes: int = 0  # its forward's largest compute-dtype copy of a weight
     in_use: int = 0
     handle: object = None  # the host's registration (nodes/patcher.py)
-    alive: Callable[[], bool] | None = None  # False once the files it was made from changed or vanished
+    alive: Callable[[], bool] | None = None  # False once the files it was built from changed or vanished
     group: object = None  # the set of files it belongs with (one model's bundle)
     handed_over: bool = False  # idle in cold_start, kept for the next stage that asks for it
     # While in use: what its stage needs beside the weights (activations, upcast copy, margin), and the bytes of

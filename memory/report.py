@@ -1,4 +1,5 @@
-"""The run report: what one prompt's run did, stage by stage: seconds, the device-memory ledger's peak
+"""The run report: what one prompt's run did, phase by phase (text encode, stage 1 denoise, ..., decode: its timed
+parts; "stage" is base or refine only): seconds, the device-memory ledger's peak
 (memory/ledger.py), the components used and built; and the budget's part that keeps it and shows its state."""
 
 import contextlib
@@ -9,18 +10,18 @@ import torch
 
 from .accounting import GIB
 from .kept_outputs import ENCODED_PROMPTS
-from .ledger import StageMeter, device_figures
+from .ledger import PhaseMeter, device_figures
 
 
 @dataclass
-class StageRecord:
+class PhaseRecord:
     name: str
     seconds: float
     peak_bytes: int
     peak_reserved_bytes: int = 0  # allocated plus the allocator's cache (CUDA); the same as peak_bytes on a CPU
     # {name, bytes, streamed, bytes_read} of each component it used; bytes_read: from files by its build, 0 if kept
     components: list[dict] = field(default_factory=list)
-    start_bytes: int = 0  # the ledger when the stage began: what was already live (kept components, latents)
+    start_bytes: int = 0  # the ledger when the phase began: what was already live (kept components, latents)
 
 
 @dataclass
@@ -29,7 +30,7 @@ class RunReport:
     policy: str = ""
     mode: str = ""
     precision: str = ""  # the compute dtypes the run used
-    stages: list[StageRecord] = field(default_factory=list)
+    phases: list[PhaseRecord] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # what the run used, in order ("transformer, streamed")
     loads: list[str] = field(default_factory=list)  # one line per component built: policy, layers, notes
     notes: list[str] = field(default_factory=list)  # what the user should know about the inputs (a prompt cut)
@@ -42,15 +43,15 @@ class RunReport:
             "policy": self.policy,
             "mode": self.mode,
             "precision": self.precision,
-            "elapsed_seconds": round(sum(p.seconds for p in self.stages), 3),
-            "peak_bytes": max((p.peak_bytes for p in self.stages), default=0),
-            "peak_reserved_bytes": max((p.peak_reserved_bytes for p in self.stages), default=0),
+            "elapsed_seconds": round(sum(p.seconds for p in self.phases), 3),
+            "peak_bytes": max((p.peak_bytes for p in self.phases), default=0),
+            "peak_reserved_bytes": max((p.peak_reserved_bytes for p in self.phases), default=0),
             "resident_bytes_after": self.resident_after,
             "bytes_read": self.bytes_read,
             "components": list(self.components),
             "loads": list(self.loads),
             "notes": list(self.notes),
-            "stages": [
+            "phases": [
                 {
                     "name": p.name,
                     "seconds": round(p.seconds, 3),
@@ -59,7 +60,7 @@ class RunReport:
                     "start_bytes": p.start_bytes,
                     "components": list(p.components),
                 }
-                for p in self.stages
+                for p in self.phases
             ],
         }
 
@@ -78,7 +79,7 @@ class RunReport:
                 f"  {s['name']:<22s} {s['seconds']:7.2f} s  peak {s['peak_bytes'] / GIB:6.2f} GiB  read "
                 f"{sum(c.get('bytes_read', 0) for c in s['components']) / GIB:6.2f} GiB"
             )
-            for s in d["stages"]
+            for s in d["phases"]
         ]
         lines += [f"  built {line}" for line in self.loads]
         lines += [f"  note: {line}" for line in self.notes]
@@ -89,24 +90,24 @@ class RunKeeping:
     """The budget's part that keeps the run report and shows its state (a base of VramBudget: memory/budget.py)."""
 
     @contextlib.contextmanager
-    def stage(self, name: str, device: torch.device):
-        """A timed part of a run (text encode, stage 1 denoise, ...), with its peak memory, for the report."""
+    def phase(self, name: str, device: torch.device):
+        """A phase of a run (a timed part: text encode, stage 1 denoise, ...), with its peak memory, for the report."""
         start = time.perf_counter()
-        self._stage_components = []
-        with StageMeter(device) as meter:
+        self._phase_components = []
+        with PhaseMeter(device) as meter:
             self.running = (name, start, meter)
             try:
                 yield
             finally:
                 self.running = None
         if self.last_run is not None:
-            self.last_run.stages.append(
-                StageRecord(
+            self.last_run.phases.append(
+                PhaseRecord(
                     name,
                     time.perf_counter() - start,
                     meter.peak,
                     meter.peak_reserved,
-                    self._stage_components,
+                    self._phase_components,
                     meter.start,
                 )
             )

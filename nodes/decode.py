@@ -84,8 +84,8 @@ class LTX2DecodeToVideo(io.ComfyNode):
             node_id="LTX2DecodeToVideo",
             display_name="LTX-2 Decode to Video (long videos)",
             category="model/latent/ltxv",
-            description="Decodes the latent straight into a video file with its audio, without holding the frames "
-            "in memory: for videos as long as the voice track. Connect to Save Video.",
+            description="Decodes the latent straight into a video file with its audio, never holding all the "
+            "frames: for videos as long as the voice track. Connect to Save Video.",
             **search_aliases("vae decode", "decode", "video", "long video", "save video", "audio"),
             inputs=LTX2Decode.define_schema().inputs,
             outputs=[

@@ -42,7 +42,7 @@ def encode_images(
     working = activations.image_encode(width, height, precision.vae)
     encoded = []
     with (
-        BUDGET.stage("image encode", device),
+        BUDGET.phase("image encode", device),
         model.component("video_encoder", device, on_tensor=on_tensor, activations=working) as encoder,
         interruptible(encoder, on_tensor),
     ):

@@ -47,7 +47,7 @@ def decode_chunks(
         model.precision_on(device).vae,
     )
     BUDGET.release_handed_over()  # no stage after the decode uses what an earlier one kept
-    with torch.inference_mode(), BUDGET.stage("decode", device):
+    with torch.inference_mode(), BUDGET.phase("decode", device):
         with (
             model.component("video_decoder", device, on_tensor=on_tensor, activations=working) as decoder,
             interruptible(decoder, on_tensor),

@@ -39,7 +39,7 @@ def encode_prompts(
     files = model.files_of("text_encoder") + model.files_of("embeddings_processor")
     built_from = identities(files)
     kept = [ENCODED_PROMPTS.get(key) for key in keys]
-    with BUDGET.stage("text encode", device):
+    with BUDGET.phase("text encode", device):
         missing = [i for i, k in enumerate(kept) if k is None]
         # What is kept is never handed out: each run gets its own copy (on a CPU `encoding_on` would return the same).
         encoded = [None if k is None else encoding_on(k[0], device, copy=True) for k in kept]

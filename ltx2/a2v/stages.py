@@ -162,7 +162,7 @@ def sample_base(
             sigmas = torch.tensor(plan.base_sigmas, dtype=torch.float32, device=device)
         working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
-            BUDGET.stage("stage 1 denoise", device),
+            BUDGET.phase("stage 1 denoise", device),
             # The user's LoRAs before the transformer, as stage 2 asks for its factors (see there).
             model.user_loras(device) as loras,
             model.component(
@@ -256,7 +256,7 @@ def upscale(
             "upscale follows (one less upscale for a chain)."
         )
     windows = list(latent.windows) or [Window(0, 0, latent.video.shape[2], 0)]
-    with torch.inference_mode(), BUDGET.stage("upscale", device):
+    with torch.inference_mode(), BUDGET.phase("upscale", device):
         parts = upscale_windows(model, device, latent.video, windows, on_tensor)
     if progress is not None:
         progress(1, 1)
@@ -297,7 +297,7 @@ def sample_refine(
         dtype = model.precision_on(device).transformer
         working = activations.denoise(model.config, width, height, windows[0].frames, frame_rate, dtype)
         with (
-            BUDGET.stage("stage 2 denoise", device),
+            BUDGET.phase("stage 2 denoise", device),
             # The factors before the transformer: under a tight budget their room is made by streaming some units
             # of the transformer stage 1 kept, rather than by reading the checkpoint again.
             model.user_loras(device) as loras,

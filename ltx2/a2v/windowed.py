@@ -38,7 +38,7 @@ def window_audio(
     working = activations.audio_encode(windows[0].frames / inputs.frame_rate, rate)
     latents = []
     with (
-        BUDGET.stage("audio encode", device),
+        BUDGET.phase("audio encode", device),
         model.component("audio_encoder", device, on_tensor=on_tensor, activations=working) as enc,
         interruptible(enc, on_tensor),
     ):

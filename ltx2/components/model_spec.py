@@ -11,7 +11,7 @@ import torch
 
 from ...errors import LTX2InputError
 from ...memory.budget import BUDGET
-from ...memory.records import ComponentRequest, Made, Need
+from ...memory.records import Built, ComponentRequest, Need
 from ...memory.streamer import Streamer
 from ...quant import POLICIES, Policy, check_policy, get_policy, policy_names
 from ..files.file_identity import file_key, file_keys, identities
@@ -80,7 +80,7 @@ class ModelSpec:
             raise LTX2InputError("distilled_lora: stage 2 needs the distilled LoRA; pick it in the loader node.")
         return self.bundle.distilled_lora, self.distilled_lora_strength
 
-    def materialize(
+    def build_component(
         self,
         name: str,
         device: torch.device | str = "cpu",
@@ -187,7 +187,7 @@ class ModelSpec:
 
 
 class ComponentLoad(ComponentRequest):
-    """One component of a spec asked of the budget: sized from its files' headers, made by `ModelSpec.materialize`
+    """One component of a spec asked of the budget: sized from its files' headers, built by `ModelSpec.build_component`
     (streamed in part when the budget says so), alive while its files are unchanged."""
 
     def __init__(
@@ -234,13 +234,13 @@ class ComponentLoad(ComponentRequest):
         fit = f"Pick {name} {smaller[-1]}: fewer bytes per weight. " if unit_bytes and smaller else ""
         return Need(other, unit_bytes, upcast_bytes=upcast, cannot_fit=fit)
 
-    def make(self, streamed: list[str]) -> Made:
+    def build(self, streamed: list[str]) -> Built:
         # The plan is let go here: nothing of this request may hold the component once the budget drops it.
         plan, self.plan = self.plan, None
-        module, report, streamer = self.spec.materialize(
+        module, report, streamer = self.spec.build_component(
             self.component, self.device, self.with_distilled_lora, self.on_tensor, streamed, plan=plan
         )
-        return Made(module, streamer, report.summary())
+        return Built(module, streamer, report.summary())
 
 
 def files_unchanged(files: list[Path], built_from: tuple) -> bool:
@@ -278,11 +278,11 @@ class UserLoraLoad(ComponentRequest):
             "LoRA out, or raise budget_gb in VRAMGuard.",
         )
 
-    def make(self, streamed: list[str]) -> Made:
+    def build(self, streamed: list[str]) -> Built:
         factors, touched = self._factors()
         layers = LoraLayers(factors, self.device, self.compute)
         skipped = f", {factors.unmatched} of its layers not in this transformer" if factors.unmatched else ""
-        return Made(
+        return Built(
             layers, None, f"LoRA {self.path.name}: {touched} layers ({factors.describe()}){skipped}, kept beside"
         )
 
@@ -316,6 +316,6 @@ class LoraLoad(ComponentRequest):
             sum(factors.header.entries[k].nbytes for k in keys) if self.strength else 0, cannot_fit=LORA_TOO_BIG
         )
 
-    def make(self, streamed: list[str]) -> Made:
+    def build(self, streamed: list[str]) -> Built:
         layers = LoraLayers(LoraFactors(self.path, self.strength), self.device, self.compute)
-        return Made(layers, None, f"distilled LoRA: {layers.describe()} the transformer")
+        return Built(layers, None, f"distilled LoRA: {layers.describe()} the transformer")

@@ -42,7 +42,7 @@ def test_a_job_runs_reports_progress_and_stores_its_outputs_by_job_id(worker, ho
     job_dir = tmp_path / "results" / job_id
     assert result["outputs"] == [str(job_dir / "9-0.mp4")]
     assert sorted(p.name for p in job_dir.iterdir()) == [".written", "9-0.mp4", "report.json"]
-    assert result["report"]["run_id"] == result["prompt_id"] and result["report"]["stages"]
+    assert result["report"]["run_id"] == result["prompt_id"] and result["report"]["phases"]
     assert cluster.status(job_id)["state"] == "SUCCESS"
     # The inputs went up with the job, into a folder of its own.
     assert sorted(p.name for p in (host.input_dir / "jobs" / job_id).iterdir()) == sorted(media_inputs())

@@ -149,7 +149,7 @@ def test_a_cold_start_run_reads_the_transformer_once_each_node_beginning_the_run
     result = host.run(small_workflow(prefix="test/read_once", seed=23))
     assert result.status == "success", result.messages[-1]
     state = host.vram()
-    stages = [(s["name"], {c["name"]: c["bytes_read"] for c in s["components"]}) for s in state["last_run"]["stages"]]
+    stages = [(s["name"], {c["name"]: c["bytes_read"] for c in s["components"]}) for s in state["last_run"]["phases"]]
     stage_1 = next(reads for name, reads in stages if name == "stage 1 denoise")
     stage_2 = next(reads for name, reads in stages if name == "stage 2 denoise")
     assert stage_1["transformer"] > 0 and stage_2["transformer"] == 0 and stage_2["distilled LoRA"] > 0, stages
@@ -193,7 +193,7 @@ def test_refine_reuses_stage_1_prompt_encoding_unless_its_prompt_differs(host):
     def text_encodes(prompt: dict) -> int:
         result = host.run(prompt)
         assert result.status == "success", result.messages[-1]
-        return [s["name"] for s in host.vram()["last_run"]["stages"]].count("text encode")
+        return [s["name"] for s in host.vram()["last_run"]["phases"]].count("text encode")
 
     assert text_encodes(small_workflow(prefix="test/one_encode", seed=51)) == 1
     other = small_workflow(prefix="test/two_encodes", seed=52)  # another seed: stage 1 is not taken from the cache
@@ -209,6 +209,6 @@ def test_the_fast_recipe_runs_8_and_3_steps_with_the_lora_transformer_in_both_st
     assert frames.std() > 0
     steps = {m["data"]["node"]: m["data"]["max"] for m in result.messages if m["type"] == "progress"}
     assert steps["4"] == 8 and steps["6"] == 3, steps  # the template's sigmas, whatever `steps` says
-    stages = {s["name"]: s for s in host.vram()["last_run"]["stages"]}
+    stages = {s["name"]: s for s in host.vram()["last_run"]["phases"]}
     for name in ("stage 1 denoise", "stage 2 denoise"):
         assert [c["name"] for c in stages[name]["components"]] == ["transformer (stage 2)"], stages[name]

@@ -255,7 +255,7 @@ def test_whole_loop_on_the_cpu_through_a_real_host(models_dir, tmp_path, capsys)
         r = rows["none", mode]
         assert r["status"] == "ok" and len(r["runs"]) == 1 and (r["width"], r["height"], r["frames"]) == (256, 192, 17)
         assert r["cold_seconds"] > 0 and r["phase_peaks"]["denoise"][0] > 0 and r["phase_peaks"]["text"][0] > 0
-        assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in r["runs"][0]["stages"]}
+        assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in r["runs"][0]["phases"]}
     assert rows["none", "persistent"]["idle_resident_bytes"] > 0
     assert rows["none", "cold_start"]["idle_resident_bytes"] == 0
     assert rows["none", "streamed"]["idle_resident_bytes"] == 0

@@ -28,7 +28,7 @@ def test_a_repeated_prompt_builds_no_text_encoder_and_gives_the_same_frames(host
     again, report = run(host, "test/kept_again", prompt, negative, residency="persistent")
     assert "text_encoder" not in report["built"] and "embeddings_processor" not in report["built"], report["built"]
     assert any(n.startswith("prompt reused: prompt and negative_prompt") for n in report["notes"]), report["notes"]
-    assert "text encode" in [s["name"] for s in report["stages"]]
+    assert "text encode" in [s["name"] for s in report["phases"]]
     assert np.array_equal(first, again)
     assert host.vram()["kept_prompts"]["entries"] >= 2
 

@@ -15,9 +15,9 @@ def test_cold_start_run_leaves_nothing_resident_and_memory_returns(host):
     assert result.status == "success"
     state = host.vram()
     assert resident(host) == [] and state["resident_bytes"] == 0 and state["mode"] == "cold_start"
-    stages = [s["name"] for s in state["last_run"]["stages"]]
+    stages = [s["name"] for s in state["last_run"]["phases"]]
     assert {"text encode", "stage 1 denoise", "upscale", "stage 2 denoise", "decode"} <= set(stages)
-    assert all(s["seconds"] > 0 and s["peak_bytes"] > 0 for s in state["last_run"]["stages"])
+    assert all(s["seconds"] > 0 and s["peak_bytes"] > 0 for s in state["last_run"]["phases"])
     assert host.rss() - before < 150 * 2**20, (before, host.rss())
     report = result.outputs("10")["text"][0]
     assert "stage 1 denoise" in report and "held by LTX-2" in report

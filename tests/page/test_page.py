@@ -113,19 +113,19 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         state = host.vram()
         run = state["last_run"]
         shown = pb.panels(page)
-        guard = {r["role"]: r for r in shown["VRAMGuard"][0]["rows"] if r["role"] != "stage"}
+        guard = {r["role"]: r for r in shown["VRAMGuard"][0]["rows"] if r["role"] != "phase"}
         assert (
             guard["precision"]["text"]
             == run["precision"]
             == ("compute transformer float32, text encoder float32, VAE float32")
         )
-        stages = [r for r in shown["VRAMGuard"][0]["rows"] if r["role"] == "stage"]
-        # The report is the run's: same run, stages, seconds and peaks as GET /ltx2/vram.
+        phases = [r for r in shown["VRAMGuard"][0]["rows"] if r["role"] == "phase"]
+        # The report is the run's: same run, phases, seconds and peaks as GET /ltx2/vram.
         assert guard["summary"]["runId"] == run["run_id"]
-        assert [(s["name"], float(s["seconds"]), int(s["peakBytes"])) for s in stages] == [
-            (s["name"], s["seconds"], s["peak_bytes"]) for s in run["stages"]
+        assert [(s["name"], float(s["seconds"]), int(s["peakBytes"])) for s in phases] == [
+            (s["name"], s["seconds"], s["peak_bytes"]) for s in run["phases"]
         ]
-        assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in stages}
+        assert {"stage 1 denoise", "stage 2 denoise", "decode"} <= {s["name"] for s in phases}
         # ... and the figures a user reads are those numbers, formatted.
         summary = re.match(
             r"last run: ([\d.]+) s, peak (.+?), read (.+?) \(cold_start, fp8_scaled\)$", guard["summary"]["text"]
@@ -138,13 +138,13 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
         assert pb.shows_bytes(guard["peak"]["text"].removeprefix("peak "), run["peak_bytes"])
         assert int(guard["budget"]["bytes"]) == state["budget_bytes"] > 0
         assert int(guard["used"]["bytes"]) == state["resident_bytes"] == 0  # cold_start: nothing held after
-        for row in stages:
+        for row in phases:
             name, seconds, peak, read = row["cells"]
             assert name == row["name"]
             assert math.isclose(float(seconds), float(row["seconds"]), abs_tol=0.006)
             assert pb.shows_bytes(peak, int(row["peakBytes"]))
             assert pb.shows_bytes(read, int(row["bytesRead"]))
-        assert sum(int(r["bytesRead"]) for r in stages) == run["bytes_read"]
+        assert sum(int(r["bytesRead"]) for r in phases) == run["bytes_read"]
 
         # It moved during the run: a stage shown running, with the transformer in use.
         seen = page.evaluate("window.ltx2Seen")

@@ -181,19 +181,20 @@ function figure(label, bytes, className) {
 
 function reportTable(run) {
   const table = el("table", "ltx2-report");
-  if (!run?.stages?.length) return table;
+  if (!run?.phases?.length) return table;
   const head = el("tr");
-  head.append(el("th", null, "stage"), el("th", null, "s"), el("th", null, "peak"), el("th", null, "read"));
+  head.append(el("th", null, "phase"), el("th", null, "s"), el("th", null, "peak"), el("th", null, "read"));
   table.append(head);
-  for (const stage of run.stages) {
+  // The run's timed phases (text encode, stage 1 denoise, ..., decode): "stage" is base or refine only.
+  for (const phase of run.phases) {
     const tr = el("tr");
-    tr.dataset.role = "stage";
-    // Bytes read from model files by the builds of the stage's components (0 for a kept one).
-    const read = (stage.components ?? []).reduce((sum, c) => sum + (c.bytes_read ?? 0), 0);
-    Object.assign(tr.dataset, { name: stage.name, seconds: stage.seconds, peakBytes: stage.peak_bytes,
+    tr.dataset.role = "phase";
+    // Bytes read from model files by the builds of the phase's components (0 for a kept one).
+    const read = (phase.components ?? []).reduce((sum, c) => sum + (c.bytes_read ?? 0), 0);
+    Object.assign(tr.dataset, { name: phase.name, seconds: phase.seconds, peakBytes: phase.peak_bytes,
       bytesRead: read });
-    tr.append(el("td", null, stage.name), el("td", null, stage.seconds.toFixed(2)),
-      el("td", null, formatBytes(stage.peak_bytes)), el("td", null, formatBytes(read)));
+    tr.append(el("td", null, phase.name), el("td", null, phase.seconds.toFixed(2)),
+      el("td", null, formatBytes(phase.peak_bytes)), el("td", null, formatBytes(read)));
     table.append(tr);
   }
   return table;

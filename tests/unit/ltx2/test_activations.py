@@ -29,7 +29,7 @@ def run(model: ModelSpec, width: int, height: int, frames: int, run_id: str) -> 
     BUDGET.begin_run(run_id, model.quantization, model.residency)
     inputs = run_inputs(2.0, image=portrait(240, 320), seed=3, width=width // 2, height=height // 2, num_frames=frames)
     two_stage(model, CPU, inputs, hand_over=False)
-    return {p.name + ("" if p.name != "image encode" else f" {i}"): p for i, p in enumerate(BUDGET.last_run.stages)}
+    return {p.name + ("" if p.name != "image encode" else f" {i}"): p for i, p in enumerate(BUDGET.last_run.phases)}
 
 
 def estimates(model: ModelSpec, width: int, height: int, frames: int) -> dict[str, int]:

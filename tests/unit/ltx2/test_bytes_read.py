@@ -24,7 +24,7 @@ def bundle(tiny_paths) -> Bundle:
 def use_each(model: ModelSpec, run_id: str) -> dict:
     BUDGET.begin_run(run_id, model.quantization, model.residency)
     for name in NAMES:
-        with BUDGET.stage(name, CPU), model.component(name, CPU):
+        with BUDGET.phase(name, CPU), model.component(name, CPU):
             pass
     return BUDGET.last_run.as_dict()
 
@@ -39,7 +39,7 @@ def tensor_bytes(bundle: Bundle, name: str) -> int:
 def test_a_cold_start_run_reads_each_components_tensors_once_and_a_kept_one_reads_nothing(bundle):
     config = read_checkpoint_config(bundle.checkpoint)
     cold = use_each(ModelSpec(bundle, config), "reads-cold")
-    read = {c["name"]: c["bytes_read"] for s in cold["stages"] for c in s["components"]}
+    read = {c["name"]: c["bytes_read"] for s in cold["phases"] for c in s["components"]}
     assert read == {name: tensor_bytes(bundle, name) for name in NAMES}
     assert all(n > 0 for n in read.values()) and cold["bytes_read"] == sum(read.values())
 
@@ -47,5 +47,5 @@ def test_a_cold_start_run_reads_each_components_tensors_once_and_a_kept_one_read
     assert use_each(kept, "reads-first")["bytes_read"] == cold["bytes_read"]
     again = use_each(kept, "reads-again")
     assert again["bytes_read"] == 0
-    assert all(c["bytes_read"] == 0 for s in again["stages"] for c in s["components"])
+    assert all(c["bytes_read"] == 0 for s in again["phases"] for c in s["components"])
     assert "GiB read" in BUDGET.last_run.text()

@@ -17,17 +17,17 @@ CPU = torch.device("cpu")
 
 def test_no_component_outlives_its_block_in_cold_start(tiny_paths, monkeypatch, budget):
     built: list[tuple[str, list[weakref.ref]]] = []
-    materialize = ModelSpec.materialize
+    build_component = ModelSpec.build_component
 
     def watched(self, name, *args, **kwargs):
         in_use = {r.name.removesuffix(" (stage 2)") for r in budget.records.values() if r.in_use}
         alive = [earlier for earlier, refs in built if earlier not in in_use and any(r() is not None for r in refs)]
         assert not alive, f"building {name} while {alive} still hold tensors"
-        module, report, streamer = materialize(self, name, *args, **kwargs)
+        module, report, streamer = build_component(self, name, *args, **kwargs)
         built.append((name, [weakref.ref(t) for t in (*module.parameters(), *module.buffers())]))
         return module, report, streamer
 
-    monkeypatch.setattr(ModelSpec, "materialize", watched)
+    monkeypatch.setattr(ModelSpec, "build_component", watched)
     model = model_of(tiny_paths, quantization="fp8_scaled")
     ENCODED_PROMPTS.clear()  # the text encoder is built: no prompt kept from an earlier test
     budget.begin_run("lifetimes", "fp8_scaled", "cold_start")

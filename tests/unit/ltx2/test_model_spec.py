@@ -40,7 +40,7 @@ def small_budget(budget):
 
 @pytest.mark.parametrize("name", ["transformer", "video_decoder", "text_encoder"])
 def test_estimate_from_the_headers_is_close_to_what_is_built(model, name):
-    _, report, _ = model.materialize(name, CPU)
+    _, report, _ = model.build_component(name, CPU)
     assert abs(model.estimate_bytes(name) - report.resident_bytes) / report.resident_bytes < 0.1
 
 
@@ -49,7 +49,7 @@ def test_estimate_of_an_fp8_release_checkpoint_is_close_to_what_is_built(tiny_pa
     # Its block weights are stored in fp8: kept so by the fp8 policies, dequantized to bf16 by the others.
     bundle = Bundle(checkpoint=tiny_paths["fp8_checkpoint"], text_encoder=tiny_paths["text_encoder"])
     fp8_model = ModelSpec(bundle, read_checkpoint_config(bundle.checkpoint), quantization=policy)
-    _, report, _ = fp8_model.materialize("transformer", CPU)
+    _, report, _ = fp8_model.build_component("transformer", CPU)
     assert abs(fp8_model.estimate_bytes("transformer") - report.resident_bytes) / report.resident_bytes < 0.1
 
 
@@ -79,7 +79,7 @@ def test_a_build_through_the_budget_reads_the_header_once_and_makes_one_meta_mod
 
 def test_transformer_larger_than_the_budget_runs_streamed_with_the_same_output(model, small_budget):
     inputs = probe_inputs(model.config, dtype=torch.float32)  # the library computes in float32 on a CPU
-    full, report, _ = model.materialize("transformer", CPU)
+    full, report, _ = model.build_component("transformer", CPU)
     expected = denoise_step(full, *inputs)
     small_budget(model.estimate_bytes("transformer") // 4)
     with model.component("transformer", CPU) as transformer:
@@ -94,8 +94,8 @@ def test_transformer_larger_than_the_budget_runs_streamed_with_the_same_output(m
 
 def test_partly_streamed_transformer_keeps_its_resident_blocks_and_gives_the_same_output(model):
     inputs = probe_inputs(model.config, dtype=torch.float32)
-    expected = denoise_step(model.materialize("transformer", CPU)[0], *inputs)
-    transformer, report, _ = model.materialize("transformer", CPU, streamed=["transformer_blocks.1"])
+    expected = denoise_step(model.build_component("transformer", CPU)[0], *inputs)
+    transformer, report, _ = model.build_component("transformer", CPU, streamed=["transformer_blocks.1"])
     kept, out_of_memory = (transformer.transformer_blocks[i].ff.net[2].weight for i in (0, 1))
     assert kept.device.type == "cpu" and out_of_memory.device.type == "meta"
     assert "streamed: 1 of 2 units" in report.summary()
@@ -114,7 +114,7 @@ def test_a_torchao_transformer_over_the_budget_is_refused_by_name(model, small_b
 def test_gemma_larger_than_the_budget_streams_its_decoder_layers_with_the_same_encoding(model, small_budget, policy):
     spec = ModelSpec(model.bundle, model.config, text_encoder_quantization=policy)
     with torch.inference_mode():
-        expected, _ = spec.materialize("text_encoder", CPU)[0].encode("A young woman speaks calmly.")
+        expected, _ = spec.build_component("text_encoder", CPU)[0].encode("A young woman speaks calmly.")
         small_budget(spec.estimate_bytes("text_encoder") * 3 // 4)
         with spec.component("text_encoder", CPU) as encoder:
             (record,) = BUDGET.records.values()

@@ -11,7 +11,7 @@ from ltx2_a2v.ltx2.components.precision import Precision, compute_in, library_de
 from ltx2_a2v.ltx2.components.table import Bundle
 from ltx2_a2v.ltx2.files.checkpoint import read_checkpoint_config
 from ltx2_a2v.memory.accounting import module_bytes
-from ltx2_a2v.memory.ledger import CPU_LEDGER, StageMeter
+from ltx2_a2v.memory.ledger import CPU_LEDGER, PhaseMeter
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_upcast_copies_after_the_first_forward_share_one_buffer_and_die_with_the
     for layer in model:  # after the compute-dtype hooks: sees the copies the layer computes with
         layer.register_forward_pre_hook(lambda mod, _args: copies.append(mod.weight))
     x = torch.randn(3, 64)
-    meter = StageMeter(torch.device("cpu"))
+    meter = PhaseMeter(torch.device("cpu"))
     with torch.inference_mode():
         # The first forward sizes the buffer: the larger second weight does not fit yet and is a copy of its own.
         assert torch.equal(model(x), reference(x))

@@ -39,7 +39,7 @@ def test_the_fast_recipe_runs_8_and_3_steps_on_one_transformer_read_once(tiny_pa
         BUDGET.free_all()
         BUDGET.mode = "cold_start"
     assert len(steps["base"]) == 8 and len(steps["refine"]) == 3  # `steps` does not apply
-    used = {s["name"]: s["components"] for s in report["stages"]}
+    used = {s["name"]: s["components"] for s in report["phases"]}
     assert [c["name"] for c in used["stage 1 denoise"]] == ["transformer (stage 2)"]  # dev + distilled LoRA
     stage_2 = used["stage 2 denoise"]
     assert [c["name"] for c in stage_2] == ["transformer (stage 2)"] and stage_2[0]["bytes_read"] == 0

@@ -41,8 +41,8 @@ def layer_outputs(model: torch.nn.Module, paths: list[str], dtype: torch.dtype) 
 @pytest.mark.parametrize("compute", [torch.bfloat16, torch.float32])
 def test_a_plain_weight_computes_with_the_bits_of_a_fused_load_and_is_restored_after(tiny_paths, compute):
     model = spec(tiny_paths, precision=Precision.uniform(compute))
-    fused, _, _ = model.materialize("transformer", CPU, with_distilled_lora=True)
-    plain, _, _ = model.materialize("transformer", CPU)
+    fused, _, _ = model.build_component("transformer", CPU, with_distilled_lora=True)
+    plain, _, _ = model.build_component("transformer", CPU)
     lora = LoraLayers(LoraFactors(tiny_paths["distilled_lora"], 1.0), CPU)
     paths = list(lora.layers)
     assert len(paths) > 10
@@ -58,10 +58,10 @@ def test_a_plain_weight_computes_with_the_bits_of_a_fused_load_and_is_restored_a
 
 def test_a_quantized_weight_gets_the_lora_beside_it_closer_to_bf16_than_fusing_then_quantizing(tiny_paths):
     bf16 = spec(tiny_paths, precision=Precision.uniform(torch.float32))
-    reference, _, _ = bf16.materialize("transformer", CPU, with_distilled_lora=True)
+    reference, _, _ = bf16.build_component("transformer", CPU, with_distilled_lora=True)
     fp8 = spec(tiny_paths, quantization="fp8_scaled", precision=Precision.uniform(torch.float32))
-    fused_then_quantized, _, _ = fp8.materialize("transformer", CPU, with_distilled_lora=True)
-    quantized, _, _ = fp8.materialize("transformer", CPU)
+    fused_then_quantized, _, _ = fp8.build_component("transformer", CPU, with_distilled_lora=True)
+    quantized, _, _ = fp8.build_component("transformer", CPU)
     lora = LoraLayers(LoraFactors(tiny_paths["distilled_lora"], 1.0), CPU)
     paths = [p for p in lora.layers if quantized.get_submodule(p).weight.dtype == torch.float8_e4m3fn]
     assert paths, "fp8_scaled quantizes some of the LoRA's layers"
@@ -85,7 +85,7 @@ def test_factors_whose_product_is_not_a_lora_are_refused_before_any_forward(tiny
     tensors[a_key] = torch.full_like(tensors[a_key], value, dtype=dtype)
     tensors[b_key] = torch.full_like(tensors[b_key], value, dtype=dtype)
     save_file(tensors, str(tmp_path / "huge.safetensors"))
-    plain, _, _ = spec(tiny_paths).materialize("transformer", CPU)
+    plain, _, _ = spec(tiny_paths).build_component("transformer", CPU)
 
     def hooks():
         return [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in plain.modules()]
@@ -105,7 +105,7 @@ def two_stages(model: ModelSpec, budget, run_id: str) -> dict:
 
 
 def reads(report: dict, stage: str) -> dict[str, int]:
-    return {c["name"]: c["bytes_read"] for s in report["stages"] if s["name"] == stage for c in s["components"]}
+    return {c["name"]: c["bytes_read"] for s in report["phases"] if s["name"] == stage for c in s["components"]}
 
 
 def test_a_cold_start_run_reads_the_checkpoints_transformer_once(tiny_paths, budget):
@@ -135,11 +135,11 @@ def test_a_budget_too_small_for_the_kept_transformer_streams_some_of_its_units_r
     )
     budget.budget_bytes = transformer + beside - sum(units.values()) // 2
     report = two_stages(model, budget, "resident-lora-small")
-    stage_2 = next(s for s in report["stages"] if s["name"] == "stage 2 denoise")
+    stage_2 = next(s for s in report["phases"] if s["name"] == "stage 2 denoise")
     kept = next(c for c in stage_2["components"] if c["name"] == "transformer")
     assert kept["bytes_read"] == 0 and kept["streamed"], stage_2["components"]
     assert kept["bytes"] < transformer
-    assert budget.resident_bytes() == 0 and len(report["stages"]) >= 6
+    assert budget.resident_bytes() == 0 and len(report["phases"]) >= 6
 
 
 def test_a_kept_transformer_that_cannot_stream_is_read_again_when_the_budget_is_too_small(tiny_paths, budget):
@@ -147,24 +147,24 @@ def test_a_kept_transformer_that_cannot_stream_is_read_again_when_the_budget_is_
     budget.budget_bytes = model.estimate_bytes("transformer") + model.estimate_bytes("spatial_upsampler") // 2
     report = two_stages(model, budget, "resident-lora-small-int8")
     assert reads(report, "stage 2 denoise")["transformer"] > 0
-    assert budget.resident_bytes() == 0 and len(report["stages"]) >= 6
+    assert budget.resident_bytes() == 0 and len(report["phases"]) >= 6
 
 
 def test_a_latent_from_a_bf16_transformer_decodes_on_a_float32_vae(tiny_paths, budget):
     """ComfyUI's --bf16-unet without --bf16-vae: the decoder is given the latent in its own compute dtype."""
     mixed = Precision(transformer=torch.bfloat16, text_encoder=torch.float32, vae=torch.float32)
     report = two_stages(spec(tiny_paths, precision=mixed), budget, "mixed-precision")
-    assert [s["name"] for s in report["stages"]][-1] == "decode"
+    assert [s["name"] for s in report["phases"]][-1] == "decode"
 
 
 def test_the_factors_are_read_a_pair_at_a_time_cpu_ledger(tiny_paths):
     """Not the whole file into host memory first (6.9 GiB for the rank-384 release): the ledger's peak while reading
     every pair is a few pairs' (the one handed out, the next being read, their finiteness checks), not the file's."""
-    from ltx2_a2v.memory.ledger import StageMeter
+    from ltx2_a2v.memory.ledger import PhaseMeter
 
     factors = LoraFactors(tiny_paths["distilled_lora"], 1.0)
     pairs = [sum(factors.header.entries[k].nbytes for k in pair) for pair in factors.targets.values()]
-    meter = StageMeter(CPU)
+    meter = PhaseMeter(CPU)
     with meter:
         read = sum(1 for _ in factors.read_all())
     assert read == len(pairs) > 10

@@ -103,7 +103,7 @@ def test_a_changed_strength_between_persistent_runs_reads_nothing_again(tiny_pat
         budget.free_all()
     (first, report_1), (second, report_2) = runs
     assert not torch.equal(first, second)  # the strength is applied
-    reads = {c["name"]: c["bytes_read"] for s in report_2["stages"] for c in s["components"]}
+    reads = {c["name"]: c["bytes_read"] for s in report_2["phases"] for c in s["components"]}
     assert reads["transformer"] == 0 and reads[f"LoRA {tiny_paths['user_lora'].name}"] == 0, reads
     assert any(line.startswith("LoRA ltx-2.3-tiny-style-lora.safetensors: 28 layers") for line in report_1["loads"])
 

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from ltx2_a2v.ltx2.components.lora_layers import LoraLayers, applied
 from ltx2_a2v.ltx2.components.weight_path import checking, compose, stream
 from ltx2_a2v.ltx2.files.lora_file import LoraFactors
-from ltx2_a2v.memory.ledger import CPU_LEDGER, StageMeter
+from ltx2_a2v.memory.ledger import CPU_LEDGER, PhaseMeter
 from ltx2_a2v.memory.streamer import Streamer
 
 CPU = torch.device("cpu")
@@ -155,7 +155,7 @@ def test_an_error_inside_a_streamed_unit_leaves_none_of_its_tensors_alive_cpu_le
         for layer in (block.a, block.b):
             layer.register_forward_pre_hook(lambda mod, _: seen.append(weakref.ref(mod.weight)))
     model.transformer_blocks[1].b.register_forward_pre_hook(lambda *_: (_ for _ in ()).throw(Boom()))
-    meter = StageMeter(CPU)
+    meter = PhaseMeter(CPU)
     with meter, torch.inference_mode():
         x = torch.randn(5, WIDTH)
         try:

@@ -13,7 +13,7 @@ import torch
 
 from ltx2_a2v.errors import LTX2InputError
 from ltx2_a2v.memory.budget import VramBudget
-from ltx2_a2v.memory.records import ComponentRequest, Made, Need
+from ltx2_a2v.memory.records import Built, ComponentRequest, Need
 from ltx2_a2v.memory.streaming import split_units
 
 CPU = torch.device("cpu")
@@ -34,10 +34,10 @@ class PlainRequest(ComponentRequest):
     def need(self) -> Need:
         return self.needs or Need(self.nbytes)
 
-    def make(self, streamed: list[str]) -> Made:
+    def build(self, streamed: list[str]) -> Built:
         if self.builds is not None:
             self.builds.append((self.label, list(streamed)))
-        return Made(linear(self.nbytes), None, f"{self.label}: built")
+        return Built(linear(self.nbytes), None, f"{self.label}: built")
 
 
 def use(
@@ -134,10 +134,10 @@ def test_a_budget_that_is_not_a_size_is_refused_by_name(gb):
 def test_run_report_records_stages_with_time_and_peak():
     budget = VramBudget()
     budget.begin_run("run-1", "fp8_scaled", "cold_start", "compute transformer float32")
-    with budget.stage("stage 1 denoise", CPU):
+    with budget.phase("stage 1 denoise", CPU):
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the stage
         del block
-    (stage,) = budget.last_run.as_dict()["stages"]
+    (stage,) = budget.last_run.as_dict()["phases"]
     # The ledger counts the tensors themselves: exactly the block's bytes above what was live before.
     assert stage["name"] == "stage 1 denoise" and stage["peak_bytes"] - stage["start_bytes"] == 64 * 2**20
     assert budget.last_run.as_dict()["precision"] == "compute transformer float32"

@@ -9,7 +9,7 @@ import torch
 
 from ltx2_a2v.memory import streaming
 from ltx2_a2v.memory.budget import VramBudget
-from ltx2_a2v.memory.records import ComponentRequest, Made, Need
+from ltx2_a2v.memory.records import Built, ComponentRequest, Need
 from ltx2_a2v.nodes.patcher import ComfyPins
 
 GIB = 2**30
@@ -57,10 +57,10 @@ class PinningRequest(ComponentRequest):
     def need(self) -> Need:
         return Need(4096)
 
-    def make(self, streamed: list[str]) -> Made:
+    def build(self, streamed: list[str]) -> Built:
         if self.label == "transformer":
             streaming.PinnedStore().put("transformer_blocks.0.weight", torch.ones(1024))
-        return Made(torch.nn.Linear(4, 4), None, "built")
+        return Built(torch.nn.Linear(4, 4), None, "built")
 
 
 def test_a_pin_that_fails_is_an_out_of_memory_that_frees_everything_mocked_gpu(monkeypatch):

@@ -105,10 +105,10 @@ def test_kitchens_kernels_standing_in_for_a_gpu_multiply_the_stored_weights(low_
 def test_block_streaming_moves_the_stored_bytes_with_the_same_output(low_bit_paths, inputs):
     bundle = split_bundle(low_bit_paths, "nvfp4_transformer")
     spec = ModelSpec(bundle, read_checkpoint_config(low_bit_paths["checkpoint"]), quantization="as_stored")
-    whole, _, _ = spec.materialize("transformer")
+    whole, _, _ = spec.build_component("transformer")
     plan = ComponentPlan.read(bundle, "transformer")
     units = plan.units()[:1]
-    streamed, report, streamer = spec.materialize("transformer", streamed=units)
+    streamed, report, streamer = spec.build_component("transformer", streamed=units)
     stored = plan.unit_sizes(POLICIES["as_stored"])[0][units[0]]
     assert streamer.store.nbytes() == stored  # the unit's file bytes, not a bf16 copy
     assert module_bytes(streamed) + stored == module_bytes(whole)
@@ -245,7 +245,7 @@ def test_the_two_stage_graph_runs_on_split_low_bit_files_kept_as_stored(low_bit_
         latent = stages.sample_base(model, cpu, inputs)
         latent = stages.sample_refine(model, cpu, stages.upscale(model, cpu, latent), inputs.prompt, inputs.seed)
         frames, _ = decode(model, cpu, latent)
-        stage_1 = next(s for s in budget.last_run.stages if s.name == "stage 1 denoise")
+        stage_1 = next(s for s in budget.last_run.phases if s.name == "stage 1 denoise")
         runs.append((frames, sum(c["bytes_read"] for c in stage_1.components), list(budget.last_run.loads)))
     assert torch.equal(runs[0][0], runs[1][0]) and runs[0][0].std() > 0
     assert runs[0][1] > 0 and runs[1][1] == 0

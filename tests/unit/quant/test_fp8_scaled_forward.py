@@ -133,7 +133,7 @@ def test_fp8_matmul_quantizes_a_chunk_of_rows_at_a_time_with_a_mocked_gpu_scaled
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
     from fp8_emulation import emulated_scaled_mm
 
-    from ltx2_a2v.memory.ledger import StageMeter
+    from ltx2_a2v.memory.ledger import PhaseMeter
     from ltx2_a2v.quant import fp8_scaled
 
     monkeypatch.setattr(torch, "_scaled_mm", emulated_scaled_mm)
@@ -143,7 +143,7 @@ def test_fp8_matmul_quantizes_a_chunk_of_rows_at_a_time_with_a_mocked_gpu_scaled
     x = torch.randn(4096, 512, generator=generator).bfloat16()
     whole = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias)
     monkeypatch.setattr(fp8_scaled, "QUANT_CHUNK_ELEMENTS", 64 * 512)  # 64 rows at a time: 64 chunks
-    meter = StageMeter(torch.device("cpu"))
+    meter = PhaseMeter(torch.device("cpu"))
     with meter:
         x = x.clone()  # made inside: the ledger counts it from here, not when it first sees a view of it
         chunked = fp8_matmul_linear(x, layer.weight, layer.weight_scale, layer.bias)
