@@ -189,9 +189,10 @@ class SpillStore:
             ) from None
         self.index[key] = (offset, tensor.dtype, tuple(tensor.shape), len(raw))
 
-    def get(self, key: str, device: torch.device) -> torch.Tensor:
+    def get(self, key: str, device: torch.device, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The tensor, read into `out` (uint8, at least its bytes) when given."""
         offset, dtype, shape, nbytes = self.index[key]
-        buffer = torch.empty(nbytes, dtype=torch.uint8)
+        buffer = torch.empty(nbytes, dtype=torch.uint8) if out is None else out[:nbytes]
         if nbytes:
             self._file.flush()
             view = memoryview(buffer.numpy())

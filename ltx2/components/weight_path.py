@@ -147,6 +147,7 @@ class WeightPath:
             output = _add_beside(output, args[0], frame.beside)
         if frame.unit:  # 6
             self.streamer.send_back(name, module)
+            output = self.streamer.outliving_the_buffer(output)
         if frame.scope is not None:
             leave(self.scratch, frame.scope)
         return output
