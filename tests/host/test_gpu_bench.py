@@ -74,7 +74,7 @@ def test_without_models_dir_the_release_files_are_asked_for(capsys):
         (["--resolutions", "100x50"], "100x50: width and height must be multiples of 64"),
         (["--resolutions", "768x512,800"], "'800' is not WIDTHxHEIGHT"),
         (["--resolutions", "64x64"], "at least 128"),
-        (["--policies", "none,fp9_magic"], "unknown policy fp9_magic; valid: none, fp8_cast"),
+        (["--policies", "none,fp9_magic"], "unknown policy fp9_magic; valid: none, as_stored, fp8_cast"),
         (["--modes", "warm"], "unknown mode warm; valid: cold_start, persistent, streamed"),
         (["--frames", "96"], "--frames 96: the model takes 8k+1 frames"),
         (["--runs", "0"], "--runs and --steps must be at least 1"),
