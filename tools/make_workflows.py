@@ -181,8 +181,8 @@ RELEASE_NOTE = (
     f"Files of ComfyUI's own LTX-2.3 template (the page offers to download a missing one): checkpoint {CHECKPOINT} "
     f"in models/checkpoints, text encoder {TEXT_ENCODER} in models/text_encoders, distilled LoRA {DISTILLED_LORA} "
     f"in models/loras, upscaler {UPSCALER} in models/latent_upscale_models (docs/files.md). fp8_scaled keeps the "
-    "transformer at ~18 GiB; on a 24 GB GPU set the VRAM guard's budget_gb to 14 before the samplers (see the "
-    "README). Stage 1 runs at half the final size: 384x256 gives 768x512."
+    "transformer at ~18 GiB; the VRAM guard's budget_gb 0 takes what the GPU can give, on a 24 GB GPU 20 (14 beside "
+    "a 4 GiB TTS model: the README's card table). Stage 1 runs at half the final size: 384x256 gives 768x512."
 )
 
 
@@ -254,7 +254,7 @@ VARIANTS = {
     "ltx2_a2v_long_voice": Variant(
         RELEASE_NOTE + FAST_NOTE + " As long as the voice: num_frames follows the audio (frames_from_audio), made "
         "in windows of about 20 s that continue each other, decoded straight to the video file. Pick your voice "
-        "track (a minute: 1,441 frames).",
+        "track (a minute: 1,433 frames).",
         {**RELEASE_WIDGETS, "4": {**RELEASE_WIDGETS["4"], **FAST, "num_frames": 1441, "frames_from_audio": True}},
         {
             "7": (
