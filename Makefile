@@ -17,14 +17,18 @@ demo: setup-demo
 	env -u LTX2_COMFYUI $(PY) tools/demo.py
 
 # The lanes (README, "Supported versions"): the pinned one runs the whole suite (torch 2.9.1, transformers 4.57.1,
-# ComfyUI 0.3.75 from the registry); the newest lane everything but the page test on the newest torch, transformers
-# and torchao (constraints-newest.txt), on the same ComfyUI. LTX2_COMFYUI=/path/to/ComfyUI adds a lane running the
-# unit, host and page tests on that source tree and its frontend (.venv-host: tools/setup_lane_host.sh); the other
-# two run on 0.3.75.
+# ComfyUI 0.3.75 from the registry); the newest lane, on the newest torch, transformers, torchao and comfy-kitchen
+# (constraints-newest.txt) and the same ComfyUI, the unit tests and NEWEST_HOST: the host tests whose outcome
+# depends on those packages (the workflow under each policy, the files ComfyUI users have, the low-bit layouts, the
+# reference's frames); the host tests of the pack's own checks (hostile inputs, refusals, the queue-time checks)
+# run the same code in both lanes and run once. LTX2_COMFYUI=/path/to/ComfyUI adds a lane running the unit, host and
+# page tests on that source tree and its frontend (.venv-host: tools/setup_lane_host.sh); the other two run on 0.3.75.
+NEWEST_HOST = tests/host/test_host.py tests/host/test_a2v_workflow.py tests/host/test_comfy_files_host.py \
+	tests/host/test_low_bit_host.py tests/host/test_fidelity_host.py
 test: setup lint
 	env -u LTX2_COMFYUI $(PY) -m pytest -m "not long"
 	@echo "test: the newest lane"
-	env -u LTX2_COMFYUI .venv-newest/bin/python -m pytest -m "not long" tests/unit tests/host
+	env -u LTX2_COMFYUI .venv-newest/bin/python -m pytest -m "not long" tests/unit $(NEWEST_HOST)
 	@if [ -n "$$LTX2_COMFYUI" ]; then echo "test: the lane for the ComfyUI in $$LTX2_COMFYUI"; \
 	  .venv-host/bin/python -m pytest -m "not long" tests/unit tests/host tests/page tests/bench/test_template_prompt.py; fi
 

@@ -10,10 +10,11 @@ import time
 import uuid
 
 from celery import states
-from celery.result import AsyncResult
+from celery.exceptions import TaskRevokedError
 
 from .app import app
 from .checks import checked_job_id
+from .errors import JobFailed
 from .job import Job
 from .tasks import CANCEL_KEY, run_job
 
@@ -50,8 +51,17 @@ def status(job_id: str) -> dict:
 
 
 def result(job_id: str, timeout: float | None = None) -> dict:
-    """Waits for the job and returns what it wrote; raises its error (PromptRefused, JobFailed, ...) if it failed."""
-    return AsyncResult(checked_job_id(job_id), app=app).get(timeout=timeout, interval=0.2)
+    """Waits for the job and returns what it wrote; raises its error (PromptRefused, JobFailed, ...) if it failed,
+    TaskRevokedError if it was cancelled, TimeoutError after `timeout` seconds. The stored state is polled (`ended`):
+    a wait on Celery's result subscription (`AsyncResult.get`) begun just after the job ended was seen to miss it
+    (60 s of waiting on a job its worker had refused 3 ms after it was queued, in the same process)."""
+    meta = ended(job_id, timeout, interval=0.2)
+    if meta["status"] == states.SUCCESS:
+        return meta["result"]
+    if meta["status"] == states.REVOKED:
+        raise TaskRevokedError(f"job {job_id} was cancelled")
+    error = meta["result"]
+    raise error if isinstance(error, BaseException) else JobFailed(f"job {job_id}: {error}")
 
 
 def ended(job_id: str, timeout: float | None = None, interval: float = 0.5) -> dict:

@@ -15,13 +15,11 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from celery.result import AsyncResult
 from cluster_rig import MEDIA, ROOT, Worker, image_job, portrait
 from workflows import small_workflow
 
 import cluster
 from cluster import Job, JobFailed, JobRefused, JobTimedOut
-from cluster.app import app
 from cluster.tasks import run_job
 
 MiB = 1024 * 1024
@@ -64,7 +62,7 @@ def queued_directly(message: dict, job_id: str | None = None) -> str:
 
 def refusal(job_id: str, timeout: float = 60) -> str:
     with pytest.raises(JobRefused) as refused:
-        AsyncResult(job_id, app=app).get(timeout=timeout, interval=0.1)
+        cluster.result(job_id, timeout=timeout)
     return str(refused.value)
 
 

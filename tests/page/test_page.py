@@ -78,7 +78,9 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
             if "transformer" in estimate["text"]:
                 break
             page.wait_for_timeout(500)
-        assert "MiB (file " in estimate["text"] and "text encoder" in estimate["text"], estimate
+        shown_bytes = r"[\d.]+ (?:KiB|MiB|GiB) \(file [\d.]+ (?:KiB|MiB|GiB)\)"
+        assert re.search(f"transformer {shown_bytes}", estimate["text"]), estimate
+        assert re.search(f"text encoder {shown_bytes}", estimate["text"]), estimate
 
         # A value refused at the queue is shown under the input its message is about, not under each input
         # ComfyUI hands the node's check (web/js/ltx2_page.js, keepNamedInputs).
