@@ -217,7 +217,7 @@ class ComponentLoad(ComponentRequest):
         )
         # The policies of this input that make the component fit where this one does not: those that stream it (a
         # block at a time) or, already streaming, that keep fewer bytes per weight.
-        choices = [POLICIES[p] for p in policy_names(text_encoder=self.component == "text_encoder")]
+        choices = [POLICIES[p] for p in policy_names(text_encoder=COMPONENTS[self.component].text_encoder_policies)]
         streamable = [p.name for p in choices if p.streamable]
         smaller = [p.name for p in choices if p.streamable and p.weight_bytes < policy.weight_bytes]
         if unit_bytes and not policy.streamable:
