@@ -106,12 +106,12 @@ def test_comfyui_is_told_the_bytes_on_the_card_and_grows_a_component_no_further_
         mm.current_loaded_models[:] = [m for m in mm.current_loaded_models if m.device != sim.CARD]
 
 
-def test_a_component_that_cannot_fit_the_card_is_refused_before_anything_is_made_simulated_cuda():
+def test_a_component_that_cannot_fit_the_card_is_refused_before_anything_is_built_simulated_cuda():
     card = sim.SimulatedCard(sim.CARDS["8 GB"][0])
-    made = []
+    built = []
     step = sim.Step("embeddings_processor", other_bytes=9 * GIB)
     request = sim.request(step, 1 * GIB)
-    request.make = lambda streamed: made.append(streamed)
+    request.build = lambda streamed: built.append(streamed)
     saved = BUDGET.bridge
     try:
         with card.answering():
@@ -121,7 +121,7 @@ def test_a_component_that_cannot_fit_the_card_is_refused_before_anything_is_made
                     pass
     finally:
         BUDGET.bridge = saved
-    assert made == [] and not BUDGET.records
+    assert built == [] and not BUDGET.records
 
 
 def test_the_loaders_defaults_fit_a_16_gb_card_simulated_cuda():

@@ -35,7 +35,7 @@ def _wrap(budget) -> None:
     def wrapped(request):
         point = _point()
         if point == f"load:{request.label}":
-            request.make = _oom(point)
+            request.build = _oom(point)
         context = use(request)
         if point == "sampling" and request.label.startswith("transformer"):
             return _raising_on_forward(context, point)
