@@ -137,11 +137,11 @@ class RunKeeping:
                 "kept_prompts": ENCODED_PROMPTS.state(),  # on the CPU, beside the budget
                 "device_memory": device_figures(self.device) if self.device is not None else None,
                 "last_run": self.last_run.as_dict() if self.last_run else None,
-                "stage": self._running_state(),
+                "phase": self._running_state(),
             }
 
     def _running_state(self) -> dict | None:
-        """The stage running now, for the page: its name, seconds so far and peak so far."""
+        """The phase running now, for the page: its name, seconds so far and peak so far."""
         running = self.running
         if running is None:
             return None

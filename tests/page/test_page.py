@@ -148,7 +148,7 @@ def test_the_page_shows_memory_and_progress_of_a_run(host, tmp_path):
             assert pb.shows_bytes(read, int(row["bytesRead"]))
         assert sum(int(r["bytesRead"]) for r in phases) == run["bytes_read"]
 
-        # It moved during the run: a stage shown running, with the transformer in use.
+        # It moved during the run: a phase shown running, with the transformer in use.
         seen = page.evaluate("window.ltx2Seen")
         assert any((s["status"] or "").startswith("running: stage 1 denoise") for s in seen), seen[-5:]
         assert any(s["used"] > 0 for s in seen)

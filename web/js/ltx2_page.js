@@ -102,7 +102,7 @@ const guardPanel = {
     const budget = vram?.budget_bytes; // null until the pack first ran: the device's memory less a reserve
     const used = vram?.resident_bytes ?? 0;
     const run = vram?.last_run;
-    const live = vram?.stage; // the stage running now, with its peak so far
+    const live = vram?.phase; // the phase running now, with its peak so far
     const peak = Math.max(run?.peak_bytes ?? 0, live?.peak_bytes ?? 0);
     const scale = Math.max(budget ?? 0, peak, used, 1);
     const bar = el("div", "ltx2-bar");
@@ -258,7 +258,7 @@ function listen() {
     vram = detail;
     received += 1;
     const s = samplers.get(executing);
-    if (s && detail.stage) s.doing = detail.stage.name;
+    if (s && detail.phase) s.doing = detail.phase.name;
     redraw();
   });
   api.addEventListener("execution_start", () => {
