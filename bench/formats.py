@@ -36,9 +36,10 @@ PROMPT = "A young woman speaks calmly to the camera."
 def bundle_paths(models_dir: Path, preset: str) -> dict[str, Path]:
     """The bundle with its fp8, low-bit and split files, written once."""
     from bundle_files import LOW_BIT_FILE_NAMES, SPLIT_FILE_NAMES
-    from make_tiny_bundle import FP8_FILE_NAMES, file_names, make_bundle, write_formats
+    from make_tiny_bundle import FP8_FILE_NAMES, make_bundle, write_formats
+    from tiny_run import bundle_paths as release_paths
 
-    paths = {part: models_dir / rel for part, rel in file_names(preset).items()}
+    paths = release_paths(models_dir, preset)
     paths.update({part: models_dir / rel.format(preset=preset) for part, rel in FP8_FILE_NAMES.items()})
     if not paths["fp8_checkpoint"].is_file():
         print(f"bench: writing the {preset} bundle with its fp8 files to {models_dir} (once)", flush=True)
